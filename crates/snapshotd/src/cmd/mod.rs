@@ -1,0 +1,26 @@
+//! One module per subcommand; each owns its clap `Args` and a `run` function.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// The subcommands of `snapshotd`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    // Subcommands are added here, one module each.
+}
+
+/// Dispatches a parsed subcommand.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {}
+}
+
+/// Installs the tracing subscriber (RUST_LOG, default `info`) writing to stderr.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

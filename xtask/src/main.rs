@@ -1,0 +1,39 @@
+//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench`.
+
+mod bench;
+mod fuzz;
+mod interop;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+/// Command line of `cargo xtask`.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "snapshotd project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// fmt --check, clippy -D warnings, every test, then the interop suites whose peers exist.
+    Test(test::Args),
+    /// Interop suites against real peers (etcd, influxd, an S3-API server).
+    Interop(interop::Args),
+    /// Run a cargo-fuzz target on the stable toolchain (`-s none`).
+    Fuzz(fuzz::Args),
+    /// Benchmarks, side by side with the peer measured in the same run.
+    Bench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Test(a) => test::run(a),
+        Cmd::Interop(a) => interop::run(a),
+        Cmd::Fuzz(a) => fuzz::run(a),
+        Cmd::Bench(a) => bench::run(a),
+    }
+}
