@@ -22,10 +22,10 @@ fn targets() -> Result<Vec<String>> {
     let mut names = Vec::new();
     for e in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
         let p = e?.path();
-        if p.extension().is_some_and(|x| x == "rs") {
-            if let Some(s) = p.file_stem().and_then(|s| s.to_str()) {
-                names.push(s.to_owned());
-            }
+        if p.extension().is_some_and(|x| x == "rs")
+            && let Some(s) = p.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(s.to_owned());
         }
     }
     names.sort();

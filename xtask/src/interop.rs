@@ -31,24 +31,26 @@ impl Suite {
         vec![Suite::Etcd, Suite::Influx, Suite::S3]
     }
 
-    /// The ignored test targets that make up the suite: (package, crate dir, test target).
-    fn targets(self) -> &'static [(&'static str, &'static str, &'static str)] {
+    /// Crates (directory, package) that may hold this suite's `interop_<suite>` test target.
+    fn crates(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Suite::Etcd => &[
-                ("snapshotd-wal", "wal", "interop"),
-                ("snapshotd", "snapshotd", "interop_etcd"),
-            ],
+            Suite::Etcd => &[("wal", "snapshotd-wal"), ("snapshotd", "snapshotd")],
             Suite::Influx => &[
-                ("snapshotd-server", "server", "interop"),
-                ("snapshotd-client", "client", "interop"),
-                ("snapshotd", "snapshotd", "interop_influx"),
+                ("server", "snapshotd-server"),
+                ("client", "snapshotd-client"),
+                ("snapshotd", "snapshotd"),
             ],
             Suite::S3 => &[
-                ("snapshotd-checkpoint", "checkpoint", "interop"),
-                ("snapshotd", "snapshotd", "interop_s3"),
+                ("checkpoint", "snapshotd-checkpoint"),
+                ("snapshotd", "snapshotd"),
             ],
             Suite::All => &[],
         }
+    }
+
+    /// The test target name every crate uses for this suite.
+    fn target(self) -> String {
+        format!("interop_{}", format!("{self:?}").to_lowercase())
     }
 }
 
@@ -72,54 +74,68 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Runs the suites; with `allow_skip`, a missing peer is a loud SKIP instead of an error.
+///
+/// Peers of every suite are prepared first; the ready suites' test targets then run in one
+/// `cargo test --workspace` invocation, so features unify exactly as in the main test build
+/// and nothing is rebuilt.
 pub fn run_suites(suites: &[Suite], allow_skip: bool) -> Result<()> {
-    let mut ran = 0;
+    let mut envs = Vec::new();
     for &s in suites {
-        let env = match prepare(s) {
-            Ok(env) => env,
-            Err(e) if allow_skip => {
-                eprintln!("xtask: SKIP interop {s:?}: {e:#}");
-                continue;
-            }
+        match prepare(s) {
+            Ok(env) => envs.push((s, env)),
+            Err(e) if allow_skip => eprintln!("xtask: SKIP interop {s:?}: {e:#}"),
             Err(e) => return Err(e.context(format!("interop {s:?}: peer not available"))),
-        };
-        let result = run_targets(s, &env.vars);
-        drop(env);
-        result?;
-        ran += 1;
+        }
     }
-    eprintln!("xtask: interop: {ran} suite(s) ran");
+    let mut targets: Vec<String> = Vec::new();
+    let mut legacy: Vec<(&str, &[(String, String)])> = Vec::new();
+    for (s, env) in &envs {
+        let target = s.target();
+        let mut found = false;
+        for &(dir, pkg) in s.crates() {
+            if test_target_exists(dir, &target) {
+                found = true;
+            } else if test_target_exists(dir, "interop") {
+                // Transitional name `tests/interop.rs`: run it on its own, scoped to its package.
+                legacy.push((pkg, &env.vars));
+            }
+        }
+        if found {
+            targets.push(target);
+        } else {
+            eprintln!("xtask: interop {s:?}: no `{target}` test target in any crate yet");
+        }
+    }
+    for (pkg, vars) in legacy {
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", pkg, "--test", "interop", "--", "--ignored"]);
+        cmd.envs(vars.iter().map(|(k, v)| (k, v)));
+        step(&format!("interop {pkg}/interop"), &mut cmd)?;
+    }
+    if targets.is_empty() {
+        eprintln!("xtask: interop: no interop test targets to run");
+        return Ok(());
+    }
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    for t in &targets {
+        cmd.args(["--test", t]);
+    }
+    cmd.args(["--", "--ignored"]);
+    for (_, env) in &envs {
+        for (k, v) in &env.vars {
+            cmd.env(k, v);
+        }
+    }
+    let names: Vec<String> = envs.iter().map(|(s, _)| format!("{s:?}")).collect();
+    step(&format!("interop {}", names.join("+")), &mut cmd)?;
+    drop(envs);
     Ok(())
 }
 
 fn test_target_exists(dir: &str, target: &str) -> bool {
     let tests = root().join("crates").join(dir).join("tests");
     tests.join(format!("{target}.rs")).is_file() || tests.join(target).join("main.rs").is_file()
-}
-
-fn run_targets(suite: Suite, vars: &[(String, String)]) -> Result<()> {
-    for &(pkg, dir, target) in suite.targets() {
-        if !test_target_exists(dir, target) {
-            eprintln!("xtask: interop {suite:?}: {pkg} has no `{target}` test target yet");
-            continue;
-        }
-        let mut cmd = cargo();
-        cmd.args([
-            "test",
-            "-p",
-            pkg,
-            "--test",
-            target,
-            "--",
-            "--ignored",
-            "--test-threads=2",
-        ]);
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        step(&format!("interop {suite:?} {pkg}/{target}"), &mut cmd)?;
-    }
-    Ok(())
 }
 
 /// Environment for a suite's tests, plus processes to stop afterwards.
