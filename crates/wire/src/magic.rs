@@ -1,0 +1,22 @@
+//! 8-byte big-endian magics and small helpers shared by the framed replies.
+
+/// Magic of the meta-backup frame and the shard-id map (`00 00 00 00 59 59 01 01`).
+pub const BACKUP_MAGIC: u64 = 0x5959_0101;
+
+/// Magic of snapshotd's in-band error reply (`00 00 00 00 59 59 0B AD`); see [`ErrorReply`](crate::ErrorReply).
+pub const ERROR_MAGIC: u64 = 0x5959_0BAD;
+
+/// Magic of snapshotd's shard-upload acknowledgement (`00 00 00 00 59 59 0A CC`); see [`UploadAck`](crate::UploadAck).
+pub const UPLOAD_ACK_MAGIC: u64 = 0x5959_0ACC;
+
+/// Reads a big-endian u64 at `at`, `None` when fewer than 8 bytes are there.
+pub(crate) fn be_u64(buf: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// Whether `buf` (shorter than 8 bytes) could still become `magic`.
+pub(crate) fn is_prefix_of(buf: &[u8], magic: u64) -> bool {
+    let m = magic.to_be_bytes();
+    buf.len() < 8 && m.starts_with(buf)
+}
