@@ -3,3 +3,32 @@
 //! Owns talking to influxd or snapshotd, writing and reading the portable layout
 //! (`TS.meta`, `TS.s<ID>.tar.gz`, `TS.manifest`), parallel shard transfer, verification and
 //! resume. It deliberately knows nothing about how a server stores its data.
+//!
+//! - [`Client`]: one async method per request type (types 0/5 and 7 hand back the stream).
+//! - [`backup::backup`], [`restore::restore`], [`verify::verify`]: the orchestrators, writing
+//!   and reading through [`Storage`] (any `object_store`).
+//! - [`Progress`] and [`UnitSink`]: how a caller watches a run and records finished files.
+
+pub mod backup;
+pub mod conn;
+pub mod error;
+pub mod hashio;
+pub mod layout;
+pub mod limiter;
+pub mod progress;
+mod proto;
+pub mod restore;
+pub mod storage;
+pub mod tarcheck;
+pub mod timeout_io;
+pub mod verify;
+
+pub use backup::{BackupOptions, BackupSummary, Hooks, RetryPolicy, TransferStats};
+pub use conn::{Client, ClientConfig, IdMap, RenameNames, ShardPath, Window};
+pub use error::{ClientError, Result};
+pub use limiter::RateLimiter;
+pub use progress::{NoProgress, NoUnitSink, Progress, UnitDone, UnitSink};
+pub use proto::TOOL_VERSION;
+pub use restore::{RestoreOptions, RestoreSummary};
+pub use storage::Storage;
+pub use verify::VerifyReport;

@@ -1,0 +1,296 @@
+//! The async snapshotter client: one connection per request, as the protocol requires.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use snapshotd_wire::{GoTime, Limits, Request, RequestType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{ClientError, Result};
+use crate::proto;
+use crate::timeout_io::IdleTimeout;
+
+/// A connection whose every read and write fails after a period without progress.
+pub type Conn = IdleTimeout<TcpStream>;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of the snapshotter service (influxd's `bind-address`).
+    pub addr: String,
+    /// Limit for establishing a TCP connection.
+    pub connect_timeout: Duration,
+    /// Limit for any single read or write making no progress (servers flush caches and take
+    /// snapshots before the first byte of a shard, so keep this generous).
+    pub io_timeout: Duration,
+    /// Size limits for everything read from the server.
+    pub limits: Limits,
+}
+
+impl ClientConfig {
+    /// Defaults for `addr`: 10 s to connect, 5 min idle limit, the wire crate's limits.
+    pub fn new(addr: impl Into<String>) -> Self {
+        ClientConfig {
+            addr: addr.into(),
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(300),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A shard as listed by an info request: `db/rp/id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShardPath {
+    /// Database.
+    pub db: String,
+    /// Retention policy.
+    pub rp: String,
+    /// Shard ID.
+    pub id: u64,
+}
+
+impl ShardPath {
+    /// Parses `db/rp/id`, accepting `\` as separator too (Windows servers send it).
+    pub fn parse(path: &str) -> Result<Self> {
+        let parts: Vec<&str> = path.split(['/', '\\']).collect();
+        let bad = |why: &str| ClientError::protocol("info response", format!("path {path:?}: {why}"));
+        let [db, rp, id] = parts.as_slice() else {
+            return Err(bad("expected exactly db/rp/id"));
+        };
+        if db.is_empty() || rp.is_empty() {
+            return Err(bad("empty database or retention policy"));
+        }
+        let id = id.parse::<u64>().map_err(|_| bad("shard id is not a number"))?;
+        Ok(ShardPath {
+            db: (*db).to_string(),
+            rp: (*rp).to_string(),
+            id,
+        })
+    }
+}
+
+impl std::fmt::Display for ShardPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.db, self.rp, self.id)
+    }
+}
+
+/// Which files of a shard to request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Window {
+    /// Every file (type 0 with zero `Since`).
+    #[default]
+    Full,
+    /// Files modified after the instant (type 0).
+    Since(GoTime),
+    /// Data in a time range (type 5); a zero bound is open.
+    Export {
+        /// Lower bound.
+        start: GoTime,
+        /// Upper bound.
+        end: GoTime,
+    },
+}
+
+/// The old → new shard-ID pairs returned by a metastore update.
+pub type IdMap = Vec<(u64, u64)>;
+
+/// An async client for every snapshotter request type.
+#[derive(Debug, Clone)]
+pub struct Client {
+    cfg: ClientConfig,
+}
+
+impl Client {
+    /// A client for `cfg.addr`.
+    pub fn new(cfg: ClientConfig) -> Self {
+        Client { cfg }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    /// Opens a connection and writes `bytes` (mux byte, type byte, request) in one write.
+    pub async fn open(&self, bytes: &[u8], what: &str) -> Result<Conn> {
+        let addr = &self.cfg.addr;
+        let stream = tokio::time::timeout(self.cfg.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: format!("{what}: connect"),
+                addr: addr.clone(),
+                after: self.cfg.connect_timeout,
+            })?
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = IdleTimeout::new(stream, self.cfg.io_timeout);
+        conn.write_all(bytes)
+            .await
+            .map_err(|e| ClientError::io(format!("{what}: send request to {addr}"), e))?;
+        Ok(conn)
+    }
+
+    async fn request(&self, req: &Request, payload: &[u8], what: &str) -> Result<Conn> {
+        let mut bytes = Vec::with_capacity(256 + payload.len());
+        bytes.push(snapshotd_wire::MUX_HEADER);
+        bytes.push(req.type_code);
+        req.encode_json(&mut bytes)
+            .map_err(|e| ClientError::protocol(what, e))?;
+        // Influx 1.6 reads the payload with at most one extra read(), so everything goes out
+        // in a single write.
+        bytes.extend_from_slice(payload);
+        self.open(&bytes, what).await
+    }
+
+    /// Reads the rest of the connection, failing past `limit` bytes.
+    async fn read_to_end_bounded(conn: &mut Conn, limit: u64, what: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut take = conn.take(limit.saturating_add(1));
+        take.read_to_end(&mut out)
+            .await
+            .map_err(|e| ClientError::io(format!("{what}: read reply"), e))?;
+        if out.len() as u64 > limit {
+            return Err(ClientError::protocol(
+                what,
+                format!("reply exceeds the limit of {limit} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Type 1: the whole metastore; returns the raw `meta.Data` blob.
+    pub async fn metastore_backup(&self) -> Result<Bytes> {
+        let what = "metastore backup (type 1)";
+        let mut conn = self
+            .request(&Request::new(RequestType::MetastoreBackup), &[], what)
+            .await?;
+        let limit = 32 + self.cfg.limits.max_meta_blob + self.cfg.limits.max_node_json;
+        let raw = Self::read_to_end_bounded(&mut conn, limit, what).await?;
+        if raw.is_empty() {
+            return Err(ClientError::NoData { what: what.into() });
+        }
+        proto::decode_meta_frame(&raw, &self.cfg.limits).map_err(|e| ClientError::protocol(what, e))
+    }
+
+    /// Type 3: shards of one database, or of all databases when `db` is empty.
+    pub async fn database_info(&self, db: &str) -> Result<Vec<ShardPath>> {
+        let mut req = Request::new(RequestType::DatabaseInfo);
+        req.backup_database = db.to_string();
+        self.info(&req, &format!("database info (type 3) for {db:?}"))
+            .await
+    }
+
+    /// Type 4: shards of one retention policy.
+    pub async fn retention_policy_info(&self, db: &str, rp: &str) -> Result<Vec<ShardPath>> {
+        let mut req = Request::new(RequestType::RetentionPolicyInfo);
+        req.backup_database = db.to_string();
+        req.backup_retention_policy = rp.to_string();
+        self.info(&req, &format!("retention policy info (type 4) for {db}/{rp}"))
+            .await
+    }
+
+    async fn info(&self, req: &Request, what: &str) -> Result<Vec<ShardPath>> {
+        let mut conn = self.request(req, &[], what).await?;
+        let limit = self.cfg.limits.max_info_response as u64;
+        let raw = Self::read_to_end_bounded(&mut conn, limit, what).await?;
+        if raw.is_empty() {
+            return Err(ClientError::NoData { what: what.into() });
+        }
+        let paths =
+            proto::decode_info(&raw, &self.cfg.limits).map_err(|e| ClientError::protocol(what, e))?;
+        paths.iter().map(|p| ShardPath::parse(p)).collect()
+    }
+
+    /// Type 0 or 5: opens the shard's tar stream. The caller reads it to EOF.
+    pub async fn shard_stream(&self, shard: &ShardPath, window: Window) -> Result<Conn> {
+        let mut req = match window {
+            Window::Full => Request::new(RequestType::ShardBackup),
+            Window::Since(t) => {
+                let mut r = Request::new(RequestType::ShardBackup);
+                r.since = t;
+                r
+            }
+            Window::Export { start, end } => {
+                let mut r = Request::new(RequestType::ShardExport);
+                r.export_start = start;
+                r.export_end = end;
+                r
+            }
+        };
+        req.backup_database = shard.db.clone();
+        req.backup_retention_policy = shard.rp.clone();
+        req.shard_id = shard.id;
+        self.request(&req, &[], &format!("shard {shard}")).await
+    }
+
+    /// Type 6: imports `blob` (a raw `meta.Data`) with influx's rename rules and returns the
+    /// shard-ID map. An empty map (influx's 16-byte reply) is [`ClientError::NothingImported`].
+    pub async fn metastore_update(&self, blob: &[u8], names: &RenameNames) -> Result<IdMap> {
+        let what = "metastore update (type 6)";
+        let mut req = Request::new(RequestType::MetaStoreUpdate);
+        req.backup_database = names.db.clone();
+        req.restore_database = names.new_db.clone();
+        req.backup_retention_policy = names.rp.clone();
+        req.restore_retention_policy = names.new_rp.clone();
+        req.upload_size = i64::try_from(blob.len())
+            .map_err(|_| ClientError::InvalidArgument("meta blob too large".into()))?;
+        let mut conn = self.request(&req, blob, what).await?;
+        let limit = 16 + 16 * self.cfg.limits.max_id_map_pairs;
+        let raw = Self::read_to_end_bounded(&mut conn, limit, what).await?;
+        if raw.is_empty() {
+            return Err(ClientError::NoData { what: what.into() });
+        }
+        let map =
+            proto::decode_id_map(&raw, &self.cfg.limits).map_err(|e| ClientError::protocol(what, e))?;
+        if map.is_empty() {
+            return Err(ClientError::NothingImported);
+        }
+        Ok(map)
+    }
+
+    /// Type 7: opens a shard upload to `new_id`. The caller writes a tar stream, shuts the
+    /// write side down and waits for the server to close.
+    pub async fn shard_upload(&self, new_id: u64) -> Result<Conn> {
+        let mut bytes = Vec::with_capacity(10);
+        bytes.push(snapshotd_wire::MUX_HEADER);
+        bytes.push(RequestType::ShardUpdate.as_u8());
+        bytes.extend_from_slice(&new_id.to_be_bytes());
+        self.open(&bytes, &format!("shard upload (type 7) to shard {new_id}"))
+            .await
+    }
+}
+
+/// The four names of a type-6 request ("" = unset), as `influxd restore` sends them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenameNames {
+    /// `BackupDatabase`: the database to import ("" = all).
+    pub db: String,
+    /// `RestoreDatabase`: its new name ("" = keep).
+    pub new_db: String,
+    /// `BackupRetentionPolicy`: the RP to import ("" = all).
+    pub rp: String,
+    /// `RestoreRetentionPolicy`: its new name ("" = keep).
+    pub new_rp: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_paths_parse_with_either_separator() {
+        let p = ShardPath::parse("db1/autogen/3").unwrap();
+        assert_eq!((p.db.as_str(), p.rp.as_str(), p.id), ("db1", "autogen", 3));
+        assert_eq!(ShardPath::parse("db\\rp\\7").unwrap().id, 7);
+        assert!(ShardPath::parse("db/rp").is_err());
+        assert!(ShardPath::parse("db/rp/x").is_err());
+        assert!(ShardPath::parse("a/b/c/1").is_err());
+        assert!(ShardPath::parse("/rp/1").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! The client's error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong talking to a snapshotter or handling a portable backup.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TCP connection could not be opened.
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        /// Server address.
+        addr: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// An operation took longer than its timeout.
+    #[error("{what} ({addr}): timed out after {after:?}")]
+    Timeout {
+        /// What was being done.
+        what: String,
+        /// Server address.
+        addr: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// An I/O error on the connection or a local file.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The server's reply violated the protocol (bad frame, limit exceeded, bad JSON).
+    #[error("{what}: {detail}")]
+    Protocol {
+        /// Which reply.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The server closed the connection without sending anything.
+    #[error("{what}: the server sent no data (it closes silently on errors: missing database/RP/shard or a server-side failure; check its log)")]
+    NoData {
+        /// Which request.
+        what: String,
+    },
+    /// A shard stream did not form a complete tar archive.
+    #[error("{what}: incomplete tar stream after {bytes} bytes: {detail}")]
+    TruncatedTar {
+        /// Which stream.
+        what: String,
+        /// Bytes received before the problem was seen.
+        bytes: u64,
+        /// What was missing or wrong.
+        detail: String,
+    },
+    /// A shard failed even after retrying.
+    #[error("shard {shard_id} ({db}/{rp}) failed after {attempts} attempt(s): {source}")]
+    ShardFailed {
+        /// Shard ID on the source server.
+        shard_id: u64,
+        /// Database.
+        db: String,
+        /// Retention policy.
+        rp: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        source: Box<ClientError>,
+    },
+    /// The meta update imported nothing (influx's 16-byte "no pairs" reply).
+    #[error(
+        "the server imported no metadata: the target database already exists \
+         (restore into a new name with --db X --newdb Y), or the database/retention policy \
+         is not in the backup"
+    )]
+    NothingImported,
+    /// Reading or writing the backup location failed.
+    #[error("storage {path}: {source}")]
+    Storage {
+        /// Object path.
+        path: String,
+        /// Underlying error.
+        source: object_store::Error,
+    },
+    /// The backup directory is incomplete or inconsistent.
+    #[error("backup: {0}")]
+    Layout(String),
+    /// A file's content does not match the manifest.
+    #[error("{file}: {detail}")]
+    Integrity {
+        /// File name.
+        file: String,
+        /// What differs.
+        detail: String,
+    },
+    /// A tar entry would escape its shard directory or is not a regular file.
+    #[error("{file}: unsafe tar entry {name:?}: {reason}")]
+    UnsafeEntry {
+        /// Archive file name.
+        file: String,
+        /// Entry name.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The caller asked for something contradictory or unsafe.
+    #[error("invalid arguments: {0}")]
+    InvalidArgument(String),
+    /// The operation was cancelled because another part of it failed.
+    #[error("cancelled")]
+    Cancelled,
+    /// A blocking worker panicked or was cancelled.
+    #[error("worker task failed: {0}")]
+    Join(String),
+}
+
+/// Shorthand result type.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+impl ClientError {
+    /// Wraps an I/O error with context.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        ClientError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Wraps an object-store error with the object path.
+    pub fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+        ClientError::Storage {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// A protocol violation with context.
+    pub fn protocol(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        ClientError::Protocol {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}

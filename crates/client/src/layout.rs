@@ -1,0 +1,205 @@
+//! The portable backup layout: file names, manifest records, and which files a restore uses.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::conn::Window;
+use crate::error::{ClientError, Result};
+use crate::proto;
+use crate::storage::Storage;
+
+/// Largest manifest read (influx's are ~200 bytes per shard).
+pub const MAX_MANIFEST: u64 = 64 * 1024 * 1024;
+
+/// `TS`: the run's start time as `YYYYMMDDTHHMMSSZ`.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// `TS.meta`.
+pub fn meta_name(ts: &str) -> String {
+    format!("{ts}.meta")
+}
+
+/// `TS.s<ID>.tar.gz`.
+pub fn shard_name(ts: &str, id: u64) -> String {
+    format!("{ts}.s{id}.tar.gz")
+}
+
+/// `TS.s<ID>.tar`: the name stored in the gzip header, as influx writes it.
+pub fn gzip_inner_name(ts: &str, id: u64) -> String {
+    format!("{ts}.s{id}.tar")
+}
+
+/// `TS.manifest`.
+pub fn manifest_name(ts: &str) -> String {
+    format!("{ts}.manifest")
+}
+
+/// The manifest's `meta` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaRecord {
+    /// File name of the `.meta` file.
+    pub file_name: String,
+    /// Length of the raw `meta.Data` blob (influx's definition, not the file size).
+    pub size: u64,
+    /// SHA-256 of the `.meta` file (snapshotd extension).
+    pub sha256: Option<String>,
+    /// Size of the `.meta` file (snapshotd extension).
+    pub bytes: Option<u64>,
+}
+
+/// One manifest `files` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Database.
+    pub db: String,
+    /// Retention policy.
+    pub rp: String,
+    /// Shard ID on the source server.
+    pub shard_id: u64,
+    /// File name of the `.tar.gz`.
+    pub file_name: String,
+    /// Uncompressed tar length (influx's definition).
+    pub size: u64,
+    /// SHA-256 of the stored `.tar.gz` (snapshotd extension).
+    pub sha256: Option<String>,
+    /// Stored file size (snapshotd extension).
+    pub bytes: Option<u64>,
+}
+
+/// What a backup run records in its manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestDraft {
+    /// The meta entry.
+    pub meta: MetaRecord,
+    /// Shard files in info-response order.
+    pub files: Vec<FileRecord>,
+    /// The requested window.
+    pub window: Window,
+    /// What was asked for.
+    pub request: Selection,
+    /// Start of the run.
+    pub started: DateTime<Utc>,
+}
+
+/// The database / retention policy / shard a run was restricted to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Database.
+    pub db: Option<String>,
+    /// Retention policy.
+    pub rp: Option<String>,
+    /// Shard.
+    pub shard: Option<u64>,
+}
+
+/// A manifest read back from a backup location.
+#[derive(Debug, Clone)]
+pub struct ParsedManifest {
+    /// Its file name.
+    pub name: String,
+    /// The meta entry.
+    pub meta: MetaRecord,
+    /// Shard files (empty for influx's `"files": null`).
+    pub files: Vec<FileRecord>,
+    /// Whether snapshotd wrote it (it then carries checksums).
+    pub by_snapshotd: bool,
+}
+
+/// Every manifest in the location, newest (name-descending) first.
+pub async fn read_manifests(src: &Storage) -> Result<Vec<ParsedManifest>> {
+    let mut names: Vec<String> = src
+        .list()
+        .await?
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| n.ends_with(".manifest"))
+        .collect();
+    names.sort_by(|a, b| b.cmp(a));
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let raw = src.get_bounded(&name, MAX_MANIFEST).await?;
+        let m = proto::decode_manifest(&name, &raw).map_err(|e| ClientError::Integrity {
+            file: src.path_of(&name),
+            detail: format!("manifest does not decode: {e}"),
+        })?;
+        check_names(&m)?;
+        out.push(m);
+    }
+    if out.is_empty() {
+        return Err(ClientError::Layout(format!(
+            "no *.manifest in {}: not a portable backup, or an incomplete one (a manifest is \
+             written only when every file is complete)",
+            src.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// File names from a manifest must be plain names inside the location.
+fn check_names(m: &ParsedManifest) -> Result<()> {
+    let names = std::iter::once(&m.meta.file_name).chain(m.files.iter().map(|f| &f.file_name));
+    for n in names {
+        if n.is_empty() || n.contains(['/', '\\']) || n == "." || n == ".." {
+            return Err(ClientError::Integrity {
+                file: m.name.clone(),
+                detail: format!("file name {n:?} is not a plain file name"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a restore reads: influx's rule (newest manifest's meta; per shard, the newest
+/// manifest whose file exists).
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// Manifest providing the meta.
+    pub manifest: String,
+    /// The meta entry.
+    pub meta: MetaRecord,
+    /// One entry per shard, in shard-ID order.
+    pub shards: Vec<FileRecord>,
+}
+
+/// Builds the restore plan from the manifests of `src`.
+pub async fn restore_plan(src: &Storage) -> Result<RestorePlan> {
+    let manifests = read_manifests(src).await?;
+    let existing: std::collections::HashSet<String> =
+        src.list().await?.into_iter().map(|e| e.name).collect();
+    let mut shards: BTreeMap<u64, FileRecord> = BTreeMap::new();
+    for m in &manifests {
+        for f in &m.files {
+            if !shards.contains_key(&f.shard_id) && existing.contains(&f.file_name) {
+                shards.insert(f.shard_id, f.clone());
+            }
+        }
+    }
+    let newest = manifests
+        .first()
+        .ok_or_else(|| ClientError::Layout("no manifest".into()))?;
+    Ok(RestorePlan {
+        manifest: newest.name.clone(),
+        meta: newest.meta.clone(),
+        shards: shards.into_values().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn names_follow_influx() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 22, 2, 23, 8).unwrap();
+        let ts = timestamp(t);
+        assert_eq!(ts, "20261122T022308Z");
+        assert_eq!(meta_name(&ts), "20261122T022308Z.meta");
+        assert_eq!(shard_name(&ts, 12), "20261122T022308Z.s12.tar.gz");
+        assert_eq!(gzip_inner_name(&ts, 12), "20261122T022308Z.s12.tar");
+        assert_eq!(manifest_name(&ts), "20261122T022308Z.manifest");
+    }
+}

@@ -1,0 +1,508 @@
+//! `restore`: checksums first, then the metastore import, then parallel shard uploads.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::SyncIoBridge;
+
+use crate::backup::{Hooks, TransferStats};
+use crate::conn::{Client, Conn, IdMap, RenameNames};
+use crate::error::{ClientError, Result};
+use crate::hashio::{HashingReader, MeteredWriter};
+use crate::layout::{self, FileRecord, RestorePlan};
+use crate::limiter::RateLimiter;
+use crate::proto;
+use crate::storage::Storage;
+
+const IO_BUFFER: usize = 256 * 1024;
+
+/// What to restore and under which names.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Only this database of the backup (all but `_internal` when `None`).
+    pub db: Option<String>,
+    /// Its new name (needs `db`).
+    pub new_db: Option<String>,
+    /// Only this retention policy.
+    pub rp: Option<String>,
+    /// Its new name (needs `rp`).
+    pub new_rp: Option<String>,
+    /// Only this shard (source ID).
+    pub shard: Option<u64>,
+    /// Shards uploaded at once (≥ 1).
+    pub jobs: usize,
+    /// Cap on the combined upload rate, bytes per second.
+    pub rate_limit: Option<u64>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    /// The manifest whose meta was imported.
+    pub manifest: String,
+    /// The server's old → new shard-ID map.
+    pub id_map: IdMap,
+    /// Shards uploaded: (source ID, new ID).
+    pub restored: Vec<(u64, u64)>,
+    /// Selected shards the server did not map (not uploaded).
+    pub unmapped: Vec<u64>,
+    /// Whether every file was checked against a manifest checksum.
+    pub checksums_verified: bool,
+}
+
+/// Restores the portable backup in `src` into the server behind `client`.
+pub async fn restore(
+    client: &Client,
+    src: &Storage,
+    opts: &RestoreOptions,
+    hooks: &Hooks,
+) -> Result<RestoreSummary> {
+    let names = rename_names(opts)?;
+    let plan = layout::restore_plan(src).await?;
+    let selected: Vec<FileRecord> = plan
+        .shards
+        .iter()
+        .filter(|f| opts.db.as_ref().is_none_or(|d| *d == f.db))
+        .filter(|f| opts.rp.as_ref().is_none_or(|r| *r == f.rp))
+        .filter(|f| opts.shard.is_none_or(|s| s == f.shard_id))
+        .cloned()
+        .collect();
+    if opts.shard.is_some() && selected.is_empty() {
+        return Err(ClientError::Layout(format!(
+            "shard {} is not in the backup (for the given --db/--rp)",
+            opts.shard.unwrap_or_default()
+        )));
+    }
+
+    // 1. Nothing is sent before every file we will use checks out.
+    let checksums_verified = check_files(src, &plan, &selected, opts.jobs.max(1)).await?;
+    let blob = read_meta_blob(src, &plan, client.config().limits.max_meta_blob).await?;
+
+    // 2. The metastore import.
+    hooks.progress.message("importing metadata (type 6)");
+    let id_map = client.metastore_update(&blob, &names).await?;
+    let map: HashMap<u64, u64> = id_map.iter().copied().collect();
+
+    // 3. The mapped shards, in parallel.
+    let mut unmapped = Vec::new();
+    let mut work = Vec::new();
+    for f in selected {
+        match map.get(&f.shard_id) {
+            Some(&new_id) => work.push((f, new_id)),
+            None => {
+                hooks.progress.message(&format!(
+                    "shard {} ({}/{}) was not imported by the server; skipped",
+                    f.shard_id, f.db, f.rp
+                ));
+                unmapped.push(f.shard_id);
+            }
+        }
+    }
+    hooks
+        .stats
+        .shards_total
+        .store(work.len() as u64, Ordering::Relaxed);
+    hooks.progress.plan(work.len() as u64, None);
+    let ctx = Arc::new(UploadCtx {
+        client: client.clone(),
+        src: src.clone(),
+        new_db: opts.new_db.clone(),
+        new_rp: opts.new_rp.clone().or_else(|| opts.rp.clone()),
+        limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
+        hooks: hooks.clone(),
+        cancel: Arc::new(AtomicBool::new(false)),
+    });
+    let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
+        .map(|(f, new_id)| {
+            let ctx = Arc::clone(&ctx);
+            async move {
+                let r = upload(&ctx, &f, new_id).await;
+                if r.is_err() {
+                    ctx.cancel.store(true, Ordering::Relaxed);
+                }
+                r
+            }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    let mut restored = Vec::new();
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(p) => restored.push(p),
+            Err(ClientError::Cancelled) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    restored.sort_unstable();
+    Ok(RestoreSummary {
+        manifest: plan.manifest,
+        id_map,
+        restored,
+        unmapped,
+        checksums_verified,
+    })
+}
+
+/// Influx's type-6 names, refusing the combinations that silently lose data.
+pub fn rename_names(opts: &RestoreOptions) -> Result<RenameNames> {
+    if opts.new_db.is_some() && opts.db.is_none() {
+        return Err(ClientError::InvalidArgument(
+            "--newdb needs --db: without it the server imports every database under its old \
+             name while the shards are renamed, and all data is silently dropped"
+                .into(),
+        ));
+    }
+    if opts.new_rp.is_some() && opts.rp.is_none() {
+        return Err(ClientError::InvalidArgument(
+            "--newrp needs --rp (which retention policy to rename)".into(),
+        ));
+    }
+    for n in [&opts.db, &opts.new_db, &opts.rp, &opts.new_rp]
+        .into_iter()
+        .flatten()
+    {
+        if n.is_empty() || n.contains(['/', '\\']) || n == "." || n == ".." {
+            return Err(ClientError::InvalidArgument(format!(
+                "{n:?} is not a valid database or retention policy name"
+            )));
+        }
+    }
+    Ok(RenameNames {
+        db: opts.db.clone().unwrap_or_default(),
+        new_db: opts.new_db.clone().unwrap_or_default(),
+        rp: opts.rp.clone().unwrap_or_default(),
+        new_rp: opts
+            .new_rp
+            .clone()
+            .or_else(|| opts.rp.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// Checks sizes and SHA-256 (when recorded) of the meta file and the selected archives.
+/// Returns whether every one of them had a checksum.
+async fn check_files(
+    src: &Storage,
+    plan: &RestorePlan,
+    selected: &[FileRecord],
+    jobs: usize,
+) -> Result<bool> {
+    let mut items: Vec<(String, Option<String>, Option<u64>)> = vec![(
+        plan.meta.file_name.clone(),
+        plan.meta.sha256.clone(),
+        plan.meta.bytes,
+    )];
+    items.extend(
+        selected
+            .iter()
+            .map(|f| (f.file_name.clone(), f.sha256.clone(), f.bytes)),
+    );
+    let all_hashed = items.iter().all(|(_, h, _)| h.is_some());
+    let results: Vec<Result<()>> = futures::stream::iter(items)
+        .map(|(name, sha, bytes)| async move { check_file(src, &name, sha, bytes).await })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(all_hashed)
+}
+
+/// Checks one file against its manifest entry.
+pub async fn check_file(
+    src: &Storage,
+    name: &str,
+    sha256: Option<String>,
+    bytes: Option<u64>,
+) -> Result<()> {
+    let size = src.size(name).await?.ok_or_else(|| ClientError::Integrity {
+        file: name.to_string(),
+        detail: "missing".into(),
+    })?;
+    if let Some(b) = bytes
+        && b != size
+    {
+        return Err(ClientError::Integrity {
+            file: name.to_string(),
+            detail: format!("size {size} bytes, manifest says {b}"),
+        });
+    }
+    let Some(expected) = sha256 else {
+        return Ok(());
+    };
+    let mut reader = HashingReader::new(SyncIoBridge::new(src.reader(name).await?));
+    let actual = tokio::task::spawn_blocking(move || {
+        std::io::copy(&mut reader, &mut std::io::sink()).map(|_| reader.finish().0)
+    })
+    .await
+    .map_err(|e| ClientError::Join(e.to_string()))?
+    .map_err(|e| ClientError::io(format!("read {name}"), e))?;
+    if !actual.eq_ignore_ascii_case(&expected) {
+        return Err(ClientError::Integrity {
+            file: name.to_string(),
+            detail: format!("sha256 {actual}, manifest says {expected}"),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the `.meta` file and unwraps the raw `meta.Data` blob, checking its length.
+pub async fn read_meta_blob(src: &Storage, plan: &RestorePlan, limit: u64) -> Result<Vec<u8>> {
+    let name = &plan.meta.file_name;
+    let raw = src.get_bounded(name, limit.saturating_add(64)).await?;
+    let blob = proto::decode_portable_meta(&raw).map_err(|e| ClientError::Integrity {
+        file: name.clone(),
+        detail: format!("not a portable meta file: {e}"),
+    })?;
+    if blob.len() as u64 != plan.meta.size {
+        return Err(ClientError::Integrity {
+            file: name.clone(),
+            detail: format!(
+                "meta blob is {} bytes, manifest {} says {}",
+                blob.len(),
+                plan.manifest,
+                plan.meta.size
+            ),
+        });
+    }
+    Ok(blob)
+}
+
+struct UploadCtx {
+    client: Client,
+    src: Storage,
+    new_db: Option<String>,
+    new_rp: Option<String>,
+    limiter: Option<Arc<RateLimiter>>,
+    hooks: Hooks,
+    cancel: Arc<AtomicBool>,
+}
+
+async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u64)> {
+    if ctx.cancel.load(Ordering::Relaxed) {
+        return Err(ClientError::Cancelled);
+    }
+    ctx.hooks.progress.unit_started(&f.file_name);
+    let reader = ctx.src.reader(&f.file_name).await?;
+    let conn = ctx.client.shard_upload(new_id).await?;
+    let job = UploadJob {
+        file: f.clone(),
+        new_id,
+        target_db: ctx.new_db.clone().unwrap_or_else(|| f.db.clone()),
+        target_rp: ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone()),
+        limiter: ctx.limiter.clone(),
+        hooks: ctx.hooks.clone(),
+        cancel: Arc::clone(&ctx.cancel),
+    };
+    let handle = tokio::runtime::Handle::current();
+    let sent = tokio::task::spawn_blocking(move || job.run(reader, conn, handle))
+        .await
+        .map_err(|e| ClientError::Join(e.to_string()))?;
+    let sent = match sent {
+        Err(e) if ctx.cancel.load(Ordering::Relaxed) && is_cancel(&e) => {
+            return Err(ClientError::Cancelled);
+        }
+        other => other?,
+    };
+    TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
+    TransferStats::add(&ctx.hooks.stats.shards_done, 1);
+    ctx.hooks.progress.unit_done(&f.file_name, sent);
+    Ok((f.shard_id, new_id))
+}
+
+fn is_cancel(e: &ClientError) -> bool {
+    matches!(e, ClientError::Io { source, .. } if source.to_string() == "cancelled")
+}
+
+struct UploadJob {
+    file: FileRecord,
+    new_id: u64,
+    target_db: String,
+    target_rp: String,
+    limiter: Option<Arc<RateLimiter>>,
+    hooks: Hooks,
+    cancel: Arc<AtomicBool>,
+}
+
+impl UploadJob {
+    /// archive → gunzip → tar (validated, renamed) → meter → socket; then wait for close.
+    fn run(
+        self,
+        reader: impl tokio::io::AsyncRead + Send + Unpin,
+        conn: Conn,
+        handle: tokio::runtime::Handle,
+    ) -> Result<u64> {
+        let name = self.file.file_name.clone();
+        let io = |what: &str, e: std::io::Error| ClientError::io(format!("{name}: {what}"), e);
+        let src = BufReader::with_capacity(
+            IO_BUFFER,
+            SyncIoBridge::new_with_handle(reader, handle.clone()),
+        );
+        let gz = flate2::read::MultiGzDecoder::new(src);
+        let mut archive = tar::Archive::new(gz);
+        let sock = SyncIoBridge::new_with_handle(conn, handle.clone());
+        let metered = MeteredWriter::new(
+            sock,
+            self.limiter.clone(),
+            Arc::clone(&self.hooks.progress),
+            Arc::clone(&self.cancel),
+        );
+        let mut builder =
+            tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, metered));
+        let prefix = format!("{}/{}/{}/", self.target_db, self.target_rp, self.new_id);
+        let entries = archive.entries().map_err(|e| io("read archive", e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| io("read archive", e))?;
+            let entry_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let Some(rest) = renamed_rest(&self.file, &entry_name, entry.header().entry_type())?
+            else {
+                continue;
+            };
+            let mut header = entry.header().clone();
+            builder
+                .append_data(&mut header, format!("{prefix}{rest}"), &mut entry)
+                .map_err(|e| io("send tar entry", e))?;
+        }
+        let bufw = builder.into_inner().map_err(|e| io("finish tar", e))?;
+        let metered = bufw
+            .into_inner()
+            .map_err(|e| io("send", e.into_error()))?;
+        let sent = metered.count();
+        let mut sock = metered.into_inner();
+        sock.flush().map_err(|e| io("send", e))?;
+        sock.shutdown().map_err(|e| io("close upload", e))?;
+        // The server closes once it has consumed the archive.
+        let mut conn = sock.into_inner();
+        let mut sink = Vec::new();
+        if let Err(e) = handle.block_on((&mut conn).take(64 * 1024).read_to_end(&mut sink)) {
+            tracing::debug!(file = %name, error = %e, "reading the server's close");
+        }
+        Ok(sent)
+    }
+}
+
+/// Validates one archive entry and returns what follows `db/rp/id/` in its name, or `None`
+/// for entries that carry no data (directories).
+fn renamed_rest(
+    file: &FileRecord,
+    name: &str,
+    kind: tar::EntryType,
+) -> Result<Option<String>> {
+    let unsafe_entry = |reason: &str| ClientError::UnsafeEntry {
+        file: file.file_name.clone(),
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if kind.is_dir() {
+        return Ok(None);
+    }
+    if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+        return Err(unsafe_entry("not a regular file"));
+    }
+    if name.starts_with('/') || name.contains('\\') {
+        return Err(unsafe_entry("absolute path or backslash"));
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Err(unsafe_entry("empty, '.' or '..' path component"));
+    }
+    let [db, rp, id, rest @ ..] = parts.as_slice() else {
+        return Err(unsafe_entry("expected db/rp/id/file"));
+    };
+    if rest.is_empty() {
+        return Err(unsafe_entry("expected db/rp/id/file"));
+    }
+    if *db != file.db || *rp != file.rp || *id != file.shard_id.to_string() {
+        return Err(unsafe_entry(&format!(
+            "belongs to another shard than {}/{}/{}",
+            file.db, file.rp, file.shard_id
+        )));
+    }
+    Ok(Some(rest.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> FileRecord {
+        FileRecord {
+            db: "db2".into(),
+            rp: "rp2".into(),
+            shard_id: 5,
+            file_name: "x.s5.tar.gz".into(),
+            size: 0,
+            sha256: None,
+            bytes: None,
+        }
+    }
+
+    #[test]
+    fn entry_names_are_validated_and_split() {
+        let f = rec();
+        let reg = tar::EntryType::Regular;
+        assert_eq!(
+            renamed_rest(&f, "db2/rp2/5/000000001-000000001.tsm", reg).unwrap(),
+            Some("000000001-000000001.tsm".into())
+        );
+        for bad in [
+            "/db2/rp2/5/a.tsm",
+            "db2/rp2/5/../../x",
+            "db2/rp2/5",
+            "db2/rp2/6/a.tsm",
+            "db2//5/a.tsm",
+            "other/rp2/5/a.tsm",
+            "db2\\rp2\\5\\a.tsm",
+        ] {
+            assert!(renamed_rest(&f, bad, reg).is_err(), "{bad} accepted");
+        }
+        assert!(renamed_rest(&f, "db2/rp2/5/a", tar::EntryType::Symlink).is_err());
+        assert_eq!(
+            renamed_rest(&f, "db2/rp2/5/", tar::EntryType::Directory).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn newdb_without_db_is_refused() {
+        let o = RestoreOptions {
+            new_db: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(rename_names(&o).is_err());
+        let o = RestoreOptions {
+            new_rp: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(rename_names(&o).is_err());
+        let o = RestoreOptions {
+            db: Some("db2".into()),
+            new_db: Some("db2copy".into()),
+            rp: Some("rp2".into()),
+            ..Default::default()
+        };
+        let n = rename_names(&o).unwrap();
+        assert_eq!(
+            n,
+            RenameNames {
+                db: "db2".into(),
+                new_db: "db2copy".into(),
+                rp: "rp2".into(),
+                new_rp: "rp2".into()
+            }
+        );
+    }
+}
