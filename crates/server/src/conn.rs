@@ -1,0 +1,124 @@
+//! One connection: mux byte, request, dispatch, log line, close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use snapshotd_store::{Store, StoreError};
+
+use crate::config::ServerConfig;
+use crate::decode::{self, Decoded};
+use crate::error::RequestError;
+use crate::handlers;
+
+/// The snapshotter's mux byte.
+const MUX_SNAPSHOTTER: u8 = 0x03;
+
+/// Serves one connection to completion and closes it.
+pub(crate) async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    store: Arc<dyn Store>,
+    config: Arc<ServerConfig>,
+    cancel: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut kind = "none";
+    let result = serve_one(&mut stream, &store, &config, &cancel, &mut kind).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(out) => info!(
+            %peer,
+            request = kind,
+            sent = out.sent,
+            received = out.received,
+            files = out.files,
+            elapsed_ms,
+            "request served"
+        ),
+        Err(e) => {
+            crate::metrics::error(kind, e.reason());
+            match &e {
+                RequestError::Shutdown => debug!(%peer, "closed idle connection at shutdown"),
+                RequestError::Timeout(_) | RequestError::BadMux(_) => {
+                    info!(%peer, request = kind, error = %e, elapsed_ms, "connection closed")
+                }
+                RequestError::Store {
+                    source: StoreError::NotFound { .. },
+                    ..
+                } => info!(%peer, request = kind, error = %e, "request failed"),
+                _ => warn!(
+                    %peer,
+                    request = kind,
+                    error = %e,
+                    error_chain = %chain(&e),
+                    bytes_sent = e.bytes_sent(),
+                    elapsed_ms,
+                    "request failed"
+                ),
+            }
+        }
+    }
+    // Orderly close (FIN) so clients reading until EOF see the end of the reply.
+    let _ = tokio::time::timeout(config.timeouts.write_idle, stream.shutdown()).await;
+}
+
+async fn serve_one(
+    stream: &mut TcpStream,
+    store: &Arc<dyn Store>,
+    config: &ServerConfig,
+    cancel: &CancellationToken,
+    kind: &mut &'static str,
+) -> Result<handlers::Outcome, RequestError> {
+    let mux = tokio::select! {
+        () = cancel.cancelled() => return Err(RequestError::Shutdown),
+        r = tokio::time::timeout(config.timeouts.mux, stream.read_u8()) => match r {
+            Err(_) => return Err(RequestError::Timeout("the mux byte")),
+            Ok(Err(source)) => return Err(RequestError::Io { op: "read mux byte", source }),
+            Ok(Ok(b)) => b,
+        },
+    };
+    if mux != MUX_SNAPSHOTTER {
+        return Err(RequestError::BadMux(mux));
+    }
+    let Decoded {
+        request,
+        error_replies,
+    } = tokio::select! {
+        () = cancel.cancelled() => return Err(RequestError::Shutdown),
+        r = decode::read_request(stream, config) => r?,
+    };
+    *kind = request.kind();
+    tracing::Span::current().record("request", *kind);
+    metrics::counter!(crate::metrics::REQUESTS, "type" => *kind).increment(1);
+    debug!(request = ?request, "request decoded");
+    let result = handlers::dispatch(stream, store, config, request, error_replies).await;
+    if let Err(e) = &result
+        && error_replies
+        && e.bytes_sent() == 0
+        && let Some(body) = crate::reply::error_reply(e)
+    {
+        // Best effort: the error is logged by the caller either way.
+        let _ = handlers::write_all(stream, &body, config).await;
+    }
+    result
+}
+
+/// The error and its sources, joined with `: `.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

@@ -1,0 +1,118 @@
+//! Why a request failed; logged with context and counted by reason.
+
+use std::io;
+
+use snapshotd_store::StoreError;
+
+use crate::bridge::BridgeError;
+
+/// Errors that end a snapshot connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// The first byte was not the snapshotter's mux byte.
+    #[error("handler not registered for mux byte {0:#04x}")]
+    BadMux(u8),
+    /// The client was silent too long in a read phase.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The request could not be decoded.
+    #[error("bad request: {0}")]
+    Protocol(String),
+    /// Request type the service does not implement (2, ≥ 8).
+    #[error("request type {0} not supported")]
+    Unsupported(u8),
+    /// The store failed.
+    #[error("{op}: {source}")]
+    Store {
+        /// What the server was doing.
+        op: &'static str,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// Streaming between store and socket failed.
+    #[error("{op}: {source}")]
+    Bridge {
+        /// What the server was doing.
+        op: &'static str,
+        /// Details.
+        #[source]
+        source: BridgeError,
+    },
+    /// Writing a reply or reading the socket failed.
+    #[error("socket {op}: {source}")]
+    Io {
+        /// What the server was doing.
+        op: &'static str,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Shutting down before the request was read.
+    #[error("server shutting down")]
+    Shutdown,
+}
+
+impl RequestError {
+    /// Metric label for the failure class.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            RequestError::BadMux(_) => "bad_mux",
+            RequestError::Timeout(_) => "timeout",
+            RequestError::Protocol(_) => "protocol",
+            RequestError::Unsupported(_) => "unsupported",
+            RequestError::Store { source, .. } => store_reason(source),
+            RequestError::Bridge { source, .. } => match source {
+                BridgeError::Store { source, .. } => store_reason(source),
+                BridgeError::Socket { source, .. } if source.kind() == io::ErrorKind::TimedOut => {
+                    "timeout"
+                }
+                BridgeError::Socket { .. } => "socket",
+                BridgeError::Join(_) => "internal",
+            },
+            RequestError::Io { .. } => "socket",
+            RequestError::Shutdown => "shutdown",
+        }
+    }
+
+    /// The store error behind this failure, if any.
+    pub(crate) fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            RequestError::Store { source, .. }
+            | RequestError::Bridge {
+                source: BridgeError::Store { source, .. },
+                ..
+            } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Bytes of the reply already sent when the error happened (0 when unknown/none).
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        match self {
+            RequestError::Bridge {
+                source: BridgeError::Store { sent, .. },
+                ..
+            } => *sent,
+            RequestError::Bridge {
+                source: BridgeError::Socket { bytes, .. },
+                ..
+            } => *bytes,
+            _ => 0,
+        }
+    }
+}
+
+fn store_reason(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::NotFound { .. } => "not_found",
+        StoreError::Conflict(_) => "conflict",
+        StoreError::Invalid(_) => "invalid",
+        StoreError::LimitExceeded { .. } => "limit",
+        StoreError::Unsupported(_) => "unsupported",
+        StoreError::Corrupt(_) => "corrupt",
+        StoreError::Locked(_) => "locked",
+        StoreError::Io { .. } => "store_io",
+        _ => "store",
+    }
+}

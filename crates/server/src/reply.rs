@@ -1,0 +1,69 @@
+//! Reply bodies, encoded with `snapshotd-wire`: meta frame, info paths, shard-id map,
+//! and the opt-in in-band error reply / upload acknowledgement.
+
+use bytes::BytesMut;
+use snapshotd_store::{ShardIdMap, ShardPath, StoreError};
+use snapshotd_wire::{ErrorCode, ErrorReply, InfoResponse, MetaBackup, UploadAck};
+
+use crate::error::RequestError;
+
+/// Type-1 reply: magic, blob, and the node JSON `null\n` that influx OSS always sends.
+pub(crate) fn meta_frame(blob: Vec<u8>) -> BytesMut {
+    let frame = MetaBackup::new(blob.into());
+    let mut out = BytesMut::with_capacity(frame.encoded_len());
+    frame.encode(&mut out);
+    out
+}
+
+/// Types 3/4 reply: `{"Paths":[...]}\n` (`null` when empty), always with `/` separators.
+pub(crate) fn paths_json(paths: &[ShardPath]) -> Result<BytesMut, RequestError> {
+    let info = InfoResponse {
+        paths: paths
+            .iter()
+            .map(|p| format!("{}/{}/{}", p.database, p.retention_policy, p.shard_id))
+            .collect(),
+    };
+    let mut out = BytesMut::new();
+    info.encode(&mut out)
+        .map_err(|e| RequestError::Protocol(format!("encoding info reply: {e}")))?;
+    Ok(out)
+}
+
+/// Type-6 reply: magic, pair count, pairs.
+pub(crate) fn id_map(map: &ShardIdMap) -> BytesMut {
+    let wire = snapshotd_wire::ShardIdMap {
+        pairs: map.0.clone(),
+    };
+    let mut out = BytesMut::with_capacity(wire.encoded_len());
+    wire.encode(&mut out);
+    out
+}
+
+/// Acknowledgement of a `0x87` shard upload.
+pub(crate) fn upload_ack(files: u64) -> BytesMut {
+    let mut out = BytesMut::with_capacity(16);
+    UploadAck { files }.encode(&mut out);
+    out
+}
+
+/// The in-band error reply for a client that opted in.
+pub(crate) fn error_reply(e: &RequestError) -> Option<BytesMut> {
+    let code = match e {
+        RequestError::Unsupported(_) => ErrorCode::Unsupported,
+        RequestError::Protocol(_) | RequestError::Timeout(_) => ErrorCode::BadRequest,
+        RequestError::Shutdown => ErrorCode::Unavailable,
+        _ => match e.store_error() {
+            Some(StoreError::NotFound { .. }) => ErrorCode::NotFound,
+            Some(StoreError::Conflict(_)) => ErrorCode::AlreadyExists,
+            Some(StoreError::Invalid(_) | StoreError::LimitExceeded { .. }) => {
+                ErrorCode::BadRequest
+            }
+            Some(StoreError::Unsupported(_)) => ErrorCode::Unsupported,
+            Some(StoreError::Locked(_)) => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        },
+    };
+    let mut out = BytesMut::new();
+    ErrorReply::new(code, e.to_string()).encode(&mut out).ok()?;
+    Some(out)
+}

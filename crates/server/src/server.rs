@@ -1,0 +1,117 @@
+//! The accept loop: connection limit, per-connection tasks, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use snapshotd_store::Store;
+
+use crate::config::ServerConfig;
+use crate::conn;
+
+/// The snapshot service (influx port-8088 protocol) over a [`Store`].
+#[derive(Clone)]
+pub struct SnapshotServer {
+    store: Arc<dyn Store>,
+    config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for SnapshotServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotServer {
+    /// A server over `store` with `config`.
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        SnapshotServer {
+            store,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Serves connections from `listener` until `shutdown` resolves, then stops accepting,
+    /// closes connections still waiting for a request, lets running streams finish for up
+    /// to `shutdown_grace` and aborts the rest.
+    pub async fn serve<S>(self, listener: TcpListener, shutdown: S) -> std::io::Result<()>
+    where
+        S: Future<Output = ()> + Send,
+    {
+        let local = listener.local_addr()?;
+        info!(%local, max_connections = self.config.max_connections, "snapshot service listening");
+        let permits = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE and friends: log and keep serving after a short pause.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                metrics::counter!(crate::metrics::REJECTED_CONNECTIONS).increment(1);
+                debug!(%peer, "connection limit reached, closing");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let store = Arc::clone(&self.store);
+            let config = Arc::clone(&self.config);
+            let token = cancel.child_token();
+            let span = info_span!("snapshot_conn", %peer, request = tracing::field::Empty);
+            tasks.spawn(
+                async move {
+                    let _active = crate::metrics::ActiveGuard::new();
+                    conn::handle(stream, peer, store, config, token).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        drop(listener);
+        shutdown_tasks(&mut tasks, &cancel, &self.config, local).await;
+        Ok(())
+    }
+}
+
+async fn shutdown_tasks(
+    tasks: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+    config: &ServerConfig,
+    local: SocketAddr,
+) {
+    info!(%local, running = tasks.len(), "snapshot service stopping: no longer accepting");
+    cancel.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
+        warn!(
+            aborted = tasks.len(),
+            grace = ?config.shutdown_grace,
+            "streams still running after the shutdown grace period, aborting them"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    info!(%local, "snapshot service stopped");
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the snapshot service and HTTP API over an in-memory store double.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod captures;
+mod common;
+mod hostile;
+mod http;
+mod memstore;
+mod requests;
