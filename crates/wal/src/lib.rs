@@ -1,7 +1,91 @@
 //! A write-ahead log byte-compatible with etcd 3.4's `wal` package.
 //!
-//! Owns segments, framing, the CRC-32C chain, OFD segment locks, cut, `release_lock_to`,
-//! read-all, read-only point-in-time opens, verify and repair. Synchronous `std` I/O only.
+//! Files written here are read by etcd 3.4.23 and files written by etcd are read here:
+//! same segment names, 8-byte-aligned frames, CRC-32C chain across segments, preallocated
+//! 64,000,000-byte segments, OFD locks on Linux (so a live etcd and these tools exclude each
+//! other), and etcd's rules for torn writes, raft overwrites and snapshot matching.
+//! Synchronous `std` I/O only; it knows nothing about what the entries mean.
 //!
-//! It deliberately knows nothing about raft semantics beyond the record types etcd stores,
-//! nor about snapshots' contents, networks or async runtimes.
+//! * [`Wal::create`] / [`Wal::open`] + [`UnreadWal::read_all`]: the writer
+//!   ([`Wal::save`], [`Wal::save_snapshot`], [`Wal::release_lock_to`], [`Wal::close`]).
+//! * [`WalReader`]: lock-free read-only open (etcd's `OpenForRead`), safe next to etcd.
+//! * [`open_for_read`]: a point-in-time [`ReadView`] for backups — per segment, the path and
+//!   the byte length holding only whole, CRC-valid records; purge cannot delete its files.
+//! * [`verify`], [`repair`], [`valid_snapshot_entries`], [`purge`].
+//!
+//! ```
+//! use snapshotd_wal::{Entry, HardState, Snapshot, Wal, WalOptions, WalReader};
+//!
+//! # fn main() -> Result<(), snapshotd_wal::Error> {
+//! let tmp = tempfile::tempdir().map_err(|e| snapshotd_wal::Error::Io {
+//!     context: "tempdir".into(),
+//!     source: e,
+//! })?;
+//! let dir = tmp.path().join("wal");
+//! let opts = WalOptions::default().segment_size_bytes(1 << 20);
+//!
+//! let mut wal = Wal::create_with(&dir, b"node-1", &opts)?;
+//! wal.save(&HardState::new(1, 1, 0), &[Entry::new(1, 1, b"a".to_vec()), Entry::new(2, 1, b"b".to_vec())])?;
+//! // A new leader overwrites the uncommitted entry 2.
+//! wal.save(&HardState::new(2, 1, 1), &[Entry::new(2, 2, b"c".to_vec())])?;
+//! wal.close()?;
+//!
+//! let got = WalReader::open(&dir, Snapshot::new(0, 0))?.read_all()?;
+//! assert_eq!(got.metadata.as_deref(), Some(&b"node-1"[..]));
+//! assert_eq!(got.hardstate, HardState::new(2, 1, 1));
+//! let data: Vec<_> = got.entries.iter().map(|e| e.data.clone().unwrap_or_default()).collect();
+//! assert_eq!(data, [b"a".to_vec(), b"c".to_vec()]);
+//!
+//! // Reopen for appending: reads everything back and continues the CRC chain.
+//! let (mut wal, contents) = Wal::open_with(&dir, Snapshot::new(0, 0), &opts)?.read_all()?;
+//! assert_eq!(contents.entries.len(), 2);
+//! wal.save(&HardState::new(2, 1, 2), &[Entry::new(3, 2, b"d".to_vec())])?;
+//! wal.close()?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod compat;
+mod decoder;
+mod encoder;
+mod error;
+mod frame;
+mod fsutil;
+mod maintenance;
+mod names;
+mod options;
+mod pb;
+mod read;
+mod sys;
+mod view;
+mod wal;
+
+pub use compat::{EtcdReadOutcome, OpenMode, read_like_etcd};
+pub use error::{Error, Result};
+pub use frame::DEFAULT_MAX_RECORD_BYTES;
+pub use fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
+pub use maintenance::{RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify};
+pub use names::{
+    SegmentName, list_segments, parse_segment_name, segment_name, select_segments, wal_exists,
+};
+pub use options::{DEFAULT_SEGMENT_SIZE_BYTES, WalOptions};
+pub use pb::{
+    CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, Record, SNAPSHOT_TYPE, STATE_TYPE,
+    Snapshot, entry_type,
+};
+pub use read::WalContents;
+pub use view::{
+    ReadView, SegmentReader, ViewSegment, WalReader, open_for_read, open_for_read_with,
+};
+pub use wal::{UnreadWal, Wal};
+
+/// Refuses records that no etcd 3.4 reader would accept (`N + padding >= limit`).
+pub(crate) fn record_size_ok(rtype: i64, data_len: usize, limit: u64) -> Result<()> {
+    let n = pb::record_len(rtype, u32::MAX, Some(data_len));
+    let (_, pad) = frame::encode_len(n);
+    let size = (n + pad) as u64;
+    if size >= limit {
+        return Err(Error::RecordTooLarge { size, limit });
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Verify, ValidSnapshotEntries, Repair and purge (spec §9.2, §10).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::decoder::{Decoder, Seg};
+use crate::error::{Error, Result, io_err};
+use crate::frame::DEFAULT_MAX_RECORD_BYTES;
+use crate::fsutil::{datasync, lock_exclusive, open_ro, open_rw, try_lock_exclusive};
+use crate::names::{list_segments, select_segments};
+use crate::pb::{
+    CRC_TYPE, ENTRY_TYPE, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
+    decode_payload,
+};
+
+fn open_all(
+    dir: &Path,
+    names: &[crate::names::SegmentName],
+) -> Result<Vec<(PathBuf, std::fs::File, u64)>> {
+    let mut out = Vec::with_capacity(names.len());
+    for s in names {
+        let path = dir.join(&s.name);
+        let file = open_ro(&path)?;
+        let len = file.metadata().map_err(io_err("stat", &path))?.len();
+        out.push((path, file, len));
+    }
+    Ok(out)
+}
+
+fn segs(files: &[(PathBuf, std::fs::File, u64)]) -> Vec<Seg<'_>> {
+    files
+        .iter()
+        .map(|(p, f, l)| Seg {
+            path: p,
+            file: f,
+            limit: *l,
+        })
+        .collect()
+}
+
+fn check_crc_record(dec: &mut Decoder<'_>, stored: u32) -> Result<()> {
+    if dec.crc() != 0 && stored != dec.crc() {
+        let (path, offset) = dec.last_record_at();
+        return Err(Error::CrcMismatch {
+            path: path.to_path_buf(),
+            offset,
+        });
+    }
+    dec.set_crc(stored);
+    Ok(())
+}
+
+/// etcd's `Verify`: reads (without locks) from the file selected by `snap`, checking
+/// metadata consistency, crc records, record CRCs and that `snap` is present with the right
+/// term. Entry and state contents are not decoded. A partial last record is fine.
+pub fn verify(dir: impl AsRef<Path>, snap: Snapshot) -> Result<()> {
+    let dir = dir.as_ref();
+    let names = list_segments(dir)?;
+    let selected = select_segments(&names, snap.index)?;
+    let files = open_all(dir, selected)?;
+    let mut dec = Decoder::new(segs(&files), DEFAULT_MAX_RECORD_BYTES);
+    let mut metadata: Option<Vec<u8>> = None;
+    let mut matched = false;
+    loop {
+        let rec = match dec.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) if e.is_unexpected_eof() => break,
+            Err(e) => return Err(e),
+        };
+        match rec.rtype {
+            METADATA_TYPE => {
+                if let Some(m) = &metadata
+                    && m.as_slice() != rec.data.unwrap_or_default()
+                {
+                    return Err(Error::MetadataConflict);
+                }
+                metadata = rec.data.map(<[u8]>::to_vec);
+            }
+            CRC_TYPE => {
+                let stored = rec.crc;
+                check_crc_record(&mut dec, stored)?;
+            }
+            SNAPSHOT_TYPE => {
+                let s: Snapshot = decode_payload("snapshot", rec.data)?;
+                if s.index == snap.index {
+                    if s.term != snap.term {
+                        return Err(Error::SnapshotMismatch);
+                    }
+                    matched = true;
+                }
+            }
+            ENTRY_TYPE | STATE_TYPE => {}
+            other => return Err(Error::UnexpectedRecordType { record_type: other }),
+        }
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(Error::SnapshotNotFound)
+    }
+}
+
+/// etcd's `ValidSnapshotEntries`: every snapshot record in the whole log (from the first
+/// file, read-only) whose index is at most the last hard state's commit, in log order.
+pub fn valid_snapshot_entries(dir: impl AsRef<Path>) -> Result<Vec<Snapshot>> {
+    let dir = dir.as_ref();
+    let names = list_segments(dir)?;
+    let files = open_all(dir, &names)?;
+    let mut dec = Decoder::new(segs(&files), DEFAULT_MAX_RECORD_BYTES);
+    let mut snaps = Vec::new();
+    let mut state = HardState::default();
+    loop {
+        let rec = match dec.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) if e.is_unexpected_eof() => break,
+            Err(e) => return Err(e),
+        };
+        match rec.rtype {
+            SNAPSHOT_TYPE => snaps.push(decode_payload::<Snapshot>("snapshot", rec.data)?),
+            STATE_TYPE => state = decode_payload("hardstate", rec.data)?,
+            CRC_TYPE => {
+                let stored = rec.crc;
+                check_crc_record(&mut dec, stored)?;
+            }
+            _ => {}
+        }
+    }
+    snaps.retain(|s| s.index <= state.commit);
+    Ok(snaps)
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairOutcome {
+    /// The last segment ends cleanly; nothing changed.
+    Clean,
+    /// A partial or torn last record was cut off.
+    Truncated {
+        /// The repaired segment.
+        path: PathBuf,
+        /// The untouched copy made before truncating (`<segment>.broken`).
+        broken_copy: PathBuf,
+        /// New length of the segment (end of its last valid record).
+        valid_len: u64,
+    },
+}
+
+/// etcd's `Repair`: only the last segment; waits for its lock. A torn or partial last record
+/// is cut off after copying the file to `<name>.broken`; any other error (CRC mismatch,
+/// bad record, crc-record mismatch, size limit) is returned unrepaired.
+pub fn repair(dir: impl AsRef<Path>) -> Result<RepairOutcome> {
+    repair_inner(dir.as_ref(), true)
+}
+
+/// Like [`repair`] but fails with [`Error::Locked`] instead of waiting when a writer holds
+/// the last segment.
+pub fn try_repair(dir: impl AsRef<Path>) -> Result<RepairOutcome> {
+    repair_inner(dir.as_ref(), false)
+}
+
+fn repair_inner(dir: &Path, wait: bool) -> Result<RepairOutcome> {
+    let names = list_segments(dir)?;
+    let last = names.last().ok_or(Error::FileNotFound)?;
+    let path = dir.join(&last.name);
+    let file = open_rw(&path, false, false)?;
+    if wait {
+        lock_exclusive(&file, &path)?;
+    } else {
+        try_lock_exclusive(&file, &path)?;
+    }
+    let len = file.metadata().map_err(io_err("stat", &path))?.len();
+    let seg = Seg {
+        path: &path,
+        file: &file,
+        limit: len,
+    };
+    let mut dec = Decoder::new(vec![seg], DEFAULT_MAX_RECORD_BYTES);
+    loop {
+        let before = dec.last_valid_off();
+        match dec.next_record() {
+            Ok(Some(r)) => {
+                if r.rtype == CRC_TYPE {
+                    let stored = r.crc;
+                    check_crc_record(&mut dec, stored)?;
+                }
+            }
+            Ok(None) => return Ok(RepairOutcome::Clean),
+            Err(e) if e.is_unexpected_eof() => {
+                let broken = PathBuf::from(format!("{}.broken", path.display()));
+                copy_file(&file, &broken).map_err(io_err("copy to", &broken))?;
+                file.set_len(before).map_err(io_err("truncate", &path))?;
+                datasync(&file, &path)?;
+                tracing::info!(path = %path.display(), valid_len = before, "repaired WAL tail");
+                return Ok(RepairOutcome::Truncated {
+                    path,
+                    broken_copy: broken,
+                    valid_len: before,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn copy_file(src: &std::fs::File, dst: &Path) -> io::Result<()> {
+    let mut out = std::fs::File::create(dst)?;
+    let mut r = src;
+    io::Seek::seek(&mut r, io::SeekFrom::Start(0))?;
+    io::copy(&mut r, &mut out)?;
+    out.sync_all()
+}
+
+/// Deletes the oldest segments while more than `max_files` remain, like etcd's purge loop:
+/// each file is try-locked exclusively first and the pass stops at the first one that is
+/// still locked (by a writer or a [`crate::ReadView`]). Returns the deleted paths.
+pub fn purge(dir: impl AsRef<Path>, max_files: usize) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let mut names: Vec<String> = Vec::new();
+    for ent in std::fs::read_dir(dir).map_err(io_err("read directory", dir))? {
+        let ent = ent.map_err(io_err("read directory", dir))?;
+        if let Some(n) = ent.file_name().to_str()
+            && n.ends_with("wal")
+        {
+            names.push(n.to_owned());
+        }
+    }
+    names.sort();
+    let mut removed = Vec::new();
+    let excess = names.len().saturating_sub(max_files);
+    for name in names.into_iter().take(excess) {
+        let path = dir.join(&name);
+        let file = open_rw(&path, false, false)?;
+        match try_lock_exclusive(&file, &path) {
+            Ok(()) => {}
+            Err(Error::Locked { .. }) => {
+                tracing::info!(path = %path.display(), "purge stopped at a locked segment");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+        std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        drop(file);
+        removed.push(path);
+    }
+    Ok(removed)
+}

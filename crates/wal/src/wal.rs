@@ -1,0 +1,465 @@
+//! The writer: create, open (+ read back), save, save_snapshot, cut, release_lock_to, close.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+use prost::Message;
+
+use crate::decoder::{Decoder, Seg};
+use crate::encoder::Encoder;
+use crate::error::{Error, Result, io_err};
+use crate::fsutil::{
+    METRIC_LAST_INDEX, METRIC_WRITE_BYTES, create_dir_all, datasync, lock_exclusive, open_rw,
+    sync_dir, try_lock_exclusive, zero_to_end,
+};
+use crate::names::{SegmentName, list_segments, segment_name, select_segments, wal_exists};
+use crate::options::WalOptions;
+use crate::pb::{
+    CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
+};
+use crate::read::{Mode, WalContents, read_all};
+use crate::record_size_ok;
+use crate::sys;
+
+/// A segment this writer holds open and OFD-locked.
+#[derive(Debug)]
+struct Held {
+    path: PathBuf,
+    seq: u64,
+    index: u64,
+    file: File,
+}
+
+/// The preallocated, locked temp file the next cut will use (`0.tmp` / `1.tmp`).
+#[derive(Debug)]
+struct Spare {
+    path: PathBuf,
+    file: File,
+}
+
+/// An etcd-compatible WAL open for appending.
+///
+/// Obtained from [`Wal::create`] or from [`Wal::open`] followed by [`UnreadWal::read_all`].
+/// Holds an exclusive OFD lock on every segment from the one the start snapshot selected
+/// through the tail (plus the spare temp file) until [`Wal::release_lock_to`] or
+/// [`Wal::close`]/drop.
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    dir_file: File,
+    opts: WalOptions,
+    metadata: Option<Vec<u8>>,
+    state: HardState,
+    enti: u64,
+    held: Vec<Held>,
+    enc: Encoder,
+    spare: Option<Spare>,
+    spare_count: u64,
+    scratch: Vec<u8>,
+    closed: bool,
+}
+
+/// A WAL opened for writing whose records have not been read yet: call
+/// [`UnreadWal::read_all`] to get its contents and a [`Wal`] ready to append.
+#[derive(Debug)]
+pub struct UnreadWal {
+    dir: PathBuf,
+    dir_file: File,
+    opts: WalOptions,
+    start: Snapshot,
+    held: Vec<Held>,
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let f = File::open(dir).map_err(io_err("open directory", dir))?;
+    match f.try_lock_exclusive() {
+        Ok(()) => Ok(f),
+        Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => {
+            Err(Error::Locked {
+                path: dir.to_path_buf(),
+            })
+        }
+        Err(e) => Err(io_err("lock directory", dir)(e)),
+    }
+}
+
+impl Wal {
+    /// Creates a WAL in `dir` with default options (64,000,000-byte segments).
+    pub fn create(dir: impl AsRef<Path>, metadata: &[u8]) -> Result<Wal> {
+        Self::create_with(dir, metadata, &WalOptions::default())
+    }
+
+    /// Creates a WAL in `dir`: fails with [`Error::Exist`] if `dir` already holds `.wal`
+    /// files; builds the first segment in `dir.tmp` and renames it into place atomically.
+    pub fn create_with(dir: impl AsRef<Path>, metadata: &[u8], opts: &WalOptions) -> Result<Wal> {
+        let dir = dir.as_ref();
+        if wal_exists(dir) {
+            return Err(Error::Exist {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let tmp = tmp_dir_of(dir);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io_err("remove", &tmp))?;
+        }
+        create_dir_all(&tmp)?;
+        let name = segment_name(0, 0);
+        let tmp_path = tmp.join(&name);
+        let file = open_rw(&tmp_path, true, true)?;
+        lock_exclusive(&file, &tmp_path)?;
+        sys::preallocate(&file, opts.segment_size_bytes)
+            .map_err(io_err("preallocate", &tmp_path))?;
+        let mut enc = Encoder::new(0, 0);
+        let io = |e| io_err("write", &tmp_path)(e);
+        enc.encode(&file, CRC_TYPE, None).map_err(io)?;
+        enc.encode(&file, METADATA_TYPE, Some(metadata))
+            .map_err(io)?;
+        let snap0 = Snapshot::default().encode_to_vec();
+        enc.encode(&file, SNAPSHOT_TYPE, Some(&snap0)).map_err(io)?;
+        enc.pw.flush(&file).map_err(io)?;
+        if !opts.unsafe_no_fsync {
+            datasync(&file, &tmp_path)?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io_err("remove", dir))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io_err("rename", &tmp))?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        sync_dir(&parent)?;
+        let dir_file = lock_dir(dir)?;
+        let mut wal = Wal {
+            dir: dir.to_path_buf(),
+            dir_file,
+            opts: opts.clone(),
+            metadata: Some(metadata.to_vec()),
+            state: HardState::default(),
+            enti: 0,
+            held: vec![Held {
+                path: dir.join(&name),
+                seq: 0,
+                index: 0,
+                file,
+            }],
+            enc,
+            spare: None,
+            spare_count: 0,
+            scratch: Vec::new(),
+            closed: false,
+        };
+        wal.prepare_spare()?;
+        Ok(wal)
+    }
+
+    /// Opens the WAL in `dir` for appending at start snapshot `snap` with default options.
+    pub fn open(dir: impl AsRef<Path>, snap: Snapshot) -> Result<UnreadWal> {
+        Self::open_with(dir, snap, &WalOptions::default())
+    }
+
+    /// Opens the WAL for appending: selects the files for `snap` (spec §1.2) and takes a
+    /// non-blocking exclusive OFD lock on each (busy → [`Error::Locked`]).
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        snap: Snapshot,
+        opts: &WalOptions,
+    ) -> Result<UnreadWal> {
+        let dir = dir.as_ref();
+        let names = list_segments(dir)?;
+        let selected = select_segments(&names, snap.index)?;
+        let mut held = Vec::with_capacity(selected.len());
+        for SegmentName { name, seq, index } in selected {
+            let path = dir.join(name);
+            let file = open_rw(&path, false, false)?;
+            try_lock_exclusive(&file, &path)?;
+            held.push(Held {
+                path,
+                seq: *seq,
+                index: *index,
+                file,
+            });
+        }
+        let dir_file = lock_dir(dir)?;
+        Ok(UnreadWal {
+            dir: dir.to_path_buf(),
+            dir_file,
+            opts: opts.clone(),
+            start: snap,
+            held,
+        })
+    }
+
+    /// The WAL directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Index of the last entry saved (or read back, or of a later snapshot).
+    pub fn last_index(&self) -> u64 {
+        self.enti
+    }
+
+    /// Paths of the segments currently locked by this writer, oldest first.
+    pub fn locked_segments(&self) -> Vec<PathBuf> {
+        self.held.iter().map(|h| h.path.clone()).collect()
+    }
+
+    fn tail(&self) -> Result<&Held> {
+        self.held.last().ok_or(Error::FileNotFound)
+    }
+
+    fn prepare_spare(&mut self) -> Result<()> {
+        let path = self.dir.join(format!("{}.tmp", self.spare_count % 2));
+        let file = open_rw(&path, true, true)?;
+        try_lock_exclusive(&file, &path)?;
+        sys::preallocate(&file, self.opts.segment_size_bytes)
+            .map_err(io_err("preallocate", &path))?;
+        self.spare_count += 1;
+        self.spare = Some(Spare { path, file });
+        Ok(())
+    }
+
+    fn encode(&mut self, rtype: i64, data: Option<&[u8]>) -> Result<()> {
+        let Some(tail) = self.held.last() else {
+            return Err(Error::FileNotFound);
+        };
+        let before = self.enc.pw.end_offset();
+        self.enc
+            .encode(&tail.file, rtype, data)
+            .map_err(io_err("write", &tail.path))?;
+        metrics::counter!(METRIC_WRITE_BYTES).increment(self.enc.pw.end_offset() - before);
+        Ok(())
+    }
+
+    /// Flushes buffered records and fdatasyncs the tail segment.
+    pub fn sync(&mut self) -> Result<()> {
+        let Some(tail) = self.held.last() else {
+            return Err(Error::FileNotFound);
+        };
+        let (file, path) = (&tail.file, &tail.path);
+        self.enc.pw.flush(file).map_err(io_err("write", path))?;
+        if !self.opts.unsafe_no_fsync {
+            datasync(file, path)?;
+        }
+        Ok(())
+    }
+
+    /// Appends `entries` then `hardstate` (if non-empty). Syncs when there are entries or
+    /// the term or vote changed (raft's `MustSync`); cuts a new segment when the tail has
+    /// grown past the segment size. Returns only after the fsync that makes it durable.
+    pub fn save(&mut self, hardstate: &HardState, entries: &[Entry]) -> Result<()> {
+        if hardstate.is_empty() && entries.is_empty() {
+            return Ok(());
+        }
+        for e in entries {
+            record_size_ok(ENTRY_TYPE, e.encoded_len(), self.opts.max_record_bytes)?;
+        }
+        let must_sync = !entries.is_empty()
+            || hardstate.term != self.state.term
+            || hardstate.vote != self.state.vote;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for e in entries {
+            scratch.clear();
+            e.encode_raw(&mut scratch);
+            if let Err(err) = self.encode(ENTRY_TYPE, Some(&scratch)) {
+                self.scratch = scratch;
+                return Err(err);
+            }
+            self.enti = e.index;
+        }
+        self.scratch = scratch;
+        if let Some(last) = entries.last() {
+            metrics::gauge!(METRIC_LAST_INDEX).set(last.index as f64);
+        }
+        self.save_state(hardstate)?;
+        if self.enc.pw.flushed_offset() < self.opts.segment_size_bytes {
+            if must_sync {
+                return self.sync();
+            }
+            return Ok(());
+        }
+        self.cut()
+    }
+
+    fn save_state(&mut self, hs: &HardState) -> Result<()> {
+        if hs.is_empty() {
+            return Ok(());
+        }
+        self.state = *hs;
+        let b = hs.encode_to_vec();
+        self.encode(STATE_TYPE, Some(&b))
+    }
+
+    /// Appends a snapshot record and syncs (never cuts).
+    pub fn save_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
+        let b = snap.encode_to_vec();
+        self.encode(SNAPSHOT_TYPE, Some(&b))?;
+        if self.enti < snap.index {
+            self.enti = snap.index;
+        }
+        self.sync()
+    }
+
+    /// Starts a new segment: trims the tail to its data, syncs it, fills the spare temp file
+    /// with crc/metadata/state headers, syncs, renames it into place and syncs the directory.
+    fn cut(&mut self) -> Result<()> {
+        {
+            let Some(tail) = self.held.last() else {
+                return Err(Error::FileNotFound);
+            };
+            self.enc
+                .pw
+                .flush(&tail.file)
+                .map_err(io_err("write", &tail.path))?;
+            let end = self.enc.pw.end_offset();
+            tail.file
+                .set_len(end)
+                .map_err(io_err("truncate", &tail.path))?;
+            if !self.opts.unsafe_no_fsync {
+                datasync(&tail.file, &tail.path)?;
+            }
+        }
+        let seq = self.tail()?.seq + 1;
+        let index = self.enti + 1;
+        let spare = match self.spare.take() {
+            Some(s) => s,
+            None => {
+                self.prepare_spare()?;
+                self.spare.take().ok_or(Error::FileNotFound)?
+            }
+        };
+        let prev = self.enc.crc();
+        self.enc = Encoder::new(0, prev);
+        self.held.push(Held {
+            path: spare.path.clone(),
+            seq,
+            index,
+            file: spare.file,
+        });
+        self.encode(CRC_TYPE, None)?;
+        let md = self.metadata.clone();
+        self.encode(METADATA_TYPE, md.as_deref())?;
+        let st = self.state;
+        self.save_state(&st)?;
+        self.sync()?;
+        let final_path = self.dir.join(segment_name(seq, index));
+        std::fs::rename(&spare.path, &final_path).map_err(io_err("rename", &spare.path))?;
+        if !self.opts.unsafe_no_fsync {
+            sync_dir(&self.dir)?;
+        }
+        if let Some(t) = self.held.last_mut() {
+            // Same open file description: the OFD lock stays held across the rename.
+            t.path = final_path.clone();
+        }
+        tracing::info!(path = %final_path.display(), "created a new WAL segment");
+        self.prepare_spare()
+    }
+
+    /// Releases the locks of segments that can no longer hold entries at or after `index`:
+    /// keeps the newest segment whose name index is below `index` and everything after it.
+    pub fn release_lock_to(&mut self, index: u64) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let smaller = match self.held.iter().position(|h| h.index >= index) {
+            Some(i) => i as i64 - 1,
+            None => self.held.len() as i64 - 1,
+        };
+        if smaller <= 0 {
+            return Ok(());
+        }
+        self.held.drain(..smaller as usize);
+        Ok(())
+    }
+
+    /// Syncs the tail, deletes the spare temp file and releases every lock.
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        if let Some(sp) = self.spare.take() {
+            let _ = std::fs::remove_file(&sp.path);
+        }
+        let r = if self.held.is_empty() {
+            Ok(())
+        } else {
+            self.sync()
+        };
+        self.held.clear();
+        let _ = FileExt::unlock(&self.dir_file);
+        r
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            if let Some(sp) = self.spare.take() {
+                let _ = std::fs::remove_file(&sp.path);
+            }
+        }
+    }
+}
+
+fn tmp_dir_of(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_os_string();
+    while s.len() > 1 && (s.to_string_lossy().ends_with('/')) {
+        let l = s.len() - 1;
+        s = s.to_string_lossy()[..l].into();
+    }
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+impl UnreadWal {
+    /// Paths of the segments this open locked, oldest first.
+    pub fn locked_segments(&self) -> Vec<PathBuf> {
+        self.held.iter().map(|h| h.path.clone()).collect()
+    }
+
+    /// etcd's write-mode `ReadAll`: reads every record (a partial last record is an
+    /// [`Error::UnexpectedEof`]: run [`crate::repair`] and open again), zeroes the tail of
+    /// the last segment after the last valid record, and returns a writer positioned there.
+    pub fn read_all(self) -> Result<(Wal, WalContents)> {
+        let mut segs = Vec::with_capacity(self.held.len());
+        for h in &self.held {
+            let limit = h.file.metadata().map_err(io_err("stat", &h.path))?.len();
+            segs.push(Seg {
+                path: &h.path,
+                file: &h.file,
+                limit,
+            });
+        }
+        let mut dec = Decoder::new(segs, self.opts.max_record_bytes);
+        let out = read_all(&mut dec, self.start, Mode::Write)?;
+        let off = dec.last_valid_off();
+        let crc = dec.crc();
+        drop(dec);
+        let tail = self.held.last().ok_or(Error::FileNotFound)?;
+        zero_to_end(&tail.file, &tail.path, off)?;
+        let mut wal = Wal {
+            dir: self.dir,
+            dir_file: self.dir_file,
+            opts: self.opts,
+            metadata: out.contents.metadata.clone(),
+            state: HardState::default(),
+            enti: out.last_entry_index,
+            held: self.held,
+            enc: Encoder::new(off, crc),
+            spare: None,
+            spare_count: 0,
+            scratch: Vec::new(),
+            closed: false,
+        };
+        wal.prepare_spare()?;
+        Ok((wal, out.contents))
+    }
+}
