@@ -47,6 +47,8 @@
 mod error;
 mod error_reply;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod go_json;
 mod go_time;
 mod info;

@@ -7,4 +7,7 @@ mod meta_summary;
 
 pub use data::PortableData;
 pub use manifest::{Manifest, ManifestFile, ManifestMeta, SnapshotdInfo};
-pub use meta_summary::{DatabaseSummary, MetaSummary, RetentionPolicySummary, ShardGroupSummary};
+pub use meta_summary::{
+    DatabaseSummary, MetaSummary, RetentionPolicySummary, ShardGroupSummary, ShardLocation,
+    ShardSummary, UserSummary,
+};
