@@ -19,9 +19,9 @@ use crate::hashio::{HashingWriter, MeteredReader, sha256_hex};
 use crate::layout::{self, FileRecord, ManifestDraft, MetaRecord};
 use crate::limiter::RateLimiter;
 use crate::progress::{Progress, UnitDone, UnitSink};
+use crate::proto;
 use crate::storage::Storage;
 use crate::tarcheck::{TarCheckError, copy_validated};
-use crate::proto;
 
 /// Bytes read from the socket per call; also the gzip/hash output buffer.
 const IO_BUFFER: usize = 256 * 1024;
@@ -89,7 +89,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The pause after failed attempt number `attempt` (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 }
@@ -271,7 +273,8 @@ pub async fn backup(
         started,
     };
     let manifest_name = layout::manifest_name(&ts);
-    let manifest = proto::encode_manifest(&draft).map_err(|e| ClientError::protocol("manifest", e))?;
+    let manifest =
+        proto::encode_manifest(&draft).map_err(|e| ClientError::protocol("manifest", e))?;
     let manifest_len = manifest.len() as u64;
     dest.put_new(&manifest_name, Bytes::from(manifest)).await?;
     TransferStats::add(&hooks.stats.bytes_written, manifest_len);
@@ -347,9 +350,7 @@ async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone>
                 }
                 tracing::warn!(shard = %shard, attempt, error = %e, "shard download failed");
                 if attempt < attempts {
-                    ctx.hooks
-                        .progress
-                        .retrying(&name, attempt, &e.to_string());
+                    ctx.hooks.progress.retrying(&name, attempt, &e.to_string());
                     tokio::time::sleep(ctx.retry.delay(attempt)).await;
                 }
                 last = Some(e);
@@ -472,9 +473,7 @@ impl PipeJob {
 
 /// Drops a failed attempt's output so that nothing appears under the final name.
 fn abort(
-    gz: flate2::write::GzEncoder<
-        HashingWriter<std::io::BufWriter<SyncIoBridge<ObjectWriter>>>,
-    >,
+    gz: flate2::write::GzEncoder<HashingWriter<std::io::BufWriter<SyncIoBridge<ObjectWriter>>>>,
     handle: &tokio::runtime::Handle,
 ) {
     let Ok(hashing) = gz.finish() else { return };

@@ -55,14 +55,17 @@ impl ShardPath {
     /// Parses `db/rp/id`, accepting `\` as separator too (Windows servers send it).
     pub fn parse(path: &str) -> Result<Self> {
         let parts: Vec<&str> = path.split(['/', '\\']).collect();
-        let bad = |why: &str| ClientError::protocol("info response", format!("path {path:?}: {why}"));
+        let bad =
+            |why: &str| ClientError::protocol("info response", format!("path {path:?}: {why}"));
         let [db, rp, id] = parts.as_slice() else {
             return Err(bad("expected exactly db/rp/id"));
         };
         if db.is_empty() || rp.is_empty() {
             return Err(bad("empty database or retention policy"));
         }
-        let id = id.parse::<u64>().map_err(|_| bad("shard id is not a number"))?;
+        let id = id
+            .parse::<u64>()
+            .map_err(|_| bad("shard id is not a number"))?;
         Ok(ShardPath {
             db: (*db).to_string(),
             rp: (*rp).to_string(),
@@ -191,8 +194,11 @@ impl Client {
         let mut req = Request::new(RequestType::RetentionPolicyInfo);
         req.backup_database = db.to_string();
         req.backup_retention_policy = rp.to_string();
-        self.info(&req, &format!("retention policy info (type 4) for {db}/{rp}"))
-            .await
+        self.info(
+            &req,
+            &format!("retention policy info (type 4) for {db}/{rp}"),
+        )
+        .await
     }
 
     async fn info(&self, req: &Request, what: &str) -> Result<Vec<ShardPath>> {
@@ -202,8 +208,8 @@ impl Client {
         if raw.is_empty() {
             return Err(ClientError::NoData { what: what.into() });
         }
-        let paths =
-            proto::decode_info(&raw, &self.cfg.limits).map_err(|e| ClientError::protocol(what, e))?;
+        let paths = proto::decode_info(&raw, &self.cfg.limits)
+            .map_err(|e| ClientError::protocol(what, e))?;
         paths.iter().map(|p| ShardPath::parse(p)).collect()
     }
 
@@ -246,8 +252,8 @@ impl Client {
         if raw.is_empty() {
             return Err(ClientError::NoData { what: what.into() });
         }
-        let map =
-            proto::decode_id_map(&raw, &self.cfg.limits).map_err(|e| ClientError::protocol(what, e))?;
+        let map = proto::decode_id_map(&raw, &self.cfg.limits)
+            .map_err(|e| ClientError::protocol(what, e))?;
         if map.is_empty() {
             return Err(ClientError::NothingImported);
         }

@@ -40,7 +40,9 @@ pub enum ClientError {
         detail: String,
     },
     /// The server closed the connection without sending anything.
-    #[error("{what}: the server sent no data (it closes silently on errors: missing database/RP/shard or a server-side failure; check its log)")]
+    #[error(
+        "{what}: the server sent no data (it closes silently on errors: missing database/RP/shard or a server-side failure; check its log)"
+    )]
     NoData {
         /// Which request.
         what: String,

@@ -4,9 +4,7 @@ use bytes::{Bytes, BytesMut};
 use snapshotd_wire::portable::{
     Manifest, ManifestFile, ManifestMeta, MetaSummary, PortableData, SnapshotdInfo,
 };
-use snapshotd_wire::{
-    InfoCodec, Limits, MetaBackupCodec, ShardIdMapCodec, WireError,
-};
+use snapshotd_wire::{InfoCodec, Limits, MetaBackupCodec, ShardIdMapCodec, WireError};
 use tokio_util::codec::Decoder;
 
 use crate::conn::Window;
@@ -123,9 +121,8 @@ pub fn encode_manifest(d: &ManifestDraft) -> Result<Vec<u8>, WireError> {
 /// Reads a manifest into the client's records.
 pub fn decode_manifest(name: &str, raw: &[u8]) -> Result<ParsedManifest, String> {
     let m = Manifest::from_bytes(raw).map_err(|e| e.to_string())?;
-    let size = |v: i64, what: &str| {
-        u64::try_from(v).map_err(|_| format!("negative size {v} for {what}"))
-    };
+    let size =
+        |v: i64, what: &str| u64::try_from(v).map_err(|_| format!("negative size {v} for {what}"));
     let files = m
         .files
         .iter()

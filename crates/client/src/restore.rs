@@ -225,10 +225,13 @@ pub async fn check_file(
     sha256: Option<String>,
     bytes: Option<u64>,
 ) -> Result<()> {
-    let size = src.size(name).await?.ok_or_else(|| ClientError::Integrity {
-        file: name.to_string(),
-        detail: "missing".into(),
-    })?;
+    let size = src
+        .size(name)
+        .await?
+        .ok_or_else(|| ClientError::Integrity {
+            file: name.to_string(),
+            detail: "missing".into(),
+        })?;
     if let Some(b) = bytes
         && b != size
     {
@@ -357,8 +360,7 @@ impl UploadJob {
             Arc::clone(&self.hooks.progress),
             Arc::clone(&self.cancel),
         );
-        let mut builder =
-            tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, metered));
+        let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, metered));
         let prefix = format!("{}/{}/{}/", self.target_db, self.target_rp, self.new_id);
         let entries = archive.entries().map_err(|e| io("read archive", e))?;
         for entry in entries {
@@ -374,9 +376,7 @@ impl UploadJob {
                 .map_err(|e| io("send tar entry", e))?;
         }
         let bufw = builder.into_inner().map_err(|e| io("finish tar", e))?;
-        let metered = bufw
-            .into_inner()
-            .map_err(|e| io("send", e.into_error()))?;
+        let metered = bufw.into_inner().map_err(|e| io("send", e.into_error()))?;
         let sent = metered.count();
         let mut sock = metered.into_inner();
         sock.flush().map_err(|e| io("send", e))?;
@@ -393,11 +393,7 @@ impl UploadJob {
 
 /// Validates one archive entry and returns what follows `db/rp/id/` in its name, or `None`
 /// for entries that carry no data (directories).
-fn renamed_rest(
-    file: &FileRecord,
-    name: &str,
-    kind: tar::EntryType,
-) -> Result<Option<String>> {
+fn renamed_rest(file: &FileRecord, name: &str, kind: tar::EntryType) -> Result<Option<String>> {
     let unsafe_entry = |reason: &str| ClientError::UnsafeEntry {
         file: file.file_name.clone(),
         name: name.to_string(),

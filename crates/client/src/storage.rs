@@ -109,9 +109,10 @@ impl Storage {
 
     /// Reads a whole object of at most `limit` bytes.
     pub async fn get_bounded(&self, name: &str, limit: u64) -> Result<Bytes> {
-        let size = self.size(name).await?.ok_or_else(|| {
-            ClientError::Layout(format!("{} is missing", self.path_of(name)))
-        })?;
+        let size = self
+            .size(name)
+            .await?
+            .ok_or_else(|| ClientError::Layout(format!("{} is missing", self.path_of(name))))?;
         if size > limit {
             return Err(ClientError::Layout(format!(
                 "{} is {size} bytes, more than the limit of {limit}",

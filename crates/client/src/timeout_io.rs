@@ -119,7 +119,9 @@ mod tests {
     async fn data_arriving_is_read() {
         let (a, mut b) = tokio::io::duplex(64);
         let mut t = IdleTimeout::new(a, Duration::from_secs(5));
-        tokio::io::AsyncWriteExt::write_all(&mut b, b"ok").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut b, b"ok")
+            .await
+            .unwrap();
         drop(b);
         let mut got = Vec::new();
         t.read_to_end(&mut got).await.unwrap();

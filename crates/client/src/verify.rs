@@ -131,7 +131,10 @@ async fn verify_manifest(
         .await;
     for (name, r) in results {
         report.files_checked += 1;
-        if m.files.iter().any(|f| f.file_name == name && f.sha256.is_none()) {
+        if m.files
+            .iter()
+            .any(|f| f.file_name == name && f.sha256.is_none())
+        {
             report.without_checksum += 1;
         }
         if let Err(e) = r {
