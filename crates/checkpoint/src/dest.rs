@@ -1,0 +1,245 @@
+//! Opening a destination (local directory, `file://`, `s3://bucket/prefix`, in-memory).
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::path::{Path, PathPart};
+
+use crate::error::{Error, Result};
+
+/// S3 connection settings. Build explicitly, or call [`S3Options::from_env`].
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Endpoint override for S3-compatible servers (e.g. `http://127.0.0.1:9000`).
+    pub endpoint: Option<String>,
+    /// Region (default `us-east-1`).
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Session token for temporary credentials.
+    pub session_token: Option<String>,
+    /// Permit plain `http://` endpoints. Implied for loopback endpoints.
+    pub allow_http: bool,
+}
+
+impl S3Options {
+    /// Reads the standard AWS variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3`
+    /// (or `AWS_ENDPOINT_URL`) and `AWS_ALLOW_HTTP` (`true`/`1`).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self {
+            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            access_key_id: var("AWS_ACCESS_KEY_ID"),
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+            session_token: var("AWS_SESSION_TOKEN"),
+            allow_http: var("AWS_ALLOW_HTTP")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+        }
+    }
+
+    fn http_allowed(&self) -> bool {
+        self.allow_http
+            || self.endpoint.as_deref().is_some_and(|e| {
+                let rest = e.strip_prefix("http://").unwrap_or("");
+                rest.starts_with("127.")
+                    || rest.starts_with("localhost")
+                    || rest.starts_with("[::1]")
+            })
+    }
+}
+
+/// Where a job keeps its files: an object store plus a prefix inside it.
+#[derive(Clone)]
+pub struct Destination {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    /// For local destinations: the directory that `prefix` is relative to.
+    local_root: Option<PathBuf>,
+    display: String,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("url", &self.display)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl Destination {
+    /// Opens `s3://bucket/prefix`, `file:///path`, or a plain local path (created if
+    /// missing). S3 settings come from `s3` (ignored for local destinations).
+    pub fn open(url: &str, s3: &S3Options) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return Self::s3(url, rest, s3);
+        }
+        if let Some(rest) = url.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(Error::InvalidDestination {
+                    url: url.into(),
+                    reason: "file:// URLs need an absolute path (file:///dir)".into(),
+                });
+            }
+            return Self::local(rest);
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            return Err(Error::InvalidDestination {
+                url: url.into(),
+                reason: format!("unsupported scheme {scheme:?} (use a path, file:// or s3://)"),
+            });
+        }
+        if url.is_empty() {
+            return Err(Error::InvalidDestination {
+                url: url.into(),
+                reason: "empty path".into(),
+            });
+        }
+        Self::local(url)
+    }
+
+    /// A local directory (created if missing).
+    pub fn local(dir: impl AsRef<FsPath>) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|e| {
+            Error::InvalidDestination {
+                url: dir.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: root.display().to_string(),
+            local_root: Some(root),
+        })
+    }
+
+    /// A fresh in-memory store (tests).
+    pub fn memory() -> Self {
+        Self::from_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            Path::default(),
+            "memory://",
+        )
+    }
+
+    /// Any object store with a prefix. Locking needs `PutMode::Create` and
+    /// `PutMode::Update` support from the store.
+    pub fn from_store(store: Arc<dyn ObjectStore>, prefix: Path, display: &str) -> Self {
+        Self {
+            store,
+            prefix,
+            local_root: None,
+            display: display.to_string(),
+        }
+    }
+
+    #[cfg(feature = "s3")]
+    fn s3(url: &str, rest: &str, opts: &S3Options) -> Result<Self> {
+        use object_store::aws::AmazonS3Builder;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::InvalidDestination {
+                url: url.into(),
+                reason: "missing bucket name (s3://bucket/prefix)".into(),
+            });
+        }
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(opts.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_allow_http(opts.http_allowed());
+        if let Some(e) = &opts.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(k) = &opts.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = &opts.secret_access_key {
+            b = b.with_secret_access_key(s);
+        }
+        if let Some(t) = &opts.session_token {
+            b = b.with_token(t);
+        }
+        let store = b.build().map_err(|e| Error::InvalidDestination {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
+        let prefix =
+            Path::parse(prefix.trim_matches('/')).map_err(|e| Error::InvalidDestination {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self::from_store(
+            Arc::new(store),
+            prefix,
+            url.trim_end_matches('/'),
+        ))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    fn s3(url: &str, _rest: &str, _opts: &S3Options) -> Result<Self> {
+        Err(Error::InvalidDestination {
+            url: url.into(),
+            reason: "built without the `s3` feature".into(),
+        })
+    }
+
+    /// The object store (write backup files through it too).
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The prefix inside the store under which everything of this destination lives.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The local directory of a local destination.
+    pub fn local_root(&self) -> Option<&FsPath> {
+        self.local_root.as_deref()
+    }
+
+    /// The path of `rel` (a `/`-separated relative name) under the prefix.
+    pub fn path(&self, rel: &str) -> Path {
+        Path::from_iter(
+            self.prefix
+                .parts()
+                .chain(rel.split('/').filter(|p| !p.is_empty()).map(PathPart::from)),
+        )
+    }
+
+    /// The path of `p` relative to the prefix, or `None` if it lies outside it.
+    pub fn relative(&self, p: &Path) -> Option<String> {
+        let parts: Vec<String> = p
+            .prefix_match(&self.prefix)?
+            .map(|x| x.as_ref().to_string())
+            .collect();
+        Some(parts.join("/"))
+    }
+
+    /// The local filesystem path of `rel` for local destinations.
+    pub(crate) fn local_file(&self, rel: &str) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        let mut p = root.clone();
+        for part in self.prefix.parts() {
+            p.push(part.as_ref());
+        }
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            p.push(part);
+        }
+        Some(p)
+    }
+}

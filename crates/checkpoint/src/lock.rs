@@ -1,0 +1,395 @@
+//! The destination lock: a lease with TTL, conditional writes and a fencing epoch.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::cas::{Cas, CasOutcome, Version};
+use crate::clock::{Clock, SystemClock};
+use crate::dest::Destination;
+use crate::error::{Error, Result};
+use crate::layout;
+
+/// What the lock object says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Random id of the holding process/job run.
+    pub owner: String,
+    /// Host name of the holder.
+    pub host: String,
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Free text: what holds it (e.g. `snapshotd backup`).
+    #[serde(default)]
+    pub hint: String,
+    /// When this holder acquired the lock.
+    pub started: DateTime<Utc>,
+    /// When the lease runs out unless refreshed.
+    pub expires: DateTime<Utc>,
+    /// Fencing epoch: strictly increases with every new holder.
+    pub epoch: u64,
+    /// Random per-write id (makes every version distinct).
+    #[serde(default)]
+    pub rev: String,
+}
+
+impl std::fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "owner {} ({}) on host {} pid {}, started {}, expires {}, epoch {}",
+            self.owner,
+            if self.hint.is_empty() {
+                "-"
+            } else {
+                &self.hint
+            },
+            self.host,
+            self.pid,
+            self.started.to_rfc3339(),
+            self.expires.to_rfc3339(),
+            self.epoch
+        )
+    }
+}
+
+/// Lock tuning.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// Lease length (default 60 s).
+    pub ttl: Duration,
+    /// How often the background task refreshes (default `ttl / 3`).
+    pub refresh_interval: Option<Duration>,
+    /// Extra time a contender waits past `expires` before taking over, to absorb clock
+    /// skew between hosts (default 5 s).
+    pub skew_margin: Duration,
+    /// Clock used for expiry decisions.
+    pub clock: Arc<dyn Clock>,
+    /// Free text stored in the lock (e.g. `snapshotd backup`).
+    pub hint: String,
+    /// Host name stored in the lock (default: the kernel's host name).
+    pub host: Option<String>,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(60),
+            refresh_interval: None,
+            skew_margin: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
+            hint: String::new(),
+            host: None,
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn encode(info: &LockInfo) -> Result<Bytes> {
+    serde_json::to_vec_pretty(info)
+        .map(Bytes::from)
+        .map_err(|e| Error::Stopped(format!("encode lock: {e}")))
+}
+
+fn decode(data: &[u8], path: &str) -> Result<LockInfo> {
+    serde_json::from_slice(data).map_err(|e| Error::Corrupt {
+        path: path.to_string(),
+        reason: format!("unreadable lock object: {e}"),
+    })
+}
+
+/// Reads the current lock, if any.
+pub async fn read_lock(dest: &Destination) -> Result<Option<LockInfo>> {
+    let cas = Cas::new(dest, layout::LOCK);
+    match cas.read().await? {
+        None => Ok(None),
+        Some((data, _)) => decode(&data, dest.path(layout::LOCK).as_ref()).map(Some),
+    }
+}
+
+/// What [`unlock`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlocked {
+    /// There was no lock.
+    NotLocked,
+    /// This holder's lock was removed.
+    Removed(LockInfo),
+    /// A lock object that could not be parsed was removed; its raw text.
+    RemovedUnreadable(String),
+}
+
+/// Removes the lock unconditionally after reading who held it. Meant for an operator
+/// who knows the holder is dead; a live holder notices at its next refresh and stops.
+pub async fn unlock(dest: &Destination) -> Result<Unlocked> {
+    let cas = Cas::new(dest, layout::LOCK);
+    let Some((data, version)) = cas.read().await? else {
+        return Ok(Unlocked::NotLocked);
+    };
+    let shown = match decode(&data, "") {
+        Ok(info) => Unlocked::Removed(info),
+        Err(_) => Unlocked::RemovedUnreadable(String::from_utf8_lossy(&data).into_owned()),
+    };
+    match cas.delete(Some(&version)).await? {
+        CasOutcome::Done(()) => Ok(shown),
+        // Changed under us (refresh or takeover): remove whatever is there now.
+        CasOutcome::Conflict => {
+            let _ = cas.delete(None).await?;
+            Ok(shown)
+        }
+    }
+}
+
+struct State {
+    dest: String,
+    cas: Cas,
+    opts: LockOptions,
+    current: Mutex<(LockInfo, Version)>,
+    failed: Mutex<Option<String>>,
+}
+
+impl State {
+    fn epoch(&self) -> u64 {
+        self.lock_current().0.epoch
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, (LockInfo, Version)> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fail(&self, reason: String) -> Error {
+        let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let reason = f.get_or_insert(reason).clone();
+        Error::Deposed {
+            dest: self.dest.clone(),
+            epoch: self.epoch(),
+            reason,
+        }
+    }
+
+    fn failure(&self) -> Option<Error> {
+        let f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        f.as_ref().map(|r| Error::Deposed {
+            dest: self.dest.clone(),
+            epoch: self.epoch(),
+            reason: r.clone(),
+        })
+    }
+
+    async fn refresh(&self) -> Result<()> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let (mut next, version) = self.lock_current().clone();
+        next.expires = self.opts.clock.now() + chrono_dur(self.opts.ttl);
+        next.rev = uuid::Uuid::new_v4().to_string();
+        match self.cas.update(&version, encode(&next)?).await {
+            Ok(CasOutcome::Done(v)) => {
+                *self.lock_current() = (next, v);
+                Ok(())
+            }
+            Ok(CasOutcome::Conflict) => Err(self.fail(
+                "the lock was taken over or removed by someone else (refresh refused)".into(),
+            )),
+            Err(e) => {
+                let expires = self.lock_current().0.expires;
+                if self.opts.clock.now() >= expires {
+                    Err(self.fail(format!("lease expired and could not be refreshed: {e}")))
+                } else {
+                    tracing::warn!(dest = %self.dest, error = %e, "lock refresh failed; will retry");
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// A held lock. A background task refreshes it; dropping the guard stops that task
+/// (the lease then runs out), [`LockGuard::release`] removes it.
+pub struct LockGuard {
+    state: Arc<State>,
+    stop: Arc<Notify>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    taken_over_from: Option<LockInfo>,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("info", &self.info())
+            .finish()
+    }
+}
+
+impl LockGuard {
+    /// Acquires the lock of `dest`: create if absent, take over if expired, else fail
+    /// with [`Error::Locked`] naming the holder. The new epoch is at least `min_epoch`
+    /// and above the previous holder's.
+    pub async fn acquire(dest: &Destination, opts: LockOptions, min_epoch: u64) -> Result<Self> {
+        let cas = Cas::new(dest, layout::LOCK);
+        let lock_path = dest.path(layout::LOCK).to_string();
+        let now = opts.clock.now();
+        let mut info = LockInfo {
+            owner: uuid::Uuid::new_v4().to_string(),
+            host: opts.host.clone().unwrap_or_else(host_name),
+            pid: std::process::id(),
+            hint: opts.hint.clone(),
+            started: now,
+            expires: now + chrono_dur(opts.ttl),
+            epoch: min_epoch.max(1),
+            rev: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut taken_over_from = None;
+        let mut acquired = None;
+        for _attempt in 0..8 {
+            if let CasOutcome::Done(v) = cas.create(encode(&info)?).await? {
+                acquired = Some(v);
+                break;
+            }
+            let Some((data, version)) = cas.read().await? else {
+                continue; // released between our create and read: try again
+            };
+            let holder = decode(&data, &lock_path)?;
+            let now = opts.clock.now();
+            if now <= holder.expires + chrono_dur(opts.skew_margin) {
+                return Err(Error::Locked {
+                    dest: dest.to_string(),
+                    holder: Box::new(holder),
+                });
+            }
+            info.epoch = info.epoch.max(holder.epoch.saturating_add(1));
+            info.started = now;
+            info.expires = now + chrono_dur(opts.ttl);
+            if let CasOutcome::Done(v) = cas.update(&version, encode(&info)?).await? {
+                tracing::warn!(dest = %dest, previous = %holder, "took over an expired lock");
+                taken_over_from = Some(holder);
+                acquired = Some(v);
+                break;
+            }
+            // Lost a takeover race; the next round reports the winner.
+        }
+        let Some(version) = acquired else {
+            return Err(Error::Stopped(format!(
+                "could not acquire lock on {dest}: too much contention"
+            )));
+        };
+        let refresh = opts
+            .refresh_interval
+            .unwrap_or(opts.ttl / 3)
+            .max(Duration::from_millis(10));
+        let state = Arc::new(State {
+            dest: dest.to_string(),
+            cas,
+            opts,
+            current: Mutex::new((info, version)),
+            failed: Mutex::new(None),
+        });
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(refresh_loop(state.clone(), stop.clone(), refresh));
+        Ok(Self {
+            state,
+            stop,
+            task: Mutex::new(Some(task)),
+            taken_over_from,
+        })
+    }
+
+    /// The lock as last written by us.
+    pub fn info(&self) -> LockInfo {
+        self.state.lock_current().0.clone()
+    }
+
+    /// Our fencing epoch.
+    pub fn epoch(&self) -> u64 {
+        self.state.epoch()
+    }
+
+    /// The expired holder we replaced, if this was a takeover.
+    pub fn taken_over_from(&self) -> Option<&LockInfo> {
+        self.taken_over_from.as_ref()
+    }
+
+    /// Fails if the lock was lost. If our own clock says the lease lapsed, refreshes
+    /// first (a holder that slept past its lease must prove it still holds the lock).
+    pub async fn check(&self) -> Result<()> {
+        if let Some(e) = self.state.failure() {
+            return Err(e);
+        }
+        let expires = self.state.lock_current().0.expires;
+        if self.state.opts.clock.now() >= expires {
+            return self.state.refresh().await;
+        }
+        Ok(())
+    }
+
+    /// The sticky failure, if the lock was lost (no I/O).
+    pub fn failure(&self) -> Option<Error> {
+        self.state.failure()
+    }
+
+    /// Refreshes now (the background task does this periodically).
+    pub async fn refresh_now(&self) -> Result<()> {
+        self.state.refresh().await
+    }
+
+    /// Stops the refresh task without releasing (simulates a paused or dead holder).
+    pub fn stop_refreshing(&self) {
+        self.stop.notify_one();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            t.abort();
+        }
+    }
+
+    /// Removes the lock if it is still ours. Errors if it was lost in the meantime.
+    pub async fn release(&self) -> Result<()> {
+        self.stop_refreshing();
+        if let Some(e) = self.state.failure() {
+            return Err(e);
+        }
+        let version = self.state.lock_current().1.clone();
+        match self.state.cas.delete(Some(&version)).await? {
+            CasOutcome::Done(()) => Ok(()),
+            CasOutcome::Conflict => Err(self
+                .state
+                .fail("the lock was taken over or removed before release".into())),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.stop_refreshing();
+    }
+}
+
+async fn refresh_loop(state: Arc<State>, stop: Arc<Notify>, every: Duration) {
+    loop {
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = state.refresh().await
+            && matches!(e, Error::Deposed { .. })
+        {
+            tracing::error!(error = %e, "checkpoint lock lost");
+            return;
+        }
+    }
+}
