@@ -15,9 +15,19 @@ mod api;
 mod error;
 mod types;
 
+#[cfg(feature = "builtin")]
+pub mod builtin;
+#[cfg(any(feature = "builtin", feature = "testkit"))]
+pub mod meta;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use api::{AdminStore, Store};
 pub use error::{Result, StoreError};
 pub use types::{
     BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec,
     ShardIdMap, ShardInfo, ShardPath, TimeRange, WriteStats,
 };
+
+#[cfg(feature = "builtin")]
+pub use builtin::{BuiltinStore, RestoreLimits};

@@ -1,0 +1,572 @@
+//! The built-in on-disk store: influx `meta.Data` metastore + shard directories
+//! `data/<db>/<rp>/<id>/` holding opaque files (TSM restored from influx) and a WAL of
+//! line-protocol writes (`wal/`, etcd-compatible, via `snapshotd-wal`).
+//!
+//! Layout of a data directory: `LOCK` (fs2 exclusive lock), `meta/meta.db`, `data/…`,
+//! `tmp/` (scratch for exports, emptied on open).
+
+mod backup;
+mod export;
+mod import;
+mod meta_store;
+mod restore;
+mod shard;
+mod shard_log;
+mod tarout;
+mod tsm;
+mod write;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+pub use restore::RestoreLimits;
+pub use write::{Point, Value};
+
+use crate::api::{AdminStore, Store};
+use crate::error::{Result, StoreError};
+use crate::meta::{Data, DatabaseInfo, RetentionPolicyInfo};
+use crate::types::{
+    BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec,
+    ShardIdMap, ShardInfo, ShardPath, TimeRange, WriteStats,
+};
+
+type Slot = Arc<Mutex<Option<shard_log::ShardLog>>>;
+
+/// The built-in store rooted at a data directory.
+pub struct BuiltinStore {
+    root: PathBuf,
+    _lock: meta_store::DirLock,
+    meta: Mutex<Data>,
+    slots: Mutex<HashMap<u64, Slot>>,
+    limits: RestoreLimits,
+}
+
+impl std::fmt::Debug for BuiltinStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    fs::create_dir_all(p).map_err(|e| StoreError::io(format!("create {}", p.display()), e))
+}
+
+fn not_found(what: &'static str, name: impl Into<String>) -> StoreError {
+    StoreError::NotFound {
+        what,
+        name: name.into(),
+    }
+}
+
+fn ns(d: Duration) -> Result<i64> {
+    i64::try_from(d.as_nanos()).map_err(|_| StoreError::Invalid("duration too large".into()))
+}
+
+impl BuiltinStore {
+    /// Opens (creating if needed) the store in `data_dir`, taking its exclusive lock and
+    /// repairing any restore interrupted by a crash.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_limits(data_dir, RestoreLimits::default())
+    }
+
+    /// Like [`BuiltinStore::open`] with explicit restore limits.
+    pub fn open_with_limits(data_dir: impl AsRef<Path>, limits: RestoreLimits) -> Result<Self> {
+        let root = data_dir.as_ref().to_path_buf();
+        mkdir(&root)?;
+        let lock = meta_store::DirLock::acquire(&root)?;
+        mkdir(&root.join("data"))?;
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)
+                .map_err(|e| StoreError::io(format!("clear {}", tmp.display()), e))?;
+        }
+        mkdir(&tmp)?;
+        let data = meta_store::load(&root)?;
+        let store = BuiltinStore {
+            root,
+            _lock: lock,
+            meta: Mutex::new(data),
+            slots: Mutex::new(HashMap::new()),
+            limits,
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn recover(&self) -> Result<()> {
+        let data = lock(&self.meta).clone();
+        for db in &data.databases {
+            for rp in &db.retention_policies {
+                restore::recover_rp_dir(&self.rp_dir(&db.name, &rp.name))?;
+                for g in rp.shard_groups.iter().filter(|g| !g.is_deleted()) {
+                    for s in &g.shards {
+                        mkdir(&self.shard_dir(&db.name, &rp.name, s.id))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rp_dir(&self, db: &str, rp: &str) -> PathBuf {
+        self.root.join("data").join(db).join(rp)
+    }
+
+    fn shard_dir(&self, db: &str, rp: &str, id: u64) -> PathBuf {
+        self.rp_dir(db, rp).join(id.to_string())
+    }
+
+    fn slot(&self, id: u64) -> Slot {
+        lock(&self.slots).entry(id).or_default().clone()
+    }
+
+    fn locate(&self, id: u64) -> Result<shard::Located> {
+        shard::locate(&lock(&self.meta), id).ok_or_else(|| not_found("shard", id.to_string()))
+    }
+
+    fn save(&self, data: &Data) -> Result<()> {
+        meta_store::save(&self.root, data)
+    }
+
+    /// Every point held in the WALs of a retention policy's shards (None = default RP), in
+    /// shard order then write order. Opaque TSM files are not decoded.
+    pub fn read_points(
+        &self,
+        database: &str,
+        retention_policy: Option<&str>,
+    ) -> Result<Vec<Point>> {
+        let (rp, ids) = {
+            let data = lock(&self.meta);
+            let db = data
+                .database(database)
+                .ok_or_else(|| not_found("database", database))?;
+            let rp = retention_policy.unwrap_or(&db.default_retention_policy);
+            let info = db
+                .retention_policy(rp)
+                .ok_or_else(|| not_found("retention policy", format!("{database}.{rp}")))?;
+            let ids: Vec<u64> = info
+                .shard_groups
+                .iter()
+                .filter(|g| !g.is_deleted())
+                .flat_map(|g| g.shards.iter().map(|s| s.id))
+                .collect();
+            (rp.to_string(), ids)
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.shard_points(&self.shard_dir(database, &rp, id), id)?);
+        }
+        Ok(out)
+    }
+
+    fn shard_points(&self, dir: &Path, id: u64) -> Result<Vec<Point>> {
+        let view = {
+            let slot = self.slot(id);
+            let _g = lock(&slot);
+            shard_log::LogView::open(dir)?
+        };
+        let mut out = Vec::new();
+        if let Some(view) = view {
+            for entry in view.entries()? {
+                out.extend(write::decode_entry(&entry)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opaque files and log view of a shard, taken under the shard's slot lock.
+    fn snapshot(&self, id: u64) -> Result<(PathBuf, String, Option<shard_log::LogView>)> {
+        let loc = self.locate(id)?;
+        let dir = self.shard_dir(&loc.db, &loc.rp, id);
+        if !dir.is_dir() {
+            return Err(not_found("shard", id.to_string()));
+        }
+        let slot = self.slot(id);
+        let _g = lock(&slot);
+        let view = shard_log::LogView::open(&dir)?;
+        Ok((dir, format!("{}/{}/{id}", loc.db, loc.rp), view))
+    }
+
+    fn create_shard_dirs(&self, data: &Data, ids: &[u64]) -> Result<()> {
+        for id in ids {
+            let loc = shard::locate(data, *id).ok_or_else(|| not_found("shard", id.to_string()))?;
+            mkdir(&self.shard_dir(&loc.db, &loc.rp, *id))?;
+        }
+        Ok(())
+    }
+}
+
+fn rp_info(spec: &RetentionPolicySpec) -> Result<RetentionPolicyInfo> {
+    shard::check_name("retention policy", &spec.name)?;
+    let duration = ns(spec.duration)?;
+    let mut sgd = ns(spec.shard_group_duration)?;
+    if duration != 0 && duration < shard::HOUR {
+        return Err(StoreError::Invalid(
+            "retention policy duration must be at least 1h".into(),
+        ));
+    }
+    if sgd == 0 {
+        sgd = shard::default_group_duration(duration);
+    } else if sgd < shard::HOUR {
+        return Err(StoreError::Invalid(
+            "shard group duration must be at least 1h".into(),
+        ));
+    }
+    Ok(RetentionPolicyInfo {
+        name: spec.name.clone(),
+        duration,
+        shard_group_duration: sgd,
+        replica_n: spec.replication.max(1),
+        shard_groups: vec![],
+        subscriptions: vec![],
+    })
+}
+
+impl Store for BuiltinStore {
+    fn meta_snapshot(&self) -> Result<Vec<u8>> {
+        Ok(lock(&self.meta).encode_blob())
+    }
+
+    fn list_shards(
+        &self,
+        database: Option<&str>,
+        retention_policy: Option<&str>,
+    ) -> Result<Vec<ShardPath>> {
+        let data = lock(&self.meta).clone();
+        let dbs: Vec<&DatabaseInfo> = match database {
+            Some(name) => vec![
+                data.database(name)
+                    .ok_or_else(|| not_found("database", name))?,
+            ],
+            None => data.databases.iter().collect(),
+        };
+        let mut out = Vec::new();
+        for db in dbs {
+            let rps: Vec<&RetentionPolicyInfo> =
+                match retention_policy {
+                    Some(rp) => vec![db.retention_policy(rp).ok_or_else(|| {
+                        not_found("retention policy", format!("{}.{rp}", db.name))
+                    })?],
+                    None => db.retention_policies.iter().collect(),
+                };
+            for rp in rps {
+                for g in rp.shard_groups.iter().filter(|g| !g.is_deleted()) {
+                    for s in &g.shards {
+                        if self.shard_dir(&db.name, &rp.name, s.id).is_dir() {
+                            out.push(ShardPath {
+                                database: db.name.clone(),
+                                retention_policy: rp.name.clone(),
+                                shard_id: s.id,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn shard_info(&self, shard_id: u64) -> Result<ShardInfo> {
+        let loc = self.locate(shard_id)?;
+        Ok(ShardInfo {
+            path: ShardPath {
+                database: loc.db,
+                retention_policy: loc.rp,
+                shard_id,
+            },
+            shard_group_id: loc.group,
+            start_ns: loc.start,
+            end_ns: loc.end,
+        })
+    }
+
+    fn backup_shard(
+        &self,
+        shard_id: u64,
+        since: Option<SystemTime>,
+        out: &mut dyn Write,
+    ) -> Result<BackupStats> {
+        let (dir, prefix, view) = self.snapshot(shard_id)?;
+        backup::backup(&dir, &prefix, since, view, out)
+    }
+
+    fn export_shard(
+        &self,
+        shard_id: u64,
+        range: TimeRange,
+        out: &mut dyn Write,
+    ) -> Result<BackupStats> {
+        let (dir, prefix, view) = self.snapshot(shard_id)?;
+        export::export(&dir, &prefix, &self.root.join("tmp"), range, view, out)
+    }
+
+    fn import_meta(&self, blob: &[u8], request: &ImportRequest) -> Result<ShardIdMap> {
+        let other = Data::decode_blob(blob)?;
+        let mut data = lock(&self.meta);
+        let mut work = data.clone();
+        let imported = import::import(&mut work, &other, request)?;
+        for (_, name) in &imported.databases {
+            shard::check_name("database", name)?;
+            if let Some(db) = work.database(name) {
+                for rp in &db.retention_policies {
+                    shard::check_name("retention policy", &rp.name)?;
+                }
+            }
+        }
+        let ids: Vec<u64> = imported.map.iter().map(|(_, new)| *new).collect();
+        self.create_shard_dirs(&work, &ids)?;
+        self.save(&work)?;
+        *data = work;
+        Ok(ShardIdMap(imported.map))
+    }
+
+    fn restore_shard(&self, shard_id: u64, tar: &mut dyn Read) -> Result<RestoreStats> {
+        let loc = self.locate(shard_id)?;
+        let dir = self.shard_dir(&loc.db, &loc.rp, shard_id);
+        let id = shard_id.to_string();
+        let slot = self.slot(shard_id);
+        let mut writer = lock(&slot);
+        *writer = None; // disable: close the writer (and its segment locks) for the swap
+        restore::restore(&dir, [&loc.db, &loc.rp, &id], tar, &self.limits)
+    }
+}
+
+impl AdminStore for BuiltinStore {
+    fn create_database(&self, spec: &DatabaseSpec) -> Result<()> {
+        shard::check_name("database", &spec.name)?;
+        let rp = match &spec.retention_policy {
+            Some(rp) => rp_info(rp)?,
+            None => RetentionPolicyInfo {
+                name: "autogen".into(),
+                duration: 0,
+                shard_group_duration: 7 * shard::DAY,
+                replica_n: 1,
+                shard_groups: vec![],
+                subscriptions: vec![],
+            },
+        };
+        let mut data = lock(&self.meta);
+        if data.database(&spec.name).is_some() {
+            return Err(StoreError::Conflict(format!(
+                "database {} already exists",
+                spec.name
+            )));
+        }
+        let mut work = data.clone();
+        work.databases.push(DatabaseInfo {
+            name: spec.name.clone(),
+            default_retention_policy: rp.name.clone(),
+            retention_policies: vec![rp],
+            continuous_queries: vec![],
+        });
+        work.index += 1;
+        self.save(&work)?;
+        *data = work;
+        Ok(())
+    }
+
+    fn create_retention_policy(&self, database: &str, spec: &RetentionPolicySpec) -> Result<()> {
+        let rp = rp_info(spec)?;
+        let mut data = lock(&self.meta);
+        let mut work = data.clone();
+        let db = work
+            .database_mut(database)
+            .ok_or_else(|| not_found("database", database))?;
+        if db.retention_policy(&rp.name).is_some() {
+            return Err(StoreError::Conflict(format!(
+                "retention policy {database}.{} already exists",
+                rp.name
+            )));
+        }
+        if spec.make_default || db.default_retention_policy.is_empty() {
+            db.default_retention_policy = rp.name.clone();
+        }
+        db.retention_policies.push(rp);
+        work.index += 1;
+        self.save(&work)?;
+        *data = work;
+        Ok(())
+    }
+
+    fn drop_database(&self, name: &str) -> Result<()> {
+        let mut data = lock(&self.meta);
+        let mut work = data.clone();
+        let pos = work
+            .databases
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or_else(|| not_found("database", name))?;
+        let db = work.databases.remove(pos);
+        for u in &mut work.users {
+            u.privileges.retain(|p| p.database != name);
+        }
+        work.index += 1;
+        self.save(&work)?;
+        *data = work;
+        drop(data);
+        {
+            let mut slots = lock(&self.slots);
+            for rp in &db.retention_policies {
+                for g in &rp.shard_groups {
+                    for s in &g.shards {
+                        if let Some(slot) = slots.remove(&s.id) {
+                            *lock(&slot) = None;
+                        }
+                    }
+                }
+            }
+        }
+        let dir = self.root.join("data").join(name);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(format!("remove {}", dir.display()), e)),
+        }
+    }
+
+    fn databases(&self) -> Result<Vec<String>> {
+        Ok(lock(&self.meta)
+            .databases
+            .iter()
+            .map(|d| d.name.clone())
+            .collect())
+    }
+
+    fn retention_policies(&self, database: &str) -> Result<Vec<(RetentionPolicySpec, bool)>> {
+        let data = lock(&self.meta);
+        let db = data
+            .database(database)
+            .ok_or_else(|| not_found("database", database))?;
+        Ok(db
+            .retention_policies
+            .iter()
+            .map(|rp| {
+                let is_default = rp.name == db.default_retention_policy;
+                let spec = RetentionPolicySpec {
+                    name: rp.name.clone(),
+                    duration: Duration::from_nanos(rp.duration.max(0) as u64),
+                    shard_group_duration: Duration::from_nanos(
+                        rp.shard_group_duration.max(0) as u64
+                    ),
+                    replication: rp.replica_n,
+                    make_default: is_default,
+                };
+                (spec, is_default)
+            })
+            .collect())
+    }
+
+    fn shards(&self) -> Result<Vec<ShardInfo>> {
+        let data = lock(&self.meta);
+        let mut out = Vec::new();
+        for db in &data.databases {
+            for rp in &db.retention_policies {
+                for g in rp.shard_groups.iter().filter(|g| !g.is_deleted()) {
+                    for s in &g.shards {
+                        out.push(ShardInfo {
+                            path: ShardPath {
+                                database: db.name.clone(),
+                                retention_policy: rp.name.clone(),
+                                shard_id: s.id,
+                            },
+                            shard_group_id: g.id,
+                            start_ns: g.start_time,
+                            end_ns: g.end_time,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_lines(
+        &self,
+        database: &str,
+        retention_policy: Option<&str>,
+        precision: Precision,
+        body: &[u8],
+    ) -> Result<WriteStats> {
+        let points = write::parse_batch(body, precision)?;
+        let (rp_name, by_shard) = {
+            let mut data = lock(&self.meta);
+            let mut work = data.clone();
+            let (mut max_sg, mut max_shard) = (work.max_shard_group_id, work.max_shard_id);
+            let db = work
+                .database_mut(database)
+                .ok_or_else(|| not_found("database", database))?;
+            let rp_name = match retention_policy.filter(|r| !r.is_empty()) {
+                Some(r) => r.to_string(),
+                None if db.default_retention_policy.is_empty() => {
+                    return Err(StoreError::Invalid(format!(
+                        "database {database} has no default retention policy"
+                    )));
+                }
+                None => db.default_retention_policy.clone(),
+            };
+            let rp = db
+                .retention_policy_mut(&rp_name)
+                .ok_or_else(|| not_found("retention policy", format!("{database}.{rp_name}")))?;
+            let now = write::now_ns();
+            let mut by_shard: BTreeMap<u64, Vec<&Point>> = BTreeMap::new();
+            let mut created = Vec::new();
+            for p in &points {
+                if rp.duration > 0 && p.point.time_ns < now.saturating_sub(rp.duration) {
+                    return Err(StoreError::Invalid(format!(
+                        "line {}: point is beyond retention policy {rp_name}",
+                        p.line_no
+                    )));
+                }
+                let (id, new) = shard::route(rp, &mut max_sg, &mut max_shard, p.point.time_ns);
+                if new {
+                    created.push(id);
+                }
+                by_shard.entry(id).or_default().push(&p.point);
+            }
+            if !created.is_empty() {
+                work.max_shard_group_id = max_sg;
+                work.max_shard_id = max_shard;
+                work.index += 1;
+                self.create_shard_dirs(&work, &created)?;
+                self.save(&work)?;
+                *data = work;
+            }
+            let owned = by_shard
+                .into_iter()
+                .map(|(id, pts)| Ok((id, write::encode_points(&pts)?)))
+                .collect::<Result<Vec<(u64, Vec<u8>)>>>()?;
+            (rp_name, owned)
+        };
+        let shards = by_shard.len() as u64;
+        for (id, entry) in by_shard {
+            let dir = self.shard_dir(database, &rp_name, id);
+            let slot = self.slot(id);
+            let mut writer = lock(&slot);
+            if writer.is_none() {
+                *writer = Some(shard_log::ShardLog::open(&dir)?);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.append(entry)?;
+            }
+        }
+        Ok(WriteStats {
+            points: points.len() as u64,
+            shards,
+        })
+    }
+}

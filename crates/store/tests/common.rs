@@ -1,0 +1,72 @@
+//! Helpers shared by the test modules.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use flate2::read::GzDecoder;
+use snapshotd_store::meta::PortableData;
+use snapshotd_store::{BuiltinStore, ImportRequest, Store};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub const A1: &str = "influx/backups/A1_full/20261122T022308Z";
+pub const A2: &str = "influx/backups/A2_db2/20261122T022310Z";
+pub const A3: &str = "influx/backups/A3_db1_export/20261122T022311Z";
+
+/// The raw meta.Data blob of a portable backup.
+pub fn meta_blob(base: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let file = std::fs::read(snapshotd_testutil::vector(&format!("{base}.meta")))?;
+    Ok(PortableData::unwrap_blob(&file)?)
+}
+
+/// The uncompressed shard tar of a portable backup.
+pub fn shard_tar(base: &str, id: u64) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let path = snapshotd_testutil::vector(&format!("{base}.s{id}.tar.gz"));
+    let mut out = Vec::new();
+    GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// A fresh store in a temp dir (kept alive by the returned guard).
+pub fn store() -> Result<(tempfile::TempDir, BuiltinStore), Box<dyn std::error::Error>> {
+    let dir = snapshotd_testutil::temp_dir();
+    let store = BuiltinStore::open(dir.path().join("data"))?;
+    Ok((dir, store))
+}
+
+/// A store holding A1 (meta imported, all six TSM shards restored).
+pub fn a1_store() -> Result<(tempfile::TempDir, BuiltinStore), Box<dyn std::error::Error>> {
+    let (dir, s) = store()?;
+    let map = s.import_meta(&meta_blob(A1)?, &ImportRequest::default())?;
+    for (old, new) in map.0 {
+        let tar = shard_tar(A1, old)?;
+        s.restore_shard(new, &mut tar.as_slice())?;
+    }
+    Ok((dir, s))
+}
+
+/// Backup of a shard as bytes.
+pub fn backup(s: &dyn Store, id: u64) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let mut out = Vec::new();
+    s.backup_shard(id, None, &mut out)?;
+    Ok(out)
+}
+
+/// Every path below `dir`, sorted (to prove nothing was written outside a target).
+pub fn tree(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p.clone());
+                }
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the built-in store (one binary, several modules).
+
+mod common;
+mod hostile;
+mod influx_shards;
+mod kit;
+mod meta_vectors;
+mod wal_shards;
