@@ -12,8 +12,26 @@ use crate::WireError;
 /// `Z` for a zero offset and `±hh:mm` otherwise. Go's *zero time* (`0001-01-01T00:00:00Z`) is
 /// what influx clients send for every unused time field; [`GoTime::ZERO`] /
 /// [`GoTime::default`] is that value and [`GoTime::is_zero`] tests for it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Equality is on the instant *and* the offset (they encode differently); use
+/// [`GoTime::unix_nanos`] or [`GoTime::as_datetime`] to compare instants only.
+#[derive(Clone, Copy)]
 pub struct GoTime(DateTime<FixedOffset>);
+
+impl PartialEq for GoTime {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 && self.0.offset() == other.0.offset()
+    }
+}
+
+impl Eq for GoTime {}
+
+impl std::hash::Hash for GoTime {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+        self.0.offset().local_minus_utc().hash(h);
+    }
+}
 
 /// The wire string of Go's zero time.
 pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -281,6 +299,19 @@ mod tests {
         ] {
             assert!(GoTime::parse(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn equality_includes_the_offset() {
+        let a = GoTime::parse("2021-01-05T02:00:00+02:00").unwrap();
+        let b = GoTime::parse("2021-01-05T00:00:00Z").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.unix_nanos(), b.unix_nanos());
+        assert!(
+            GoTime::parse("0001-01-01T01:00:00+01:00")
+                .unwrap()
+                .is_zero()
+        );
     }
 
     #[test]
