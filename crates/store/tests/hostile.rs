@@ -141,3 +141,31 @@ fn other_shards_entries_are_skipped_and_counted() -> TestResult {
     assert!(!s.root().join("data/db1/autogen/10").exists());
     Ok(())
 }
+
+#[test]
+fn crash_mid_swap_is_repaired_on_open() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let root = dir.path().join("data");
+    let want = {
+        let s = BuiltinStore::open(&root)?;
+        s.import_meta(&crate::common::meta_blob(A1)?, &Default::default())?;
+        s.restore_shard(1, &mut shard_tar(A1, 1)?.as_slice())?;
+        tar_files(&backup(&s, 1)?)?
+    };
+    // Simulate a crash after "retire old" and before "install staging".
+    let rp = root.join("data/db1/autogen");
+    std::fs::rename(rp.join("1"), rp.join(".retired-1-0badf00d"))?;
+    std::fs::create_dir(rp.join(".restore-1-0badf00d"))?;
+    std::fs::write(
+        rp.join(".restore-1-0badf00d/000000009-000000001.tsm"),
+        b"half",
+    )?;
+    let s = BuiltinStore::open(&root)?;
+    assert_eq!(tar_files(&backup(&s, 1)?)?, want);
+    let mut names: Vec<_> = std::fs::read_dir(&rp)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["1", "2", "3"]);
+    Ok(())
+}

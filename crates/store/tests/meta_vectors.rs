@@ -163,3 +163,50 @@ fn unknown_names_are_not_found_and_bad_blob_invalid() -> TestResult {
     assert!(s.databases()?.is_empty());
     Ok(())
 }
+
+#[test]
+fn deleted_groups_are_renumbered_but_get_no_directory() -> TestResult {
+    use snapshotd_store::meta::{DatabaseInfo, RetentionPolicyInfo, ShardGroupInfo, ShardInfo};
+    let group = |id: u64, deleted_at: i64| ShardGroupInfo {
+        id,
+        start_time: 0,
+        end_time: 1_000,
+        deleted_at,
+        shards: vec![ShardInfo {
+            id,
+            ..Default::default()
+        }],
+        truncated_at: None,
+    };
+    let blob = Data {
+        databases: vec![DatabaseInfo {
+            name: "d".into(),
+            default_retention_policy: "r".into(),
+            retention_policies: vec![RetentionPolicyInfo {
+                name: "r".into(),
+                shard_group_duration: 1_000,
+                replica_n: 1,
+                shard_groups: vec![group(4, 99), group(5, 0)],
+                ..Default::default()
+            }],
+            continuous_queries: vec![],
+        }],
+        max_shard_group_id: 5,
+        max_shard_id: 5,
+        ..Default::default()
+    }
+    .encode_blob();
+    let (_d, s) = store()?;
+    assert_eq!(
+        sorted(s.import_meta(&blob, &ImportRequest::default())?),
+        [(4, 1), (5, 2)]
+    );
+    let listed: Vec<u64> = s
+        .list_shards(None, None)?
+        .iter()
+        .map(|p| p.shard_id)
+        .collect();
+    assert_eq!(listed, [2]);
+    assert!(!s.root().join("data/d/r/1").exists());
+    Ok(())
+}

@@ -35,6 +35,8 @@ use crate::types::{
 };
 
 type Slot = Arc<Mutex<Option<shard_log::ShardLog>>>;
+/// One WAL entry bound for a shard.
+type ShardEntry = (u64, Vec<u8>);
 
 /// The built-in store rooted at a data directory.
 pub struct BuiltinStore {
@@ -202,10 +204,83 @@ impl BuiltinStore {
         Ok((dir, format!("{}/{}/{id}", loc.db, loc.rp), view))
     }
 
+    /// Routes a parsed batch to shards (creating shard groups as needed, saved before any
+    /// append) and encodes one WAL entry per shard. The metastore is cloned only when a
+    /// group has to be created.
+    fn route_batch(
+        &self,
+        database: &str,
+        retention_policy: Option<&str>,
+        points: &[write::Parsed],
+    ) -> Result<(String, Vec<ShardEntry>)> {
+        let mut data = lock(&self.meta);
+        let db = data
+            .database(database)
+            .ok_or_else(|| not_found("database", database))?;
+        let rp_name = match retention_policy.filter(|r| !r.is_empty()) {
+            Some(r) => r.to_string(),
+            None if db.default_retention_policy.is_empty() => {
+                return Err(StoreError::Invalid(format!(
+                    "database {database} has no default retention policy"
+                )));
+            }
+            None => db.default_retention_policy.clone(),
+        };
+        let rp = db
+            .retention_policy(&rp_name)
+            .ok_or_else(|| not_found("retention policy", format!("{database}.{rp_name}")))?;
+        let now = write::now_ns();
+        let mut needs_group = false;
+        for p in points {
+            if rp.duration > 0 && p.point.time_ns < now.saturating_sub(rp.duration) {
+                return Err(StoreError::Invalid(format!(
+                    "line {}: point is beyond retention policy {rp_name}",
+                    p.line_no
+                )));
+            }
+            needs_group |= shard::find(rp, p.point.time_ns).is_none();
+        }
+        let mut work = needs_group.then(|| data.clone());
+        let target: &mut Data = match work.as_mut() {
+            Some(w) => w,
+            None => &mut data,
+        };
+        let (mut max_sg, mut max_shard) = (target.max_shard_group_id, target.max_shard_id);
+        let rp = target
+            .database_mut(database)
+            .and_then(|d| d.retention_policy_mut(&rp_name))
+            .ok_or_else(|| not_found("retention policy", format!("{database}.{rp_name}")))?;
+        let mut by_shard: BTreeMap<u64, Vec<&Point>> = BTreeMap::new();
+        let mut created = Vec::new();
+        for p in points {
+            let (id, new) = shard::route(rp, &mut max_sg, &mut max_shard, p.point.time_ns);
+            if new {
+                created.push(id);
+            }
+            by_shard.entry(id).or_default().push(&p.point);
+        }
+        if let Some(mut work) = work {
+            work.max_shard_group_id = max_sg;
+            work.max_shard_id = max_shard;
+            work.index += 1;
+            self.create_shard_dirs(&work, &created)?;
+            self.save(&work)?;
+            *data = work;
+        }
+        let entries = by_shard
+            .into_iter()
+            .map(|(id, pts)| Ok((id, write::encode_points(&pts)?)))
+            .collect::<Result<Vec<ShardEntry>>>()?;
+        Ok((rp_name, entries))
+    }
+
+    /// Creates the directories of the given shards; shards of deleted groups (imported as
+    /// influx does) get none.
     fn create_shard_dirs(&self, data: &Data, ids: &[u64]) -> Result<()> {
         for id in ids {
-            let loc = shard::locate(data, *id).ok_or_else(|| not_found("shard", id.to_string()))?;
-            mkdir(&self.shard_dir(&loc.db, &loc.rp, *id))?;
+            if let Some(loc) = shard::locate(data, *id) {
+                mkdir(&self.shard_dir(&loc.db, &loc.rp, *id))?;
+            }
         }
         Ok(())
     }
@@ -503,55 +578,7 @@ impl AdminStore for BuiltinStore {
         body: &[u8],
     ) -> Result<WriteStats> {
         let points = write::parse_batch(body, precision)?;
-        let (rp_name, by_shard) = {
-            let mut data = lock(&self.meta);
-            let mut work = data.clone();
-            let (mut max_sg, mut max_shard) = (work.max_shard_group_id, work.max_shard_id);
-            let db = work
-                .database_mut(database)
-                .ok_or_else(|| not_found("database", database))?;
-            let rp_name = match retention_policy.filter(|r| !r.is_empty()) {
-                Some(r) => r.to_string(),
-                None if db.default_retention_policy.is_empty() => {
-                    return Err(StoreError::Invalid(format!(
-                        "database {database} has no default retention policy"
-                    )));
-                }
-                None => db.default_retention_policy.clone(),
-            };
-            let rp = db
-                .retention_policy_mut(&rp_name)
-                .ok_or_else(|| not_found("retention policy", format!("{database}.{rp_name}")))?;
-            let now = write::now_ns();
-            let mut by_shard: BTreeMap<u64, Vec<&Point>> = BTreeMap::new();
-            let mut created = Vec::new();
-            for p in &points {
-                if rp.duration > 0 && p.point.time_ns < now.saturating_sub(rp.duration) {
-                    return Err(StoreError::Invalid(format!(
-                        "line {}: point is beyond retention policy {rp_name}",
-                        p.line_no
-                    )));
-                }
-                let (id, new) = shard::route(rp, &mut max_sg, &mut max_shard, p.point.time_ns);
-                if new {
-                    created.push(id);
-                }
-                by_shard.entry(id).or_default().push(&p.point);
-            }
-            if !created.is_empty() {
-                work.max_shard_group_id = max_sg;
-                work.max_shard_id = max_shard;
-                work.index += 1;
-                self.create_shard_dirs(&work, &created)?;
-                self.save(&work)?;
-                *data = work;
-            }
-            let owned = by_shard
-                .into_iter()
-                .map(|(id, pts)| Ok((id, write::encode_points(&pts)?)))
-                .collect::<Result<Vec<(u64, Vec<u8>)>>>()?;
-            (rp_name, owned)
-        };
+        let (rp_name, by_shard) = self.route_batch(database, retention_policy, &points)?;
         let shards = by_shard.len() as u64;
         for (id, entry) in by_shard {
             let dir = self.shard_dir(database, &rp_name, id);

@@ -47,6 +47,14 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The first shard of the live group of `rp` covering `t`.
+pub(crate) fn find(rp: &RetentionPolicyInfo, t: i64) -> Option<u64> {
+    rp.shard_groups
+        .iter()
+        .filter(|g| !g.is_deleted() && g.start_time <= t && t < g.end_time)
+        .find_map(|g| g.shards.first().map(|s| s.id))
+}
+
 /// The live group of `rp` covering `t`, created (one shard) when absent. Returns the shard
 /// id and whether a group was created.
 pub(crate) fn route(
@@ -55,14 +63,8 @@ pub(crate) fn route(
     max_shard: &mut u64,
     t: i64,
 ) -> (u64, bool) {
-    let found = rp
-        .shard_groups
-        .iter()
-        .find(|g| !g.is_deleted() && g.start_time <= t && t < g.end_time && !g.shards.is_empty());
-    if let Some(g) = found
-        && let Some(s) = g.shards.first()
-    {
-        return (s.id, false);
+    if let Some(id) = find(rp, t) {
+        return (id, false);
     }
     let d = if rp.shard_group_duration > 0 {
         rp.shard_group_duration
