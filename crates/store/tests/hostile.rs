@@ -169,3 +169,92 @@ fn crash_mid_swap_is_repaired_on_open() -> TestResult {
     assert_eq!(names, ["1", "2", "3"]);
     Ok(())
 }
+
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while format!("{len}{body}").len() != len {
+        len += 1;
+    }
+    format!("{len}{body}")
+}
+
+#[test]
+fn pax_and_gnu_long_names_are_honoured() -> TestResult {
+    let (_d, s) = a1_store()?;
+    // PAX `path` overrides the header name.
+    let rec = pax_record("path", GOOD);
+    let mut t = Vec::new();
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..9].copy_from_slice(b"PaxHeader");
+    h.set_entry_type(EntryType::XHeader);
+    h.set_size(rec.len() as u64);
+    h.set_cksum();
+    t.extend_from_slice(h.as_bytes());
+    t.extend_from_slice(rec.as_bytes());
+    t.resize(t.len().div_ceil(512) * 512, 0);
+    t.extend_from_slice(&raw_tar(&[("short-name", EntryType::Regular, b"pax")]));
+    let stats = s.restore_shard(1, &mut t.as_slice())?;
+    assert_eq!((stats.files, stats.skipped), (1, 0));
+    assert_eq!(
+        tar_files(&backup(&s, 1)?)?.get(GOOD).map(Vec::as_slice),
+        Some(&b"pax"[..])
+    );
+    // A PAX path escaping the shard is refused like a plain one.
+    let rec = pax_record("path", "db1/autogen/1/../../x.tsm");
+    t.clear();
+    h.set_size(rec.len() as u64);
+    h.set_cksum();
+    t.extend_from_slice(h.as_bytes());
+    t.extend_from_slice(rec.as_bytes());
+    t.resize(t.len().div_ceil(512) * 512, 0);
+    t.extend_from_slice(&raw_tar(&[("short-name", EntryType::Regular, b"evil")]));
+    refused(&s, &t)?;
+    // GNU long names (what the tar crate writes for names over 100 bytes).
+    let long = format!("db1/autogen/1/{}.tsm", "9".repeat(120));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    b.append_data(&mut h, &long, &b"long"[..])?;
+    let t = b.into_inner()?;
+    assert_eq!(s.restore_shard(1, &mut t.as_slice())?.files, 1);
+    assert!(tar_files(&backup(&s, 1)?)?.contains_key(&long));
+    Ok(())
+}
+
+#[test]
+fn corrupt_tsm_files_give_errors_not_panics_on_export() -> TestResult {
+    let (_d, s) = a1_store()?;
+    let original = tar_files(&shard_tar(A1, 2)?)?;
+    let (name, tsm) = original.iter().next().ok_or("no tsm")?;
+    let name = name.replace("db1/autogen/2/", "db1/autogen/1/");
+    let range = snapshotd_store::TimeRange {
+        start_ns: Some(1_609_804_800_000_000_000),
+        end_ns: Some(1_609_900_000_000_000_000),
+    };
+    let mut errors = 0;
+    let cuts = (0..tsm.len())
+        .step_by(37)
+        .chain([tsm.len() - 1, tsm.len() - 8]);
+    for cut in cuts {
+        for variant in 0..2 {
+            let mut bad = tsm.clone();
+            if variant == 0 {
+                bad.truncate(cut);
+            } else {
+                bad[cut] ^= 0xA5;
+            }
+            let t = raw_tar(&[(name.as_str(), EntryType::Regular, bad.as_slice())]);
+            s.restore_shard(1, &mut t.as_slice())?;
+            let mut out = Vec::new();
+            match s.export_shard(1, range, &mut out) {
+                Ok(_) => {}
+                Err(StoreError::Corrupt(_) | StoreError::LimitExceeded { .. }) => errors += 1,
+                Err(e) => return Err(format!("unexpected error {e}").into()),
+            }
+        }
+    }
+    assert!(errors > 10, "only {errors} corruptions detected");
+    Ok(())
+}
