@@ -58,7 +58,7 @@ pub(crate) fn export(
                 .filter(|p| range.contains(p.time_ns))
                 .collect();
             if !inside.is_empty() {
-                kept.push(write::encode_points(&inside)?);
+                kept.extend(write::encode_points(&inside)?);
             }
         }
         drop(view);

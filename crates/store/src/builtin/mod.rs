@@ -35,8 +35,8 @@ use crate::types::{
 };
 
 type Slot = Arc<Mutex<Option<shard_log::ShardLog>>>;
-/// One WAL entry bound for a shard.
-type ShardEntry = (u64, Vec<u8>);
+/// The WAL entries bound for one shard.
+type ShardEntry = (u64, Vec<Vec<u8>>);
 
 /// The built-in store rooted at a data directory.
 pub struct BuiltinStore {

@@ -16,9 +16,17 @@ const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 const TERM: u64 = 1;
 
 fn wal_err(e: snapshotd_wal::Error) -> StoreError {
+    use snapshotd_wal::Error as W;
     match e {
-        snapshotd_wal::Error::Locked { path } => StoreError::Locked(path.display().to_string()),
-        other => StoreError::Backend(Box::new(other)),
+        W::Locked { path } => StoreError::Locked(path.display().to_string()),
+        W::Io { context, source } => StoreError::Io { context, source },
+        W::RecordTooLarge { size, limit } => StoreError::LimitExceeded {
+            what: "shard log record",
+            limit,
+            got: size,
+        },
+        W::Exist { dir } => StoreError::Conflict(format!("log exists in {}", dir.display())),
+        other => StoreError::Corrupt(format!("shard log: {other}")),
     }
 }
 
@@ -79,12 +87,17 @@ impl ShardLog {
         Ok(ShardLog { wal })
     }
 
-    /// Appends one entry; returns after it is durable.
-    pub(crate) fn append(&mut self, data: Vec<u8>) -> Result<()> {
-        let index = self.wal.last_index() + 1;
-        let entry = Entry::new(index, TERM, data);
+    /// Appends entries in one save; returns after they are durable.
+    pub(crate) fn append(&mut self, entries: Vec<Vec<u8>>) -> Result<()> {
+        let first = self.wal.last_index() + 1;
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .zip(first..)
+            .map(|(data, index)| Entry::new(index, TERM, data))
+            .collect();
+        let last = first + entries.len() as u64 - 1;
         self.wal
-            .save(&HardState::new(TERM, 0, index), &[entry])
+            .save(&HardState::new(TERM, 0, last), &entries)
             .map_err(wal_err)
     }
 }

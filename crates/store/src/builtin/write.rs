@@ -103,9 +103,36 @@ pub(crate) fn parse_batch(body: &[u8], precision: Precision) -> Result<Vec<Parse
     Ok(out)
 }
 
-/// Encodes points as one stored WAL entry (a JSON array).
-pub(crate) fn encode_points(points: &[&Point]) -> Result<Vec<u8>> {
-    serde_json::to_vec(points).map_err(|e| StoreError::Backend(Box::new(e)))
+/// Largest encoded WAL entry we build (the WAL refuses records of 10 MiB and more).
+pub(crate) const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Encodes points as stored WAL entries (JSON arrays of at most [`MAX_ENTRY_BYTES`]).
+pub(crate) fn encode_points(points: &[&Point]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut cur = vec![b'['];
+    for p in points {
+        let one = serde_json::to_vec(p).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        if one.len() + 2 > MAX_ENTRY_BYTES {
+            return Err(StoreError::LimitExceeded {
+                what: "encoded point",
+                limit: MAX_ENTRY_BYTES as u64,
+                got: one.len() as u64,
+            });
+        }
+        if cur.len() + one.len() + 1 > MAX_ENTRY_BYTES {
+            cur.push(b']');
+            out.push(std::mem::replace(&mut cur, vec![b'[']));
+        }
+        if cur.len() > 1 {
+            cur.push(b',');
+        }
+        cur.extend_from_slice(&one);
+    }
+    if cur.len() > 1 {
+        cur.push(b']');
+        out.push(cur);
+    }
+    Ok(out)
 }
 
 /// Decodes a stored WAL entry.
@@ -155,8 +182,9 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].point.time_ns, 2_000_000_000);
         assert_eq!(got[1].line_no, 4);
-        let entry = encode_points(&got.iter().map(|p| &p.point).collect::<Vec<_>>())?;
-        let pts = decode_entry(&entry)?;
+        let entries = encode_points(&got.iter().map(|p| &p.point).collect::<Vec<_>>())?;
+        assert_eq!(entries.len(), 1);
+        let pts = decode_entry(&entries[0])?;
         assert_eq!(pts[0].tags, vec![("host".into(), "a b".into())]);
         assert_eq!(pts[0].fields[1], ("n".into(), Value::Integer(3)));
         assert_eq!(
@@ -164,6 +192,23 @@ mod tests {
             ("s".into(), Value::String("x \"y\"".into()))
         );
         assert_eq!(pts[1].time_ns, 3_000_000_000);
+        Ok(())
+    }
+
+    #[test]
+    fn large_batches_split_into_bounded_entries() -> Result<()> {
+        let big = "x".repeat(100_000);
+        let body: String = (0..100).map(|i| format!("m s=\"{big}\" {i}\n")).collect();
+        let got = parse_batch(body.as_bytes(), Precision::Nanoseconds)?;
+        let entries = encode_points(&got.iter().map(|p| &p.point).collect::<Vec<_>>())?;
+        assert!(entries.len() >= 3);
+        assert!(entries.iter().all(|e| e.len() <= MAX_ENTRY_BYTES));
+        let back: Vec<Point> = entries
+            .iter()
+            .map(|e| decode_entry(e))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        assert_eq!(back, got.into_iter().map(|p| p.point).collect::<Vec<_>>());
         Ok(())
     }
 
