@@ -227,7 +227,7 @@ fn backup_under_four_writers_is_a_consistent_prefix() -> TestResult {
         let (a, stop, acked) = (a.clone(), stop.clone(), acked.clone());
         handles.push(thread::spawn(move || -> Result<(), StoreError> {
             let mut seq = 0i64;
-            while !stop.load(Ordering::SeqCst) && seq < 5_000 {
+            while !stop.load(Ordering::SeqCst) && seq < 1_000_000 {
                 // Batches of 3 points: all or none must come back.
                 let body: String = (0..3)
                     .map(|k| format!("p,w={w} s={}i {}\n", seq + k, T0 + seq + k))
@@ -239,15 +239,19 @@ fn backup_under_four_writers_is_a_consistent_prefix() -> TestResult {
             Ok(())
         }));
     }
-    while acked.iter().any(|x| x.load(Ordering::SeqCst) < 30) {
+    // A writer that fails ends its thread: stop waiting then (the join reports the error).
+    let running =
+        |hs: &[thread::JoinHandle<Result<(), StoreError>>]| !hs.iter().any(|h| h.is_finished());
+    while running(&handles) && acked.iter().any(|x| x.load(Ordering::SeqCst) < 30) {
         thread::yield_now();
     }
     let before: Vec<u64> = acked.iter().map(|x| x.load(Ordering::SeqCst)).collect();
     let tar = backup(a.as_ref(), id)?;
-    while acked
-        .iter()
-        .zip(&before)
-        .any(|(x, b)| x.load(Ordering::SeqCst) < b + 30)
+    while running(&handles)
+        && acked
+            .iter()
+            .zip(&before)
+            .any(|(x, b)| x.load(Ordering::SeqCst) < b + 30)
     {
         thread::yield_now();
     }
