@@ -377,7 +377,14 @@ impl Store for BuiltinStore {
         out: &mut dyn Write,
     ) -> Result<BackupStats> {
         let (dir, prefix, view) = self.snapshot(shard_id)?;
-        backup::backup(&dir, &prefix, since, view, out)
+        let stats = backup::backup(&dir, &prefix, since, view, out)?;
+        tracing::debug!(
+            shard_id,
+            files = stats.files,
+            bytes = stats.bytes,
+            "shard backed up"
+        );
+        Ok(stats)
     }
 
     fn export_shard(
@@ -417,7 +424,15 @@ impl Store for BuiltinStore {
         let slot = self.slot(shard_id);
         let mut writer = lock(&slot);
         *writer = None; // disable: close the writer (and its segment locks) for the swap
-        restore::restore(&dir, [&loc.db, &loc.rp, &id], tar, &self.limits)
+        let stats = restore::restore(&dir, [&loc.db, &loc.rp, &id], tar, &self.limits)?;
+        tracing::info!(
+            shard_id,
+            files = stats.files,
+            skipped = stats.skipped,
+            bytes = stats.bytes,
+            "shard restored"
+        );
+        Ok(stats)
     }
 }
 

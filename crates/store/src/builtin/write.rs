@@ -197,11 +197,11 @@ mod tests {
 
     #[test]
     fn large_batches_split_into_bounded_entries() -> Result<()> {
-        let big = "x".repeat(100_000);
-        let body: String = (0..100).map(|i| format!("m s=\"{big}\" {i}\n")).collect();
+        let big = "x".repeat(400_000);
+        let body: String = (0..12).map(|i| format!("m s=\"{big}\" {i}\n")).collect();
         let got = parse_batch(body.as_bytes(), Precision::Nanoseconds)?;
         let entries = encode_points(&got.iter().map(|p| &p.point).collect::<Vec<_>>())?;
-        assert!(entries.len() >= 3);
+        assert!(entries.len() >= 2);
         assert!(entries.iter().all(|e| e.len() <= MAX_ENTRY_BYTES));
         let back: Vec<Point> = entries
             .iter()
