@@ -4,7 +4,8 @@
 //!
 //! Checks: listing order and filters agree with the meta snapshot; `NotFound` for unknown
 //! database, retention policy and shard; backup tar shape (`<db>/<rp>/<id>/<file>`, regular
-//! files only); `since` in the future yields an empty archive; backup → import → restore into
+//! files only); `since` in the future yields an empty archive; an unbounded export is a
+//! well-formed tar of the shard (or `Unsupported`); backup → import → restore into
 //! a second store gives back the same files; a second import of the same database is a
 //! `Conflict` that changes nothing; hostile tars (traversal, absolute names, links) are
 //! refused, leave the shard as it was and write nothing outside the store.
@@ -267,6 +268,24 @@ pub fn run<H: Harness>(h: &mut H) -> Result<KitReport, KitFailure> {
         ));
     }
     report.passed.push("backup");
+
+    // Export over all time: a well-formed tar of the shard's files, or `Unsupported`.
+    let mut exported = Vec::new();
+    match a.export_shard(
+        fx.shard_with_data,
+        crate::types::TimeRange::default(),
+        &mut exported,
+    ) {
+        Ok(_) => {
+            let files = ok_or("export", tar_files(&exported))?;
+            if files.is_empty() || files.keys().any(|k| !k.starts_with(&prefix)) {
+                return Err(fail("export", format!("{:?}", files.keys())));
+            }
+        }
+        Err(StoreError::Unsupported(_)) => {}
+        Err(e) => return Err(fail("export", format!("unexpected error: {e}"))),
+    }
+    report.passed.push("export");
 
     // Round trip into a second store.
     let b = ok_or("round trip", h.fresh())?;

@@ -77,7 +77,7 @@ fn conformance_kit_passes_on_wal_shards() {
     };
     let report = run(&mut h);
     assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.map(|r| r.passed.len()).unwrap_or(0), 6);
+    assert_eq!(report.map(|r| r.passed.len()).unwrap_or(0), 7);
 }
 
 #[test]
