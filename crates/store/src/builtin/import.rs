@@ -213,4 +213,90 @@ mod tests {
         ));
         assert_eq!(before, target);
     }
+
+    fn arb_data() -> impl proptest::strategy::Strategy<Value = Data> {
+        use proptest::prelude::*;
+        // Up to 4 databases (one maybe `_internal`), each with up to 3 RPs of up to 3 groups
+        // of up to 2 shards; ids are made unique afterwards.
+        let rp = prop::collection::vec(any::<bool>(), 0..4);
+        prop::collection::vec((any::<bool>(), prop::collection::vec(rp, 0..3)), 0..4).prop_map(
+            |dbs| {
+                let mut data = Data::default();
+                let mut next = 0u64;
+                for (i, (internal, rps)) in dbs.into_iter().enumerate() {
+                    let mut db = DatabaseInfo {
+                        name: if internal {
+                            "_internal".into()
+                        } else {
+                            format!("db{i}")
+                        },
+                        ..Default::default()
+                    };
+                    if data.database(&db.name).is_some() {
+                        continue;
+                    }
+                    for (j, groups) in rps.into_iter().enumerate() {
+                        let mut rp = RetentionPolicyInfo {
+                            name: format!("rp{j}"),
+                            ..Default::default()
+                        };
+                        for shards in groups {
+                            next += 1;
+                            let mut g = ShardGroupInfo {
+                                id: next,
+                                ..Default::default()
+                            };
+                            for s in 0..usize::from(shards) + 1 {
+                                g.shards.push(ShardInfo {
+                                    id: next * 10 + s as u64,
+                                    ..Default::default()
+                                });
+                            }
+                            rp.shard_groups.push(g);
+                        }
+                        db.retention_policies.push(rp);
+                    }
+                    data.databases.push(db);
+                }
+                data.max_shard_group_id = next;
+                data.max_shard_id = next * 10 + 9;
+                data
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn full_import_renumbers_contiguously_or_changes_nothing(
+            other in arb_data(),
+            target in arb_data(),
+        ) {
+            let mut data = target.clone();
+            match import(&mut data, &other, &ImportRequest::default()) {
+                Ok(imported) => {
+                    let olds: Vec<u64> = other
+                        .databases
+                        .iter()
+                        .filter(|d| d.name != "_internal")
+                        .flat_map(|d| &d.retention_policies)
+                        .flat_map(|r| &r.shard_groups)
+                        .flat_map(|g| g.shards.iter().map(|s| s.id))
+                        .collect();
+                    let want: Vec<(u64, u64)> = olds
+                        .iter()
+                        .zip(target.max_shard_id + 1..)
+                        .map(|(o, n)| (*o, n))
+                        .collect();
+                    proptest::prop_assert_eq!(imported.map, want);
+                    proptest::prop_assert_eq!(
+                        data.max_shard_id,
+                        target.max_shard_id + olds.len() as u64
+                    );
+                    proptest::prop_assert!(data.database("_internal") == target.database("_internal"));
+                }
+                Err(StoreError::Conflict(_)) => proptest::prop_assert_eq!(data, target),
+                Err(e) => proptest::prop_assert!(false, "unexpected {e}"),
+            }
+        }
+    }
 }
