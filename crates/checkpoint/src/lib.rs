@@ -47,6 +47,7 @@ mod config;
 mod crypto;
 mod dest;
 mod error;
+mod files;
 pub mod layout;
 mod load;
 mod lock;
@@ -61,6 +62,9 @@ pub use config::JobConfig;
 pub use crypto::{CryptoError, KEY_ID_LEN, KEY_LEN, MasterKey};
 pub use dest::{Destination, S3Options};
 pub use error::{Error, Result};
+pub use files::{
+    DecryptSummary, decrypt_dir, decrypt_file, encrypt_file, encrypted_name, plain_name,
+};
 pub use load::{RejectReason, Rejected, Resume, inspect};
 pub use lock::{LockGuard, LockInfo, LockOptions, Unlocked, read_lock, unlock};
 pub use record::{MAX_KEY_LEN, MAX_PAYLOAD_LEN, UnitRecord};

@@ -3,6 +3,7 @@
 
 mod crypto;
 mod destination;
+mod files;
 mod scenarios;
 
 use scenarios::Damage;

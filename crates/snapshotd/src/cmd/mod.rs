@@ -1,5 +1,8 @@
 //! One module per subcommand; each owns its clap `Args` and a `run` function.
 
+mod decrypt;
+mod unlock;
+
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -8,11 +11,18 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     // Subcommands are added here, one module each.
+    /// Show who holds a destination's checkpoint lock, then remove it.
+    Unlock(unlock::UnlockArgs),
+    /// Decrypt an encrypted backup directory into a plain portable backup.
+    Decrypt(decrypt::DecryptArgs),
 }
 
 /// Dispatches a parsed subcommand.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        Command::Unlock(args) => unlock::run(args),
+        Command::Decrypt(args) => decrypt::run(args),
+    }
 }
 
 /// Installs the tracing subscriber (RUST_LOG, default `info`) writing to stderr.
