@@ -3,6 +3,10 @@
 mod decrypt;
 mod unlock;
 
+mod backup;
+mod restore;
+mod verify;
+
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -11,6 +15,12 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     // Subcommands are added here, one module each.
+    /// Back up an influxd or snapshotd server into a portable backup directory.
+    Backup(backup::BackupArgs),
+    /// Restore a portable backup (snapshotd's or influxd's) into a server.
+    Restore(restore::RestoreArgs),
+    /// Check a backup directory against its manifests (sizes, sha256, meta, archives).
+    Verify(verify::VerifyArgs),
     /// Show who holds a destination's checkpoint lock, then remove it.
     Unlock(unlock::UnlockArgs),
     /// Decrypt an encrypted backup directory into a plain portable backup.
@@ -20,6 +30,9 @@ pub enum Command {
 /// Dispatches a parsed subcommand.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Backup(args) => backup::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Unlock(args) => unlock::run(args),
         Command::Decrypt(args) => decrypt::run(args),
     }

@@ -1,0 +1,334 @@
+//! `snapshotd backup`: a portable backup (influx `-portable` layout) from influxd or snapshotd.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use snapshotd_client::backup::backup;
+use snapshotd_client::{
+    BackupOptions, Client, ClientConfig, Hooks, NoUnitSink, Progress, RetryPolicy, Storage,
+    TransferStats, Window,
+};
+use snapshotd_wire::GoTime;
+
+/// Flags of `snapshotd backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Snapshotter address of the source (influxd `bind-address` or `snapshotd serve --bind`).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8088")]
+    pub host: String,
+    /// Only this database.
+    #[arg(long, alias = "database", value_name = "NAME")]
+    pub db: Option<String>,
+    /// Only this retention policy (needs --db).
+    #[arg(long, alias = "retention", value_name = "NAME")]
+    pub rp: Option<String>,
+    /// Only this shard (needs --db and --rp).
+    #[arg(long, value_name = "ID")]
+    pub shard: Option<u64>,
+    /// Only files modified after this RFC 3339 time (incremental, by file mtime like influx).
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["start", "end"])]
+    pub since: Option<String>,
+    /// Export data from this RFC 3339 time on (switches to time-range export).
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Export data up to this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+    /// Shards downloaded at once [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Cap on the combined download rate, bytes per second (suffixes k, M, G, Ki, Mi, Gi).
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_rate)]
+    pub rate_limit: Option<u64>,
+    /// gzip level, 0 (store) to 9 (smallest); influx uses its default (6), 1 is much faster.
+    #[arg(long, value_name = "0-9", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub compression_level: u32,
+    /// Attempts per shard before the backup fails.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+    /// Give up on a connection that makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: humantime::Duration,
+    /// Print one JSON summary object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Destination directory (created if missing).
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+}
+
+/// Parses a byte rate like `50M`, `512Ki` or `1000000`.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of bytes per second"))?;
+    let mult: u64 = match unit.trim_end_matches("/s").trim_end_matches('B') {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use k, M, G, Ki, Mi, Gi)")),
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if v == 0 {
+        return Err("the rate must be positive".into());
+    }
+    Ok(v)
+}
+
+fn parse_time(flag: &str, s: &str) -> anyhow::Result<GoTime> {
+    GoTime::parse(s).with_context(|| {
+        format!("--{flag} {s:?}: expected an RFC 3339 time like 2021-01-05T00:00:00Z")
+    })
+}
+
+fn window(args: &BackupArgs) -> anyhow::Result<Window> {
+    if let Some(s) = &args.since {
+        return Ok(Window::Since(parse_time("since", s)?));
+    }
+    if args.start.is_none() && args.end.is_none() {
+        return Ok(Window::Full);
+    }
+    // Influx treats a missing bound as Go's zero time, which breaks its range test; send the
+    // widest range its nanosecond timestamps can hold instead.
+    let start = match &args.start {
+        Some(s) => parse_time("start", s)?,
+        None => GoTime::from_unix_nanos(i64::MIN),
+    };
+    let end = match &args.end {
+        Some(s) => parse_time("end", s)?,
+        None => GoTime::from_unix_nanos(i64::MAX),
+    };
+    if let (Some(a), Some(b)) = (start.unix_nanos(), end.unix_nanos())
+        && b <= a
+    {
+        bail!("--end must be after --start");
+    }
+    Ok(Window::Export { start, end })
+}
+
+/// Default parallelism: the number of cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Runs `snapshotd backup`.
+pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let window = window(&args)?;
+    let mut cfg = ClientConfig::new(args.host.clone());
+    cfg.io_timeout = args.timeout.into();
+    let client = Client::new(cfg);
+    let opts = BackupOptions {
+        db: args.db.clone(),
+        rp: args.rp.clone(),
+        shard: args.shard,
+        window,
+        jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
+        rate_limit: args.rate_limit,
+        gzip_level: args.compression_level,
+        retry: RetryPolicy {
+            attempts: args.attempts,
+            ..RetryPolicy::default()
+        },
+        started: None,
+    };
+    let progress = TermProgress::new("backup");
+    let hooks = Hooks {
+        progress: progress.clone(),
+        units: Arc::new(NoUnitSink),
+        stats: Arc::new(TransferStats::default()),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let began = Instant::now();
+    let result = rt.block_on(async {
+        let dest = Storage::local(&args.dest, true)?;
+        backup(&client, &dest, &opts, &hooks).await
+    });
+    progress.finish();
+    let elapsed = began.elapsed();
+    let dest = args.dest.display().to_string();
+    let summary = |status: &str, error: Option<String>| {
+        let s = &hooks.stats;
+        let mut v = serde_json::json!({
+            "status": status,
+            "dest": dest,
+            "shards_total": s.shards_total.load(Ordering::Relaxed),
+            "shards_done": s.shards_done.load(Ordering::Relaxed),
+            "shards_skipped": s.shards_skipped.load(Ordering::Relaxed),
+            "bytes_transferred": s.bytes_transferred.load(Ordering::Relaxed),
+            "bytes_written": s.bytes_written.load(Ordering::Relaxed),
+            "elapsed_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        });
+        if let (Some(e), Some(obj)) = (error, v.as_object_mut()) {
+            obj.insert("error".into(), serde_json::Value::String(e));
+        }
+        v
+    };
+    match result {
+        Ok(s) => {
+            if args.json {
+                println!("{}", summary("ok", None));
+            } else {
+                let st = &hooks.stats;
+                eprintln!(
+                    "backup complete: {} shard(s), {} received, {} written in {:.1}s → {}/{}",
+                    st.shards_done.load(Ordering::Relaxed),
+                    human_bytes(st.bytes_transferred.load(Ordering::Relaxed)),
+                    human_bytes(st.bytes_written.load(Ordering::Relaxed)),
+                    elapsed.as_secs_f64(),
+                    dest,
+                    s.manifest
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if args.json {
+                println!("{}", summary("error", Some(e.to_string())));
+            }
+            Err(anyhow::Error::new(e).context("backup failed; no manifest was written"))
+        }
+    }
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// Progress on stderr: an indicatif bar on a terminal, plain log lines otherwise.
+pub struct TermProgress {
+    bar: Option<ProgressBar>,
+    verb: &'static str,
+    units: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl TermProgress {
+    /// A progress reporter for `verb` ("backup", "restore").
+    pub fn new(verb: &'static str) -> Arc<Self> {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.set_prefix(verb);
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Arc::new(TermProgress {
+            bar,
+            verb,
+            units: Default::default(),
+            done: Default::default(),
+        })
+    }
+
+    fn shards_msg(&self) -> String {
+        format!(
+            "shards {}/{}",
+            self.done.load(Ordering::Relaxed),
+            self.units.load(Ordering::Relaxed)
+        )
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for TermProgress {
+    fn plan(&self, units: u64, bytes: Option<u64>) {
+        self.units.store(units, Ordering::Relaxed);
+        match &self.bar {
+            Some(b) => {
+                if let Some(total) = bytes {
+                    b.set_length(total);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                }
+                b.set_message(self.shards_msg());
+            }
+            None => tracing::info!("{}: {units} shard(s) to transfer", self.verb),
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        }
+    }
+
+    fn retrying(&self, name: &str, attempt: u32, error: &str) {
+        let line = format!("{name}: attempt {attempt} failed ({error}); retrying");
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => tracing::warn!("{line}"),
+        }
+    }
+
+    fn unit_done(&self, name: &str, bytes: u64) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        match &self.bar {
+            Some(b) => b.set_message(self.shards_msg()),
+            None => tracing::info!(
+                "{} {name} ({}), {}",
+                self.verb,
+                human_bytes(bytes),
+                self.shards_msg()
+            ),
+        }
+    }
+
+    fn message(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => tracing::info!("{msg}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("50M"), Ok(50_000_000));
+        assert_eq!(parse_rate("4Mi"), Ok(4 << 20));
+        assert_eq!(parse_rate("10MB/s"), Ok(10_000_000));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("3X").is_err());
+    }
+}
