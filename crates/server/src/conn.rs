@@ -1,6 +1,5 @@
 //! One connection: mux byte, request, dispatch, log line, close.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +21,6 @@ const MUX_SNAPSHOTTER: u8 = 0x03;
 /// Serves one connection to completion and closes it.
 pub(crate) async fn handle(
     mut stream: TcpStream,
-    peer: SocketAddr,
     store: Arc<dyn Store>,
     config: Arc<ServerConfig>,
     cancel: CancellationToken,
@@ -33,7 +31,6 @@ pub(crate) async fn handle(
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(out) => info!(
-            %peer,
             request = kind,
             sent = out.sent,
             received = out.received,
@@ -44,16 +41,15 @@ pub(crate) async fn handle(
         Err(e) => {
             crate::metrics::error(kind, e.reason());
             match &e {
-                RequestError::Shutdown => debug!(%peer, "closed idle connection at shutdown"),
+                RequestError::Shutdown => debug!("closed idle connection at shutdown"),
                 RequestError::Timeout(_) | RequestError::BadMux(_) => {
-                    info!(%peer, request = kind, error = %e, elapsed_ms, "connection closed")
+                    info!(request = kind, error = %e, elapsed_ms, "connection closed")
                 }
                 RequestError::Store {
                     source: StoreError::NotFound { .. },
                     ..
-                } => info!(%peer, request = kind, error = %e, "request failed"),
+                } => info!(request = kind, error = %e, "request failed"),
                 _ => warn!(
-                    %peer,
                     request = kind,
                     error = %e,
                     error_chain = %chain(&e),

@@ -80,7 +80,7 @@ impl SnapshotServer {
             tasks.spawn(
                 async move {
                     let _active = crate::metrics::ActiveGuard::new();
-                    conn::handle(stream, peer, store, config, token).await;
+                    conn::handle(stream, store, config, token).await;
                     drop(permit);
                 }
                 .instrument(span),

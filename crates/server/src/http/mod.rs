@@ -110,9 +110,10 @@ fn error_json(status: StatusCode, msg: &str) -> Response {
     json(status, &serde_json::json!({ "error": msg }))
 }
 
-/// A JSON response.
-fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+/// A JSON response (keys in the order `body` serializes them).
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut r = (status, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

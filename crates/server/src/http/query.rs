@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::debug;
 
@@ -47,18 +48,19 @@ pub(super) async fn query(
         let mut results = Vec::with_capacity(stmts.len());
         for (i, st) in stmts.iter().enumerate() {
             debug!(statement = ?st, "query");
-            let mut r = match execute(store.as_ref(), st, default_db.as_deref()) {
-                Ok(series) if series.is_empty() => json!({}),
-                Ok(series) => json!({ "series": series }),
-                Err(msg) => json!({ "error": msg }),
+            let r = match execute(store.as_ref(), st, default_db.as_deref()) {
+                Ok(series) => StatementResult {
+                    statement_id: i,
+                    series: (!series.is_empty()).then_some(series),
+                    error: None,
+                },
+                Err(msg) => StatementResult {
+                    statement_id: i,
+                    series: None,
+                    error: Some(msg),
+                },
             };
-            if let Value::Object(m) = &mut r {
-                let mut obj = serde_json::Map::new();
-                obj.insert("statement_id".into(), json!(i));
-                obj.extend(std::mem::take(m));
-                *m = obj;
-            }
-            let failed = r.get("error").is_some();
+            let failed = r.error.is_some();
             results.push(r);
             if failed {
                 break; // influx stops at the first failing statement
@@ -70,13 +72,39 @@ pub(super) async fn query(
     match run {
         Ok(results) => {
             metrics::counter!(crate::metrics::HTTP_REQUESTS, "status" => "200").increment(1);
-            json_response(StatusCode::OK, &json!({ "results": results }))
+            json_response(StatusCode::OK, &Results { results })
         }
         Err(e) => error_json(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("query task failed: {e}"),
         ),
     }
+}
+
+/// The `/query` reply.
+#[derive(Debug, Serialize)]
+struct Results {
+    results: Vec<StatementResult>,
+}
+
+/// One statement's result, keys in influx's order.
+#[derive(Debug, Serialize)]
+struct StatementResult {
+    statement_id: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series: Option<Vec<Series>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// A result series, keys in influx's order; `values` omitted when empty.
+#[derive(Debug, Serialize)]
+struct Series {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    columns: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<Value>,
 }
 
 fn rp_spec(c: &RpClause, make_default: bool) -> RetentionPolicySpec {
@@ -94,7 +122,7 @@ fn execute(
     store: &dyn AdminStore,
     st: &Statement,
     default_db: Option<&str>,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Series>, String> {
     match st {
         Statement::CreateDatabase { name, with } => {
             let spec = DatabaseSpec {
@@ -134,11 +162,11 @@ fn execute(
         },
         Statement::ShowDatabases => {
             let dbs = store.databases().map_err(|e| e.to_string())?;
-            let mut s = json!({ "name": "databases", "columns": ["name"] });
-            if !dbs.is_empty() {
-                s["values"] = Value::Array(dbs.into_iter().map(|d| json!([d])).collect());
-            }
-            Ok(vec![s])
+            Ok(vec![Series {
+                name: Some("databases".into()),
+                columns: vec!["name"],
+                values: dbs.into_iter().map(|d| json!([d])).collect(),
+            }])
         }
         Statement::ShowRetentionPolicies { database } => {
             let Some(db) = database.as_deref().or(default_db) else {
@@ -160,13 +188,17 @@ fn execute(
                     ])
                 })
                 .collect();
-            let mut s = json!({
-                "columns": ["name", "duration", "shardGroupDuration", "replicaN", "default"]
-            });
-            if !values.is_empty() {
-                s["values"] = Value::Array(values);
-            }
-            Ok(vec![s])
+            Ok(vec![Series {
+                name: None,
+                columns: vec![
+                    "name",
+                    "duration",
+                    "shardGroupDuration",
+                    "replicaN",
+                    "default",
+                ],
+                values,
+            }])
         }
         Statement::ShowShards => show_shards(store),
     }
@@ -178,7 +210,7 @@ fn rfc3339(ns: i64) -> String {
         .to_string()
 }
 
-fn show_shards(store: &dyn AdminStore) -> Result<Vec<Value>, String> {
+fn show_shards(store: &dyn AdminStore) -> Result<Vec<Series>, String> {
     let shards = store.shards().map_err(|e| e.to_string())?;
     let dbs = store.databases().map_err(|e| e.to_string())?;
     let mut durations: HashMap<(String, String), i64> = HashMap::new();
@@ -217,7 +249,7 @@ fn show_shards(store: &dyn AdminStore) -> Result<Vec<Value>, String> {
             None => by_db.push((p.database.clone(), vec![row])),
         }
     }
-    let columns = json!([
+    let columns = vec![
         "id",
         "database",
         "retention_policy",
@@ -225,16 +257,14 @@ fn show_shards(store: &dyn AdminStore) -> Result<Vec<Value>, String> {
         "start_time",
         "end_time",
         "expiry_time",
-        "owners"
-    ]);
+        "owners",
+    ];
     Ok(by_db
         .into_iter()
-        .map(|(db, rows)| {
-            let mut s = json!({ "name": db, "columns": columns });
-            if !rows.is_empty() {
-                s["values"] = Value::Array(rows);
-            }
-            s
+        .map(|(db, rows)| Series {
+            name: Some(db),
+            columns: columns.clone(),
+            values: rows,
         })
         .collect())
 }

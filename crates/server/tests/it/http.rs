@@ -125,6 +125,12 @@ async fn query_statements_in_influx_shapes() {
         v,
         json!({"results": [{"statement_id": 0, "series": [{"name": "databases", "columns": ["name"], "values": [["db1"], ["db2"]]}]}]})
     );
+    // Key order as influx writes it (clients that stream-parse rely on it).
+    let (_, raw) = call(addr, "GET", "/query?q=SHOW+DATABASES", "text/plain", b"").await;
+    assert!(
+        raw.starts_with(r#"{"results":[{"statement_id":0,"series":[{"name":"databases","columns":["name"],"values":"#),
+        "{raw}"
+    );
     let (_, v) = query(addr, "SHOW RETENTION POLICIES ON db2").await;
     assert_eq!(
         v["results"][0]["series"][0]["values"],

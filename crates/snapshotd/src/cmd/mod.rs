@@ -5,6 +5,7 @@ mod unlock;
 
 mod backup;
 mod restore;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Check a backup directory against its manifests (sizes, sha256, meta, archives).
     Verify(verify::VerifyArgs),
+    /// Serve the snapshot protocol (port 8088) and the HTTP API over the built-in store.
+    Serve(serve::ServeArgs),
     /// Show who holds a destination's checkpoint lock, then remove it.
     Unlock(unlock::UnlockArgs),
     /// Decrypt an encrypted backup directory into a plain portable backup.
@@ -33,6 +36,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Unlock(args) => unlock::run(args),
         Command::Decrypt(args) => decrypt::run(args),
     }
