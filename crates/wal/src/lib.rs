@@ -64,7 +64,10 @@ pub use compat::{EtcdReadOutcome, OpenMode, read_like_etcd};
 pub use error::{Error, Result};
 pub use frame::DEFAULT_MAX_RECORD_BYTES;
 pub use fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
-pub use maintenance::{RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify};
+pub use maintenance::{
+    LogSummary, RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify,
+    verify_log,
+};
 pub use names::{
     SegmentName, list_segments, parse_segment_name, segment_name, select_segments, wal_exists,
 };

@@ -52,7 +52,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<SegmentName>> {
         };
         match parse_segment_name(name) {
             Some(s) => out.push(s),
-            None if name.ends_with(".tmp") => {}
+            // Spare temp files and repair's `.broken` copies are expected here.
+            None if name.ends_with(".tmp") || name.ends_with(".wal.broken") => {}
             None => tracing::warn!(dir = %dir.display(), name, "ignored file in WAL directory"),
         }
     }

@@ -7,6 +7,7 @@ mod backup;
 mod restore;
 mod serve;
 mod verify;
+mod wal;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     /// Decrypt an encrypted backup directory into a plain portable backup.
     Decrypt(decrypt::DecryptArgs),
+    /// Inspect, verify and repair etcd 3.4 WAL directories.
+    Wal(wal::WalArgs),
 }
 
 /// Dispatches a parsed subcommand.
@@ -39,6 +42,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Unlock(args) => unlock::run(args),
         Command::Decrypt(args) => decrypt::run(args),
+        Command::Wal(args) => wal::run(args),
     }
 }
 
