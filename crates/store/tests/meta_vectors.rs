@@ -210,3 +210,30 @@ fn deleted_groups_are_renumbered_but_get_no_directory() -> TestResult {
     assert!(!s.root().join("data/d/r/1").exists());
     Ok(())
 }
+
+#[test]
+fn listing_filters_by_rp_across_databases() -> TestResult {
+    let (_d, s) = store()?;
+    s.import_meta(&meta_blob(A1)?, &ImportRequest::default())?;
+    let ids = |db: Option<&str>, rp: Option<&str>| -> Result<Vec<u64>, StoreError> {
+        Ok(s.list_shards(db, rp)?.iter().map(|p| p.shard_id).collect())
+    };
+    assert_eq!(ids(None, Some("rp2"))?, [5, 6]);
+    assert_eq!(ids(None, Some("autogen"))?, [1, 2, 3, 4]);
+    assert_eq!(ids(Some("db2"), None)?, [4, 5, 6]);
+    assert!(matches!(
+        ids(None, Some("nope")),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        ids(Some("db1"), Some("rp2")),
+        Err(StoreError::NotFound { .. })
+    ));
+    let info = s.shard_info(5)?;
+    assert_eq!(
+        (info.path.database.as_str(), info.shard_group_id),
+        ("db2", 5)
+    );
+    assert_eq!(info.end_ns - info.start_ns, 24 * 3600 * 1_000_000_000);
+    Ok(())
+}

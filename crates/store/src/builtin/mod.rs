@@ -331,14 +331,13 @@ impl Store for BuiltinStore {
             None => data.databases.iter().collect(),
         };
         let mut out = Vec::new();
+        let mut rp_seen = false;
         for db in dbs {
-            let rps: Vec<&RetentionPolicyInfo> =
-                match retention_policy {
-                    Some(rp) => vec![db.retention_policy(rp).ok_or_else(|| {
-                        not_found("retention policy", format!("{}.{rp}", db.name))
-                    })?],
-                    None => db.retention_policies.iter().collect(),
-                };
+            let rps: Vec<&RetentionPolicyInfo> = match retention_policy {
+                Some(rp) => db.retention_policy(rp).into_iter().collect(),
+                None => db.retention_policies.iter().collect(),
+            };
+            rp_seen |= !rps.is_empty();
             for rp in rps {
                 for g in rp.shard_groups.iter().filter(|g| !g.is_deleted()) {
                     for s in &g.shards {
@@ -352,6 +351,12 @@ impl Store for BuiltinStore {
                     }
                 }
             }
+        }
+        if let Some(rp) = retention_policy
+            && !rp_seen
+        {
+            let db = database.map(|d| format!("{d}.")).unwrap_or_default();
+            return Err(not_found("retention policy", format!("{db}{rp}")));
         }
         Ok(out)
     }
