@@ -61,6 +61,18 @@ pub(crate) fn load(dir: &Path) -> Result<Data> {
     Data::decode_blob(&buf).map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
 }
 
+/// Removes temp files a crash may have left beside the meta file.
+pub(crate) fn clean_temps(dir: &Path) {
+    let meta_dir = dir.join("meta");
+    if let Ok(rd) = fs::read_dir(&meta_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("meta.tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Saves the meta atomically.
 pub(crate) fn save(dir: &Path, data: &Data) -> Result<()> {
     atomic_write(&meta_path(dir), &data.encode_blob())

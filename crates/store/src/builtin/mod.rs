@@ -93,6 +93,7 @@ impl BuiltinStore {
                 .map_err(|e| StoreError::io(format!("clear {}", tmp.display()), e))?;
         }
         mkdir(&tmp)?;
+        meta_store::clean_temps(&root);
         let data = meta_store::load(&root)?;
         let store = BuiltinStore {
             root,
