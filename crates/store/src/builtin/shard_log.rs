@@ -12,6 +12,8 @@ use crate::error::{Result, StoreError};
 pub(crate) const DIR: &str = "wal";
 /// Segment size of shard logs (etcd uses 64 MB; shards are many and small).
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest log (whole-record bytes) decoded in memory for export or reads.
+pub(crate) const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// Raft term of every entry we write.
 const TERM: u64 = 1;
 
@@ -143,8 +145,17 @@ impl LogView {
         Ok(out)
     }
 
-    /// Entry payloads in log order.
+    /// Entry payloads in log order. The WAL reads a log whole, so logs above
+    /// [`MAX_DECODE_BYTES`] are refused rather than loaded.
     pub(crate) fn entries(&self) -> Result<Vec<Vec<u8>>> {
+        let total: u64 = self.view.segments().iter().map(|s| s.valid_len()).sum();
+        if total > MAX_DECODE_BYTES {
+            return Err(StoreError::LimitExceeded {
+                what: "shard log decoded in memory",
+                limit: MAX_DECODE_BYTES,
+                got: total,
+            });
+        }
         let contents = self.view.read_all().map_err(wal_err)?;
         Ok(contents
             .entries
