@@ -258,3 +258,24 @@ fn corrupt_tsm_files_give_errors_not_panics_on_export() -> TestResult {
     assert!(errors > 10, "only {errors} corruptions detected");
     Ok(())
 }
+
+#[test]
+fn base256_size_near_u64_max_is_an_error_not_a_panic() -> TestResult {
+    let (_d, s) = a1_store()?;
+    for name in [GOOD, "db1/autogen/7/000000001-000000001.tsm"] {
+        let mut t = raw_tar(&[(name, EntryType::Regular, b"")]);
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(EntryType::Regular);
+        // GNU base-256 size field: 0x80 then big-endian bytes, here all ones.
+        let size = &mut h.as_old_mut().size;
+        size[0] = 0x80;
+        for b in &mut size[1..] {
+            *b = 0xff;
+        }
+        h.set_cksum();
+        t[..512].copy_from_slice(h.as_bytes());
+        refused(&s, &t)?;
+    }
+    Ok(())
+}

@@ -116,7 +116,9 @@ fn unpack(
                 });
             }
             let size = entry.header().entry_size().map_err(tar_err)?;
-            end_of_last = entry.raw_file_position() + size.div_ceil(512) * 512;
+            end_of_last = entry
+                .raw_file_position()
+                .saturating_add(size.div_ceil(512).saturating_mul(512));
             let kind = entry.header().entry_type();
             match kind {
                 EntryType::GNULongName | EntryType::XHeader | EntryType::XGlobalHeader => {
@@ -210,7 +212,7 @@ fn unpack(
             stats.bytes = total;
         }
     }
-    if archive.into_inner().n < end_of_last + 512 {
+    if archive.into_inner().n < end_of_last.saturating_add(512) {
         return Err(invalid("tar stream truncated: no end-of-archive marker"));
     }
     for d in &dirs_made {
