@@ -1,6 +1,9 @@
 //! End-to-end tests of backup, restore and verify against a fake snapshotter serving the
 //! influx 1.6.7 captures.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod fake;
 
 use std::collections::BTreeMap;

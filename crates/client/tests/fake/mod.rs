@@ -1,6 +1,6 @@
 //! A fake snapshotter: serves canned replies (from the influx captures) and records requests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

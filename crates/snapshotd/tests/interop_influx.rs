@@ -1,0 +1,333 @@
+//! `snapshotd backup | restore | verify` against real influxd 1.6.7 and its own
+//! `influxd backup/restore -portable` (run via `cargo xtask interop influx`).
+
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../client/tests/support/influxd.rs"]
+mod influxd;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use influxd::{Influxd, LOADED, influxd_bin, load_metrics};
+
+fn snapshotd(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "snapshotd {}: {}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn influx_cli(args: &[&str]) -> Output {
+    let out = Command::new(influxd_bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "influxd {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn count(s: &Influxd, q: &str) -> i64 {
+    let v = s.query(q);
+    v["results"][0]["series"][0]["values"][0][1]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+fn has_manifest(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".manifest")
+    })
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop influx"]
+fn snapshotd_backup_restores_with_influxd_restore() {
+    let a = Influxd::start();
+    load_metrics(&a, 6, 16);
+    let dest = snapshotd_testutil::temp_dir();
+    let d = dest.path().join("bk");
+    let out = snapshotd(&[
+        "backup",
+        "--host",
+        &a.bind,
+        "--jobs",
+        "4",
+        "--json",
+        d.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let summary = json_of(&out);
+    assert_eq!(summary["status"], "ok");
+    assert_eq!(summary["shards_done"], summary["shards_total"]);
+    assert!(summary["shards_total"].as_u64().unwrap() >= 5);
+    assert_eq!(summary["shards_skipped"], 0);
+    assert!(summary["bytes_transferred"].as_u64().unwrap() > 0);
+    assert!(has_manifest(&d));
+    assert!(snapshotd(&["verify", d.to_str().unwrap()]).status.success());
+
+    let b = Influxd::start();
+    influx_cli(&[
+        "restore",
+        "-portable",
+        "-host",
+        &b.bind,
+        d.to_str().unwrap(),
+    ]);
+    let fa = a.fingerprint(LOADED);
+    assert!(fa.iter().all(|(_, v)| v["results"][0]["series"].is_array()));
+    assert_eq!(fa, b.fingerprint(LOADED));
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop influx"]
+fn influxd_backup_restores_with_snapshotd_restore() {
+    let a = Influxd::start();
+    load_metrics(&a, 4, 10);
+    let dest = snapshotd_testutil::temp_dir();
+    let d = dest.path().join("ib");
+    influx_cli(&["backup", "-portable", "-host", &a.bind, d.to_str().unwrap()]);
+    // verify reads influx's backups too (sizes and structure only).
+    let v = snapshotd(&["verify", d.to_str().unwrap()]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).contains("written by influxd"));
+
+    let c = Influxd::start();
+    let out = snapshotd(&["restore", "--host", &c.bind, "--json", d.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(json_of(&out)["status"], "ok");
+    assert_eq!(a.fingerprint(LOADED), c.fingerprint(LOADED));
+
+    // A second restore of the same databases is refused with a clear message.
+    let again = snapshotd(&["restore", "--host", &c.bind, d.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop influx"]
+fn snapshotd_round_trip_with_renames_shard_and_window() {
+    let a = Influxd::start();
+    load_metrics(&a, 4, 10);
+    let work = snapshotd_testutil::temp_dir();
+    let full = work.path().join("full");
+    assert!(
+        snapshotd(&["backup", "--host", &a.bind, full.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let t = Influxd::start();
+
+    // --db/--newdb: db1 under a new name.
+    let ok = snapshotd(&[
+        "restore",
+        "--host",
+        &t.bind,
+        "--db",
+        "db1",
+        "--newdb",
+        "db1copy",
+        full.to_str().unwrap(),
+    ]);
+    assert!(ok.status.success());
+    assert_eq!(
+        a.fingerprint(&[("db1", "autogen")])[0].1,
+        t.fingerprint(&[("db1copy", "autogen")])[0].1
+    );
+
+    // --rp/--newrp: one RP of db2 into a new database and RP.
+    let ok = snapshotd(&[
+        "restore",
+        "--host",
+        &t.bind,
+        "--db",
+        "db2",
+        "--newdb",
+        "db2x",
+        "--rp",
+        "rp2",
+        "--newrp",
+        "rp2x",
+        full.to_str().unwrap(),
+    ]);
+    assert!(ok.status.success());
+    assert_eq!(
+        a.fingerprint(&[("db2", "rp2")])[0].1,
+        t.fingerprint(&[("db2x", "rp2x")])[0].1
+    );
+
+    // --newdb without --db is refused before anything is sent.
+    let bad = snapshotd(&[
+        "restore",
+        "--host",
+        &t.bind,
+        "--newdb",
+        "x",
+        full.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+
+    // --shard: one shard of db2/rp2 (one day of `disk`).
+    let shards = a.query("SHOW SHARDS");
+    let rows = shards["results"][0]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "db2")
+        .unwrap()["values"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let row = rows.iter().find(|r| r[2] == "rp2").unwrap();
+    let (id, start, end) = (
+        row[0].as_u64().unwrap().to_string(),
+        row[4].as_str().unwrap().to_string(),
+        row[5].as_str().unwrap().to_string(),
+    );
+    let one = work.path().join("one");
+    assert!(
+        snapshotd(&[
+            "backup",
+            "--host",
+            &a.bind,
+            "--db",
+            "db2",
+            "--rp",
+            "rp2",
+            "--shard",
+            &id,
+            one.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        snapshotd(&[
+            "restore",
+            "--host",
+            &t.bind,
+            "--db",
+            "db2",
+            "--newdb",
+            "db2one",
+            one.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
+    let want = count(
+        &a,
+        &format!("SELECT count(free) FROM db2.rp2.disk WHERE time >= '{start}' AND time < '{end}'"),
+    );
+    assert!(want > 0);
+    assert_eq!(count(&t, "SELECT count(free) FROM db2one.rp2.disk"), want);
+
+    // --start/--end: an export window of db1 (block-granular, so compare inside it).
+    let win = work.path().join("win");
+    let (ws, we) = ("2021-01-03T00:00:00Z", "2021-01-05T12:00:00Z");
+    assert!(
+        snapshotd(&[
+            "backup",
+            "--host",
+            &a.bind,
+            "--db",
+            "db1",
+            "--start",
+            ws,
+            "--end",
+            we,
+            win.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        snapshotd(&[
+            "restore",
+            "--host",
+            &t.bind,
+            "--db",
+            "db1",
+            "--newdb",
+            "db1win",
+            win.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
+    let q = |db: &str| {
+        format!(
+            "SELECT count(usage_user) FROM {db}.autogen.cpu WHERE time >= '{ws}' AND time <= '{we}'"
+        )
+    };
+    let want = count(&a, &q("db1"));
+    assert!(want > 0);
+    assert_eq!(count(&t, &q("db1win")), want);
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop influx"]
+fn killed_backup_leaves_no_manifest_and_fails_verify() {
+    let a = Influxd::start();
+    load_metrics(&a, 6, 16);
+    let work = snapshotd_testutil::temp_dir();
+    let d = work.path().join("killed");
+    // A low rate limit keeps the backup running long enough to be killed half-way.
+    let mut child = snapshotd_testutil::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+            .args([
+                "backup",
+                "--host",
+                &a.bind,
+                "--jobs",
+                "2",
+                "--rate-limit",
+                "20k",
+            ])
+            .arg(&d)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let meta_written = d.is_dir()
+            && std::fs::read_dir(&d)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".meta"));
+        if meta_written {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backup never started");
+        assert!(child.0.try_wait().unwrap().is_none(), "backup ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "backup finished before it could be killed"
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(!has_manifest(&d));
+    let v = snapshotd(&["verify", d.to_str().unwrap()]);
+    assert!(!v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).contains("no *.manifest"));
+}
