@@ -158,13 +158,19 @@ pub struct DecryptingReader<R: Read> {
     header: [u8; HEADER_LEN],
     prefix: [u8; PREFIX_LEN],
     chunk_size: usize,
-    /// Raw bytes read ahead: up to one sealed chunk plus one lookahead byte.
+    /// One sealed chunk plus one lookahead byte; decrypted in place.
     raw: Vec<u8>,
-    /// Decrypted bytes not yet handed out: `plain[pos..]`.
-    plain: Vec<u8>,
+    /// Bytes of `raw` holding data read from `inner`.
+    filled: usize,
+    /// Plaintext not yet handed out: `raw[pos..end]`.
     pos: usize,
+    end: usize,
+    /// A lookahead byte to move to the front before reading the next chunk.
+    carry: Option<u8>,
     counter: u32,
     done: bool,
+    /// Set after the first error: a damaged stream never yields more data.
+    failed: bool,
 }
 
 impl<R: Read> DecryptingReader<R> {
@@ -215,41 +221,35 @@ impl<R: Read> DecryptingReader<R> {
             header,
             prefix,
             chunk_size,
-            raw: Vec::with_capacity(chunk_size + TAG_LEN + 1),
-            plain: Vec::new(),
+            raw: vec![0u8; chunk_size + TAG_LEN + 1],
+            filled: 0,
             pos: 0,
+            end: 0,
+            carry: None,
             counter: 0,
             done: false,
+            failed: false,
         })
     }
 
-    /// Reads, authenticates and decrypts the next chunk into `plain`.
+    /// Reads, authenticates and decrypts the next chunk in place.
     fn next_chunk(&mut self) -> io::Result<()> {
-        let want = self.chunk_size + TAG_LEN + 1;
-        while self.raw.len() < want {
-            let old = self.raw.len();
-            self.raw.resize(want, 0);
-            let n = loop {
-                match self.inner.read(&mut self.raw[old..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.raw.truncate(old);
-                        return Err(e);
-                    }
-                }
-            };
-            self.raw.truncate(old + n);
-            if n == 0 {
-                break;
+        let want = self.raw.len();
+        self.filled = 0;
+        if let Some(b) = self.carry.take() {
+            self.raw[0] = b;
+            self.filled = 1;
+        }
+        while self.filled < want {
+            match self.inner.read(&mut self.raw[self.filled..]) {
+                Ok(0) => break,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        let last = self.raw.len() < want;
-        let sealed_len = if last {
-            self.raw.len()
-        } else {
-            self.chunk_size + TAG_LEN
-        };
+        let last = self.filled < want;
+        let sealed_len = if last { self.filled } else { want - 1 };
         if sealed_len < TAG_LEN {
             return Err(CryptoError::Truncated {
                 chunks: u64::from(self.counter),
@@ -257,26 +257,19 @@ impl<R: Read> DecryptingReader<R> {
             .into_io());
         }
         let ct_len = sealed_len - TAG_LEN;
-        let tag = Tag::<Aes256Gcm>::try_from(&self.raw[ct_len..sealed_len]).map_err(|_| {
-            CryptoError::Truncated {
-                chunks: u64::from(self.counter),
-            }
-            .into_io()
-        })?;
-        let n = nonce(&self.prefix, self.counter, last);
         let chunk = u64::from(self.counter);
+        let tag = Tag::<Aes256Gcm>::try_from(&self.raw[ct_len..sealed_len])
+            .map_err(|_| CryptoError::Truncated { chunks: chunk }.into_io())?;
+        let n = nonce(&self.prefix, self.counter, last);
         self.cipher
             .decrypt_inout_detached(&n, &self.header, self.raw[..ct_len].as_mut().into(), &tag)
             .map_err(|_| CryptoError::Authentication { chunk }.into_io())?;
-        self.plain.clear();
-        self.plain.extend_from_slice(&self.raw[..ct_len]);
         self.pos = 0;
+        self.end = ct_len;
         if last {
             self.done = true;
-            self.raw.clear();
         } else {
-            // Keep the lookahead byte as the start of the next chunk.
-            self.raw.drain(..sealed_len);
+            self.carry = Some(self.raw[want - 1]);
             self.counter = self
                 .counter
                 .checked_add(1)
@@ -291,14 +284,25 @@ impl<R: Read> Read for DecryptingReader<R> {
         if out.is_empty() {
             return Ok(0);
         }
-        while self.pos == self.plain.len() {
+        while self.pos == self.end {
             if self.done {
                 return Ok(0);
             }
-            self.next_chunk()?;
+            if self.failed {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "encrypted stream already failed",
+                ));
+            }
+            if let Err(e) = self.next_chunk() {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.failed = true;
+                }
+                return Err(e);
+            }
         }
-        let n = (self.plain.len() - self.pos).min(out.len());
-        out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
+        let n = (self.end - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.raw[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
