@@ -157,7 +157,6 @@ pub struct DecryptingReader<R: Read> {
     cipher: Aes256Gcm,
     header: [u8; HEADER_LEN],
     prefix: [u8; PREFIX_LEN],
-    chunk_size: usize,
     /// One sealed chunk plus one lookahead byte; decrypted in place.
     raw: Vec<u8>,
     /// Bytes of `raw` holding data read from `inner`.
@@ -220,7 +219,6 @@ impl<R: Read> DecryptingReader<R> {
             cipher,
             header,
             prefix,
-            chunk_size,
             raw: vec![0u8; chunk_size + TAG_LEN + 1],
             filled: 0,
             pos: 0,
