@@ -1,4 +1,7 @@
 //! Test helpers shared by snapshotd crates (dev-only, never published).
+//!
+//! Helpers here fail loudly (panic) on setup errors: they run only inside tests.
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 
