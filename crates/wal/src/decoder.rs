@@ -12,11 +12,32 @@ use crate::pb::{CRC_TYPE, ProtoError, RecordRef, decode_record};
 /// Read size for the decoder's buffer.
 const CHUNK: usize = 2 << 20;
 
+/// Positional reads from a segment image (a file, or bytes in memory).
+pub(crate) trait ReadAt {
+    /// Reads up to `buf.len()` bytes at `off`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+        read_at(self, buf, off)
+    }
+}
+
+impl ReadAt for &[u8] {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
 /// One file to decode: its path (for errors), an open handle, and how many bytes to look at.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct Seg<'a> {
     pub(crate) path: &'a Path,
-    pub(crate) file: &'a File,
+    pub(crate) file: &'a dyn ReadAt,
     pub(crate) limit: u64,
 }
 
@@ -97,7 +118,7 @@ impl<'a> Decoder<'a> {
 
     /// Makes `[off, off+len)` of the current file available in the buffer; false when the
     /// file turned out shorter than expected.
-    fn fill(&mut self, file: &File, off: u64, len: usize, limit: u64) -> Result<bool> {
+    fn fill(&mut self, file: &dyn ReadAt, off: u64, len: usize, limit: u64) -> Result<bool> {
         let have_end = self.buf_off + self.buf.len() as u64;
         if off >= self.buf_off && off + len as u64 <= have_end {
             return Ok(true);
@@ -109,7 +130,7 @@ impl<'a> Decoder<'a> {
         self.buf_off = off;
         let mut got = 0usize;
         while got < want {
-            match read_at(file, &mut self.buf[got..], off + got as u64) {
+            match file.read_at(&mut self.buf[got..], off + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

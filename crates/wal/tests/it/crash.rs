@@ -21,7 +21,7 @@ fn opts() -> WalOptions {
 fn payload(index: u64) -> Vec<u8> {
     // Now and then an entry larger than the 128 KiB write buffer, so one save is written
     // with several write calls and a kill can leave a partial frame behind.
-    let len = if index % 61 == 0 {
+    let len = if index.is_multiple_of(61) {
         140_000
     } else {
         (index.wrapping_mul(7919) % 2500 + 1) as usize

@@ -170,7 +170,7 @@ fn cuts_truncate_old_segments_and_chain_metadata_and_state() {
         assert_eq!(n.seq, k as u64);
         let len = std::fs::metadata(dir.join(&n.name)).expect("stat").len();
         if k + 1 < names.len() {
-            assert!(len >= 4096 && len % 8 == 0, "{}: {len}", n.name);
+            assert!(len >= 4096 && len.is_multiple_of(8), "{}: {len}", n.name);
         } else {
             assert_eq!(len, 4096, "tail keeps its preallocation");
         }
