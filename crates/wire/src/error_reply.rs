@@ -6,7 +6,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::go_json::marshal_into;
-use crate::magic::{ERROR_MAGIC, be_u64, is_prefix_of};
+use crate::magic::{ERROR_MAGIC, be_u64, is_prefix_of, reserve_toward};
 use crate::{Limits, WireError};
 
 /// Coarse class of a server-side failure, for programs; the message is for humans.
@@ -115,7 +115,7 @@ pub(crate) fn probe(buf: &mut BytesMut, limits: &Limits) -> Result<ErrorProbe, W
     }
     let total = 16 + len as usize; // bounded by max_error_reply above
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        reserve_toward(buf, total);
         return Ok(ErrorProbe::NeedMore);
     }
     let frame = buf.split_to(total);

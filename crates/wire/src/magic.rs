@@ -20,3 +20,13 @@ pub(crate) fn is_prefix_of(buf: &[u8], magic: u64) -> bool {
     let m = magic.to_be_bytes();
     buf.len() < 8 && m.starts_with(buf)
 }
+
+/// Largest single reservation made on behalf of an announced length: memory then grows with
+/// the bytes that actually arrive, not with what a (possibly hostile) peer announced.
+pub(crate) const RESERVE_STEP: usize = 256 * 1024;
+
+/// Reserves room toward a frame of `total` bytes, at most [`RESERVE_STEP`] at a time.
+pub(crate) fn reserve_toward(buf: &mut bytes::BytesMut, total: usize) {
+    let missing = total.saturating_sub(buf.len());
+    buf.reserve(missing.min(RESERVE_STEP));
+}

@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error_reply::{self, ErrorProbe};
-use crate::magic::{BACKUP_MAGIC, be_u64};
+use crate::magic::{BACKUP_MAGIC, be_u64, reserve_toward};
 use crate::{Limits, RequestFrame, WireError};
 
 /// The node JSON every influx OSS server sends (its node pointer is never set).
@@ -110,7 +110,7 @@ impl Decoder for MetaBackupCodec {
         }
         let meta_end = 16 + meta_len as usize; // bounded by the limit
         let Some(node_len) = be_u64(buf, meta_end) else {
-            buf.reserve((meta_end + 8).saturating_sub(buf.len()));
+            reserve_toward(buf, meta_end + 8);
             return Ok(None);
         };
         if node_len > self.limits.max_node_json {
@@ -121,7 +121,7 @@ impl Decoder for MetaBackupCodec {
         }
         let total = meta_end + 8 + node_len as usize;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            reserve_toward(buf, total);
             return Ok(None);
         }
         let mut frame = buf.split_to(total).freeze();

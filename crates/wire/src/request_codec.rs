@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::json_scan::{JsonScan, Scan};
-use crate::magic::be_u64;
+use crate::magic::{be_u64, reserve_toward};
 use crate::{
     ErrorReply, InfoResponse, Limits, MUX_HEADER, MetaBackup, Request, RequestFrame, RequestType,
     SHARD_UPDATE_ACKED, ShardIdMap, UploadAck, UploadHeader, WireError,
@@ -157,7 +157,7 @@ impl RequestCodec {
         }
         let total = json_end + 1 + payload;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            reserve_toward(buf, total);
             return Ok(None);
         }
         let State::Payload { kind, request, .. } = std::mem::take(&mut self.state) else {

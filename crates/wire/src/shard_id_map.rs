@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error_reply::{self, ErrorProbe};
-use crate::magic::{BACKUP_MAGIC, be_u64};
+use crate::magic::{BACKUP_MAGIC, be_u64, reserve_toward};
 use crate::{Limits, RequestFrame, WireError};
 
 /// `magic u64 | npairs u64 | npairs × (old u64 | new u64)`, then EOF (§4.2).
@@ -98,7 +98,7 @@ impl Decoder for ShardIdMapCodec {
             .and_then(|n| n.checked_add(1)?.checked_mul(16))
             .ok_or(too_many)?;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            reserve_toward(buf, total);
             return Ok(None);
         }
         let mut frame = buf.split_to(total);

@@ -221,3 +221,25 @@ fn defaults_are_the_documented_values() {
     assert_eq!(l.max_node_json, 64 * 1024);
     assert_eq!(l.max_error_reply, 64 * 1024);
 }
+
+#[test]
+fn announced_lengths_do_not_preallocate_memory() {
+    // Within the limits, but nothing sent yet: memory must follow the bytes that arrive.
+    let mut r = Request::new(RequestType::MetaStoreUpdate);
+    r.upload_size = 60 << 20;
+    let mut b = request_bytes(RequestType::MetaStoreUpdate, &r);
+    assert!(RequestCodec::default().decode(&mut b).unwrap().is_none());
+    assert!(b.capacity() < 1 << 20, "reserved {}", b.capacity());
+
+    let mut m = BytesMut::new();
+    m.put_u64(BACKUP_MAGIC);
+    m.put_u64(60 << 20);
+    assert!(MetaBackupCodec::default().decode(&mut m).unwrap().is_none());
+    assert!(m.capacity() < 1 << 20, "reserved {}", m.capacity());
+
+    let mut s = BytesMut::new();
+    s.put_u64(BACKUP_MAGIC);
+    s.put_u64(1 << 20);
+    assert!(ShardIdMapCodec::default().decode(&mut s).unwrap().is_none());
+    assert!(s.capacity() < 1 << 20, "reserved {}", s.capacity());
+}
