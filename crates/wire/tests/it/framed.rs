@@ -126,3 +126,26 @@ async fn tar_response_hands_over_the_stream() {
     assert_eq!(got, tar);
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn eof_mid_frame_is_truncated_through_framed_read() {
+    let mut frame = bytes::BytesMut::new();
+    ShardIdMap {
+        pairs: vec![(1, 2), (3, 4)],
+    }
+    .encode(&mut frame);
+    let (mut a, b) = tokio::io::duplex(8);
+    let writer = tokio::spawn(async move {
+        // Dribble all but the last byte, in small writes, then close.
+        for chunk in frame[..frame.len() - 1].chunks(3) {
+            a.write_all(chunk).await.unwrap();
+        }
+        a.shutdown().await.unwrap();
+    });
+    let mut r = tokio_util::codec::FramedRead::new(b, ShardIdMapCodec::default());
+    match r.next().await {
+        Some(Err(snapshotd_wire::WireError::Truncated { buffered: 47, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    writer.await.unwrap();
+}

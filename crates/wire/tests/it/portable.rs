@@ -1,7 +1,10 @@
 //! Portable backup files: every `.manifest` and `.meta` in the vectors round-trips byte for
 //! byte; the meta summary matches the documented metastore.
 
-use snapshotd_wire::portable::{Manifest, ManifestFile, MetaSummary, PortableData, SnapshotdInfo};
+use snapshotd_wire::portable::{
+    Manifest, ManifestFile, MetaSummary, PortableData, SnapshotdInfo, meta_file_name,
+    parse_shard_file_name, shard_file_name,
+};
 use snapshotd_wire::{Limits, MetaBackup};
 
 use crate::util::backup_files;
@@ -146,4 +149,18 @@ fn meta_summary_matches_the_documented_metastore() {
     assert_eq!(g.end_time - g.start_time, rp2.shard_group_duration);
     assert_eq!(s.users.len(), 1);
     assert_eq!(s.users[0].name, "reader");
+}
+
+#[test]
+fn vector_file_names_follow_the_portable_scheme() {
+    for f in backup_files(".manifest") {
+        let m = Manifest::from_bytes(&std::fs::read(&f).unwrap()).unwrap();
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let ts = name.strip_suffix(".manifest").unwrap();
+        assert_eq!(m.meta.file_name, meta_file_name(ts));
+        for e in &m.files {
+            assert_eq!(e.file_name, shard_file_name(ts, e.shard_id));
+            assert_eq!(parse_shard_file_name(&e.file_name), Some((ts, e.shard_id)));
+        }
+    }
 }
