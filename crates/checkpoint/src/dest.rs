@@ -197,6 +197,23 @@ impl Destination {
         })
     }
 
+    /// The same store with `rel` appended to the prefix (e.g. a separate checkpoint
+    /// namespace for a restore: `dest.child("restore/<id>")`).
+    pub fn child(&self, rel: &str) -> Self {
+        let prefix = self.path(rel);
+        let display = format!(
+            "{}/{}",
+            self.display.trim_end_matches('/'),
+            rel.trim_matches('/')
+        );
+        Self {
+            store: self.store.clone(),
+            prefix,
+            local_root: self.local_root.clone(),
+            display,
+        }
+    }
+
     /// The object store (write backup files through it too).
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

@@ -304,6 +304,14 @@ pub(crate) async fn read_records(
         }
     }
     for r in &resume.rejected {
+        let kind = match r.reason {
+            RejectReason::Fenced { .. } => "fenced",
+            RejectReason::Corrupt(_) => "corrupt",
+            RejectReason::Misplaced(_) => "misplaced",
+            RejectReason::BadName => "bad_name",
+        };
+        metrics::counter!("snapshotd_checkpoint_rejected_files_total", "reason" => kind)
+            .increment(1);
         tracing::warn!(dest = %dest, object = %r.name, reason = %r.reason, "checkpoint object ignored");
     }
     Ok(resume)

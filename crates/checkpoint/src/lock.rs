@@ -208,6 +208,7 @@ impl State {
                 "the lock was taken over or removed by someone else (refresh refused)".into(),
             )),
             Err(e) => {
+                metrics::counter!("snapshotd_checkpoint_lock_refresh_errors_total").increment(1);
                 let expires = self.lock_current().0.expires;
                 if self.opts.clock.now() >= expires {
                     Err(self.fail(format!("lease expired and could not be refreshed: {e}")))

@@ -383,6 +383,7 @@ impl Flusher {
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Record(r)) => {
                         self.buf.push(r);
+                        metrics::gauge!("snapshotd_checkpoint_records_at_risk").set(self.buf.len() as f64);
                         if self.buf.len() >= max_buffered {
                             self.flush_or_stop().await?;
                         }
@@ -451,6 +452,10 @@ impl Flusher {
                 self.stats.files += 1;
                 self.stats.records += n;
                 self.stats.bytes += len;
+                metrics::counter!("snapshotd_checkpoint_flushes_total").increment(1);
+                metrics::counter!("snapshotd_checkpoint_records_total").increment(n);
+                metrics::counter!("snapshotd_checkpoint_flush_bytes_total").increment(len);
+                metrics::gauge!("snapshotd_checkpoint_records_at_risk").set(0.0);
                 Ok(())
             }
             Ok((false, _)) => {

@@ -45,6 +45,8 @@ both_backends!(resume_merges_encrypted, |d| scenarios::resume_merges(
 both_backends!(config_mismatch, scenarios::config_mismatch);
 both_backends!(unlock_shows_holder, scenarios::unlock_shows_holder);
 both_backends!(background_flush, scenarios::background_flush);
+both_backends!(refresh_keeps_lock, scenarios::refresh_keeps_lock);
+both_backends!(namespaces, scenarios::namespaces);
 both_backends!(stale_epoch_file, scenarios::stale_epoch_file);
 both_backends!(bit_flip, |d| scenarios::tampered(d, None, Damage::BitFlip));
 both_backends!(truncate, |d| scenarios::tampered(d, None, Damage::Truncate));

@@ -427,3 +427,65 @@ pub async fn stale_epoch_file(dest: Destination) {
     );
     assert_eq!(seen.records.len(), 2);
 }
+
+/// The background refresh keeps the lease alive past its first expiry.
+pub async fn refresh_keeps_lock(dest: Destination) {
+    let c = clock();
+    let mut o = opts(c.clone(), None);
+    o.lock.refresh_interval = Some(Duration::from_millis(20));
+    let a = Checkpoint::open(&dest, o).await.expect("a");
+    let first_expiry = a.lock().info().expires;
+    c.advance(Duration::from_secs(20));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = snapshotd_checkpoint::read_lock(&dest)
+            .await
+            .expect("read")
+            .expect("held");
+        if now.expires > first_expiry {
+            assert_eq!(now.owner, a.lock().info().owner);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lock never refreshed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the first expiry, yet still held.
+    c.advance(Duration::from_secs(15));
+    let err = Checkpoint::open(&dest, opts(c.clone(), None))
+        .await
+        .expect_err("still held");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    a.finish().await.expect("finish");
+}
+
+/// Independent namespaces (e.g. backup and restore) lock and resume independently.
+pub async fn namespaces(dest: Destination) {
+    let c = clock();
+    let a = Checkpoint::open(&dest, opts(c.clone(), None))
+        .await
+        .expect("root");
+    let r = dest.child("restore/job-1");
+    let b = Checkpoint::open(&r, opts(c.clone(), None))
+        .await
+        .expect("child");
+    b.record(rec("restored")).await.expect("rec");
+    b.finish().await.expect("finish");
+    a.finish().await.expect("finish");
+    assert!(
+        inspect(&r, None)
+            .await
+            .expect("inspect")
+            .records
+            .contains_key("restored")
+    );
+    assert!(
+        inspect(&dest, None)
+            .await
+            .expect("inspect")
+            .records
+            .is_empty()
+    );
+}
