@@ -15,6 +15,7 @@ mod shard;
 mod shard_log;
 mod tarout;
 mod tsm;
+mod tsm_decode;
 mod write;
 
 use std::collections::HashMap;
@@ -146,8 +147,9 @@ impl BuiltinStore {
         meta_store::save(&self.root, data)
     }
 
-    /// Every point held in the WALs of a retention policy's shards (None = default RP), in
-    /// shard order then write order. Opaque TSM files are not decoded.
+    /// Every point of a retention policy's shards (None = default RP), shard by shard: points
+    /// of TSM files (one per series and time, fields merged; tombstones not applied), then
+    /// the WAL's points in write order.
     pub fn read_points(
         &self,
         database: &str,
@@ -184,6 +186,11 @@ impl BuiltinStore {
             shard_log::LogView::open(dir)?
         };
         let mut out = Vec::new();
+        for mut item in backup::opaque_files(dir)? {
+            if item.rel.ends_with(".tsm") {
+                out.extend(tsm::read_points(&mut item.file, item.len, &item.rel)?);
+            }
+        }
         if let Some(view) = view {
             for entry in view.entries()? {
                 out.extend(write::decode_entry(&entry)?);

@@ -1,9 +1,12 @@
-//! TSM1 index reading and the block-granular time filter used by export
-//! (influx-tsm-format.md §1 and §6). Blocks are copied verbatim; nothing is decoded.
+//! TSM1 index reading, the block-granular time filter used by export (blocks copied
+//! verbatim, influx-tsm-format.md §1 and §6), and decoding a file into points (§3).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
+use super::tsm_decode;
+use super::write::Point;
 use crate::error::{Result, StoreError};
 
 const MAGIC: [u8; 4] = [0x16, 0xD1, 0x16, 0xD1];
@@ -218,4 +221,71 @@ pub(crate) fn filter(
     w.write_all(&idx_ofs.to_be_bytes()).map_err(werr)?;
     let file = w.into_inner().map_err(|e| werr(e.into_error()))?;
     Ok((blocks, file))
+}
+
+/// Decodes every point of a TSM file, one [`Point`] per (series, time) with its fields in key
+/// order. Tombstones are not applied.
+pub(crate) fn read_points(file: &mut File, len: u64, name: &str) -> Result<Vec<Point>> {
+    let index = read_index(file, len, name)?;
+    let mut rows: BTreeMap<(usize, i64), Point> = BTreeMap::new();
+    let mut series_ids: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    let mut buf = Vec::new();
+    for ks in &index.keys {
+        let (series, field) = split_key(&ks.key);
+        let next = series_ids.len();
+        let sid = *series_ids.entry(series.to_vec()).or_insert(next);
+        let (measurement, tags) = parse_series(series, name)?;
+        let field = String::from_utf8_lossy(field).into_owned();
+        for ent in &ks.entries {
+            buf.clear();
+            file.seek(SeekFrom::Start(ent.offset + 4))
+                .map_err(|e| io_err(name, e))?;
+            let want = u64::from(ent.size - 4);
+            (&mut *file)
+                .take(want)
+                .read_to_end(&mut buf)
+                .map_err(|e| io_err(name, e))?;
+            if buf.len() as u64 != want {
+                return Err(corrupt(name, "block truncated"));
+            }
+            for (t, v) in tsm_decode::block(&buf)? {
+                rows.entry((sid, t))
+                    .or_insert_with(|| Point {
+                        measurement: measurement.clone(),
+                        tags: tags.clone(),
+                        fields: Vec::new(),
+                        time_ns: t,
+                    })
+                    .fields
+                    .push((field.clone(), v));
+            }
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+fn split_key(key: &[u8]) -> (&[u8], &[u8]) {
+    const SEP: &[u8] = b"#!~#";
+    match key.windows(SEP.len()).position(|w| w == SEP) {
+        Some(i) => (&key[..i], &key[i + SEP.len()..]),
+        None => (key, &[]),
+    }
+}
+
+/// Measurement and tags of an escaped series key, parsed by the line-protocol parser.
+fn parse_series(series: &[u8], name: &str) -> Result<(String, Vec<(String, String)>)> {
+    let text = std::str::from_utf8(series).map_err(|_| corrupt(name, "series key not UTF-8"))?;
+    let line = format!("{text} f=0i 0");
+    let parsed = influxdb_line_protocol::parse_lines(&line)
+        .next()
+        .and_then(|r| r.ok())
+        .ok_or_else(|| corrupt(name, format!("bad series key {text:?}")))?;
+    let tags = parsed
+        .series
+        .tag_set
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().to_string(), v.as_str().to_string()))
+        .collect();
+    Ok((parsed.series.measurement.as_str().to_string(), tags))
 }
