@@ -358,6 +358,38 @@ mod tests {
     }
 
     #[test]
+    fn raw_and_simple8b_sections_decode() -> Result<()> {
+        let be = |v: u64| v.to_be_bytes();
+        // Raw timestamps: t0 then deltas.
+        let mut b = vec![0x00];
+        b.extend(be(1_000));
+        b.extend(be(u64::MAX)); // delta of -1 (wrapping)
+        assert_eq!(timestamps(&b)?, vec![1_000, 999]);
+        // simple8b timestamps, div 10^3: one selector-15 word holding 5, one selector-0 word.
+        let mut b = vec![0x13];
+        b.extend(be(7));
+        b.extend(be((15u64 << 60) | 5));
+        b.extend(be(0));
+        let ts = timestamps(&b)?;
+        assert_eq!(ts.len(), 1 + 1 + 240);
+        assert_eq!(&ts[..3], &[7, 5_007, 6_007]);
+        // Raw integers: zigzag deltas from 0.
+        let mut b = vec![0x00];
+        b.extend(be(4)); // +2
+        b.extend(be(3)); // -2
+        assert_eq!(integers(&b)?, vec![2, 0]);
+        // simple8b integers with selector 2 (60 × 1 bit).
+        let mut b = vec![0x10];
+        b.extend(be(2)); // +1
+        b.extend(be((2u64 << 60) | 0b10)); // +0 then -1 (zz 1), rest +0
+        let v = integers(&b)?;
+        assert_eq!((v.len(), v[1], v[2], v[60]), (61, 1, 0, 0));
+        // Snappy: literal "ab" then copy len 4 offset 2 => "ababab".
+        assert_eq!(snappy(&[6, 0x04, b'a', b'b', 0x01, 0x02])?, b"ababab");
+        Ok(())
+    }
+
+    #[test]
     fn hostile_counts_are_refused() {
         // RLE timestamp count of 2^40.
         let mut b = vec![0x20, 0, 0, 0, 0, 0, 0, 0, 1, 1];
