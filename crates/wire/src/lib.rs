@@ -43,6 +43,31 @@
 //! assert_eq!(&out[..], b"{\"Paths\":[\"db1/autogen/1\"]}\n");
 //! # Ok::<(), snapshotd_wire::WireError>(())
 //! ```
+//!
+//! # Example: a client asks for the metastore and reads the reply
+//!
+//! With a socket this is `Framed::new(tcp, MetaBackupCodec::new(limits))`, then `send` and
+//! `next`; here the bytes are shown directly.
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use snapshotd_wire::{Limits, MetaBackup, MetaBackupCodec, Request, RequestFrame, RequestType};
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let mut codec = MetaBackupCodec::new(Limits::default());
+//! let mut out = BytesMut::new();
+//! codec.encode(RequestFrame::request(RequestType::MetastoreBackup, Request::default()), &mut out)?;
+//! assert_eq!(out.len(), 239); // byte for byte what `influxd backup` sends
+//! assert!(out.starts_with(b"\x03\x01{\"Type\":1,\"BackupDatabase\":\"\""));
+//!
+//! // The server's reply: magic, metaLen, blob, nodeLen, `null\n`.
+//! let mut reply = BytesMut::new();
+//! MetaBackup::new(Bytes::from_static(b"\x08\x00")).encode(&mut reply);
+//! let frame = codec.decode_eof(&mut reply)?.expect("a complete frame");
+//! assert_eq!(&frame.meta[..], b"\x08\x00");
+//! assert_eq!(&frame.node[..], b"null\n");
+//! # Ok::<(), snapshotd_wire::WireError>(())
+//! ```
 
 mod error;
 mod error_reply;
