@@ -106,6 +106,9 @@ impl Cas {
                     Ok(r) => Ok(CasOutcome::Done(Version(r.into()))),
                     Err(object_store::Error::AlreadyExists { .. })
                     | Err(object_store::Error::Precondition { .. }) => Ok(CasOutcome::Conflict),
+                    // S3 answers 409 ConditionalRequestConflict to racing conditional
+                    // creates; object_store does not retry it. The caller re-reads.
+                    Err(e) if is_conflict(&e) => Ok(CasOutcome::Conflict),
                     Err(e) => Err(unsupported_or(e, path, "create")),
                 }
             }
@@ -277,6 +280,11 @@ fn local_write(file: &PathBuf, data: Option<&Bytes>) -> Result<CasOutcome<Versio
     tmp.as_file().sync_all().map_err(|e| Error::io(file, e))?;
     tmp.persist(file).map_err(|e| Error::io(file, e.error))?;
     Ok(CasOutcome::Done(content_version(data)))
+}
+
+fn is_conflict(e: &object_store::Error) -> bool {
+    let msg = e.to_string();
+    msg.contains("409") || msg.contains("ConditionalRequestConflict")
 }
 
 fn unsupported_or(e: object_store::Error, path: &Path, op: &'static str) -> Error {

@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+
+/// Record files fetched at once during a resume.
+const PARALLEL_READS: usize = 16;
 use object_store::PutMode;
 
 use crate::crypto::MasterKey;
@@ -79,6 +82,8 @@ pub struct Resume {
     pub rejected: Vec<Rejected>,
     /// Highest epoch seen in any fence name.
     pub max_epoch: u64,
+    /// Names (last component) of the record files merged.
+    pub merged: Vec<String>,
 }
 
 impl Resume {
@@ -291,11 +296,20 @@ pub(crate) async fn read_records(
         max_epoch: plan.max_epoch,
         ..Resume::default()
     };
-    for (epoch, seq, name) in plan.accepted {
+    // Read in parallel, merge in (epoch, seq) order (`buffered` keeps the order).
+    let mut reads = futures::stream::iter(plan.accepted.into_iter().map(|(epoch, seq, name)| {
         let rel = format!("{}/{name}", layout::DATA);
-        match read_data(dest, key, job_id, &rel, epoch, seq).await? {
+        async move {
+            let r = read_data(dest, key, job_id, &rel, epoch, seq).await;
+            (rel, name, r)
+        }
+    }))
+    .buffered(PARALLEL_READS);
+    while let Some((rel, name, r)) = reads.next().await {
+        match r? {
             Ok(body) => {
                 resume.files_read += 1;
+                resume.merged.push(name);
                 for r in body.records {
                     resume.records.insert(r.key.clone(), r);
                 }

@@ -36,6 +36,9 @@ pub struct CheckpointOptions {
     pub lock: LockOptions,
     /// Refuse to open when any checkpoint object fails its checksum or tag.
     pub strict: bool,
+    /// On open, merge the earlier record files into one when at least this many were
+    /// read (0 = never; default 32). Bounds the cost of later resumes.
+    pub compact_after_files: usize,
 }
 
 impl Default for CheckpointOptions {
@@ -47,6 +50,7 @@ impl Default for CheckpointOptions {
             max_buffered: 4096,
             lock: LockOptions::default(),
             strict: false,
+            compact_after_files: 32,
         }
     }
 }
@@ -106,7 +110,7 @@ impl Checkpoint {
             + 1;
         let lock = LockGuard::acquire(dest, opts.lock.clone(), min_epoch).await?;
         match Self::prepare(dest, &opts, &lock).await {
-            Ok((job_id, resume)) => Ok(Self::start(dest, opts, lock, job_id, resume)),
+            Ok((job_id, resume, seq)) => Ok(Self::start(dest, opts, lock, job_id, resume, seq)),
             Err(e) => {
                 if let Err(re) = lock.release().await {
                     tracing::warn!(error = %re, "releasing lock after failed open");
@@ -120,7 +124,7 @@ impl Checkpoint {
         dest: &Destination,
         opts: &CheckpointOptions,
         lock: &LockGuard,
-    ) -> Result<(String, Resume)> {
+    ) -> Result<(String, Resume, u64)> {
         let meta = match load::read_meta(dest).await? {
             Some(m) => m,
             None => {
@@ -150,7 +154,47 @@ impl Checkpoint {
         }
         let key = opts.key.as_ref();
         let plan = load::plan(dest, key, &meta.job_id).await?;
+        let resume = load::read_records(dest, key, &meta.job_id, plan).await?;
+        if opts.strict
+            && let Some(bad) = resume.rejected.iter().find(|r| r.is_integrity_failure())
+        {
+            return Err(Error::Corrupt {
+                path: dest.path(&bad.name).to_string(),
+                reason: bad.reason.to_string(),
+            });
+        }
         let epoch = lock.epoch();
+        // Compaction: merge many small files into this epoch's first record file, written
+        // *before* our fence (without the fence it is not trusted), so the fence need not
+        // list them and the next resume reads one file.
+        let compact =
+            opts.compact_after_files > 0 && resume.merged.len() >= opts.compact_after_files;
+        let mut first_seq = 0;
+        if compact {
+            let body = DataBody {
+                format: FORMAT,
+                kind: "data".into(),
+                job_id: meta.job_id.clone(),
+                epoch,
+                seq: 1,
+                written: opts.lock.clock.now(),
+                records: resume.records.values().cloned().collect(),
+            };
+            let rel = layout::data(epoch, 1);
+            let body = serde_json::to_vec(&body).map_err(|e| Error::Stopped(e.to_string()))?;
+            let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
+            lock.check().await?;
+            if !put_create(dest, &rel, sealed).await? {
+                return Err(Error::Deposed {
+                    dest: dest.to_string(),
+                    epoch,
+                    reason: format!(
+                        "record file {rel} already exists: another holder has this epoch"
+                    ),
+                });
+            }
+            first_seq = 1;
+        }
         let fence = FenceBody {
             format: FORMAT,
             kind: "fence".into(),
@@ -158,7 +202,11 @@ impl Checkpoint {
             epoch,
             owner: lock.info().owner,
             written: opts.lock.clock.now(),
-            accepted: plan.accepted.iter().map(|(_, _, n)| n.clone()).collect(),
+            accepted: if compact {
+                Vec::new()
+            } else {
+                resume.merged.clone()
+            },
         };
         let rel = layout::fence(epoch);
         let body = serde_json::to_vec(&fence).map_err(|e| Error::Stopped(e.to_string()))?;
@@ -171,16 +219,14 @@ impl Checkpoint {
                 reason: format!("fence {rel} already exists: another holder has this epoch"),
             });
         }
-        let resume = load::read_records(dest, key, &meta.job_id, plan).await?;
-        if opts.strict
-            && let Some(bad) = resume.rejected.iter().find(|r| r.is_integrity_failure())
-        {
-            return Err(Error::Corrupt {
-                path: dest.path(&bad.name).to_string(),
-                reason: bad.reason.to_string(),
-            });
+        if compact {
+            for name in &resume.merged {
+                if let Err(e) = delete(dest, &format!("{}/{name}", layout::DATA)).await {
+                    tracing::warn!(error = %e, "removing a compacted record file");
+                }
+            }
         }
-        Ok((meta.job_id, resume))
+        Ok((meta.job_id, resume, first_seq))
     }
 
     fn start(
@@ -189,6 +235,7 @@ impl Checkpoint {
         lock: LockGuard,
         job_id: String,
         resume: Resume,
+        first_seq: u64,
     ) -> Self {
         let lock = Arc::new(lock);
         let sticky = Arc::new(Mutex::new(None));
@@ -200,7 +247,7 @@ impl Checkpoint {
             lock: lock.clone(),
             clock: opts.lock.clock.clone(),
             buf: Vec::new(),
-            seq: 0,
+            seq: first_seq,
             stats: FlushStats::default(),
             sticky: sticky.clone(),
         };

@@ -47,6 +47,7 @@ both_backends!(unlock_shows_holder, scenarios::unlock_shows_holder);
 both_backends!(background_flush, scenarios::background_flush);
 both_backends!(refresh_keeps_lock, scenarios::refresh_keeps_lock);
 both_backends!(namespaces, scenarios::namespaces);
+both_backends!(compaction, scenarios::compaction);
 both_backends!(stale_epoch_file, scenarios::stale_epoch_file);
 both_backends!(bit_flip, |d| scenarios::tampered(d, None, Damage::BitFlip));
 both_backends!(truncate, |d| scenarios::tampered(d, None, Damage::Truncate));

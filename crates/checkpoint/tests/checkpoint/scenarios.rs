@@ -489,3 +489,54 @@ pub async fn namespaces(dest: Destination) {
             .is_empty()
     );
 }
+
+/// Many record files are merged into one on open; fencing still holds afterwards.
+pub async fn compaction(dest: Destination) {
+    let c = clock();
+    let mut o = opts(c.clone(), None);
+    o.compact_after_files = 3;
+    let a = Checkpoint::open(&dest, o.clone()).await.expect("a");
+    for k in ["k1", "k2", "k3", "k4"] {
+        a.record(rec(k)).await.expect("rec");
+        a.flush().await.expect("flush");
+    }
+    a.record(UnitRecord::new("k1", 7, "newest"))
+        .await
+        .expect("rec");
+    let a_epoch = a.epoch();
+    a.finish().await.expect("finish");
+    assert_eq!(inspect(&dest, None).await.expect("inspect").files_read, 5);
+
+    let b = Checkpoint::open(&dest, o.clone()).await.expect("b");
+    assert_eq!(b.resume().records.len(), 4);
+    assert_eq!(b.done("k1").map(|r| r.size), Some(7));
+    b.record(rec("k5")).await.expect("rec");
+    b.finish().await.expect("finish");
+
+    let seen = inspect(&dest, None).await.expect("inspect");
+    assert_eq!(seen.files_read, 2, "compacted file + one new file");
+    assert!(seen.rejected.is_empty(), "{:?}", seen.rejected);
+    assert_eq!(seen.records.len(), 5);
+    assert_eq!(seen.records.get("k1").map(|r| r.size), Some(7));
+    // The merged originals are gone.
+    let old = dest.path(&layout::data(a_epoch, 1));
+    assert!(dest.store().head(&old).await.is_err());
+    // A late write of the old epoch is still fenced.
+    let late = layout::data(a_epoch, 9);
+    let sample = get(&dest, &layout::data(b_epoch_of(&seen), 1)).await;
+    put(&dest, &late, sample).await;
+    let seen = inspect(&dest, None).await.expect("inspect");
+    assert!(
+        seen.rejected
+            .iter()
+            .any(|r| r.name == late && matches!(r.reason, RejectReason::Fenced { .. }))
+    );
+}
+
+fn b_epoch_of(seen: &snapshotd_checkpoint::Resume) -> u64 {
+    seen.merged
+        .iter()
+        .filter_map(|n| layout::parse_data(n).map(|(e, _)| e))
+        .max()
+        .expect("a merged file")
+}
