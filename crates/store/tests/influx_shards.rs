@@ -159,3 +159,57 @@ fn exported_window_restores_117_of_150_rows_like_influx_b3() -> TestResult {
     assert_eq!(b.read_points("db1export", None)?.len(), 117);
     Ok(())
 }
+
+#[test]
+fn tombstones_hide_deleted_values_and_are_shipped() -> TestResult {
+    use std::io::Write;
+    use tar::EntryType;
+    let (_d, s) = a1_store()?;
+    let files = tar_files(&shard_tar(A1, 1)?)?;
+    let (tsm_name, tsm) = files.iter().next().ok_or("no tsm")?;
+    let tomb_name = tsm_name.replace(".tsm", ".tombstone");
+    let record = |key: &[u8], min: i64, max: i64| {
+        let mut v = (key.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(key);
+        v.extend_from_slice(&min.to_be_bytes());
+        v.extend_from_slice(&max.to_be_bytes());
+        v
+    };
+    let count =
+        |s: &snapshotd_store::BuiltinStore| -> Result<(usize, usize), Box<dyn std::error::Error>> {
+            let pts: Vec<_> = s
+                .read_points("db1", None)?
+                .into_iter()
+                .filter(|p| p.time_ns < 1_609_718_400_000_000_000) // shard 1 only (< 01-04)
+                .collect();
+            Ok((pts.len(), pts.iter().map(|p| p.fields.len()).sum()))
+        };
+    assert_eq!(count(&s)?, (33, 66));
+    // v4: h0's `n` deleted over all time.
+    let mut gz = flate2::write::GzEncoder::new(vec![0, 0, 0x15, 0x04], flate2::Compression::fast());
+    gz.write_all(&record(b"cpu,host=h0,region=eu#!~#n", i64::MIN, i64::MAX))?;
+    let tomb = gz.finish()?;
+    let t = snapshotd_store::testkit::raw_tar(&[
+        (tsm_name.as_str(), EntryType::Regular, tsm.as_slice()),
+        (tomb_name.as_str(), EntryType::Regular, tomb.as_slice()),
+    ]);
+    assert_eq!(s.restore_shard(1, &mut t.as_slice())?.files, 2);
+    assert_eq!(count(&s)?, (33, 55));
+    // The tombstone is part of backups and exports, byte for byte.
+    assert_eq!(tar_files(&backup(&s, 1)?)?.get(&tomb_name), Some(&tomb));
+    // v2: both fields of h0 deleted: its rows disappear.
+    let mut v2 = vec![0, 0, 0x15, 0x02];
+    v2.extend(record(b"cpu,host=h0,region=eu#!~#n", i64::MIN, i64::MAX));
+    v2.extend(record(
+        b"cpu,host=h0,region=eu#!~#value",
+        i64::MIN,
+        i64::MAX,
+    ));
+    let t = snapshotd_store::testkit::raw_tar(&[
+        (tsm_name.as_str(), EntryType::Regular, tsm.as_slice()),
+        (tomb_name.as_str(), EntryType::Regular, v2.as_slice()),
+    ]);
+    s.restore_shard(1, &mut t.as_slice())?;
+    assert_eq!(count(&s)?, (22, 44));
+    Ok(())
+}

@@ -14,6 +14,7 @@ mod restore;
 mod shard;
 mod shard_log;
 mod tarout;
+mod tombstone;
 mod tsm;
 mod tsm_decode;
 mod write;
@@ -148,7 +149,7 @@ impl BuiltinStore {
     }
 
     /// Every point of a retention policy's shards (None = default RP), shard by shard: points
-    /// of TSM files (one per series and time, fields merged; tombstones not applied), then
+    /// of TSM files (one per series and time, fields merged, tombstoned values dropped), then
     /// the WAL's points in write order.
     pub fn read_points(
         &self,
@@ -187,8 +188,19 @@ impl BuiltinStore {
         };
         let mut out = Vec::new();
         for mut item in backup::opaque_files(dir)? {
-            if item.rel.ends_with(".tsm") {
-                out.extend(tsm::read_points(&mut item.file, item.len, &item.rel)?);
+            if let Some(stem) = item.rel.strip_suffix(".tsm") {
+                let tomb = dir.join(format!("{stem}.tombstone"));
+                let deleted = if tomb.is_file() {
+                    tombstone::read(&tomb)?
+                } else {
+                    tombstone::Tombstones::default()
+                };
+                out.extend(tsm::read_points(
+                    &mut item.file,
+                    item.len,
+                    &item.rel,
+                    &deleted,
+                )?);
             }
         }
         if let Some(view) = view {

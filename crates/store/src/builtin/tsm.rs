@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
+use super::tombstone::Tombstones;
 use super::tsm_decode;
 use super::write::Point;
 use crate::error::{Result, StoreError};
@@ -224,8 +225,13 @@ pub(crate) fn filter(
 }
 
 /// Decodes every point of a TSM file, one [`Point`] per (series, time) with its fields in key
-/// order. Tombstones are not applied.
-pub(crate) fn read_points(file: &mut File, len: u64, name: &str) -> Result<Vec<Point>> {
+/// order, values covered by `deleted` dropped.
+pub(crate) fn read_points(
+    file: &mut File,
+    len: u64,
+    name: &str,
+    deleted: &Tombstones,
+) -> Result<Vec<Point>> {
     let index = read_index(file, len, name)?;
     let mut rows: BTreeMap<(usize, i64), Point> = BTreeMap::new();
     let mut series_ids: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
@@ -249,6 +255,9 @@ pub(crate) fn read_points(file: &mut File, len: u64, name: &str) -> Result<Vec<P
                 return Err(corrupt(name, "block truncated"));
             }
             for (t, v) in tsm_decode::block(&buf)? {
+                if deleted.covers(&ks.key, t) {
+                    continue;
+                }
                 rows.entry((sid, t))
                     .or_insert_with(|| Point {
                         measurement: measurement.clone(),
