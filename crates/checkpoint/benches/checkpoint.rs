@@ -52,38 +52,54 @@ fn flush(c: &mut Criterion) {
     let mut g = c.benchmark_group("flush");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
-    for (name, key) in [("plain", None), ("encrypted", Some(MasterKey::generate()))] {
-        for batch in [1usize, 100] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let dest = Destination::local(dir.path()).expect("dest");
-            let opts = CheckpointOptions {
-                key: key.clone(),
-                flush_interval: Duration::from_secs(3600),
-                ..CheckpointOptions::default()
-            };
-            let cp = rt.block_on(Checkpoint::open(&dest, opts)).expect("open");
-            let mut n = 0u64;
-            g.throughput(Throughput::Elements(batch as u64));
-            g.bench_with_input(
-                BenchmarkId::new(format!("local_{name}"), batch),
-                &batch,
-                |b, &batch| {
-                    b.iter(|| {
-                        rt.block_on(async {
-                            for _ in 0..batch {
-                                n += 1;
-                                let r = UnitRecord::new(format!("shard/{n}"), n, "ab".repeat(32));
-                                cp.record(r).await.expect("record");
-                            }
-                            cp.flush().await.expect("flush");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dests = vec![("local", Destination::local(dir.path()).expect("dest"))];
+    if let Some(s3) = s3_dest() {
+        dests.push(("s3", s3));
+    }
+    for (backend, base) in &dests {
+        for (name, key) in [("plain", None), ("encrypted", Some(MasterKey::generate()))] {
+            for batch in [1usize, 100] {
+                let dest = base.child(&format!("{name}-{batch}-{}", std::process::id()));
+                let opts = CheckpointOptions {
+                    key: key.clone(),
+                    flush_interval: Duration::from_secs(3600),
+                    ..CheckpointOptions::default()
+                };
+                let cp = rt.block_on(Checkpoint::open(&dest, opts)).expect("open");
+                let mut n = 0u64;
+                g.throughput(Throughput::Elements(batch as u64));
+                g.bench_with_input(
+                    BenchmarkId::new(format!("local_{name}"), batch),
+                    &batch,
+                    |b, &batch| {
+                        b.iter(|| {
+                            rt.block_on(async {
+                                for _ in 0..batch {
+                                    n += 1;
+                                    let r =
+                                        UnitRecord::new(format!("shard/{n}"), n, "ab".repeat(32));
+                                    cp.record(r).await.expect("record");
+                                }
+                                cp.flush().await.expect("flush");
+                            })
                         })
-                    })
-                },
-            );
-            rt.block_on(cp.finish()).expect("finish");
+                    },
+                );
+                rt.block_on(cp.finish_and_remove()).expect("finish");
+            }
         }
     }
     g.finish();
+}
+
+/// An S3 destination when SNAPSHOTD_S3_ENDPOINT / SNAPSHOTD_S3_BUCKET are set (moto).
+fn s3_dest() -> Option<Destination> {
+    let endpoint = std::env::var("SNAPSHOTD_S3_ENDPOINT").ok()?;
+    let bucket = std::env::var("SNAPSHOTD_S3_BUCKET").ok()?;
+    let mut opts = snapshotd_checkpoint::S3Options::from_env();
+    opts.endpoint = Some(endpoint);
+    Destination::open(&format!("s3://{bucket}/bench"), &opts).ok()
 }
 
 criterion_group!(benches, encryption, flush);
