@@ -70,7 +70,7 @@ fn flush(c: &mut Criterion) {
                 let mut n = 0u64;
                 g.throughput(Throughput::Elements(batch as u64));
                 g.bench_with_input(
-                    BenchmarkId::new(format!("local_{name}"), batch),
+                    BenchmarkId::new(format!("{backend}_{name}"), batch),
                     &batch,
                     |b, &batch| {
                         b.iter(|| {
