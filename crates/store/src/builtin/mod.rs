@@ -181,11 +181,7 @@ impl BuiltinStore {
     }
 
     fn shard_points(&self, dir: &Path, id: u64) -> Result<Vec<Point>> {
-        let view = {
-            let slot = self.slot(id);
-            let _g = lock(&slot);
-            shard_log::LogView::open(dir)?
-        };
+        let view = self.log_view(id, dir)?;
         let mut out = Vec::new();
         for mut item in backup::opaque_files(dir)? {
             if let Some(stem) = item.rel.strip_suffix(".tsm") {
@@ -218,10 +214,25 @@ impl BuiltinStore {
         if !dir.is_dir() {
             return Err(not_found("shard", id.to_string()));
         }
-        let slot = self.slot(id);
-        let _g = lock(&slot);
-        let view = shard_log::LogView::open(&dir)?;
+        let view = self.log_view(id, &dir)?;
         Ok((dir, format!("{}/{}/{id}", loc.db, loc.rp), view))
+    }
+
+    /// A point-in-time view of a shard's log, taken under the shard's slot lock (so no
+    /// append is half done). The writer is opened first when the log exists: the view then
+    /// relies on the writer's exclusive segment locks instead of taking shared ones, which
+    /// would otherwise keep the writer from opening (and writes from landing) until the
+    /// view is dropped.
+    fn log_view(&self, id: u64, dir: &Path) -> Result<Option<shard_log::LogView>> {
+        let slot = self.slot(id);
+        let mut writer = lock(&slot);
+        if writer.is_none() && shard_log::exists(dir) {
+            match shard_log::ShardLog::open(dir) {
+                Ok(w) => *writer = Some(w),
+                Err(e) => tracing::warn!(shard = id, error = %e, "shard log not writable"),
+            }
+        }
+        shard_log::LogView::open(dir)
     }
 
     /// Creates the directories of the given shards; shards of deleted groups (imported as

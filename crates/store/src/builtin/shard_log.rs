@@ -56,6 +56,11 @@ pub(crate) struct Segment<'a> {
     pub reader: Box<dyn std::io::Read + 'a>,
 }
 
+/// Whether the shard has a log.
+pub(crate) fn exists(shard_dir: &Path) -> bool {
+    snapshotd_wal::wal_exists(&shard_dir.join(DIR))
+}
+
 /// An open, writable shard log (holds the WAL's segment locks).
 pub(crate) struct ShardLog {
     wal: Wal,
