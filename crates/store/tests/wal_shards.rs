@@ -355,3 +355,47 @@ fn writes_proceed_while_an_idle_shard_is_backed_up() -> TestResult {
     assert_eq!(b.read_points("w", None)?.len(), 1);
     Ok(())
 }
+
+#[test]
+fn torn_log_tail_after_a_crash_is_repaired_on_next_write() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let seg;
+    {
+        let s = BuiltinStore::open(dir.path())?;
+        db(&s, "w")?;
+        for i in 0..3 {
+            s.write_lines(
+                "w",
+                None,
+                Precision::Seconds,
+                format!("m v={i}i {}\n", T0 + i).as_bytes(),
+            )?;
+        }
+        let id = s.list_shards(Some("w"), None)?[0].shard_id;
+        seg = dir.path().join(format!(
+            "data/w/autogen/{id}/wal/0000000000000000-0000000000000000.wal"
+        ));
+    }
+    // A torn append: a frame header promising 32 bytes, followed by 8 bytes only.
+    let mut bytes = std::fs::read(&seg)?;
+    let end = bytes.iter().rposition(|b| *b != 0).ok_or("empty segment")? + 1;
+    let at = end.div_ceil(8) * 8;
+    bytes[at..at + 8].copy_from_slice(&32u64.to_le_bytes());
+    bytes[at + 8..at + 16].copy_from_slice(&[0xAB; 8]);
+    std::fs::write(&seg, &bytes)?;
+    let s = BuiltinStore::open(dir.path())?;
+    assert_eq!(s.read_points("w", None)?.len(), 3);
+    s.write_lines(
+        "w",
+        None,
+        Precision::Seconds,
+        format!("m v=9i {}\n", T0 + 9).as_bytes(),
+    )?;
+    let got: Vec<i64> = s
+        .read_points("w", None)?
+        .iter()
+        .map(|p| p.time_ns / 1_000_000_000 - T0)
+        .collect();
+    assert_eq!(got, [0, 1, 2, 9]);
+    Ok(())
+}
