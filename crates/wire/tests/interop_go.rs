@@ -182,3 +182,57 @@ fn our_decoder_agrees_with_go_on_lenient_and_bad_inputs() {
         assert_eq!(&ours, g, "input {case}");
     }
 }
+
+#[test]
+#[ignore = "needs the Go toolchain"]
+fn go_reproduces_our_info_and_manifest_bytes() {
+    use snapshotd_wire::InfoResponse;
+    use snapshotd_wire::portable::{Manifest, ManifestFile, ManifestMeta};
+
+    let mut runner = TestRunner::new(Config::default());
+    let names = proptest::collection::vec(weird_string(), 0..4);
+    let mut lines = Vec::new();
+    let mut expect = Vec::new();
+    for _ in 0..300 {
+        let paths = names.new_tree(&mut runner).unwrap().current();
+        let mut b = bytes::BytesMut::new();
+        InfoResponse { paths }.encode(&mut b).unwrap();
+        let text = String::from_utf8(b[..b.len() - 1].to_vec()).unwrap();
+        lines.push(format!("I {text}").into_bytes());
+        expect.push(text);
+
+        let n = names.new_tree(&mut runner).unwrap().current();
+        let m = Manifest {
+            meta: ManifestMeta {
+                file_name: n.first().cloned().unwrap_or_default(),
+                size: n.len() as i64 * 1000,
+                ..ManifestMeta::default()
+            },
+            files: n
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ManifestFile {
+                    database: s.clone(),
+                    policy: format!("{s}<rp>&"),
+                    shard_id: u64::MAX - i as u64,
+                    file_name: format!("x.s{i}.tar.gz"),
+                    size: -(i as i64),
+                    last_modified: 0,
+                    ..ManifestFile::default()
+                })
+                .collect(),
+            database: n.get(1).cloned().unwrap_or_default(),
+            shard_id: n.len() as u64,
+            ..Manifest::default()
+        };
+        let bytes = m.to_bytes().unwrap();
+        // One line for Go: compact JSON of the same manifest.
+        let compact: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        lines.push(format!("M {compact}").into_bytes());
+        expect.push(bytes.iter().map(|b| format!("{b:02x}")).collect());
+    }
+    let go = go_roundtrip(&lines);
+    for (e, g) in expect.iter().zip(&go) {
+        assert_eq!(e, g);
+    }
+}

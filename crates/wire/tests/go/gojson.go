@@ -1,12 +1,16 @@
 // Differential oracle for snapshotd-wire's Go-compatible JSON (run by tests/interop_go.rs).
 //
-// Reads one JSON document per input line, decodes it with encoding/json into a struct shaped
-// like the snapshotter request (field names and types from the protocol spec §3), and prints
-// Go's json.Encoder output for it, or "ERR" when Go rejects the input.
+// Reads one JSON document per input line, decodes it with encoding/json and prints Go's
+// encoding of it, or "ERR" when Go rejects the input. A line starting with "I " holds an info
+// response (printed with json.Encoder), "M " a portable manifest (printed as the hex of
+// json.MarshalIndent(m, "", "  ")); any other line is a snapshotter request (json.Encoder).
+// Field names, tags and types come from the protocol spec (§3, §4.3, §8.4).
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"time"
@@ -25,6 +29,33 @@ type request struct {
 	UploadSize             int64
 }
 
+type info struct {
+	Paths []string
+}
+
+type metaEntry struct {
+	FileName string `json:"fileName"`
+	Size     int64  `json:"size"`
+}
+
+type entry struct {
+	Database     string `json:"database"`
+	Policy       string `json:"policy"`
+	ShardID      uint64 `json:"shardID"`
+	FileName     string `json:"fileName"`
+	Size         int64  `json:"size"`
+	LastModified int64  `json:"lastModified"`
+}
+
+type manifest struct {
+	Meta     metaEntry `json:"meta"`
+	Limited  bool      `json:"limited"`
+	Files    []entry   `json:"files"`
+	Database string    `json:"database,omitempty"`
+	Policy   string    `json:"policy,omitempty"`
+	ShardID  uint64    `json:"shard_id,omitempty"`
+}
+
 func main() {
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
@@ -32,12 +63,29 @@ func main() {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	for in.Scan() {
-		var r request
-		if err := json.Unmarshal(in.Bytes(), &r); err != nil {
-			out.WriteString("ERR\n")
-			continue
+		line := in.Bytes()
+		var err error
+		switch {
+		case bytes.HasPrefix(line, []byte("I ")):
+			var r info
+			if err = json.Unmarshal(line[2:], &r); err == nil {
+				err = enc.Encode(&r)
+			}
+		case bytes.HasPrefix(line, []byte("M ")):
+			var m manifest
+			var b []byte
+			if err = json.Unmarshal(line[2:], &m); err == nil {
+				if b, err = json.MarshalIndent(&m, "", "  "); err == nil {
+					out.WriteString(hex.EncodeToString(b) + "\n")
+				}
+			}
+		default:
+			var r request
+			if err = json.Unmarshal(line, &r); err == nil {
+				err = enc.Encode(&r)
+			}
 		}
-		if err := enc.Encode(&r); err != nil {
+		if err != nil {
 			out.WriteString("ERR\n")
 		}
 	}
