@@ -116,7 +116,11 @@ impl BuiltinStore {
     fn recover(&self) -> Result<()> {
         let data = lock(&self.meta).clone();
         for db in &data.databases {
+            shard::check_name("database", &db.name)
+                .map_err(|e| StoreError::Corrupt(format!("metastore: {e}")))?;
             for rp in &db.retention_policies {
+                shard::check_name("retention policy", &rp.name)
+                    .map_err(|e| StoreError::Corrupt(format!("metastore: {e}")))?;
                 restore::recover_rp_dir(&self.rp_dir(&db.name, &rp.name))?;
                 for g in rp.shard_groups.iter().filter(|g| !g.is_deleted()) {
                     for s in &g.shards {
