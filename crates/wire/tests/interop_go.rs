@@ -231,6 +231,34 @@ fn go_reproduces_our_info_and_manifest_bytes() {
         lines.push(format!("M {compact}").into_bytes());
         expect.push(bytes.iter().map(|b| format!("{b:02x}")).collect());
     }
+    // Influx's decoder ignores our extension keys: a manifest with them reads as one without.
+    for path in [
+        "A1_full/20261122T022308Z.manifest",
+        "A2_db2/20261122T022310Z.manifest",
+    ] {
+        let orig = std::fs::read(snapshotd_testutil::vector(&format!(
+            "influx/backups/{path}"
+        )))
+        .unwrap();
+        let mut m = Manifest::from_bytes(&orig).unwrap();
+        m.meta.sha256 = Some("00".repeat(32));
+        m.meta.bytes = Some(533);
+        for f in &mut m.files {
+            f.sha256 = Some("ff".repeat(32));
+            f.bytes = Some(700);
+        }
+        m.snapshotd = Some(snapshotd_wire::portable::SnapshotdInfo {
+            version: "0.1.0".into(),
+            database: "db2".into(),
+            shard_id: Some(4),
+            since: Some("2021-01-01T00:00:00Z".into()),
+            complete: true,
+            ..Default::default()
+        });
+        let ext = String::from_utf8(m.to_bytes().unwrap()).unwrap();
+        lines.push(format!("M {}", ext.replace('\n', "")).into_bytes());
+        expect.push(orig.iter().map(|b| format!("{b:02x}")).collect());
+    }
     let go = go_roundtrip(&lines);
     for (e, g) in expect.iter().zip(&go) {
         assert_eq!(e, g);
