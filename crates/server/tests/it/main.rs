@@ -8,4 +8,5 @@ mod extensions;
 mod hostile;
 mod http;
 mod memstore;
+mod metrics;
 mod requests;
