@@ -137,8 +137,7 @@ pub fn upload_ack(data: &[u8]) {
     assert!(frames.len() <= 1);
 }
 
-/// Encoder side of the server codec never fails on replies to an opted-out client except for
-/// the extension frames.
+/// The server codec sends extension frames exactly to clients that opted in.
 pub fn server_replies(data: &[u8]) {
     let mut codec = RequestCodec::new(fuzz_limits());
     let (frames, _, _) = feed(&mut codec, data);
@@ -147,10 +146,20 @@ pub fn server_replies(data: &[u8]) {
         crate::ErrorReply::new(crate::ErrorCode::Internal, "x"),
         &mut dst,
     );
-    let opted = frames
-        .first()
-        .is_some_and(RequestFrame::wants_error_replies);
+    // A decoded frame decides; after a decode error, whatever the JSON (if it parsed) said.
+    let opted = match frames.first() {
+        Some(f) => {
+            assert_eq!(codec.error_replies(), f.wants_error_replies());
+            f.wants_error_replies()
+        }
+        None => codec.error_replies(),
+    };
     assert_eq!(r.is_ok(), opted);
+    // Opting in takes a JSON `true` or the 0x87 type byte: without either, only influx's
+    // bytes may ever be sent.
+    let can_opt_in =
+        data.windows(4).any(|w| w == b"true") || data.contains(&crate::SHARD_UPDATE_ACKED);
+    assert!(can_opt_in || r.is_err(), "opted in without asking");
 }
 
 /// Portable `.meta` wrapper: decodes within limits and re-encodes to a decodable equal value.

@@ -61,7 +61,9 @@ impl RequestCodec {
         }
     }
 
-    /// Whether the decoded request asked for snapshotd's in-band replies.
+    /// Whether the request asked for snapshotd's in-band replies. Set as soon as its JSON
+    /// parsed, so it also tells after a later decode error (e.g. [`WireError::UploadTooLarge`])
+    /// whether the server may answer with an [`ErrorReply`].
     pub fn error_replies(&self) -> bool {
         self.opted_in
     }
@@ -116,6 +118,8 @@ impl RequestCodec {
             Scan::Incomplete => return Ok(None),
         };
         let request = Request::from_json(&json[..=end])?;
+        // Known from here on, so a server can still answer in-band when a later check fails.
+        self.opted_in = request.error_replies;
         let payload = if kind == RequestType::MetaStoreUpdate {
             let size = request.upload_size;
             let size = u64::try_from(size).map_err(|_| WireError::NegativeUploadSize { size })?;

@@ -121,3 +121,30 @@ fn error_magic_cannot_start_a_normal_reply() {
     assert_eq!(e[0], 0);
     assert!(e.iter().any(|&b| b != 0));
 }
+
+#[test]
+fn opt_in_survives_a_later_decode_error() {
+    let limits = Limits {
+        max_upload_size: 10,
+        ..Limits::default()
+    };
+    for opt_in in [false, true] {
+        let mut r = Request::new(RequestType::MetaStoreUpdate);
+        r.upload_size = 11;
+        r.error_replies = opt_in;
+        let mut b = BytesMut::from(&b"\x03\x06"[..]);
+        b.extend_from_slice(&r.to_json_line().unwrap());
+        let mut c = RequestCodec::new(limits);
+        assert!(matches!(
+            c.decode(&mut b),
+            Err(WireError::UploadTooLarge { .. })
+        ));
+        assert_eq!(c.error_replies(), opt_in);
+        let mut out = BytesMut::new();
+        let sent = c.encode(
+            ErrorReply::new(ErrorCode::BadRequest, "too large"),
+            &mut out,
+        );
+        assert_eq!(sent.is_ok(), opt_in);
+    }
+}
