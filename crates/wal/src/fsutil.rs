@@ -31,14 +31,29 @@ pub(crate) fn open_ro(path: &Path) -> Result<File> {
     File::open(path).map_err(io_err("open", path))
 }
 
+/// Pauses before re-trying a busy lock. A process that forks (any thread spawning a child)
+/// briefly shares every open file description with the child until it execs, so a lock that
+/// was just released can look held for a moment; a real holder still fails within ~15 ms.
+pub(crate) const LOCK_RETRY_PAUSES_MS: [u64; 2] = [3, 12];
+
 /// Non-blocking exclusive OFD lock; busy → [`Error::Locked`].
 pub(crate) fn try_lock_exclusive(file: &File, path: &Path) -> Result<()> {
-    match sys::try_lock(file, LockKind::Exclusive).map_err(io_err("lock", path))? {
-        TryLock::Acquired => Ok(()),
-        TryLock::WouldBlock => Err(Error::Locked {
-            path: path.to_path_buf(),
-        }),
+    for pause in LOCK_RETRY_PAUSES_MS
+        .iter()
+        .map(|&ms| Some(ms))
+        .chain([None])
+    {
+        match sys::try_lock(file, LockKind::Exclusive).map_err(io_err("lock", path))? {
+            TryLock::Acquired => return Ok(()),
+            TryLock::WouldBlock => match pause {
+                Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                None => break,
+            },
+        }
     }
+    Err(Error::Locked {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Blocking exclusive OFD lock.

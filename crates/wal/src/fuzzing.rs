@@ -11,8 +11,14 @@ use crate::read::{Mode, WalContents, read_all};
 
 /// etcd's `ReadAll` over segment images held in memory (named `segment-<i>` in errors).
 /// `strict` selects write-mode end-of-log rules (a partial last record is an error).
-pub fn read_all_in_memory(segments: &[&[u8]], start: Snapshot, strict: bool) -> Result<WalContents> {
-    let paths: Vec<PathBuf> = (0..segments.len()).map(|i| PathBuf::from(format!("segment-{i}"))).collect();
+pub fn read_all_in_memory(
+    segments: &[&[u8]],
+    start: Snapshot,
+    strict: bool,
+) -> Result<WalContents> {
+    let paths: Vec<PathBuf> = (0..segments.len())
+        .map(|i| PathBuf::from(format!("segment-{i}")))
+        .collect();
     let segs = segments
         .iter()
         .zip(&paths)
@@ -54,7 +60,11 @@ pub fn fuzz_decode(data: &[u8]) {
             if let Ok(c) = read_all_in_memory(&segs, start, strict) {
                 // Entries are contiguous after the start snapshot.
                 for (k, e) in c.entries.iter().enumerate() {
-                    assert_eq!(e.index, start.index + 1 + k as u64, "entries must be contiguous");
+                    assert_eq!(
+                        e.index,
+                        start.index + 1 + k as u64,
+                        "entries must be contiguous"
+                    );
                 }
             }
         }

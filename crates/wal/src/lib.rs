@@ -64,8 +64,8 @@ mod wal;
 pub use compat::{EtcdReadOutcome, OpenMode, read_like_etcd};
 pub use error::{Error, Result};
 pub use frame::DEFAULT_MAX_RECORD_BYTES;
-pub use fuzzing::{fuzz_decode, read_all_in_memory};
 pub use fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
+pub use fuzzing::{fuzz_decode, read_all_in_memory};
 pub use maintenance::{
     LogSummary, RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify,
     verify_log,

@@ -10,8 +10,8 @@ use crate::decoder::{Decoder, Seg};
 use crate::encoder::Encoder;
 use crate::error::{Error, Result, io_err};
 use crate::fsutil::{
-    METRIC_LAST_INDEX, METRIC_WRITE_BYTES, create_dir_all, datasync, lock_exclusive, open_rw,
-    sync_dir, try_lock_exclusive, zero_to_end,
+    LOCK_RETRY_PAUSES_MS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES, create_dir_all, datasync,
+    lock_exclusive, open_rw, sync_dir, try_lock_exclusive, zero_to_end,
 };
 use crate::names::{SegmentName, list_segments, segment_name, select_segments, wal_exists};
 use crate::options::WalOptions;
@@ -71,17 +71,29 @@ pub struct UnreadWal {
     held: Vec<Held>,
 }
 
+/// Takes an exclusive `flock` (fs2) on the WAL directory itself, so two of our writers (or
+/// a writer and our repair) never work on one directory. etcd does not see this lock; the
+/// OFD segment locks are what exclude etcd.
 fn lock_dir(dir: &Path) -> Result<File> {
     let f = File::open(dir).map_err(io_err("open directory", dir))?;
-    match f.try_lock_exclusive() {
-        Ok(()) => Ok(f),
-        Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => {
-            Err(Error::Locked {
-                path: dir.to_path_buf(),
-            })
+    for pause in LOCK_RETRY_PAUSES_MS
+        .iter()
+        .map(|&ms| Some(ms))
+        .chain([None])
+    {
+        match f.try_lock_exclusive() {
+            Ok(()) => return Ok(f),
+            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => match pause
+            {
+                Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+                None => break,
+            },
+            Err(e) => return Err(io_err("lock directory", dir)(e)),
         }
-        Err(e) => Err(io_err("lock directory", dir)(e)),
     }
+    Err(Error::Locked {
+        path: dir.to_path_buf(),
+    })
 }
 
 impl Wal {

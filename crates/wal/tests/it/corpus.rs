@@ -19,9 +19,15 @@ fn fuzz_corpus_replays_without_panics() {
 #[test]
 fn in_memory_decoding_matches_the_vector() {
     let dir = snapshotd_testutil::vector("etcd-wal/gowal-small-segments/wal");
-    let mut names: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("e").path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("e").path())
+        .collect();
     names.sort();
-    let bytes: Vec<Vec<u8>> = names.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    let bytes: Vec<Vec<u8>> = names
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
     let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
     let c = read_all_in_memory(&slices, Snapshot::new(40, 1), true).expect("decode");
     assert_eq!(c.entries.len(), 127);

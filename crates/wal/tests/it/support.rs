@@ -35,6 +35,22 @@ pub fn materialize(name: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dst)
 }
 
+/// A shared, read-only-use copy of a vector, materialised once per test process (the
+/// single-node vector is 128 MB decompressed). Never open it in write mode.
+pub fn shared_copy(name: &str) -> &'static Path {
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<Vec<(String, &'static (tempfile::TempDir, PathBuf))>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut c = cache.lock().expect("cache");
+    if let Some((_, v)) = c.iter().find(|(n, _)| n == name) {
+        return &v.1;
+    }
+    let v: &'static (tempfile::TempDir, PathBuf) = Box::leak(Box::new(materialize(name)));
+    c.push((name.to_owned(), v));
+    &v.1
+}
+
 /// Vector files are read-only on disk; copies must be writable for write-mode opens.
 pub fn make_writable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use snapshotd_wal::{OpenMode, Snapshot, open_for_read, valid_snapshot_entries, verify};
 
-use crate::support::{materialize, read_doc, sha256_file, vector_json};
+use crate::support::{materialize, read_doc, sha256_file, shared_copy, vector_json};
 
 const VECTORS: [&str; 2] = ["single-node-snap100", "gowal-small-segments"];
 
@@ -18,9 +18,9 @@ fn start_of(v: &Value) -> Snapshot {
 fn files_match_expected_sizes_hashes_and_valid_ends() {
     for name in VECTORS {
         let exp = vector_json(name, "expected.json");
-        let (_tmp, dir) = materialize(name);
+        let dir = shared_copy(name);
         let files = exp["files"].as_array().expect("files");
-        let view = open_for_read(&dir, Snapshot::new(0, 0)).expect("view");
+        let view = open_for_read(dir, Snapshot::new(0, 0)).expect("view");
         assert_eq!(view.segments().len(), files.len(), "{name}");
         for (seg, f) in view.segments().iter().zip(files) {
             let fname = seg
@@ -53,9 +53,9 @@ fn files_match_expected_sizes_hashes_and_valid_ends() {
 fn readall_cases_match_etcd() {
     for name in VECTORS {
         let exp = vector_json(name, "expected.json");
-        let (_tmp, dir) = materialize(name);
+        let dir = shared_copy(name);
         for case in exp["readall_cases"].as_array().expect("cases") {
-            let got = read_doc(&dir, start_of(case), OpenMode::Read, false);
+            let got = read_doc(dir, start_of(case), OpenMode::Read, false);
             assert_eq!(&got, case, "{name} read mode");
         }
     }
@@ -101,9 +101,9 @@ fn write_mode_reads_the_same_and_leaves_files_untouched() {
 fn verify_cases_match_etcd() {
     for name in VECTORS {
         let exp = vector_json(name, "expected.json");
-        let (_tmp, dir) = materialize(name);
+        let dir = shared_copy(name);
         for case in exp["verify_cases"].as_array().expect("cases") {
-            let got = verify(&dir, start_of(case)).err().map(|e| e.to_string());
+            let got = verify(dir, start_of(case)).err().map(|e| e.to_string());
             assert_eq!(got.as_deref(), case["error"].as_str(), "{name} {case}");
         }
     }
@@ -113,8 +113,8 @@ fn verify_cases_match_etcd() {
 fn valid_snapshot_entries_match_etcd() {
     for name in VECTORS {
         let exp = vector_json(name, "expected.json");
-        let (_tmp, dir) = materialize(name);
-        let snaps = valid_snapshot_entries(&dir).expect("snaps");
+        let dir = shared_copy(name);
+        let snaps = valid_snapshot_entries(dir).expect("snaps");
         let got: Vec<Value> = snaps
             .iter()
             .map(|s| json!({"index": s.index, "term": s.term}))
@@ -131,8 +131,8 @@ fn valid_snapshot_entries_match_etcd() {
 fn sample_entries_and_final_state_match() {
     for name in VECTORS {
         let exp = vector_json(name, "expected.json");
-        let (_tmp, dir) = materialize(name);
-        let doc = read_doc(&dir, Snapshot::new(0, 0), OpenMode::Read, true);
+        let dir = shared_copy(name);
+        let doc = read_doc(dir, Snapshot::new(0, 0), OpenMode::Read, true);
         let fh = &exp["final_hardstate"];
         assert_eq!(&doc["hardstate"], fh, "{name}");
         assert_eq!(doc["metadata_hex"], exp["metadata_hex"]);
