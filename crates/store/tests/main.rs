@@ -5,4 +5,5 @@ mod hostile;
 mod influx_shards;
 mod kit;
 mod meta_vectors;
+mod perf;
 mod wal_shards;
