@@ -78,7 +78,8 @@ pub(crate) fn restore(
         "{STAGING_PREFIX}{id}-{:08x}",
         rand::random::<u32>()
     ));
-    fs::create_dir(&staging)
+    fs::create_dir_all(parent)
+        .and_then(|()| fs::create_dir(&staging))
         .map_err(|e| StoreError::io(format!("create {}", staging.display()), e))?;
     let result = unpack(&staging, prefix, tar, limits).and_then(|stats| {
         swap_in(shard_dir, &staging, parent, id)?;
