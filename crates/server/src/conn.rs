@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -19,12 +18,14 @@ use crate::handlers;
 const MUX_SNAPSHOTTER: u8 = 0x03;
 
 /// Serves one connection to completion and closes it.
-pub(crate) async fn handle(
-    mut stream: TcpStream,
+pub(crate) async fn handle<S>(
+    mut stream: S,
     store: Arc<dyn Store>,
     config: Arc<ServerConfig>,
     cancel: CancellationToken,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let started = Instant::now();
     let mut kind = "none";
     let result = serve_one(&mut stream, &store, &config, &cancel, &mut kind).await;
@@ -64,13 +65,16 @@ pub(crate) async fn handle(
     let _ = tokio::time::timeout(config.timeouts.write_idle, stream.shutdown()).await;
 }
 
-async fn serve_one(
-    stream: &mut TcpStream,
+async fn serve_one<S>(
+    stream: &mut S,
     store: &Arc<dyn Store>,
     config: &ServerConfig,
     cancel: &CancellationToken,
     kind: &mut &'static str,
-) -> Result<handlers::Outcome, RequestError> {
+) -> Result<handlers::Outcome, RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mux = tokio::select! {
         () = cancel.cancelled() => return Err(RequestError::Shutdown),
         r = tokio::time::timeout(config.timeouts.mux, stream.read_u8()) => match r {

@@ -19,6 +19,7 @@ pub mod metrics;
 mod reply;
 mod request;
 mod server;
+pub mod tls;
 
 pub use config::{ServerConfig, Timeouts};
 pub use server::SnapshotServer;

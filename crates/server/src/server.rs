@@ -14,18 +14,21 @@ use snapshotd_store::Store;
 
 use crate::config::ServerConfig;
 use crate::conn;
+use crate::tls::TlsConfig;
 
 /// The snapshot service (influx port-8088 protocol) over a [`Store`].
 #[derive(Clone)]
 pub struct SnapshotServer {
     store: Arc<dyn Store>,
     config: Arc<ServerConfig>,
+    tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for SnapshotServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotServer")
             .field("config", &self.config)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -36,7 +39,15 @@ impl SnapshotServer {
         SnapshotServer {
             store,
             config: Arc::new(config),
+            tls: None,
         }
+    }
+
+    /// Serves TLS (optionally with client-certificate authentication) instead of plain TCP.
+    /// influxd's own clients cannot speak TLS; use it for snapshotd clients across hosts.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then stops accepting,
@@ -47,7 +58,13 @@ impl SnapshotServer {
         S: Future<Output = ()> + Send,
     {
         let local = listener.local_addr()?;
-        info!(%local, max_connections = self.config.max_connections, "snapshot service listening");
+        info!(
+            %local,
+            max_connections = self.config.max_connections,
+            tls = self.tls.is_some(),
+            client_auth = self.tls.as_ref().is_some_and(TlsConfig::authenticates_clients),
+            "snapshot service listening"
+        );
         let permits = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -76,11 +93,31 @@ impl SnapshotServer {
             let store = Arc::clone(&self.store);
             let config = Arc::clone(&self.config);
             let token = cancel.child_token();
+            let tls = self.tls.clone();
             let span = info_span!("snapshot_conn", %peer, request = tracing::field::Empty);
             tasks.spawn(
                 async move {
                     let _active = crate::metrics::ActiveGuard::new();
-                    conn::handle(stream, store, config, token).await;
+                    match tls {
+                        None => conn::handle(stream, store, config, token).await,
+                        Some(tls) => {
+                            let handshake = tokio::select! {
+                                () = token.cancelled() => return,
+                                r = tokio::time::timeout(config.timeouts.mux, tls.accept(stream)) => r,
+                            };
+                            match handshake {
+                                Ok(Ok(s)) => conn::handle(s, store, config, token).await,
+                                Ok(Err(e)) => {
+                                    crate::metrics::error("none", "tls");
+                                    warn!(error = %e, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    crate::metrics::error("none", "timeout");
+                                    info!("TLS handshake timed out");
+                                }
+                            }
+                        }
+                    }
                     drop(permit);
                 }
                 .instrument(span),

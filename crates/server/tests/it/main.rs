@@ -10,3 +10,4 @@ mod http;
 mod memstore;
 mod metrics;
 mod requests;
+mod tls;

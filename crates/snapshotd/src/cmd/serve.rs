@@ -13,15 +13,16 @@ use tokio::sync::watch;
 use tracing::info;
 
 use snapshotd_server::http::{HttpState, MetricsRender};
+use snapshotd_server::tls::{TlsConfig, TlsFiles};
 use snapshotd_server::{ServerConfig, SnapshotServer, Timeouts, bind::check_bind};
 use snapshotd_store::{AdminStore, BuiltinStore, Store};
 
 /// Flags of `snapshotd serve` (each overrides the same key of `--config`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// TOML file with the same settings (keys: data-dir, bind, http-bind, insecure,
-    /// max-connections, shutdown-grace, max-meta-upload, [timeouts] mux/request/payload/
-    /// upload-idle/write-idle as "30s"-style durations).
+    /// TOML file with the same settings (keys: data-dir, bind, http-bind, no-http, insecure,
+    /// tls-cert, tls-key, tls-client-ca, max-connections, shutdown-grace, max-meta-upload,
+    /// [timeouts] mux/request/payload/upload-idle/write-idle as "30s"-style durations).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory of the built-in store [default: ./snapshotd-data].
@@ -36,9 +37,19 @@ pub struct ServeArgs {
     /// Do not start the HTTP API.
     #[arg(long)]
     no_http: bool,
-    /// Allow non-loopback binds although the snapshot protocol has no authentication.
+    /// Allow non-loopback binds without TLS client certificates (no authentication at all).
     #[arg(long)]
     insecure: bool,
+    /// Serve the snapshot port over TLS with this certificate chain (PEM). influxd's own
+    /// backup/restore clients cannot speak TLS.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA bundle (PEM); enables non-loopback binds.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Snapshot connections served at once [default: 256].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -53,6 +64,9 @@ struct FileConfig {
     http_bind: Option<SocketAddr>,
     no_http: Option<bool>,
     insecure: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     max_connections: Option<usize>,
     #[serde(default, with = "opt_duration")]
     shutdown_grace: Option<Duration>,
@@ -95,6 +109,7 @@ struct Settings {
     bind: SocketAddr,
     http_bind: Option<SocketAddr>,
     server: ServerConfig,
+    tls: Option<TlsConfig>,
 }
 
 fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -141,9 +156,28 @@ fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
             .or(file.http_bind)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8086)))
     });
-    check_bind(bind, insecure)?;
+    let tls_files = match (
+        args.tls_cert.clone().or(file.tls_cert),
+        args.tls_key.clone().or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca.clone().or(file.tls_client_ca),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate (tls-cert) and its key (tls-key)"),
+    };
+    let tls = tls_files
+        .as_ref()
+        .map(TlsConfig::load)
+        .transpose()
+        .context("loading TLS files")?;
+    let authenticated = tls.as_ref().is_some_and(TlsConfig::authenticates_clients);
+    check_bind(bind, authenticated, insecure)?;
     if let Some(h) = http_bind {
-        check_bind(h, insecure)?;
+        // The HTTP API has no TLS: only --insecure allows it off loopback.
+        check_bind(h, false, insecure)?;
     }
     let data_dir = args
         .data_dir
@@ -155,6 +189,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
         bind,
         http_bind,
         server,
+        tls,
     })
 }
 
@@ -203,7 +238,10 @@ async fn serve(
         let _ = rx.wait_for(|v| *v).await;
     };
     let snapshot_store: Arc<dyn Store> = store.clone();
-    let server = SnapshotServer::new(snapshot_store, settings.server);
+    let mut server = SnapshotServer::new(snapshot_store, settings.server);
+    if let Some(tls) = settings.tls {
+        server = server.with_tls(tls);
+    }
     let snap = tokio::spawn(server.serve(listener, stopped(stop_rx.clone())));
     let http = http_listener.map(|l| {
         let admin: Arc<dyn AdminStore> = store.clone();
