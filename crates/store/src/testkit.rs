@@ -374,3 +374,40 @@ pub fn run<H: Harness>(h: &mut H) -> Result<KitReport, KitFailure> {
     report.passed.push("hostile_tar");
     Ok(report)
 }
+
+/// A [`Harness`] made of two closures (no sandbox check).
+struct Closures<S, F, P> {
+    fresh: F,
+    populate: P,
+    _store: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S, F, P> Harness for Closures<S, F, P>
+where
+    S: Store,
+    F: FnMut() -> Result<S>,
+    P: FnMut(&S) -> Result<Fixture>,
+{
+    type S = S;
+    fn fresh(&mut self) -> Result<S> {
+        (self.fresh)()
+    }
+    fn populate(&mut self, store: &S) -> Result<Fixture> {
+        (self.populate)(store)
+    }
+    fn sandbox(&self, _store: &S) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Runs the kit with closures: `fresh` makes an empty store, `populate` creates data in one.
+pub fn run_with<S: Store>(
+    fresh: impl FnMut() -> Result<S>,
+    populate: impl FnMut(&S) -> Result<Fixture>,
+) -> Result<KitReport, KitFailure> {
+    run(&mut Closures {
+        fresh,
+        populate,
+        _store: std::marker::PhantomData,
+    })
+}

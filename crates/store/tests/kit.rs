@@ -89,3 +89,24 @@ fn conformance_kit_passes_on_influx_tsm_shards() {
     let report = run(&mut h);
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[test]
+fn closure_form_runs_the_same_checks() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    let report = snapshotd_store::testkit::run_with(
+        || {
+            let dir = snapshotd_testutil::temp_dir();
+            let s = BuiltinStore::open(dir.path())?;
+            dirs.borrow_mut().push(dir);
+            Ok(s)
+        },
+        |s| {
+            Builtin {
+                dirs: vec![],
+                via_influx: false,
+            }
+            .populate(s)
+        },
+    );
+    assert!(report.is_ok(), "{report:?}");
+}
