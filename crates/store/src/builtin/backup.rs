@@ -56,15 +56,15 @@ pub(crate) fn opaque_files(shard_dir: &Path) -> Result<Vec<Item>> {
     Ok(out)
 }
 
-/// Streams a point-in-time tar of the shard to `out`.
+/// Streams a point-in-time tar of the shard (files opened and log view taken beforehand)
+/// to `out`.
 pub(crate) fn backup(
-    shard_dir: &Path,
     prefix: &str,
     since: Option<SystemTime>,
+    items: Vec<Item>,
     log_view: Option<shard_log::LogView>,
     out: &mut dyn Write,
 ) -> Result<BackupStats> {
-    let items = opaque_files(shard_dir)?;
     let view = log_view;
     let segments = match &view {
         Some(v) => v.segments()?,

@@ -7,7 +7,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::backup::{Item, opaque_files};
+use super::backup::Item;
 use super::shard_log::{self, LogView};
 use super::tarout::TarOut;
 use super::{tsm, write};
@@ -25,10 +25,10 @@ impl Drop for Scratch {
 
 /// Streams the export tar of one shard to `out`.
 pub(crate) fn export(
-    shard_dir: &Path,
     prefix: &str,
     tmp_root: &Path,
     range: TimeRange,
+    files: Vec<Item>,
     view: Option<LogView>,
     out: &mut dyn Write,
 ) -> Result<BackupStats> {
@@ -36,7 +36,6 @@ pub(crate) fn export(
         range.start_ns.unwrap_or(i64::MIN),
         range.end_ns.unwrap_or(i64::MAX),
     );
-    let files = opaque_files(shard_dir)?;
     let scratch = Scratch(tmp_root.join(format!("export-{:016x}", rand::random::<u64>())));
     fs::create_dir_all(&scratch.0)
         .map_err(|err| StoreError::io(format!("create {}", scratch.0.display()), err))?;

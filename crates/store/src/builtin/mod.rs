@@ -40,6 +40,12 @@ type Slot = Arc<Mutex<Option<shard_log::ShardLog>>>;
 /// The WAL entries bound for one shard.
 type ShardEntry = (u64, Vec<Vec<u8>>);
 
+/// A shard's opened files and log view.
+struct ShardView {
+    files: Vec<backup::Item>,
+    log: Option<shard_log::LogView>,
+}
+
 /// The built-in store rooted at a data directory.
 pub struct BuiltinStore {
     root: PathBuf,
@@ -185,25 +191,26 @@ impl BuiltinStore {
     }
 
     fn shard_points(&self, dir: &Path, id: u64) -> Result<Vec<Point>> {
-        let view = self.log_view(id, dir)?;
+        let ShardView { mut files, log } = self.shard_view(id, dir)?;
         let mut out = Vec::new();
-        for mut item in backup::opaque_files(dir)? {
+        let tombs: Vec<(String, usize)> = files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.rel.strip_suffix(".tombstone").map(|s| (s.to_string(), i)))
+            .collect();
+        let mut deleted = std::collections::HashMap::new();
+        for (stem, i) in tombs {
+            let f = &mut files[i];
+            deleted.insert(stem, tombstone::read(&mut f.file, &f.rel)?);
+        }
+        let none = tombstone::Tombstones::default();
+        for item in &mut files {
             if let Some(stem) = item.rel.strip_suffix(".tsm") {
-                let tomb = dir.join(format!("{stem}.tombstone"));
-                let deleted = if tomb.is_file() {
-                    tombstone::read(&tomb)?
-                } else {
-                    tombstone::Tombstones::default()
-                };
-                out.extend(tsm::read_points(
-                    &mut item.file,
-                    item.len,
-                    &item.rel,
-                    &deleted,
-                )?);
+                let d = deleted.get(stem).unwrap_or(&none);
+                out.extend(tsm::read_points(&mut item.file, item.len, &item.rel, d)?);
             }
         }
-        if let Some(view) = view {
+        if let Some(view) = log {
             for entry in view.entries()? {
                 out.extend(write::decode_entry(&entry)?);
             }
@@ -212,31 +219,33 @@ impl BuiltinStore {
     }
 
     /// Opaque files and log view of a shard, taken under the shard's slot lock.
-    fn snapshot(&self, id: u64) -> Result<(PathBuf, String, Option<shard_log::LogView>)> {
+    fn snapshot(&self, id: u64) -> Result<(String, ShardView)> {
         let loc = self.locate(id)?;
         let dir = self.shard_dir(&loc.db, &loc.rp, id);
         if !dir.is_dir() {
             return Err(not_found("shard", id.to_string()));
         }
-        let view = self.log_view(id, &dir)?;
-        Ok((dir, format!("{}/{}/{id}", loc.db, loc.rp), view))
+        let view = self.shard_view(id, &dir)?;
+        Ok((format!("{}/{}/{id}", loc.db, loc.rp), view))
     }
 
-    /// A point-in-time view of a shard's log, taken under the shard's slot lock (so no
-    /// append is half done). The writer is opened first when the log exists: the view then
-    /// relies on the writer's exclusive segment locks instead of taking shared ones, which
-    /// would otherwise keep the writer from opening (and writes from landing) until the
-    /// view is dropped.
-    fn log_view(&self, id: u64, dir: &Path) -> Result<Option<shard_log::LogView>> {
+    /// A point-in-time view of a shard, taken under its slot lock (so no append or restore
+    /// is half done): every opaque file opened, and the log's read view. The writer is
+    /// opened first when the log exists: the view then relies on the writer's exclusive
+    /// segment locks instead of taking shared ones, which would otherwise keep the writer
+    /// from opening (and writes from landing) until the view is dropped.
+    fn shard_view(&self, id: u64, dir: &Path) -> Result<ShardView> {
         let slot = self.slot(id);
         let mut writer = lock(&slot);
+        let files = backup::opaque_files(dir)?;
         if writer.is_none() && shard_log::exists(dir) {
             match shard_log::ShardLog::open(dir) {
                 Ok(w) => *writer = Some(w),
                 Err(e) => tracing::warn!(shard = id, error = %e, "shard log not writable"),
             }
         }
-        shard_log::LogView::open(dir)
+        let log = shard_log::LogView::open(dir)?;
+        Ok(ShardView { files, log })
     }
 
     /// Creates the directories of the given shards; shards of deleted groups (imported as
@@ -320,8 +329,8 @@ impl Store for BuiltinStore {
         since: Option<SystemTime>,
         out: &mut dyn Write,
     ) -> Result<BackupStats> {
-        let (dir, prefix, view) = self.snapshot(shard_id)?;
-        let stats = backup::backup(&dir, &prefix, since, view, out)?;
+        let (prefix, view) = self.snapshot(shard_id)?;
+        let stats = backup::backup(&prefix, since, view.files, view.log, out)?;
         tracing::debug!(
             shard_id,
             files = stats.files,
@@ -337,8 +346,15 @@ impl Store for BuiltinStore {
         range: TimeRange,
         out: &mut dyn Write,
     ) -> Result<BackupStats> {
-        let (dir, prefix, view) = self.snapshot(shard_id)?;
-        export::export(&dir, &prefix, &self.root.join("tmp"), range, view, out)
+        let (prefix, view) = self.snapshot(shard_id)?;
+        export::export(
+            &prefix,
+            &self.root.join("tmp"),
+            range,
+            view.files,
+            view.log,
+            out,
+        )
     }
 
     fn import_meta(&self, blob: &[u8], request: &ImportRequest) -> Result<ShardIdMap> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use flate2::read::{GzDecoder, MultiGzDecoder};
@@ -32,10 +32,12 @@ fn corrupt(path: &Path, msg: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("tombstone {}: {msg}", path.display()))
 }
 
-/// Reads a tombstone file.
-pub(crate) fn read(path: &Path) -> Result<Tombstones> {
+/// Reads a tombstone file from an open handle (`path` names it in errors).
+pub(crate) fn read(file: &mut File, path: &str) -> Result<Tombstones> {
+    let path = Path::new(path);
     let io_ctx = |e| StoreError::io(format!("read {}", path.display()), e);
-    let mut file = BufReader::new(File::open(path).map_err(io_ctx)?).take(MAX_BYTES);
+    file.seek(SeekFrom::Start(0)).map_err(io_ctx)?;
+    let mut file = BufReader::new(file).take(MAX_BYTES);
     let mut head = Vec::with_capacity(4);
     (&mut file).take(4).read_to_end(&mut head).map_err(io_ctx)?;
     let mut out = Tombstones::default();
@@ -112,6 +114,10 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
         let p = dir.path().join("t.tombstone");
         let w = |b: &[u8]| std::fs::write(&p, b).map_err(|e| StoreError::io("write", e));
+        let read = |p: &std::path::Path| -> Result<Tombstones> {
+            let mut f = File::open(p).map_err(|e| StoreError::io("open", e))?;
+            super::read(&mut f, "t.tombstone")
+        };
         // v4: two gzip members.
         let mut v4 = vec![0, 0, 0x15, 0x04];
         v4.extend(gz(&record(b"a#!~#f", 10, 20)));
