@@ -118,6 +118,9 @@ pub enum Error {
         /// The name found.
         name: String,
     },
+    /// A thread panicked while holding the shared writer; it is no longer usable.
+    #[error("wal: shared writer poisoned by a panicking thread")]
+    Poisoned,
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -11,6 +11,7 @@
 //! * [`WalReader`]: lock-free read-only open (etcd's `OpenForRead`), safe next to etcd.
 //! * [`open_for_read`]: a point-in-time [`ReadView`] for backups — per segment, the path and
 //!   the byte length holding only whole, CRC-valid records; purge cannot delete its files.
+//! * [`SharedWal`]: group commit — concurrent savers share one fsync.
 //! * [`verify`], [`repair`], [`valid_snapshot_entries`], [`purge`].
 //!
 //! ```
@@ -52,6 +53,7 @@ mod error;
 mod frame;
 mod fsutil;
 mod fuzzing;
+mod group;
 mod maintenance;
 mod names;
 mod options;
@@ -66,6 +68,7 @@ pub use error::{Error, Result};
 pub use frame::DEFAULT_MAX_RECORD_BYTES;
 pub use fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
 pub use fuzzing::{fuzz_decode, read_all_in_memory};
+pub use group::SharedWal;
 pub use maintenance::{
     LogSummary, RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify,
     verify_log,

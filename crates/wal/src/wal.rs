@@ -22,6 +22,20 @@ use crate::read::{Mode, WalContents, read_all};
 use crate::record_size_ok;
 use crate::sys;
 
+/// What [`Wal::append`] left to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// Nothing was written (empty hard state, no entries).
+    Nothing,
+    /// Records are written but not yet synced; `must_sync` per raft's `MustSync`.
+    Buffered {
+        /// Whether durability requires an fsync now.
+        must_sync: bool,
+    },
+    /// A cut happened, which synced everything written so far.
+    Durable,
+}
+
 /// A segment this writer holds open and OFD-locked.
 #[derive(Debug)]
 struct Held {
@@ -262,8 +276,19 @@ impl Wal {
     /// the term or vote changed (raft's `MustSync`); cuts a new segment when the tail has
     /// grown past the segment size. Returns only after the fsync that makes it durable.
     pub fn save(&mut self, hardstate: &HardState, entries: &[Entry]) -> Result<()> {
+        match self.append(hardstate, entries)? {
+            Appended::Buffered { must_sync: true } => self.sync(),
+            Appended::Buffered { must_sync: false } | Appended::Durable | Appended::Nothing => {
+                Ok(())
+            }
+        }
+    }
+
+    /// `save` without its final fsync: records are encoded (and a cut, which syncs, is made
+    /// when due). Used by [`crate::SharedWal`] to share one fsync among concurrent savers.
+    pub(crate) fn append(&mut self, hardstate: &HardState, entries: &[Entry]) -> Result<Appended> {
         if hardstate.is_empty() && entries.is_empty() {
-            return Ok(());
+            return Ok(Appended::Nothing);
         }
         for e in entries {
             record_size_ok(ENTRY_TYPE, e.encoded_len(), self.opts.max_record_bytes)?;
@@ -287,12 +312,29 @@ impl Wal {
         }
         self.save_state(hardstate)?;
         if self.enc.pw.flushed_offset() < self.opts.segment_size_bytes {
-            if must_sync {
-                return self.sync();
-            }
-            return Ok(());
+            return Ok(Appended::Buffered { must_sync });
         }
-        self.cut()
+        self.cut()?;
+        Ok(Appended::Durable)
+    }
+
+    /// Writes buffered records to the tail file and returns a second handle to it (same
+    /// open file description, so the OFD lock is unaffected) for an fsync outside any lock.
+    pub(crate) fn flush_for_sync(&mut self) -> Result<(File, PathBuf)> {
+        let Some(tail) = self.held.last() else {
+            return Err(Error::FileNotFound);
+        };
+        self.enc
+            .pw
+            .flush(&tail.file)
+            .map_err(io_err("write", &tail.path))?;
+        let f = tail.file.try_clone().map_err(io_err("dup", &tail.path))?;
+        Ok((f, tail.path.clone()))
+    }
+
+    /// Whether fdatasync is skipped.
+    pub(crate) fn no_fsync(&self) -> bool {
+        self.opts.unsafe_no_fsync
     }
 
     fn save_state(&mut self, hs: &HardState) -> Result<()> {

@@ -293,3 +293,49 @@ fn reopen_zeroes_stale_bytes_after_the_last_record() {
     w.close().expect("close");
     assert_eq!(read(&dir, Snapshot::default()).entries.len(), 40);
 }
+
+#[test]
+fn shared_wal_group_commit_keeps_every_save() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let dir = tmp.path().join("wal");
+    let w = Wal::create_with(&dir, b"g", &small()).expect("create");
+    let shared = std::sync::Arc::new(snapshotd_wal::SharedWal::new(w));
+    let threads: Vec<_> = (0..8u8)
+        .map(|t| {
+            let s = shared.clone();
+            std::thread::spawn(move || {
+                for _ in 0..40 {
+                    s.save_with(|next| {
+                        (
+                            HardState::new(1, 1, next),
+                            vec![Entry::new(next, 1, vec![t; 300])],
+                        )
+                    })
+                    .expect("save");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("join");
+    }
+    let shared = std::sync::Arc::try_unwrap(shared).expect("sole owner");
+    shared.into_inner().expect("inner").close().expect("close");
+    let c = read(&dir, Snapshot::default());
+    assert_eq!(c.entries.len(), 320);
+    assert!(
+        c.entries
+            .iter()
+            .enumerate()
+            .all(|(k, e)| e.index == k as u64 + 1)
+    );
+    let mut per_thread = [0usize; 8];
+    for e in &c.entries {
+        per_thread[e.data.as_ref().expect("data")[0] as usize] += 1;
+    }
+    assert_eq!(per_thread, [40; 8]);
+    assert!(
+        list_segments(&dir).expect("list").len() > 1,
+        "cuts happened under concurrency"
+    );
+}
