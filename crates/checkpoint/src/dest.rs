@@ -214,6 +214,18 @@ impl Destination {
         }
     }
 
+    /// The store re-rooted at the prefix (an object_store `PrefixStore`), for code that
+    /// wants plain relative names such as `20260101T000000Z.manifest`.
+    pub fn rooted_store(&self) -> Arc<dyn ObjectStore> {
+        if self.prefix.parts().next().is_none() {
+            return self.store.clone();
+        }
+        Arc::new(object_store::prefix::PrefixStore::new(
+            self.store.clone(),
+            self.prefix.clone(),
+        ))
+    }
+
     /// The object store (write backup files through it too).
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

@@ -64,7 +64,7 @@ pub enum Error {
     },
     /// A resume was attempted with settings that differ from the stored checkpoint.
     #[error(
-        "checkpoint at {dest} was made with different settings ({}); re-run with the original settings or remove the checkpoint to start over",
+        "checkpoint at {dest} was made with different settings ({}); re-run with the original settings, or delete {dest}/checkpoints to start over",
         differences.join("; ")
     )]
     ConfigMismatch {

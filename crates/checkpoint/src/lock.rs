@@ -162,6 +162,9 @@ struct State {
     opts: LockOptions,
     current: Mutex<(LockInfo, Version)>,
     failed: Mutex<Option<String>>,
+    /// Serializes refreshes: two concurrent conditional updates from the same version
+    /// would make the loser believe it was deposed.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -193,6 +196,7 @@ impl State {
     }
 
     async fn refresh(&self) -> Result<()> {
+        let _one_at_a_time = self.refreshing.lock().await;
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -300,6 +304,7 @@ impl LockGuard {
             opts,
             current: Mutex::new((info, version)),
             failed: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         });
         let stop = Arc::new(Notify::new());
         let task = tokio::spawn(refresh_loop(state.clone(), stop.clone(), refresh));
@@ -365,12 +370,21 @@ impl LockGuard {
             return Err(e);
         }
         let version = self.state.lock_current().1.clone();
-        match self.state.cas.delete(Some(&version)).await? {
-            CasOutcome::Done(()) => Ok(()),
-            CasOutcome::Conflict => Err(self
-                .state
-                .fail("the lock was taken over or removed before release".into())),
+        if let CasOutcome::Done(()) = self.state.cas.delete(Some(&version)).await? {
+            return Ok(());
         }
+        // A refresh aborted mid-flight may still have landed: if the lock still names us,
+        // delete that version.
+        let owner = self.state.lock_current().0.owner.clone();
+        if let Some((data, v)) = self.state.cas.read().await?
+            && decode(&data, "").is_ok_and(|i| i.owner == owner)
+            && let CasOutcome::Done(()) = self.state.cas.delete(Some(&v)).await?
+        {
+            return Ok(());
+        }
+        Err(self
+            .state
+            .fail("the lock was taken over or removed before release".into()))
     }
 }
 

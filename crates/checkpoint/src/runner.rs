@@ -77,7 +77,7 @@ pub struct Checkpoint {
     job_id: String,
     lock: Arc<LockGuard>,
     resume: Resume,
-    tx: Option<mpsc::Sender<Cmd>>,
+    tx: Option<mpsc::UnboundedSender<Cmd>>,
     task: Option<JoinHandle<Result<FlushStats>>>,
     sticky: Arc<Mutex<Option<String>>>,
 }
@@ -239,7 +239,7 @@ impl Checkpoint {
     ) -> Self {
         let lock = Arc::new(lock);
         let sticky = Arc::new(Mutex::new(None));
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::unbounded_channel();
         let flusher = Flusher {
             dest: dest.clone(),
             job_id: job_id.clone(),
@@ -303,19 +303,36 @@ impl Checkpoint {
 
     /// Queues a finished unit; it is written at the next flush.
     pub async fn record(&self, rec: UnitRecord) -> Result<()> {
+        self.record_now(rec)
+    }
+
+    /// Like [`Checkpoint::record`], without awaiting (for synchronous callbacks). Never
+    /// blocks: the queue is unbounded and drained by every flush.
+    pub fn record_now(&self, rec: UnitRecord) -> Result<()> {
         validate(&rec)?;
+        self.health()?;
+        let tx = self.tx.as_ref().ok_or_else(|| self.stopped())?;
+        tx.send(Cmd::Record(rec)).map_err(|_| self.stopped())
+    }
+
+    /// `Ok` while the lock is held and flushing works; otherwise the reason to stop
+    /// (e.g. [`Error::Deposed`]). Cheap: no I/O. Poll it between units.
+    pub fn health(&self) -> Result<()> {
         if let Some(e) = self.lock.failure() {
             return Err(e);
         }
-        let tx = self.tx.as_ref().ok_or_else(|| self.stopped())?;
-        tx.send(Cmd::Record(rec)).await.map_err(|_| self.stopped())
+        let s = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
+        match s.as_ref() {
+            Some(msg) => Err(Error::Stopped(msg.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Writes everything queued so far and waits for it.
     pub async fn flush(&self) -> Result<()> {
         let tx = self.tx.as_ref().ok_or_else(|| self.stopped())?;
         let (ack, done) = oneshot::channel();
-        tx.send(Cmd::Flush(ack)).await.map_err(|_| self.stopped())?;
+        tx.send(Cmd::Flush(ack)).map_err(|_| self.stopped())?;
         done.await.map_err(|_| self.stopped())?
     }
 
@@ -418,7 +435,7 @@ struct Flusher {
 impl Flusher {
     async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Cmd>,
+        mut rx: mpsc::UnboundedReceiver<Cmd>,
         every: Duration,
         max_buffered: usize,
     ) -> Result<FlushStats> {

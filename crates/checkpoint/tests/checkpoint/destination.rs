@@ -41,3 +41,33 @@ fn s3_url_sets_prefix() {
     assert_eq!(d.to_string(), "s3://bucket/some/prefix");
     assert!(d.local_root().is_none());
 }
+
+#[tokio::test]
+async fn rooted_store_and_child_share_the_prefix() {
+    use object_store::ObjectStoreExt;
+    let mem: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(object_store::memory::InMemory::new());
+    let d = Destination::from_store(
+        mem.clone(),
+        object_store::path::Path::from("a/b"),
+        "mem://a/b",
+    );
+    d.rooted_store()
+        .put(
+            &object_store::path::Path::from("x.manifest"),
+            bytes::Bytes::from_static(b"m").into(),
+        )
+        .await
+        .unwrap();
+    let got = mem
+        .get(&object_store::path::Path::from("a/b/x.manifest"))
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"m");
+    let c = d.child("restore/1");
+    assert_eq!(
+        c.path("checkpoints/LOCK").to_string(),
+        "a/b/restore/1/checkpoints/LOCK"
+    );
+    assert_eq!(c.to_string(), "mem://a/b/restore/1");
+}

@@ -116,6 +116,9 @@ pub async fn expired_takeover(dest: Destination) {
         .await
         .expect_err("old holder deposed");
     assert!(matches!(err, Error::Deposed { .. }), "{err}");
+    assert!(matches!(a.health(), Err(Error::Deposed { .. })));
+    let err = a.record_now(rec("y")).expect_err("deposed holder stops");
+    assert!(matches!(err, Error::Deposed { .. }), "{err}");
     let err = a.record(rec("x")).await.expect_err("deposed holder stops");
     assert!(matches!(err, Error::Deposed { .. }), "{err}");
     assert!(a.finish().await.is_err());
@@ -539,4 +542,17 @@ fn b_epoch_of(seen: &snapshotd_checkpoint::Resume) -> u64 {
         .filter_map(|n| layout::parse_data(n).map(|(e, _)| e))
         .max()
         .expect("a merged file")
+}
+
+/// Concurrent refreshes of one holder (background tick + a flush after a pause) never
+/// make it think it was deposed.
+pub async fn concurrent_refresh(dest: Destination) {
+    let c = clock();
+    let a = Checkpoint::open(&dest, opts(c, None)).await.expect("a");
+    let results = futures::future::join_all((0..5).map(|_| a.lock().refresh_now())).await;
+    for r in results {
+        r.expect("refresh");
+    }
+    a.record(rec("after")).await.expect("rec");
+    a.finish().await.expect("finish");
 }
