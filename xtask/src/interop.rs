@@ -31,26 +31,15 @@ impl Suite {
         vec![Suite::Etcd, Suite::Influx, Suite::S3]
     }
 
-    /// Crates (directory, package) that may hold this suite's `interop_<suite>` test target.
-    fn crates(self) -> &'static [(&'static str, &'static str)] {
+    /// Test target names (in any crate under `crates/`) that make up the suite.
+    fn targets(self) -> &'static [&'static str] {
         match self {
-            Suite::Etcd => &[("wal", "snapshotd-wal"), ("snapshotd", "snapshotd")],
-            Suite::Influx => &[
-                ("server", "snapshotd-server"),
-                ("client", "snapshotd-client"),
-                ("snapshotd", "snapshotd"),
-            ],
-            Suite::S3 => &[
-                ("checkpoint", "snapshotd-checkpoint"),
-                ("snapshotd", "snapshotd"),
-            ],
+            // `interop_go` checks our JSON against Go's encoding/json; it needs only `go`.
+            Suite::Etcd => &["interop_etcd", "interop_go"],
+            Suite::Influx => &["interop_influx"],
+            Suite::S3 => &["interop_s3"],
             Suite::All => &[],
         }
-    }
-
-    /// The test target name every crate uses for this suite.
-    fn target(self) -> String {
-        format!("interop_{}", format!("{self:?}").to_lowercase())
     }
 }
 
@@ -87,30 +76,15 @@ pub fn run_suites(suites: &[Suite], allow_skip: bool) -> Result<()> {
             Err(e) => return Err(e.context(format!("interop {s:?}: peer not available"))),
         }
     }
-    let mut targets: Vec<String> = Vec::new();
-    let mut legacy: Vec<(&str, &[(String, String)])> = Vec::new();
-    for (s, env) in &envs {
-        let target = s.target();
-        let mut found = false;
-        for &(dir, pkg) in s.crates() {
-            if test_target_exists(dir, &target) {
-                found = true;
-            } else if test_target_exists(dir, "interop") {
-                // Transitional name `tests/interop.rs`: run it on its own, scoped to its package.
-                legacy.push((pkg, &env.vars));
+    let mut targets: Vec<&str> = Vec::new();
+    for (s, _) in &envs {
+        for &t in s.targets() {
+            if crates_with_target(t).is_empty() {
+                eprintln!("xtask: interop {s:?}: no crate has a `{t}` test target yet");
+            } else {
+                targets.push(t);
             }
         }
-        if found {
-            targets.push(target);
-        } else {
-            eprintln!("xtask: interop {s:?}: no `{target}` test target in any crate yet");
-        }
-    }
-    for (pkg, vars) in legacy {
-        let mut cmd = cargo();
-        cmd.args(["test", "-p", pkg, "--test", "interop", "--", "--ignored"]);
-        cmd.envs(vars.iter().map(|(k, v)| (k, v)));
-        step(&format!("interop {pkg}/interop"), &mut cmd)?;
     }
     if targets.is_empty() {
         eprintln!("xtask: interop: no interop test targets to run");
@@ -133,9 +107,19 @@ pub fn run_suites(suites: &[Suite], allow_skip: bool) -> Result<()> {
     Ok(())
 }
 
-fn test_target_exists(dir: &str, target: &str) -> bool {
-    let tests = root().join("crates").join(dir).join("tests");
-    tests.join(format!("{target}.rs")).is_file() || tests.join(target).join("main.rs").is_file()
+/// Crate directories under `crates/` that have a test target named `target`.
+fn crates_with_target(target: &str) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(root().join("crates")) else {
+        return Vec::new();
+    };
+    dirs.filter_map(|e| e.ok())
+        .filter(|e| {
+            let tests = e.path().join("tests");
+            tests.join(format!("{target}.rs")).is_file()
+                || tests.join(target).join("main.rs").is_file()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Environment for a suite's tests, plus processes to stop afterwards.
