@@ -42,6 +42,7 @@ impl S3Options {
         }
     }
 
+    #[cfg(feature = "s3")]
     fn http_allowed(&self) -> bool {
         self.allow_http
             || self.endpoint.as_deref().is_some_and(|e| {

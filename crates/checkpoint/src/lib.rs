@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod aead;
 mod cas;
 mod clock;
 mod config;

@@ -8,9 +8,7 @@
 
 use std::io::{self, Read, Write};
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{AeadInOut, KeyInit, Nonce, Tag};
-
+use crate::aead::ChunkCipher;
 use crate::crypto::{CryptoError, KEY_ID_LEN, MasterKey};
 
 /// Magic bytes at the start of every encrypted file.
@@ -33,25 +31,25 @@ const ALG_AES256GCM: u8 = 1;
 const SALT_LEN: usize = 32;
 const PREFIX_LEN: usize = 7;
 
-fn nonce(prefix: &[u8; PREFIX_LEN], counter: u32, last: bool) -> Nonce<Aes256Gcm> {
+fn nonce(prefix: &[u8; PREFIX_LEN], counter: u32, last: bool) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[..PREFIX_LEN].copy_from_slice(prefix);
     n[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&counter.to_be_bytes());
     n[11] = u8::from(last);
-    Nonce::<Aes256Gcm>::from(n)
+    n
 }
 
-fn cipher_for(key: &MasterKey, salt: &[u8], context: &str) -> Aes256Gcm {
+fn cipher_for(key: &MasterKey, salt: &[u8], context: &str) -> io::Result<ChunkCipher> {
     let k = key.file_key(salt, context);
-    let arr = aes_gcm::Key::<Aes256Gcm>::from(*k);
-    Aes256Gcm::new(&arr)
+    ChunkCipher::new(&k)
+        .ok_or_else(|| CryptoError::Unsupported("AES-256-GCM key refused".into()).into_io())
 }
 
 /// Wraps a writer; everything written is encrypted. Call [`EncryptingWriter::finish`]:
 /// a stream dropped without it lacks its final chunk and will not decrypt (truncation).
 pub struct EncryptingWriter<W: Write> {
     inner: W,
-    cipher: Aes256Gcm,
+    cipher: ChunkCipher,
     header: [u8; HEADER_LEN],
     prefix: [u8; PREFIX_LEN],
     chunk_size: usize,
@@ -93,7 +91,7 @@ impl<W: Write> EncryptingWriter<W> {
         let cap = chunk_size as usize;
         Ok(Self {
             inner,
-            cipher: cipher_for(key, &salt, context),
+            cipher: cipher_for(key, &salt, context)?,
             header,
             prefix,
             chunk_size: cap,
@@ -106,10 +104,10 @@ impl<W: Write> EncryptingWriter<W> {
         let n = nonce(&self.prefix, self.counter, last);
         let tag = self
             .cipher
-            .encrypt_inout_detached(&n, &self.header, self.buf.as_mut_slice().into())
-            .map_err(|_| CryptoError::TooLong.into_io())?;
+            .seal(n, &self.header, &mut self.buf)
+            .ok_or_else(|| CryptoError::TooLong.into_io())?;
         self.inner.write_all(&self.buf)?;
-        self.inner.write_all(tag.as_slice())?;
+        self.inner.write_all(&tag)?;
         self.buf.clear();
         if !last {
             self.counter = self
@@ -154,7 +152,7 @@ impl<W: Write> Write for EncryptingWriter<W> {
 /// a [`CryptoError`] (see [`CryptoError::from_io`]).
 pub struct DecryptingReader<R: Read> {
     inner: R,
-    cipher: Aes256Gcm,
+    cipher: ChunkCipher,
     header: [u8; HEADER_LEN],
     prefix: [u8; PREFIX_LEN],
     /// One sealed chunk plus one lookahead byte; decrypted in place.
@@ -212,7 +210,7 @@ impl<R: Read> DecryptingReader<R> {
         }
         let mut prefix = [0u8; PREFIX_LEN];
         prefix.copy_from_slice(&header[56..56 + PREFIX_LEN]);
-        let cipher = cipher_for(key, &header[24..24 + SALT_LEN], context);
+        let cipher = cipher_for(key, &header[24..24 + SALT_LEN], context)?;
         let chunk_size = chunk_size as usize;
         Ok(Self {
             inner,
@@ -256,12 +254,10 @@ impl<R: Read> DecryptingReader<R> {
         }
         let ct_len = sealed_len - TAG_LEN;
         let chunk = u64::from(self.counter);
-        let tag = Tag::<Aes256Gcm>::try_from(&self.raw[ct_len..sealed_len])
-            .map_err(|_| CryptoError::Truncated { chunks: chunk }.into_io())?;
         let n = nonce(&self.prefix, self.counter, last);
         self.cipher
-            .decrypt_inout_detached(&n, &self.header, self.raw[..ct_len].as_mut().into(), &tag)
-            .map_err(|_| CryptoError::Authentication { chunk }.into_io())?;
+            .open(n, &self.header, &mut self.raw[..sealed_len])
+            .ok_or_else(|| CryptoError::Authentication { chunk }.into_io())?;
         self.pos = 0;
         self.end = ct_len;
         if last {
