@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use snapshotd_store::{Store, StoreError};
 
 use crate::config::ServerConfig;
-use crate::decode::{self, Decoded};
+use crate::decode::{self, DecodeFailure, Decoded};
 use crate::error::RequestError;
 use crate::handlers;
 
@@ -86,12 +86,24 @@ where
     if mux != MUX_SNAPSHOTTER {
         return Err(RequestError::BadMux(mux));
     }
+    let decoded = tokio::select! {
+        () = cancel.cancelled() => return Err(RequestError::Shutdown),
+        r = decode::read_request(stream, config) => r,
+    };
     let Decoded {
         request,
         error_replies,
-    } = tokio::select! {
-        () = cancel.cancelled() => return Err(RequestError::Shutdown),
-        r = decode::read_request(stream, config) => r?,
+    } = match decoded {
+        Ok(d) => d,
+        Err(DecodeFailure {
+            error,
+            error_replies,
+        }) => {
+            if error_replies && let Some(body) = crate::reply::error_reply(&error) {
+                reply_then_drain(stream, &body, config).await;
+            }
+            return Err(error);
+        }
     };
     *kind = request.kind();
     tracing::Span::current().record("request", *kind);
@@ -103,10 +115,38 @@ where
         && e.bytes_sent() == 0
         && let Some(body) = crate::reply::error_reply(e)
     {
-        // Best effort: the error is logged by the caller either way.
-        let _ = handlers::write_all(stream, &body, config).await;
+        reply_then_drain(stream, &body, config).await;
     }
     result
+}
+
+/// Most bytes read and discarded after an error reply.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Sends an in-band error reply, half-closes, then reads and discards what the client is
+/// still sending (bounded in bytes and by the request timeout), so that closing with unread
+/// data does not reset the connection and destroy the reply. Best effort: the error is
+/// logged by the caller either way.
+async fn reply_then_drain<S>(stream: &mut S, body: &[u8], config: &ServerConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if handlers::write_all(stream, body, config).await.is_err() {
+        return;
+    }
+    if tokio::time::timeout(config.timeouts.write_idle, stream.shutdown())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut sink = tokio::io::sink();
+    let mut limited = stream.take(DRAIN_LIMIT);
+    let _ = tokio::time::timeout(
+        config.timeouts.request,
+        tokio::io::copy(&mut limited, &mut sink),
+    )
+    .await;
 }
 
 /// The error and its sources, joined with `: `.

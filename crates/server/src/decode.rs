@@ -25,6 +25,25 @@ pub(crate) struct Decoded {
     pub(crate) error_replies: bool,
 }
 
+/// A request that could not be read, and whether its JSON had already opted in to in-band
+/// error replies (so the failure can still be reported to a snapshotd client).
+#[derive(Debug)]
+pub(crate) struct DecodeFailure {
+    /// What went wrong.
+    pub(crate) error: RequestError,
+    /// The client asked for error replies before the failure.
+    pub(crate) error_replies: bool,
+}
+
+impl From<RequestError> for DecodeFailure {
+    fn from(error: RequestError) -> Self {
+        DecodeFailure {
+            error,
+            error_replies: false,
+        }
+    }
+}
+
 /// Reads the rest of the request (the mux byte was already consumed and checked).
 ///
 /// Each read must arrive within `timeouts.request`; the whole request (a type-6 payload
@@ -32,23 +51,24 @@ pub(crate) struct Decoded {
 pub(crate) async fn read_request<R: AsyncRead + Unpin>(
     io: &mut R,
     config: &ServerConfig,
-) -> Result<Decoded, RequestError> {
+) -> Result<Decoded, DecodeFailure> {
     let total = config.timeouts.payload.max(config.timeouts.request);
     match tokio::time::timeout(total, read_frame(io, config)).await {
         Ok(r) => r,
-        Err(_) => Err(RequestError::Timeout("the complete request")),
+        Err(_) => Err(RequestError::Timeout("the complete request").into()),
     }
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(
     io: &mut R,
     config: &ServerConfig,
-) -> Result<Decoded, RequestError> {
+) -> Result<Decoded, DecodeFailure> {
     let mut codec = RequestCodec::new(config.limits);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     buf.extend_from_slice(&[MUX_HEADER]);
     loop {
-        if let Some(frame) = codec.decode(&mut buf).map_err(wire_err)? {
+        let decoded = codec.decode(&mut buf);
+        if let Some(frame) = decoded.map_err(|e| failure(&codec, e))? {
             let error_replies = codec.error_replies();
             // Bytes after the header belong to the body (type 7 tar); the codec left them.
             let rest = buf.split().freeze();
@@ -61,33 +81,44 @@ async fn read_frame<R: AsyncRead + Unpin>(
             buf.reserve(READ_CHUNK);
         }
         let n = match tokio::time::timeout(config.timeouts.request, io.read_buf(&mut buf)).await {
-            Err(_) => return Err(RequestError::Timeout("the request")),
+            Err(_) => {
+                return Err(DecodeFailure {
+                    error: RequestError::Timeout("the request"),
+                    error_replies: codec.error_replies(),
+                });
+            }
             Ok(Err(source)) => {
                 return Err(RequestError::Io {
                     op: "read request",
                     source,
-                });
+                }
+                .into());
             }
             Ok(Ok(n)) => n,
         };
         if n == 0 {
-            return match codec.decode_eof(&mut buf).map_err(wire_err)? {
+            let eof = codec.decode_eof(&mut buf);
+            return match eof.map_err(|e| failure(&codec, e))? {
                 Some(frame) => Ok(Decoded {
                     error_replies: codec.error_replies(),
                     request: convert(frame, buf.split().freeze()),
                 }),
-                None => Err(RequestError::Protocol(
-                    "connection closed before a request".into(),
-                )),
+                None => {
+                    Err(RequestError::Protocol("connection closed before a request".into()).into())
+                }
             };
         }
     }
 }
 
-fn wire_err(e: WireError) -> RequestError {
-    match e {
+fn failure(codec: &RequestCodec, e: WireError) -> DecodeFailure {
+    let error = match e {
         WireError::UnknownRequestType { found } => RequestError::Unsupported(found),
         e => RequestError::Protocol(e.to_string()),
+    };
+    DecodeFailure {
+        error,
+        error_replies: codec.error_replies(),
     }
 }
 

@@ -108,3 +108,26 @@ async fn acknowledged_upload_gets_ack_or_error() {
     assert_eq!(code, "not_found");
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn opted_in_request_that_breaks_a_limit_is_told_why() {
+    let mut config = test_config();
+    config.limits.max_upload_size = 1000;
+    let srv = start(store(), config).await;
+    let reply = exchange(
+        srv.addr,
+        &meta_update(opted_in(RequestType::MetaStoreUpdate), &[0u8; 5000]),
+    )
+    .await;
+    let (code, msg) = error_reply(&reply);
+    assert_eq!(code, "bad_request");
+    assert!(msg.contains("5000"), "{msg}");
+    // The same request from an influx client (no opt-in) is a silent close.
+    let silent = exchange(
+        srv.addr,
+        &meta_update(Request::new(RequestType::MetaStoreUpdate), &[0u8; 5000]),
+    )
+    .await;
+    assert!(silent.is_empty());
+    srv.shutdown().await;
+}
