@@ -36,6 +36,9 @@ pub struct LockInfo {
     /// Random per-write id (makes every version distinct).
     #[serde(default)]
     pub rev: String,
+    /// A released lock: kept as a tombstone so the epoch counter never goes back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 impl std::fmt::Display for LockInfo {
@@ -115,12 +118,15 @@ fn decode(data: &[u8], path: &str) -> Result<LockInfo> {
     })
 }
 
-/// Reads the current lock, if any.
+/// Reads the current lock, if any (a released lock is no lock).
 pub async fn read_lock(dest: &Destination) -> Result<Option<LockInfo>> {
     let cas = Cas::new(dest, layout::LOCK);
     match cas.read().await? {
         None => Ok(None),
-        Some((data, _)) => decode(&data, dest.path(layout::LOCK).as_ref()).map(Some),
+        Some((data, _)) => {
+            let info = decode(&data, dest.path(layout::LOCK).as_ref())?;
+            Ok((!info.released).then_some(info))
+        }
     }
 }
 
@@ -135,25 +141,47 @@ pub enum Unlocked {
     RemovedUnreadable(String),
 }
 
-/// Removes the lock unconditionally after reading who held it. Meant for an operator
+/// The tombstone that replaces `info` on release or unlock (same epoch).
+fn tombstone(info: &LockInfo, now: DateTime<Utc>) -> LockInfo {
+    LockInfo {
+        expires: now,
+        rev: uuid::Uuid::new_v4().to_string(),
+        released: true,
+        ..info.clone()
+    }
+}
+
+/// Releases the lock whoever holds it, after reading who that is. Meant for an operator
 /// who knows the holder is dead; a live holder notices at its next refresh and stops.
+/// The lock object becomes a released tombstone keeping the epoch, so the next holder's
+/// epoch is higher than anything the removed holder may still write.
 pub async fn unlock(dest: &Destination) -> Result<Unlocked> {
     let cas = Cas::new(dest, layout::LOCK);
-    let Some((data, version)) = cas.read().await? else {
-        return Ok(Unlocked::NotLocked);
-    };
-    let shown = match decode(&data, "") {
-        Ok(info) => Unlocked::Removed(info),
-        Err(_) => Unlocked::RemovedUnreadable(String::from_utf8_lossy(&data).into_owned()),
-    };
-    match cas.delete(Some(&version)).await? {
-        CasOutcome::Done(()) => Ok(shown),
-        // Changed under us (refresh or takeover): remove whatever is there now.
-        CasOutcome::Conflict => {
-            let _ = cas.delete(None).await?;
-            Ok(shown)
+    for _attempt in 0..8 {
+        let Some((data, version)) = cas.read().await? else {
+            return Ok(Unlocked::NotLocked);
+        };
+        let info = match decode(&data, "") {
+            Ok(info) => info,
+            Err(_) => {
+                let _ = cas.delete(None).await?;
+                return Ok(Unlocked::RemovedUnreadable(
+                    String::from_utf8_lossy(&data).into_owned(),
+                ));
+            }
+        };
+        if info.released {
+            return Ok(Unlocked::NotLocked);
         }
+        let tomb = tombstone(&info, chrono::Utc::now());
+        if let CasOutcome::Done(_) = cas.update(&version, encode(&tomb)?).await? {
+            return Ok(Unlocked::Removed(info));
+        }
+        // Refreshed or taken over meanwhile: look again.
     }
+    Err(Error::Stopped(format!(
+        "could not unlock {dest}: the lock keeps changing (is its holder alive?)"
+    )))
 }
 
 struct State {
@@ -259,6 +287,7 @@ impl LockGuard {
             expires: now + chrono_dur(opts.ttl),
             epoch: min_epoch.max(1),
             rev: uuid::Uuid::new_v4().to_string(),
+            released: false,
         };
         let mut taken_over_from = None;
         let mut acquired = None;
@@ -272,7 +301,7 @@ impl LockGuard {
             };
             let holder = decode(&data, &lock_path)?;
             let now = opts.clock.now();
-            if now <= holder.expires + chrono_dur(opts.skew_margin) {
+            if !holder.released && now <= holder.expires + chrono_dur(opts.skew_margin) {
                 return Err(Error::Locked {
                     dest: dest.to_string(),
                     holder: Box::new(holder),
@@ -282,8 +311,10 @@ impl LockGuard {
             info.started = now;
             info.expires = now + chrono_dur(opts.ttl);
             if let CasOutcome::Done(v) = cas.update(&version, encode(&info)?).await? {
-                tracing::warn!(dest = %dest, previous = %holder, "took over an expired lock");
-                taken_over_from = Some(holder);
+                if !holder.released {
+                    tracing::warn!(dest = %dest, previous = %holder, "took over an expired lock");
+                    taken_over_from = Some(holder);
+                }
                 acquired = Some(v);
                 break;
             }
@@ -369,16 +400,16 @@ impl LockGuard {
         if let Some(e) = self.state.failure() {
             return Err(e);
         }
-        let version = self.state.lock_current().1.clone();
-        if let CasOutcome::Done(()) = self.state.cas.delete(Some(&version)).await? {
+        let (info, version) = self.state.lock_current().clone();
+        let tomb = encode(&tombstone(&info, self.state.opts.clock.now()))?;
+        if let CasOutcome::Done(_) = self.state.cas.update(&version, tomb.clone()).await? {
             return Ok(());
         }
-        // A refresh aborted mid-flight may still have landed: if the lock still names us,
-        // delete that version.
-        let owner = self.state.lock_current().0.owner.clone();
+        // A refresh aborted mid-flight may still have landed: if the lock still names us
+        // (and is live), release that version.
         if let Some((data, v)) = self.state.cas.read().await?
-            && decode(&data, "").is_ok_and(|i| i.owner == owner)
-            && let CasOutcome::Done(()) = self.state.cas.delete(Some(&v)).await?
+            && decode(&data, "").is_ok_and(|i| i.owner == info.owner && !i.released)
+            && let CasOutcome::Done(_) = self.state.cas.update(&v, tomb).await?
         {
             return Ok(());
         }

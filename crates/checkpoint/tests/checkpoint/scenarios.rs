@@ -270,13 +270,42 @@ pub async fn unlock_shows_holder(dest: Destination) {
         }
         other => panic!("expected Removed, got {other:?}"),
     }
-    let b = Checkpoint::open(&dest, opts(c, None))
+    assert_eq!(unlock(&dest).await.expect("again"), Unlocked::NotLocked);
+    assert_eq!(
+        snapshotd_checkpoint::read_lock(&dest).await.expect("read"),
+        None
+    );
+    let b = Checkpoint::open(&dest, opts(c.clone(), None))
         .await
         .expect("b after unlock");
     assert!(b.epoch() > a.epoch(), "epochs never repeat");
+    let b_epoch = b.epoch();
     assert!(a.lock().refresh_now().await.is_err());
     b.finish().await.expect("b");
     assert!(a.finish().await.is_err());
+
+    // A holder removed before it wrote any fence: its epoch is still never reused.
+    let lo = LockOptions {
+        clock: c.clone(),
+        skew_margin: Duration::ZERO,
+        ..LockOptions::default()
+    };
+    // What `Checkpoint::open` would ask for: one above the newest fence.
+    let raw = LockGuard::acquire(&dest, lo, b_epoch + 1)
+        .await
+        .expect("raw");
+    let raw_epoch = raw.epoch();
+    assert!(matches!(
+        unlock(&dest).await.expect("unlock"),
+        Unlocked::Removed(_)
+    ));
+    let d = Checkpoint::open(&dest, opts(c, None)).await.expect("d");
+    assert!(d.epoch() > raw_epoch, "{} vs {raw_epoch}", d.epoch());
+    d.finish().await.expect("d");
+    assert!(
+        raw.release().await.is_err(),
+        "the removed holder cannot release"
+    );
 }
 
 /// The background tick flushes without explicit calls.
