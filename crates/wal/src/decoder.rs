@@ -49,6 +49,8 @@ pub(crate) struct Decoder<'a> {
     crc: u32,
     max_record: u64,
     buf: Vec<u8>,
+    /// Valid bytes at the start of `buf`.
+    filled: usize,
     buf_off: u64,
     /// End of the last whole valid record, per file (0 for files not reached).
     ends: Vec<u64>,
@@ -68,6 +70,7 @@ impl<'a> Decoder<'a> {
             crc: 0,
             max_record,
             buf: Vec::new(),
+            filled: 0,
             buf_off: 0,
             ends: vec![0; n],
             rec_seg: 0,
@@ -111,7 +114,7 @@ impl<'a> Decoder<'a> {
         }
         self.cur += 1;
         self.last_valid_off = 0;
-        self.buf.clear();
+        self.filled = 0;
         self.buf_off = 0;
         true
     }
@@ -119,18 +122,21 @@ impl<'a> Decoder<'a> {
     /// Makes `[off, off+len)` of the current file available in the buffer; false when the
     /// file turned out shorter than expected.
     fn fill(&mut self, file: &dyn ReadAt, off: u64, len: usize, limit: u64) -> Result<bool> {
-        let have_end = self.buf_off + self.buf.len() as u64;
+        let have_end = self.buf_off + self.filled as u64;
         if off >= self.buf_off && off + len as u64 <= have_end {
             return Ok(true);
         }
         let want = (len.max(CHUNK) as u64).min(limit.saturating_sub(off)) as usize;
         let want = want.max(len);
-        self.buf.clear();
-        self.buf.resize(want, 0);
+        // Reuse the allocation: only grow (zero-filled) when a larger window is needed.
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        self.filled = 0;
         self.buf_off = off;
         let mut got = 0usize;
         while got < want {
-            match file.read_at(&mut self.buf[got..], off + got as u64) {
+            match file.read_at(&mut self.buf[got..want], off + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -142,7 +148,7 @@ impl<'a> Decoder<'a> {
                 }
             }
         }
-        self.buf.truncate(got);
+        self.filled = got;
         Ok(got >= len)
     }
 
