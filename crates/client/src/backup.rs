@@ -288,7 +288,8 @@ pub async fn backup(
     })
 }
 
-fn validate(opts: &BackupOptions) -> Result<()> {
+/// Refuses contradictory selections before anything is contacted or created.
+pub fn validate(opts: &BackupOptions) -> Result<()> {
     if opts.rp.is_some() && opts.db.is_none() {
         return Err(ClientError::InvalidArgument(
             "--rp needs --db (the retention policy of which database?)".into(),

@@ -106,7 +106,8 @@ pub async fn restore(
         .stats
         .shards_total
         .store(work.len() as u64, Ordering::Relaxed);
-    hooks.progress.plan(work.len() as u64, None);
+    let total: u64 = work.iter().map(|(f, _)| f.size).sum();
+    hooks.progress.plan(work.len() as u64, Some(total));
     let ctx = Arc::new(UploadCtx {
         client: client.clone(),
         src: src.clone(),

@@ -31,18 +31,22 @@ pub struct Influxd {
 impl Influxd {
     /// Starts a fresh, empty influxd and waits until both ports answer.
     pub fn start() -> Influxd {
-        let bin = influxd_bin();
+        Self::start_with(&influxd_bin())
+    }
+
+    /// Starts a fresh, empty influxd from `bin`.
+    pub fn start_with(bin: &Path) -> Influxd {
         let dir = snapshotd_testutil::temp_dir();
         let d = dir.path();
         for sub in ["meta", "data", "wal"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         let (hp, bp) = (free_port(), free_port());
-        let out = Command::new(&bin).arg("config").output().unwrap();
+        let out = Command::new(bin).arg("config").output().unwrap();
         let conf = make_config(&String::from_utf8_lossy(&out.stdout), d, hp, bp);
         std::fs::write(d.join("influxd.conf"), conf).unwrap();
         let log = std::fs::File::create(d.join("influxd.log")).unwrap();
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .args(["run", "-config"])
             .arg(d.join("influxd.conf"))
             .stdout(Stdio::null())

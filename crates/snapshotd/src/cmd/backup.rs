@@ -148,6 +148,7 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         },
         started: None,
     };
+    snapshotd_client::backup::validate(&opts)?;
     let progress = TermProgress::new("backup");
     let hooks = Hooks {
         progress: progress.clone(),
