@@ -93,16 +93,7 @@ pub fn decrypt_dir(key: &MasterKey, src: &Path, dst: &Path) -> Result<DecryptSum
             reason: "source is not a directory".into(),
         });
     }
-    if dst.exists() {
-        let mut entries = std::fs::read_dir(dst).map_err(|e| Error::io(dst, e))?;
-        if entries.next().is_some() {
-            return Err(Error::InvalidDestination {
-                url: dst.display().to_string(),
-                reason: "target directory is not empty".into(),
-            });
-        }
-    }
-    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    ensure_empty_dir(dst)?;
     let (src_c, dst_c) = (
         src.canonicalize().map_err(|e| Error::io(src, e))?,
         dst.canonicalize().map_err(|e| Error::io(dst, e))?,
@@ -163,4 +154,112 @@ pub fn decrypt_dir(key: &MasterKey, src: &Path, dst: &Path) -> Result<DecryptSum
         }
     }
     Ok(summary)
+}
+
+/// Like [`decrypt_dir`] for any destination (e.g. `s3://…`): every object under the
+/// prefix is downloaded next to its final place in `dst`, then decrypted (`*.enc`) or
+/// kept as is. Objects under `checkpoints/` are skipped.
+pub async fn decrypt_destination(
+    key: &MasterKey,
+    src: &crate::dest::Destination,
+    dst: &Path,
+) -> Result<DecryptSummary> {
+    use futures::{StreamExt, TryStreamExt};
+    use object_store::ObjectStoreExt;
+
+    if let Some(root) = src.local_root()
+        && src.prefix().parts().next().is_none()
+    {
+        let (key, root, dst) = (key.clone(), root.to_path_buf(), dst.to_path_buf());
+        return tokio::task::spawn_blocking(move || decrypt_dir(&key, &root, &dst))
+            .await
+            .map_err(|e| Error::Stopped(format!("decrypt task failed: {e}")))?;
+    }
+    ensure_empty_dir(dst)?;
+    let prefix = src.prefix().clone();
+    let objects: Vec<object_store::ObjectMeta> = src
+        .store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage("list", &prefix, e))?;
+    let mut summary = DecryptSummary::default();
+    for meta in objects {
+        let Some(rel) = src.relative(&meta.location) else {
+            continue;
+        };
+        if rel.is_empty() || rel == layout::DIR || rel.starts_with(&format!("{}/", layout::DIR)) {
+            continue;
+        }
+        if rel
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(Error::Corrupt {
+                path: meta.location.to_string(),
+                reason: "object name is not a safe relative path".into(),
+            });
+        }
+        let plain = plain_name(&rel);
+        let out = dst.join(plain.unwrap_or(&rel));
+        let dir = out.parent().unwrap_or(dst).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        {
+            let got = src
+                .store()
+                .get(&meta.location)
+                .await
+                .map_err(|e| Error::storage("get", &meta.location, e))?;
+            let mut stream = got.into_stream();
+            let mut f = tmp.as_file();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Error::storage("get", &meta.location, e))?;
+                f.write_all(&chunk).map_err(|e| Error::io(tmp.path(), e))?;
+            }
+        }
+        match plain {
+            Some(plain) => {
+                let (key, from, to, ctx) = (
+                    key.clone(),
+                    tmp.path().to_path_buf(),
+                    out.clone(),
+                    plain.to_string(),
+                );
+                let n = tokio::task::spawn_blocking(move || decrypt_file(&key, &from, &to, &ctx))
+                    .await
+                    .map_err(|e| Error::Stopped(format!("decrypt task failed: {e}")))?
+                    .map_err(|e| match e {
+                        Error::Corrupt { reason, .. } => Error::Corrupt {
+                            path: meta.location.to_string(),
+                            reason,
+                        },
+                        other => other,
+                    })?;
+                summary.bytes += n;
+                summary.decrypted += 1;
+            }
+            None => {
+                tmp.as_file().sync_all().map_err(|e| Error::io(&out, e))?;
+                tmp.persist_noclobber(&out)
+                    .map_err(|e| Error::io(&out, e.error))?;
+                summary.bytes += meta.size;
+                summary.copied += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn ensure_empty_dir(dst: &Path) -> Result<()> {
+    if dst.exists() {
+        let mut entries = std::fs::read_dir(dst).map_err(|e| Error::io(dst, e))?;
+        if entries.next().is_some() {
+            return Err(Error::InvalidDestination {
+                url: dst.display().to_string(),
+                reason: "target directory is not empty".into(),
+            });
+        }
+    }
+    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))
 }

@@ -64,7 +64,8 @@ pub use crypto::{CryptoError, KEY_ID_LEN, KEY_LEN, MasterKey};
 pub use dest::{Destination, S3Options};
 pub use error::{Error, Result};
 pub use files::{
-    DecryptSummary, decrypt_dir, decrypt_file, encrypt_file, encrypted_name, plain_name,
+    DecryptSummary, decrypt_destination, decrypt_dir, decrypt_file, encrypt_file, encrypted_name,
+    plain_name,
 };
 pub use load::{RejectReason, Rejected, Resume, inspect};
 pub use lock::{LockGuard, LockInfo, LockOptions, Unlocked, read_lock, unlock};

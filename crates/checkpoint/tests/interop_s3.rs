@@ -45,6 +45,10 @@ s3_test!(background_flush, scenarios::background_flush);
 s3_test!(refresh_keeps_lock, scenarios::refresh_keeps_lock);
 s3_test!(namespaces, scenarios::namespaces);
 s3_test!(compaction, scenarios::compaction);
+s3_test!(
+    decrypt_from_destination,
+    scenarios::decrypt_from_destination
+);
 s3_test!(concurrent_refresh, scenarios::concurrent_refresh);
 s3_test!(stale_epoch_file, scenarios::stale_epoch_file);
 s3_test!(bit_flip_encrypted, |d| scenarios::tampered(

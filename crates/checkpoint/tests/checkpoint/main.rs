@@ -48,6 +48,10 @@ both_backends!(background_flush, scenarios::background_flush);
 both_backends!(refresh_keeps_lock, scenarios::refresh_keeps_lock);
 both_backends!(namespaces, scenarios::namespaces);
 both_backends!(compaction, scenarios::compaction);
+both_backends!(
+    decrypt_from_destination,
+    scenarios::decrypt_from_destination
+);
 both_backends!(concurrent_refresh, scenarios::concurrent_refresh);
 both_backends!(stale_epoch_file, scenarios::stale_epoch_file);
 both_backends!(bit_flip, |d| scenarios::tampered(d, None, Damage::BitFlip));

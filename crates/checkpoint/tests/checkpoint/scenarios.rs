@@ -585,3 +585,29 @@ pub async fn concurrent_refresh(dest: Destination) {
     a.record(rec("after")).await.expect("rec");
     a.finish().await.expect("finish");
 }
+
+/// An encrypted backup stored in the destination decrypts into a plain local directory.
+pub async fn decrypt_from_destination(dest: Destination) {
+    use snapshotd_checkpoint::{decrypt_destination, encrypt_bytes, encrypted_name};
+    let key = MasterKey::generate();
+    let archive: Vec<u8> = (0..200_000u32).map(|i| (i % 13) as u8).collect();
+    let name = "20260101T000000Z.s7.tar.gz";
+    let sealed = encrypt_bytes(&key, name, &archive).expect("encrypt");
+    put(&dest, &encrypted_name(name), sealed).await;
+    put(&dest, "20260101T000000Z.manifest", b"{}".to_vec()).await;
+    let cp = Checkpoint::open(&dest, opts(clock(), Some(key.clone())))
+        .await
+        .expect("cp");
+    cp.finish().await.expect("finish");
+    let out = tempfile::tempdir().expect("tempdir");
+    let plain = out.path().join("plain");
+    let s = decrypt_destination(&key, &dest, &plain)
+        .await
+        .expect("decrypt");
+    assert_eq!((s.decrypted, s.copied), (1, 1));
+    assert_eq!(std::fs::read(plain.join(name)).expect("read"), archive);
+    assert!(!plain.join("checkpoints").exists());
+    let wrong = decrypt_destination(&MasterKey::generate(), &dest, &out.path().join("w")).await;
+    assert!(wrong.is_err());
+    assert!(!out.path().join("w").join(name).exists());
+}

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use snapshotd_checkpoint::{MasterKey, decrypt_dir};
+use anyhow::Context;
+use snapshotd_checkpoint::{Destination, MasterKey, S3Options, decrypt_destination};
 
 /// Flags of `snapshotd decrypt`.
 #[derive(Debug, clap::Args)]
@@ -14,9 +15,13 @@ pub struct DecryptArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Encrypted backup directory (files ending in `.enc` are decrypted).
+    /// S3 endpoint override for an `s3://` SRC (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Encrypted backup: a directory, file:///dir or s3://bucket/prefix (files ending in
+    /// `.enc` are decrypted, others copied).
     #[arg(value_name = "SRC")]
-    pub src: PathBuf,
+    pub src: String,
     /// New or empty directory receiving the plain backup.
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
@@ -25,10 +30,22 @@ pub struct DecryptArgs {
 /// Runs `snapshotd decrypt`.
 pub fn run(args: DecryptArgs) -> anyhow::Result<ExitCode> {
     let key = MasterKey::from_file(&args.encrypt_key_file)?;
-    let s = decrypt_dir(&key, &args.src, &args.dest)?;
+    let mut s3 = S3Options::from_env();
+    if args.s3_endpoint.is_some() {
+        s3.endpoint = args.s3_endpoint.clone();
+    }
+    if !args.src.contains("://") && !std::path::Path::new(&args.src).is_dir() {
+        anyhow::bail!("{} is not a directory", args.src);
+    }
+    let src = Destination::open(&args.src, &s3)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let s = rt.block_on(decrypt_destination(&key, &src, &args.dest))?;
     if args.json {
         let v = serde_json::json!({
-            "status": "ok", "src": args.src.display().to_string(),
+            "status": "ok", "src": args.src,
             "dest": args.dest.display().to_string(), "decrypted": s.decrypted,
             "copied": s.copied, "bytes": s.bytes,
         });
