@@ -34,8 +34,9 @@
 //!         let _ = done;
 //!         continue;
 //!     }
-//!     // ... write the archive through dest.store() under dest.path(...) ...
-//!     cp.record(UnitRecord::new(shard, 1234, "sha256-hex")).await?;
+//!     cp.health()?; // stop if the lock was lost (fenced out)
+//!     // ... write the archive through dest.rooted_store() (plain relative names) ...
+//!     cp.record(UnitRecord::new(shard, 1234, "sha256-hex")).await?; // or record_now()
 //! }
 //! cp.finish().await?; // final flush + lock release
 //! # Ok(()) }
