@@ -4,6 +4,7 @@
 mod crypto;
 mod destination;
 mod files;
+mod flaky;
 mod scenarios;
 
 use scenarios::Damage;
