@@ -426,16 +426,22 @@ impl Drop for LockGuard {
 }
 
 async fn refresh_loop(state: Arc<State>, stop: Arc<Notify>, every: Duration) {
+    // After a transient failure, retry sooner than the normal period so a short outage
+    // does not eat the whole lease.
+    let retry = every.min(Duration::from_secs(2));
+    let mut wait = every;
     loop {
         tokio::select! {
             _ = stop.notified() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        if let Err(e) = state.refresh().await
-            && matches!(e, Error::Deposed { .. })
-        {
-            tracing::error!(error = %e, "checkpoint lock lost");
-            return;
-        }
+        wait = match state.refresh().await {
+            Ok(()) => every,
+            Err(e @ Error::Deposed { .. }) => {
+                tracing::error!(error = %e, "checkpoint lock lost");
+                return;
+            }
+            Err(_) => retry,
+        };
     }
 }
