@@ -1,0 +1,28 @@
+//! Times `SAVES` saves of `N` entries of `SIZE` bytes, fsync per save, on a fresh WAL in DIR;
+//! prints `{"ns": …}` like the etcd Go helper in benches/go, for A/B runs by hand:
+//! `cargo run --release -p snapshotd-wal --example append_bench -- DIR N SIZE SAVES`
+use snapshotd_wal::{Entry, HardState, Wal};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, n, size, saves] = a.as_slice() else {
+        return Err("usage: append_bench DIR N SIZE SAVES".into());
+    };
+    let (n, size, saves): (u64, usize, u64) = (n.parse()?, size.parse()?, saves.parse()?);
+    let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let mut wal = Wal::create(dir, b"bench")?;
+    let mut idx = 0;
+    let t = std::time::Instant::now();
+    for _ in 0..saves {
+        let ents: Vec<Entry> = (0..n)
+            .map(|_| {
+                idx += 1;
+                Entry::new(idx, 1, data.clone())
+            })
+            .collect();
+        wal.save(&HardState::new(1, 1, idx), &ents)?;
+    }
+    println!("{{\"ns\":{}}}", t.elapsed().as_nanos());
+    wal.close()?;
+    Ok(())
+}
