@@ -244,7 +244,7 @@ pub async fn check_file(
     let Some(expected) = sha256 else {
         return Ok(());
     };
-    let mut reader = HashingReader::new(SyncIoBridge::new(src.reader(name).await?));
+    let mut reader = HashingReader::new(src.blocking_reader(name).await?);
     let actual = tokio::task::spawn_blocking(move || {
         std::io::copy(&mut reader, &mut std::io::sink()).map(|_| reader.finish().0)
     })
@@ -297,7 +297,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         return Err(ClientError::Cancelled);
     }
     ctx.hooks.progress.unit_started(&f.file_name);
-    let reader = ctx.src.reader(&f.file_name).await?;
+    let reader = ctx.src.blocking_reader(&f.file_name).await?;
     let conn = ctx.client.shard_upload(new_id).await?;
     let job = UploadJob {
         file: f.clone(),
@@ -342,16 +342,13 @@ impl UploadJob {
     /// archive → gunzip → tar (validated, renamed) → meter → socket; then wait for close.
     fn run(
         self,
-        reader: impl tokio::io::AsyncRead + Send + Unpin,
+        reader: Box<dyn std::io::Read + Send>,
         conn: Conn,
         handle: tokio::runtime::Handle,
     ) -> Result<u64> {
         let name = self.file.file_name.clone();
         let io = |what: &str, e: std::io::Error| ClientError::io(format!("{name}: {what}"), e);
-        let src = BufReader::with_capacity(
-            IO_BUFFER,
-            SyncIoBridge::new_with_handle(reader, handle.clone()),
-        );
+        let src = BufReader::with_capacity(IO_BUFFER, reader);
         let gz = flate2::read::MultiGzDecoder::new(src);
         let mut archive = tar::Archive::new(gz);
         let sock = SyncIoBridge::new_with_handle(conn, handle.clone());

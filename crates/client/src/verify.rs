@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
-use tokio_util::io::SyncIoBridge;
 
 use crate::error::{ClientError, Result};
 use crate::layout::{self, FileRecord, ParsedManifest, RestorePlan};
@@ -152,12 +151,12 @@ async fn verify_manifest(
 /// the manifest's uncompressed size.
 pub async fn verify_archive(src: &Storage, f: &FileRecord) -> Result<()> {
     check_file(src, &f.file_name, f.sha256.clone(), f.bytes).await?;
-    let reader = src.reader(&f.file_name).await?;
+    let reader = src.blocking_reader(&f.file_name).await?;
     let name = f.file_name.clone();
     let stats = tokio::task::spawn_blocking(move || {
         let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
             256 * 1024,
-            SyncIoBridge::new(reader),
+            reader,
         ));
         copy_validated(gz, std::io::sink())
     })
