@@ -98,8 +98,9 @@ impl SharedWal {
             (s.appended, file, path, s.wal.no_fsync())
         };
         // The fsync runs without the writer's lock: other threads keep appending meanwhile.
-        if !skip {
-            datasync(&file, &path)?;
+        if !skip && let Err(e) = datasync(&file, &path) {
+            lock(&self.state)?.wal.mark_failed();
+            return Err(e);
         }
         let mut s = lock(&self.state)?;
         s.synced = s.synced.max(target);

@@ -72,6 +72,9 @@ pub struct Wal {
     spare_count: u64,
     scratch: Vec<u8>,
     closed: bool,
+    /// Set once a write or sync failed: the file may hold a partial frame, and appending
+    /// after it would turn a repairable tail into corruption.
+    failed: bool,
 }
 
 /// A WAL opened for writing whose records have not been read yet: call
@@ -175,6 +178,7 @@ impl Wal {
             spare_count: 0,
             scratch: Vec::new(),
             closed: false,
+            failed: false,
         };
         wal.prepare_spare()?;
         Ok(wal)
@@ -259,8 +263,38 @@ impl Wal {
         Ok(())
     }
 
+    /// Refuses to continue after a failed write or sync (see [`Error::WriterFailed`]).
+    fn check(&self) -> Result<()> {
+        if self.failed {
+            Err(Error::WriterFailed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the writer failed when `r` is an error that may have left bytes on disk.
+    fn poison_on_err<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && !matches!(e, Error::RecordTooLarge { .. })
+        {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Marks the writer failed (a shared fsync of its tail failed).
+    pub(crate) fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
     /// Flushes buffered records and fdatasyncs the tail segment.
     pub fn sync(&mut self) -> Result<()> {
+        self.check()?;
+        let r = self.sync_inner();
+        self.poison_on_err(r)
+    }
+
+    fn sync_inner(&mut self) -> Result<()> {
         let Some(tail) = self.held.last() else {
             return Err(Error::FileNotFound);
         };
@@ -284,9 +318,16 @@ impl Wal {
         }
     }
 
+    /// `append` with the failure latch: see [`Error::WriterFailed`].
+    pub(crate) fn append(&mut self, hardstate: &HardState, entries: &[Entry]) -> Result<Appended> {
+        self.check()?;
+        let r = self.append_inner(hardstate, entries);
+        self.poison_on_err(r)
+    }
+
     /// `save` without its final fsync: records are encoded (and a cut, which syncs, is made
     /// when due). Used by [`crate::SharedWal`] to share one fsync among concurrent savers.
-    pub(crate) fn append(&mut self, hardstate: &HardState, entries: &[Entry]) -> Result<Appended> {
+    fn append_inner(&mut self, hardstate: &HardState, entries: &[Entry]) -> Result<Appended> {
         if hardstate.is_empty() && entries.is_empty() {
             return Ok(Appended::Nothing);
         }
@@ -321,15 +362,18 @@ impl Wal {
     /// Writes buffered records to the tail file and returns a second handle to it (same
     /// open file description, so the OFD lock is unaffected) for an fsync outside any lock.
     pub(crate) fn flush_for_sync(&mut self) -> Result<(File, PathBuf)> {
+        self.check()?;
         let Some(tail) = self.held.last() else {
             return Err(Error::FileNotFound);
         };
-        self.enc
+        let r = self
+            .enc
             .pw
             .flush(&tail.file)
-            .map_err(io_err("write", &tail.path))?;
-        let f = tail.file.try_clone().map_err(io_err("dup", &tail.path))?;
-        Ok((f, tail.path.clone()))
+            .map_err(io_err("write", &tail.path))
+            .and_then(|()| tail.file.try_clone().map_err(io_err("dup", &tail.path)))
+            .map(|f| (f, tail.path.clone()));
+        self.poison_on_err(r)
     }
 
     /// Whether fdatasync is skipped.
@@ -348,8 +392,10 @@ impl Wal {
 
     /// Appends a snapshot record and syncs (never cuts).
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
+        self.check()?;
         let b = snap.encode_to_vec();
-        self.encode(SNAPSHOT_TYPE, Some(&b))?;
+        let r = self.encode(SNAPSHOT_TYPE, Some(&b));
+        self.poison_on_err(r)?;
         if self.enti < snap.index {
             self.enti = snap.index;
         }
@@ -512,6 +558,7 @@ impl UnreadWal {
             spare_count: 0,
             scratch: Vec::new(),
             closed: false,
+            failed: false,
         };
         wal.prepare_spare()?;
         Ok((wal, out.contents))

@@ -106,7 +106,7 @@ fn sigkill_cycles() {
         let mut got = 0;
         while got < want_acks {
             let Some(Ok(line)) = lines.next() else { break };
-            if let Some(n) = line.strip_prefix("ACK ") {
+            if let Some(n) = line.split_once("ACK ").map(|(_, n)| n) {
                 acked = n.parse().expect("ack index");
                 got += 1;
             }
@@ -117,7 +117,7 @@ fn sigkill_cycles() {
         let _ = guard.0.wait();
         // Drain acks that were written before the kill landed.
         for line in lines.map_while(Result::ok) {
-            if let Some(n) = line.strip_prefix("ACK ") {
+            if let Some(n) = line.split_once("ACK ").map(|(_, n)| n) {
                 acked = n.parse().expect("ack index");
             }
         }

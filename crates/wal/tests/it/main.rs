@@ -6,6 +6,7 @@
 mod corpus;
 mod corruption;
 mod crash;
+mod failure;
 mod replay;
 mod support;
 mod vectors;
