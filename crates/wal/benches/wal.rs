@@ -303,6 +303,22 @@ fn comparison(go: &Path) {
             d
         },
     );
+    // The same group commit against our own single writer, alternating in the same run.
+    let (o1, o8b) = median_pair(
+        rounds,
+        || {
+            let od = scratch("cmp-ours-seq");
+            let d = ours_append(&od, 1, 1024, threads * per);
+            let _ = std::fs::remove_dir_all(&od);
+            d
+        },
+        || {
+            let od = scratch("cmp-ours-group2");
+            let d = ours_group(&od, threads, per, 1024);
+            let _ = std::fs::remove_dir_all(&od);
+            d
+        },
+    );
     let gd2 = scratch("cmp-go-conc");
     let g8 = go_run(
         go,
@@ -325,6 +341,12 @@ fn comparison(go: &Path) {
         sps(g8),
         sps(o8),
         g1.as_secs_f64() / o8.as_secs_f64()
+    ));
+    rows.push(format!(
+        "| 8 threads x 1x1KB: group commit vs our own single writer | — | {:.0} saves/s single, {:.0} saves/s grouped | {:.2}x |",
+        sps(o1),
+        sps(o8b),
+        o1.as_secs_f64() / o8b.as_secs_f64()
     ));
     // read_all of a large log, page cache warm for both (best of 3).
     let mb: u64 = if quick() { 32 } else { 256 };
