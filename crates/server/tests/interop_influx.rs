@@ -354,6 +354,27 @@ async fn influxd_backup_and_restore_against_snapshotd() {
         &d("shard1"),
     )
     .await;
+    restore(
+        s2.snap,
+        &["-db", "db1", "-newdb", "db1export"],
+        &d("export"),
+    )
+    .await;
+    let export = backup_content(&d("export"));
+    let export_key = ("db1".to_string(), "autogen".to_string());
+    assert!(
+        !export.get(&export_key).is_none_or(Vec::is_empty),
+        "export backed up no shard"
+    );
+    let (_, export2) = backup_settled(s2.snap, &["-db", "db1export"], &d("export2"), |c| {
+        c.get(&("db1export".to_string(), "autogen".to_string())) == export.get(&export_key)
+    })
+    .await;
+    assert_eq!(
+        export2.get(&("db1export".to_string(), "autogen".to_string())),
+        export.get(&export_key),
+        "restored export differs"
+    );
     let want_copy = |c: &Content| {
         c.get(&("db2copy".to_string(), "rp2".to_string()))
             == full.get(&("db2".to_string(), "rp2".to_string()))
@@ -386,7 +407,7 @@ async fn influxd_backup_and_restore_against_snapshotd() {
         .iter()
         .map(|v| v[0].as_str().unwrap().to_string())
         .collect();
-    for want in ["db1", "db2", "db2copy", "db2rp", "db1one"] {
+    for want in ["db1", "db2", "db2copy", "db2rp", "db1one", "db1export"] {
         assert!(
             names.iter().any(|n| n == want),
             "{want} missing from {names:?}"
