@@ -183,3 +183,93 @@ fn unsafe_or_contradictory_flags_are_refused() {
     ]);
     assert!(!out.status.success());
 }
+
+/// `snapshotd serve` on free ports with a fresh data directory (no HTTP API).
+fn serve(data: &std::path::Path) -> (snapshotd_testutil::ChildGuard, String) {
+    let addr = format!("127.0.0.1:{}", snapshotd_testutil::free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .args(["serve", "--no-http", "--bind", &addr, "--data-dir"])
+        .arg(data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = snapshotd_testutil::ChildGuard(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (guard, addr)
+}
+
+fn tar_entries(tar: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut out = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(tar).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(name, data);
+    }
+    out
+}
+
+#[test]
+fn influx_backup_round_trips_through_snapshotd_serve() {
+    let work = snapshotd_testutil::temp_dir();
+    let (_srv, addr) = serve(&work.path().join("data"));
+    let src = snapshotd_testutil::vector("influx/backups/A1_full");
+    let out = snapshotd(&["restore", "--host", &addr, "--json", src.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_json(&out)["shards_done"], 6);
+
+    let dest = work.path().join("bk");
+    let out = snapshotd(&["backup", "--host", &addr, "--json", dest.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_json(&out)["shards_done"], 6);
+    assert!(
+        snapshotd(&["verify", dest.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    // Every shard comes back with the TSM files influxd had backed up.
+    let a1 = A1::load();
+    for e in std::fs::read_dir(&dest).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let Some(id) = name
+            .split(".s")
+            .nth(1)
+            .and_then(|r| r.strip_suffix(".tar.gz"))
+            .and_then(|i| i.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).unwrap()),
+            &mut tar,
+        )
+        .unwrap();
+        let got: Vec<(String, Vec<u8>)> = tar_entries(&tar)
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".tsm"))
+            .collect();
+        let want: Vec<(String, Vec<u8>)> = tar_entries(&a1.shards[&id])
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".tsm"))
+            .collect();
+        assert_eq!(got, want, "shard {id}");
+    }
+}
