@@ -23,6 +23,9 @@ use crate::proto;
 use crate::storage::Storage;
 use crate::tarcheck::{TarCheckError, copy_validated};
 
+/// How many following seconds a run tries when its start second's name is taken.
+const MAX_TS_BUMPS: u32 = 600;
+
 /// Bytes read from the socket per call; also the gzip/hash output buffer.
 const IO_BUFFER: usize = 256 * 1024;
 
@@ -164,8 +167,7 @@ pub async fn backup(
     hooks: &Hooks,
 ) -> Result<BackupSummary> {
     validate(opts)?;
-    let started = opts.started.unwrap_or_else(Utc::now);
-    let ts = layout::timestamp(started);
+    let mut started = opts.started.unwrap_or_else(Utc::now);
 
     // 1. The whole metastore, as influx always fetches it.
     let blob = client.metastore_backup().await?;
@@ -179,9 +181,32 @@ pub async fn backup(
         .store(shards.len() as u64, Ordering::Relaxed);
     hooks.progress.plan(shards.len() as u64, None);
 
-    // 3. The .meta file (written before any shard, like influx).
-    let meta_name = layout::meta_name(&ts);
-    let meta_file = proto::encode_portable_meta(&blob);
+    // 3. The .meta file (written before any shard, like influx). It claims the `TS` name: a
+    //    run started in the same second as an earlier one into the same place takes the next
+    //    free second, so names stay unique and ordered by start.
+    let meta_file = Bytes::from(proto::encode_portable_meta(&blob));
+    let mut claimed = None;
+    for _ in 0..MAX_TS_BUMPS {
+        let name = layout::meta_name(&layout::timestamp(started));
+        match dest.put_new(&name, meta_file.clone()).await {
+            Ok(()) => {
+                claimed = Some(name);
+                break;
+            }
+            Err(ClientError::Storage {
+                source: object_store::Error::AlreadyExists { .. },
+                ..
+            }) => started += chrono::Duration::seconds(1),
+            Err(e) => return Err(e),
+        }
+    }
+    let meta_name = claimed.ok_or_else(|| {
+        ClientError::Layout(format!(
+            "{}: {MAX_TS_BUMPS} consecutive backup names are taken",
+            dest.display()
+        ))
+    })?;
+    let ts = layout::timestamp(started);
     let meta_unit = UnitDone {
         key: meta_name.clone(),
         shard_id: None,
@@ -189,7 +214,6 @@ pub async fn backup(
         bytes: meta_file.len() as u64,
         manifest_size: blob.len() as u64,
     };
-    dest.put_new(&meta_name, Bytes::from(meta_file)).await?;
     TransferStats::add(&hooks.stats.bytes_written, meta_unit.bytes);
     hooks.units.unit_done(&meta_unit);
 

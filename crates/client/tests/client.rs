@@ -447,3 +447,20 @@ async fn snapshotd_backup_round_trips_through_restore() {
         assert_eq!(tar_entries(&r.tar), tar_entries(&a1.shards[&id]));
     }
 }
+
+#[tokio::test]
+async fn runs_started_in_the_same_second_get_distinct_ordered_names() {
+    let a1 = Arc::new(A1::load());
+    let fake = Fake::start(a1.responder(|_, _, _| None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = Storage::local(dir.path(), false).unwrap();
+    let c = client(&fake.addr);
+    let first = backup(&c, &dest, &opts(), &Hooks::default()).await.unwrap();
+    let second = backup(&c, &dest, &opts(), &Hooks::default()).await.unwrap();
+    assert_eq!(first.timestamp, TS);
+    assert_eq!(second.timestamp, "20261122T022309Z");
+    assert!(second.manifest > first.manifest);
+    let r = verify(&dest, 2, 1 << 20).await.unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.manifests.len(), 2);
+}
