@@ -263,12 +263,21 @@ impl Client {
     /// Type 7: opens a shard upload to `new_id`. The caller writes a tar stream, shuts the
     /// write side down and waits for the server to close.
     pub async fn shard_upload(&self, new_id: u64) -> Result<Conn> {
-        let mut bytes = Vec::with_capacity(10);
-        bytes.push(snapshotd_wire::MUX_HEADER);
-        bytes.push(RequestType::ShardUpdate.as_u8());
-        bytes.extend_from_slice(&new_id.to_be_bytes());
-        self.open(&bytes, &format!("shard upload (type 7) to shard {new_id}"))
-            .await
+        self.shard_upload_with(new_id, false).await
+    }
+
+    /// Type 7, or with `acknowledged` snapshotd's `0x87` variant whose server answers with an
+    /// ack (or an error) after the tar; influx servers close such a connection with 0 bytes.
+    pub async fn shard_upload_with(&self, new_id: u64, acknowledged: bool) -> Result<Conn> {
+        let header = snapshotd_wire::UploadHeader {
+            shard_id: new_id,
+            acknowledged,
+        };
+        self.open(
+            &header.to_bytes(),
+            &format!("shard upload (type 7) to shard {new_id}"),
+        )
+        .await
     }
 }
 

@@ -4,7 +4,9 @@ use bytes::{Bytes, BytesMut};
 use snapshotd_wire::portable::{
     Manifest, ManifestFile, ManifestMeta, MetaSummary, PortableData, SnapshotdInfo,
 };
-use snapshotd_wire::{InfoCodec, Limits, MetaBackupCodec, ShardIdMapCodec, WireError};
+use snapshotd_wire::{
+    InfoCodec, Limits, MetaBackupCodec, ShardIdMapCodec, UploadAckCodec, WireError,
+};
 use tokio_util::codec::Decoder;
 
 use crate::conn::Window;
@@ -42,6 +44,11 @@ pub fn decode_info(raw: &[u8], limits: &Limits) -> Result<Vec<String>, WireError
 /// The pairs of a type-6 reply.
 pub fn decode_id_map(raw: &[u8], limits: &Limits) -> Result<Vec<(u64, u64)>, WireError> {
     decode_whole(ShardIdMapCodec::new(*limits), raw, "shard-id map").map(|m| m.pairs)
+}
+
+/// The number of files an acknowledging server restored (its in-band error otherwise).
+pub fn decode_upload_ack(raw: &[u8], limits: &Limits) -> Result<u64, WireError> {
+    decode_whole(UploadAckCodec::new(*limits), raw, "upload ack").map(|a| a.files)
 }
 
 /// The `.meta` file for a blob.

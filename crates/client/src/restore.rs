@@ -37,6 +37,10 @@ pub struct RestoreOptions {
     pub jobs: usize,
     /// Cap on the combined upload rate, bytes per second.
     pub rate_limit: Option<u64>,
+    /// Ask the server to acknowledge every shard upload (snapshotd extension `0x87`): a
+    /// failed restore of a shard is then reported instead of passing silently. influxd does
+    /// not support it.
+    pub acknowledged: bool,
 }
 
 /// What a restore did.
@@ -114,6 +118,7 @@ pub async fn restore(
         new_db: opts.new_db.clone(),
         new_rp: opts.new_rp.clone().or_else(|| opts.rp.clone()),
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
+        acknowledged: opts.acknowledged,
         hooks: hooks.clone(),
         cancel: Arc::new(AtomicBool::new(false)),
     });
@@ -288,6 +293,7 @@ struct UploadCtx {
     new_db: Option<String>,
     new_rp: Option<String>,
     limiter: Option<Arc<RateLimiter>>,
+    acknowledged: bool,
     hooks: Hooks,
     cancel: Arc<AtomicBool>,
 }
@@ -298,13 +304,18 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
     }
     ctx.hooks.progress.unit_started(&f.file_name);
     let reader = ctx.src.blocking_reader(&f.file_name).await?;
-    let conn = ctx.client.shard_upload(new_id).await?;
+    let conn = ctx
+        .client
+        .shard_upload_with(new_id, ctx.acknowledged)
+        .await?;
     let job = UploadJob {
         file: f.clone(),
         new_id,
         target_db: ctx.new_db.clone().unwrap_or_else(|| f.db.clone()),
         target_rp: ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone()),
         limiter: ctx.limiter.clone(),
+        acknowledged: ctx.acknowledged,
+        limits: ctx.client.config().limits,
         hooks: ctx.hooks.clone(),
         cancel: Arc::clone(&ctx.cancel),
     };
@@ -334,6 +345,8 @@ struct UploadJob {
     target_db: String,
     target_rp: String,
     limiter: Option<Arc<RateLimiter>>,
+    acknowledged: bool,
+    limits: snapshotd_wire::Limits,
     hooks: Hooks,
     cancel: Arc<AtomicBool>,
 }
@@ -379,10 +392,27 @@ impl UploadJob {
         let mut sock = metered.into_inner();
         sock.flush().map_err(|e| io("send", e))?;
         sock.shutdown().map_err(|e| io("close upload", e))?;
-        // The server closes once it has consumed the archive.
+        // The server closes once it has consumed the archive (and, when asked, says how it
+        // went first).
         let mut conn = sock.into_inner();
-        let mut sink = Vec::new();
-        if let Err(e) = handle.block_on((&mut conn).take(64 * 1024).read_to_end(&mut sink)) {
+        let mut reply = Vec::new();
+        let read = handle.block_on((&mut conn).take(64 * 1024).read_to_end(&mut reply));
+        if self.acknowledged {
+            read.map_err(|e| io("read the upload acknowledgement", e))?;
+            if reply.is_empty() {
+                return Err(ClientError::NoData {
+                    what: format!(
+                        "{name}: acknowledged upload to shard {} (influxd does not support \
+                         acknowledgements; restore into influxd without --ack)",
+                        self.new_id
+                    ),
+                });
+            }
+            let files = proto::decode_upload_ack(&reply, &self.limits).map_err(|e| {
+                ClientError::protocol(format!("{name}: upload to shard {}", self.new_id), e)
+            })?;
+            tracing::debug!(file = %name, files, "upload acknowledged");
+        } else if let Err(e) = read {
             tracing::debug!(file = %name, error = %e, "reading the server's close");
         }
         Ok(sent)

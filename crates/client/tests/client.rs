@@ -464,3 +464,51 @@ async fn runs_started_in_the_same_second_get_distinct_ordered_names() {
     assert!(r.ok(), "{:?}", r.problems);
     assert_eq!(r.manifests.len(), 2);
 }
+
+#[tokio::test]
+async fn acknowledged_uploads_report_server_failures() {
+    let b1 = capture_dir("B1_restore_portable_full");
+    let map = capture(&b1, "01-", ".s2c.bin");
+    let src = Storage::local(&snapshotd_testutil::vector("influx/backups/A1_full"), false).unwrap();
+    let o = RestoreOptions {
+        jobs: 2,
+        acknowledged: true,
+        ..Default::default()
+    };
+    // Shard 3's restore fails on the server; every other upload is acknowledged.
+    let m = map.clone();
+    let fake = Fake::start(Arc::new(move |rec: &Received, _| match rec.kind {
+        6 => Reply::Bytes(m.clone()),
+        0x87 if rec.upload_id == Some(3) => {
+            let mut b = bytes::BytesMut::new();
+            snapshotd_wire::ErrorReply::new(snapshotd_wire::ErrorCode::Internal, "disk full")
+                .encode(&mut b)
+                .unwrap();
+            Reply::Bytes(b.to_vec())
+        }
+        0x87 => {
+            let mut b = bytes::BytesMut::new();
+            snapshotd_wire::UploadAck { files: 1 }.encode(&mut b);
+            Reply::Bytes(b.to_vec())
+        }
+        _ => Reply::Close,
+    }))
+    .await;
+    let err = restore(&client(&fake.addr), &src, &o, &Hooks::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert!(err.to_string().contains("s3.tar.gz"), "{err}");
+
+    // A server that does not acknowledge (influxd closes 0x87 with nothing) is an error too.
+    let fake = Fake::start(Arc::new(move |rec: &Received, _| match rec.kind {
+        6 => Reply::Bytes(map.clone()),
+        _ => Reply::Close,
+    }))
+    .await;
+    let err = restore(&client(&fake.addr), &src, &o, &Hooks::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::NoData { .. }), "{err}");
+    assert!(err.to_string().contains("--ack"), "{err}");
+}

@@ -221,7 +221,14 @@ fn influx_backup_round_trips_through_snapshotd_serve() {
     let work = snapshotd_testutil::temp_dir();
     let (_srv, addr) = serve(&work.path().join("data"));
     let src = snapshotd_testutil::vector("influx/backups/A1_full");
-    let out = snapshotd(&["restore", "--host", &addr, "--json", src.to_str().unwrap()]);
+    let out = snapshotd(&[
+        "restore",
+        "--host",
+        &addr,
+        "--ack",
+        "--json",
+        src.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -92,7 +92,7 @@ async fn serve(
         upload_id: None,
         tar: Vec::new(),
     };
-    if rec.kind == 7 {
+    if rec.kind == 7 || rec.kind == 0x87 {
         let mut id = [0u8; 8];
         sock.read_exact(&mut id).await?;
         rec.raw.extend_from_slice(&id);

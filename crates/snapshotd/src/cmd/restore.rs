@@ -41,6 +41,10 @@ pub struct RestoreArgs {
     /// Cap on the combined upload rate, bytes per second (suffixes k, M, G, Ki, Mi, Gi).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_rate)]
     pub rate_limit: Option<u64>,
+    /// Require the server to acknowledge every shard upload, so a shard the server failed to
+    /// restore is reported (snapshotd serve only; influxd cannot acknowledge).
+    #[arg(long)]
+    pub ack: bool,
     /// Give up on a connection that makes no progress for this long.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub timeout: humantime::Duration,
@@ -65,6 +69,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         shard: args.shard,
         jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
         rate_limit: args.rate_limit,
+        acknowledged: args.ack,
     };
     let progress = TermProgress::new("restore");
     let hooks = Hooks {
