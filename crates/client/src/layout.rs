@@ -110,23 +110,10 @@ pub struct ParsedManifest {
 
 /// Every manifest in the location, newest (name-descending) first.
 pub async fn read_manifests(src: &Storage) -> Result<Vec<ParsedManifest>> {
-    let mut names: Vec<String> = src
-        .list()
-        .await?
-        .into_iter()
-        .map(|e| e.name)
-        .filter(|n| n.ends_with(".manifest"))
-        .collect();
-    names.sort_by(|a, b| b.cmp(a));
+    let names = manifest_names(src).await?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let raw = src.get_bounded(&name, MAX_MANIFEST).await?;
-        let m = proto::decode_manifest(&name, &raw).map_err(|e| ClientError::Integrity {
-            file: src.path_of(&name),
-            detail: format!("manifest does not decode: {e}"),
-        })?;
-        check_names(&m)?;
-        out.push(m);
+        out.push(read_manifest(src, &name).await?);
     }
     if out.is_empty() {
         return Err(ClientError::Layout(format!(
@@ -136,6 +123,30 @@ pub async fn read_manifests(src: &Storage) -> Result<Vec<ParsedManifest>> {
         )));
     }
     Ok(out)
+}
+
+/// Reads and checks one manifest.
+pub async fn read_manifest(src: &Storage, name: &str) -> Result<ParsedManifest> {
+    let raw = src.get_bounded(name, MAX_MANIFEST).await?;
+    let m = proto::decode_manifest(name, &raw).map_err(|e| ClientError::Integrity {
+        file: src.path_of(name),
+        detail: format!("manifest does not decode: {e}"),
+    })?;
+    check_names(&m)?;
+    Ok(m)
+}
+
+/// Names of the manifests in `src`, newest (name-descending) first.
+pub async fn manifest_names(src: &Storage) -> Result<Vec<String>> {
+    let mut names: Vec<String> = src
+        .list()
+        .await?
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| n.ends_with(".manifest"))
+        .collect();
+    names.sort_by(|a, b| b.cmp(a));
+    Ok(names)
 }
 
 /// File names from a manifest must be plain names inside the location.

@@ -40,17 +40,22 @@ impl VerifyReport {
 pub async fn verify(src: &Storage, jobs: usize, max_meta_blob: u64) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let listing = src.list().await?;
-    let manifests = match layout::read_manifests(src).await {
-        Ok(m) => m,
-        Err(e @ ClientError::Layout(_)) => {
-            report.problems.push(e.to_string());
-            return Ok(report);
+    let names = layout::manifest_names(src).await?;
+    if names.is_empty() {
+        report.problems.push(format!(
+            "no *.manifest in {}: not a portable backup, or an incomplete one (a manifest is \
+             written only when every file is complete)",
+            src.display()
+        ));
+        return Ok(report);
+    }
+    let mut manifests = Vec::with_capacity(names.len());
+    for name in names {
+        match layout::read_manifest(src, &name).await {
+            Ok(m) => manifests.push(m),
+            Err(e) => report.problems.push(e.to_string()),
         }
-        Err(e) => {
-            report.problems.push(e.to_string());
-            return Ok(report);
-        }
-    };
+    }
     let mut referenced = BTreeSet::new();
     for m in &manifests {
         report.manifests.push(m.name.clone());

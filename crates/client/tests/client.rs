@@ -512,3 +512,14 @@ async fn acknowledged_uploads_report_server_failures() {
     assert!(matches!(err, ClientError::NoData { .. }), "{err}");
     assert!(err.to_string().contains("--ack"), "{err}");
 }
+
+#[tokio::test]
+async fn a_broken_manifest_does_not_hide_the_others() {
+    let (dir, dest) = good_backup().await;
+    std::fs::write(dir.path().join("20991231T000000Z.manifest"), b"{not json").unwrap();
+    let r = verify(&dest, 2, 1 << 20).await.unwrap();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(r.problems[0].contains("20991231T000000Z.manifest"));
+    assert_eq!(r.manifests, vec![format!("{TS}.manifest")]);
+    assert_eq!(r.files_checked, 7);
+}
