@@ -135,6 +135,10 @@ pub struct Hooks {
     pub units: Arc<dyn UnitSink>,
     /// Counters.
     pub stats: Arc<TransferStats>,
+    /// Set it to stop the run (e.g. on Ctrl-C or a lost lease): transfers stop at their next
+    /// read or write, nothing appears under a final name, and the run fails with
+    /// [`ClientError::Cancelled`]. The run sets it itself when a unit fails for good.
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for Hooks {
@@ -143,6 +147,7 @@ impl Default for Hooks {
             progress: Arc::new(crate::progress::NoProgress),
             units: Arc::new(crate::progress::NoUnitSink),
             stats: Arc::new(TransferStats::default()),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -227,7 +232,7 @@ pub async fn backup(
         retry: opts.retry,
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         hooks: hooks.clone(),
-        cancel: Arc::new(AtomicBool::new(false)),
+        cancel: Arc::clone(&hooks.cancel),
     });
     let jobs = opts.jobs.max(1);
     let mut results: Vec<(usize, Result<UnitDone>)> =

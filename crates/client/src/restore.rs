@@ -111,6 +111,7 @@ pub async fn restore(
         .shards_total
         .store(work.len() as u64, Ordering::Relaxed);
     let total: u64 = work.iter().map(|(f, _)| f.size).sum();
+    let planned = work.len();
     hooks.progress.plan(work.len() as u64, Some(total));
     let ctx = Arc::new(UploadCtx {
         client: client.clone(),
@@ -120,7 +121,7 @@ pub async fn restore(
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         acknowledged: opts.acknowledged,
         hooks: hooks.clone(),
-        cancel: Arc::new(AtomicBool::new(false)),
+        cancel: Arc::clone(&hooks.cancel),
     });
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
@@ -149,6 +150,9 @@ pub async fn restore(
     }
     if let Some(e) = first_err {
         return Err(e);
+    }
+    if restored.len() != planned {
+        return Err(ClientError::Cancelled);
     }
     restored.sort_unstable();
     Ok(RestoreSummary {

@@ -523,3 +523,34 @@ async fn a_broken_manifest_does_not_hide_the_others() {
     assert_eq!(r.manifests, vec![format!("{TS}.manifest")]);
     assert_eq!(r.files_checked, 7);
 }
+
+/// Sets the run's cancel flag once the first shard is done.
+struct CancelAfterFirst(Arc<std::sync::atomic::AtomicBool>);
+
+impl snapshotd_client::UnitSink for CancelAfterFirst {
+    fn unit_done(&self, unit: &snapshotd_client::UnitDone) {
+        if unit.shard_id.is_some() {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_run_stops_it_without_a_manifest() {
+    let a1 = Arc::new(A1::load());
+    let fake = Fake::start(a1.responder(|_, _, _| None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = Storage::local(dir.path(), false).unwrap();
+    let mut hooks = Hooks::default();
+    hooks.units = Arc::new(CancelAfterFirst(Arc::clone(&hooks.cancel)));
+    let mut o = opts();
+    o.jobs = 1;
+    let err = backup(&client(&fake.addr), &dest, &o, &hooks)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Cancelled), "{err}");
+    assert_eq!(TransferStats::get(&hooks.stats.shards_done), 1);
+    assert!(!dir.path().join(format!("{TS}.manifest")).exists());
+    // Only the one finished shard was requested.
+    assert_eq!(fake.received().iter().filter(|r| r.kind == 0).count(), 1);
+}

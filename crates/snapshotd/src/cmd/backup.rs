@@ -154,11 +154,13 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         progress: progress.clone(),
         units: Arc::new(NoUnitSink),
         stats: Arc::new(TransferStats::default()),
+        cancel: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
+    stop_on_ctrl_c(&rt, &hooks);
     let began = Instant::now();
     let result = rt.block_on(async {
         let dest = Storage::local(&args.dest, true)?;
@@ -209,6 +211,20 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
             Err(anyhow::Error::new(e).context("backup failed; no manifest was written"))
         }
     }
+}
+
+/// First Ctrl-C: stop the run cleanly (no manifest, no partial files); second: exit now.
+pub fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime, hooks: &Hooks) {
+    let cancel = Arc::clone(&hooks.cancel);
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping transfers (Ctrl-C again to quit at once)");
+            cancel.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 /// `1.5 MiB`-style sizes.

@@ -12,7 +12,7 @@ use snapshotd_client::{
     Client, ClientConfig, Hooks, NoUnitSink, RestoreOptions, Storage, TransferStats,
 };
 
-use super::backup::{TermProgress, default_jobs, human_bytes, parse_rate};
+use super::backup::{TermProgress, default_jobs, human_bytes, parse_rate, stop_on_ctrl_c};
 
 /// Flags of `snapshotd restore`.
 #[derive(Debug, clap::Args)]
@@ -76,11 +76,13 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         progress: progress.clone(),
         units: Arc::new(NoUnitSink),
         stats: Arc::new(TransferStats::default()),
+        cancel: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
+    stop_on_ctrl_c(&rt, &hooks);
     let began = Instant::now();
     let result = rt.block_on(async {
         let src = Storage::local(&args.src, false)?;
