@@ -200,27 +200,31 @@ pub fn rename_names(opts: &RestoreOptions) -> Result<RenameNames> {
     })
 }
 
-/// Checks sizes and SHA-256 (when recorded) of the meta file and the selected archives.
-/// Returns whether every one of them had a checksum.
+/// Checks sizes and SHA-256 (when recorded) of the meta file and the selected archives; an
+/// archive without a checksum (influxd wrote the manifest) is instead gunzipped and checked to
+/// be one complete tar of the manifest's size (this catches influx 1.6's retry bug, which
+/// appends a second download to a partial one). Returns whether every file had a checksum.
 async fn check_files(
     src: &Storage,
     plan: &RestorePlan,
     selected: &[FileRecord],
     jobs: usize,
 ) -> Result<bool> {
-    let mut items: Vec<(String, Option<String>, Option<u64>)> = vec![(
-        plan.meta.file_name.clone(),
+    let all_hashed = plan.meta.sha256.is_some() && selected.iter().all(|f| f.sha256.is_some());
+    check_file(
+        src,
+        &plan.meta.file_name,
         plan.meta.sha256.clone(),
         plan.meta.bytes,
-    )];
-    items.extend(
-        selected
-            .iter()
-            .map(|f| (f.file_name.clone(), f.sha256.clone(), f.bytes)),
-    );
-    let all_hashed = items.iter().all(|(_, h, _)| h.is_some());
-    let results: Vec<Result<()>> = futures::stream::iter(items)
-        .map(|(name, sha, bytes)| async move { check_file(src, &name, sha, bytes).await })
+    )
+    .await?;
+    let results: Vec<Result<()>> = futures::stream::iter(selected)
+        .map(|f| async move {
+            match &f.sha256 {
+                Some(_) => check_file(src, &f.file_name, f.sha256.clone(), f.bytes).await,
+                None => crate::verify::verify_archive(src, f).await,
+            }
+        })
         .buffer_unordered(jobs)
         .collect()
         .await;

@@ -554,3 +554,38 @@ async fn cancelling_a_run_stops_it_without_a_manifest() {
     // Only the one finished shard was requested.
     assert_eq!(fake.received().iter().filter(|r| r.kind == 0).count(), 1);
 }
+
+#[tokio::test]
+async fn a_damaged_influx_archive_stops_restore_before_anything_is_sent() {
+    // influx 1.6's retry bug: a partial download followed by a complete one in one file.
+    let src = snapshotd_testutil::vector("influx/backups/A1_full");
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let a1 = A1::load();
+    let tar = &a1.shards[&2];
+    let mut doubled = tar[..tar.len() / 2].to_vec();
+    doubled.extend_from_slice(tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &doubled).unwrap();
+    std::fs::write(
+        dir.path().join("20261122T022308Z.s2.tar.gz"),
+        gz.finish().unwrap(),
+    )
+    .unwrap();
+    let b1 = capture_dir("B1_restore_portable_full");
+    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
+    let store = Storage::local(dir.path(), false).unwrap();
+    let err = restore(
+        &client(&fake.addr),
+        &store,
+        &RestoreOptions::default(),
+        &Hooks::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("s2.tar.gz"), "{err}");
+    assert!(fake.received().is_empty());
+}
