@@ -9,6 +9,7 @@ mod serve;
 mod verify;
 mod wal;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -16,7 +17,6 @@ use clap::Subcommand;
 /// The subcommands of `snapshotd`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    // Subcommands are added here, one module each.
     /// Back up an influxd or snapshotd server into a portable backup directory.
     Backup(backup::BackupArgs),
     /// Restore a portable backup (snapshotd's or influxd's) into a server.
@@ -53,5 +53,6 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
