@@ -30,20 +30,36 @@ pub struct Args {
 
 /// Entry point.
 pub fn run(args: Args) -> Result<()> {
-    let mut families = Vec::new();
+    // (label, package, bench target)
+    let mut benches: Vec<(&str, &str, &str)> = Vec::new();
     if matches!(args.which, Which::Wal | Which::All) {
-        families.push(("wal", "snapshotd-wal"));
+        benches.push(("wal vs etcd's Go wal", "snapshotd-wal", "wal"));
+    }
+    if matches!(args.which, Which::Backup | Which::All) {
+        benches.push((
+            "server streaming vs disk read",
+            "snapshotd-server",
+            "backup_stream",
+        ));
     }
     if matches!(args.which, Which::Backup | Which::Restore | Which::All) {
-        families.push(("backup/restore", "snapshotd"));
+        benches.push(("backup/restore vs influxd -portable", "snapshotd", "backup"));
     }
-    for (name, pkg) in families {
+    if matches!(args.which, Which::All) {
+        benches.push((
+            "checkpoint flush and encryption",
+            "snapshotd-checkpoint",
+            "checkpoint",
+        ));
+    }
+    for (label, pkg, bench) in benches {
         let mut cmd = cargo();
-        cmd.args(["bench", "-p", pkg]);
+        cmd.args(["bench", "-p", pkg, "--bench", bench]);
         if args.quick {
             cmd.env("SNAPSHOTD_BENCH_QUICK", "1");
         }
-        step(&format!("bench {name}"), &mut cmd)?;
+        step(&format!("bench {label}"), &mut cmd)?;
     }
+    eprintln!("xtask: bench: figures above; tables in docs/benchmarks.md");
     Ok(())
 }
