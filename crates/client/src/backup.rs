@@ -1,5 +1,6 @@
 //! `backup`: the portable layout written by parallel, streamed, verified shard downloads.
 
+use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +51,18 @@ pub struct BackupOptions {
     pub retry: RetryPolicy,
     /// Start time naming the files (`TS`); now when `None`.
     pub started: Option<DateTime<Utc>>,
+    /// Continue an interrupted run instead of starting a new one.
+    pub resume: Option<ResumeFrom>,
+}
+
+/// What an interrupted run left behind: its `TS` and the shards it finished.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeFrom {
+    /// The interrupted run's start time; reused so that every file name matches.
+    pub started: DateTime<Utc>,
+    /// Shards recorded as complete, by shard id. Each is skipped when its stored file still
+    /// has the recorded name and size; otherwise it is downloaded again into a fresh file.
+    pub skip_shards: BTreeMap<u64, UnitDone>,
 }
 
 impl Default for BackupOptions {
@@ -64,6 +77,7 @@ impl Default for BackupOptions {
             gzip_level: 1,
             retry: RetryPolicy::default(),
             started: None,
+            resume: None,
         }
     }
 }
@@ -191,7 +205,17 @@ pub async fn backup(
     //    free second, so names stay unique and ordered by start.
     let meta_file = Bytes::from(proto::encode_portable_meta(&blob));
     let mut claimed = None;
+    if let Some(r) = &opts.resume {
+        // Resuming: the name is ours already; the meta is refreshed in place.
+        started = r.started;
+        let name = layout::meta_name(&layout::timestamp(started));
+        dest.put(&name, meta_file.clone()).await?;
+        claimed = Some(name);
+    }
     for _ in 0..MAX_TS_BUMPS {
+        if claimed.is_some() {
+            break;
+        }
         let name = layout::meta_name(&layout::timestamp(started));
         match dest.put_new(&name, meta_file.clone()).await {
             Ok(()) => {
@@ -222,7 +246,27 @@ pub async fn backup(
     TransferStats::add(&hooks.stats.bytes_written, meta_unit.bytes);
     hooks.units.unit_done(&meta_unit);
 
-    // 4. Shards in parallel, each streamed through gzip + sha256 into its final name.
+    // 4. Shards a previous run finished (same name, same stored size) are kept as they are.
+    let mut kept: BTreeMap<u64, UnitDone> = BTreeMap::new();
+    if let Some(r) = &opts.resume {
+        for shard in &shards {
+            let Some(done) = r.skip_shards.get(&shard.id) else {
+                continue;
+            };
+            if done.key != layout::shard_name(&ts, shard.id) {
+                continue;
+            }
+            if dest.size(&done.key).await? == Some(done.bytes) {
+                TransferStats::add(&hooks.stats.shards_skipped, 1);
+                hooks.progress.unit_done(&done.key, done.manifest_size);
+                kept.insert(shard.id, done.clone());
+            } else {
+                tracing::warn!(file = %done.key, "recorded shard file is missing or has another size; downloading it again");
+            }
+        }
+    }
+
+    // 5. The other shards in parallel, each streamed through gzip + sha256 into its final name.
     let ctx = Arc::new(ShardCtx {
         client: client.clone(),
         dest: dest.clone(),
@@ -239,7 +283,11 @@ pub async fn backup(
         futures::stream::iter(shards.iter().cloned().enumerate())
             .map(|(i, shard)| {
                 let ctx = Arc::clone(&ctx);
+                let keep = kept.get(&shard.id).cloned();
                 async move {
+                    if let Some(unit) = keep {
+                        return (i, Ok(unit));
+                    }
                     let r = fetch_with_retry(&ctx, &shard).await;
                     if r.is_err() {
                         ctx.cancel.store(true, Ordering::Relaxed);
@@ -272,7 +320,11 @@ pub async fn backup(
         return Err(ClientError::Cancelled);
     }
 
-    // 5. The manifest, atomically, last.
+    // 6. The manifest, atomically, last — unless the run was stopped meanwhile (e.g. its
+    //    lease was lost): then nothing may claim the backup is complete.
+    if hooks.cancel.load(Ordering::Relaxed) {
+        return Err(ClientError::Cancelled);
+    }
     let draft = ManifestDraft {
         meta: MetaRecord {
             file_name: meta_name,

@@ -18,12 +18,13 @@ pub mod limiter;
 pub mod progress;
 mod proto;
 pub mod restore;
+pub mod resume;
 pub mod storage;
 pub mod tarcheck;
 pub mod timeout_io;
 pub mod verify;
 
-pub use backup::{BackupOptions, BackupSummary, Hooks, RetryPolicy, TransferStats};
+pub use backup::{BackupOptions, BackupSummary, Hooks, ResumeFrom, RetryPolicy, TransferStats};
 pub use conn::{Client, ClientConfig, IdMap, RenameNames, ShardPath, Window};
 pub use error::{ClientError, Result};
 pub use limiter::RateLimiter;

@@ -100,6 +100,15 @@ impl Storage {
             .map_err(|e| ClientError::storage(self.path_of(name), e))
     }
 
+    /// Writes a small object atomically, replacing any existing one.
+    pub async fn put(&self, name: &str, data: Bytes) -> Result<()> {
+        self.store
+            .put(&Path::from(name), PutPayload::from(data))
+            .await
+            .map(|_| ())
+            .map_err(|e| ClientError::storage(self.path_of(name), e))
+    }
+
     /// Size of `name`, or `None` if it does not exist.
     pub async fn size(&self, name: &str) -> Result<Option<u64>> {
         match self.store.head(&Path::from(name)).await {

@@ -74,9 +74,12 @@ async fn backup_json_summary_then_verify_then_restore() {
     assert_eq!(v["shards_skipped"], 0);
     let tars: u64 = a1.shards.values().map(|t| t.len() as u64).sum();
     assert_eq!(v["bytes_transferred"], tars + 528);
+    // Backup files only: `checkpoints/` is the resume bookkeeping, not counted.
     let on_disk: u64 = std::fs::read_dir(&dest)
         .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
         .sum();
     assert_eq!(v["bytes_written"], on_disk);
 

@@ -1,7 +1,6 @@
 //! `snapshotd backup`: a portable backup (influx `-portable` layout) from influxd or snapshotd.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use snapshotd_checkpoint::{Checkpoint, CheckpointOptions, Destination, LockOptions, S3Options};
 use snapshotd_client::backup::backup;
+use snapshotd_client::resume::{CheckpointSink, Prior, backup_config, prior_run, record_complete};
 use snapshotd_client::{
-    BackupOptions, Client, ClientConfig, Hooks, NoUnitSink, Progress, RetryPolicy, Storage,
-    TransferStats, Window,
+    BackupOptions, BackupSummary, Client, ClientConfig, Hooks, NoUnitSink, Progress, RetryPolicy,
+    Storage, TransferStats, Window,
 };
 use snapshotd_wire::GoTime;
 
@@ -58,9 +59,13 @@ pub struct BackupArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Destination directory (created if missing).
+    /// Lock lease: a holder that stops refreshing for this long may be taken over.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub lock_ttl: humantime::Duration,
+    /// Destination: a directory (created if missing), `file://…` or `s3://bucket/prefix`.
+    /// Re-running the same command on the same DEST resumes an interrupted backup.
     #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    pub dest: String,
 }
 
 /// Parses a byte rate like `50M`, `512Ki` or `1000000`.
@@ -134,7 +139,7 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = ClientConfig::new(args.host.clone());
     cfg.io_timeout = args.timeout.into();
     let client = Client::new(cfg);
-    let opts = BackupOptions {
+    let mut opts = BackupOptions {
         db: args.db.clone(),
         rp: args.rp.clone(),
         shard: args.shard,
@@ -147,10 +152,11 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
             ..RetryPolicy::default()
         },
         started: None,
+        resume: None,
     };
     snapshotd_client::backup::validate(&opts)?;
     let progress = TermProgress::new("backup");
-    let hooks = Hooks {
+    let mut hooks = Hooks {
         progress: progress.clone(),
         units: Arc::new(NoUnitSink),
         stats: Arc::new(TransferStats::default()),
@@ -162,13 +168,10 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         .context("start the async runtime")?;
     stop_on_ctrl_c(&rt, &hooks);
     let began = Instant::now();
-    let result = rt.block_on(async {
-        let dest = Storage::local(&args.dest, true)?;
-        backup(&client, &dest, &opts, &hooks).await
-    });
+    let result = rt.block_on(checkpointed(&args, &client, &mut opts, &mut hooks));
     progress.finish();
     let elapsed = began.elapsed();
-    let dest = args.dest.display().to_string();
+    let dest = args.dest.clone();
     let summary = |status: &str, error: Option<String>| {
         let s = &hooks.stats;
         let mut v = serde_json::json!({
@@ -187,7 +190,23 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         v
     };
     match result {
-        Ok(s) => {
+        Ok(Outcome::AlreadyComplete(manifest)) => {
+            if args.json {
+                let mut v = summary("ok", None);
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("already_complete".into(), true.into());
+                    obj.insert("manifest".into(), manifest.into());
+                }
+                println!("{v}");
+            } else {
+                eprintln!(
+                    "backup already complete: {dest}/{manifest} (nothing to do; \
+                     use a new DEST for a new backup)"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Outcome::Done(s)) => {
             if args.json {
                 println!("{}", summary("ok", None));
             } else {
@@ -206,9 +225,115 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if args.json {
-                println!("{}", summary("error", Some(e.to_string())));
+                println!("{}", summary("error", Some(format!("{e:#}"))));
             }
-            Err(anyhow::Error::new(e).context("backup failed; no manifest was written"))
+            Err(e.context("backup failed; no manifest was written"))
+        }
+    }
+}
+
+/// How a run ended well.
+enum Outcome {
+    /// This run wrote the manifest.
+    Done(BackupSummary),
+    /// An earlier run on this DEST already completed; its manifest.
+    AlreadyComplete(String),
+}
+
+/// The backup under the destination's checkpoint: lock, resume, record, fence.
+async fn checkpointed(
+    args: &BackupArgs,
+    client: &Client,
+    opts: &mut BackupOptions,
+    hooks: &mut Hooks,
+) -> anyhow::Result<Outcome> {
+    let dest = Destination::open(&args.dest, &S3Options::from_env())?;
+    let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
+    let cp = Checkpoint::open(
+        &dest,
+        CheckpointOptions {
+            config: backup_config(opts),
+            key: None,
+            lock: LockOptions {
+                ttl: args.lock_ttl.into(),
+                hint: "snapshotd backup".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await?;
+    for r in &cp.resume().rejected {
+        tracing::warn!("ignored checkpoint object: {r:?}");
+    }
+    match prior_run(&cp) {
+        Prior::Complete(manifest) => {
+            cp.finish().await?;
+            return Ok(Outcome::AlreadyComplete(manifest));
+        }
+        Prior::Interrupted(r) => {
+            let ts = snapshotd_client::layout::timestamp(r.started);
+            let manifest = snapshotd_client::layout::manifest_name(&ts);
+            if storage.size(&manifest).await?.is_some() {
+                // It completed but was stopped before recording so.
+                record_complete(&cp, &manifest)?;
+                cp.finish().await?;
+                return Ok(Outcome::AlreadyComplete(manifest));
+            }
+            tracing::info!(
+                "resuming backup {ts}: {} shard(s) recorded as done",
+                r.skip_shards.len()
+            );
+            opts.resume = Some(r);
+        }
+        Prior::Fresh => {}
+    }
+
+    // Record every finished file; stop as soon as the lease is lost.
+    let cp = Arc::new(cp);
+    hooks.units = Arc::new(CheckpointSink::new(
+        Arc::clone(&cp),
+        Arc::clone(&hooks.cancel),
+    ));
+    let watch = {
+        let weak = Arc::downgrade(&cp);
+        let cancel = Arc::clone(&hooks.cancel);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let Some(cp) = weak.upgrade() else { return };
+                if let Err(e) = cp.health() {
+                    tracing::error!("stopping: {e}");
+                    cancel.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+    let result = backup(client, &storage, opts, hooks).await;
+    hooks.units = Arc::new(NoUnitSink);
+    watch.abort();
+    let _ = watch.await;
+    let cp = Arc::try_unwrap(cp)
+        .map_err(|_| anyhow::anyhow!("internal error: checkpoint still in use after the run"))?;
+    let health = cp.health();
+    match result {
+        Ok(s) => {
+            health?;
+            record_complete(&cp, &s.manifest)?;
+            cp.finish().await?;
+            Ok(Outcome::Done(s))
+        }
+        Err(e) => {
+            let finished = cp.finish().await;
+            // A lost lease explains a cancelled run better than "cancelled".
+            if let Err(lost) = health {
+                return Err(anyhow::Error::new(lost).context(e.to_string()));
+            }
+            if let Err(f) = finished {
+                tracing::warn!("checkpoint: {f}");
+            }
+            Err(e.into())
         }
     }
 }

@@ -1,0 +1,187 @@
+//! Resumable backups on top of `snapshotd-checkpoint`: what a backup records, how an
+//! interrupted run is reconstructed from the records, and the settings a resume must match.
+//!
+//! Record keys are the stored file names (`TS.meta`, `TS.s<ID>.tar.gz`); each record holds
+//! the stored size and sha256, and a payload with the shard id and the manifest size. A
+//! finished backup adds [`COMPLETE_KEY`] naming its manifest.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use snapshotd_checkpoint::{Checkpoint, JobConfig, UnitRecord};
+
+use crate::backup::{BackupOptions, ResumeFrom};
+use crate::conn::Window;
+use crate::progress::{UnitDone, UnitSink};
+
+/// Record key written when a backup completed; its payload names the manifest.
+pub const COMPLETE_KEY: &str = "backup/complete";
+
+/// The payload stored with every file record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FilePayload {
+    /// Source shard (`None` for the meta file).
+    shard_id: Option<u64>,
+    /// Manifest size (tar length or meta blob length).
+    manifest_size: u64,
+}
+
+/// The payload of the [`COMPLETE_KEY`] record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CompletePayload {
+    /// Name of the manifest written.
+    manifest: String,
+}
+
+/// The settings a resumed backup must share with the interrupted one (the checkpoint adds
+/// the encryption key id). The server address is not among them: a backup may resume from
+/// another address of the same server.
+pub fn backup_config(opts: &BackupOptions) -> JobConfig {
+    let (mode, a, b) = match opts.window {
+        Window::Full => ("full", String::new(), String::new()),
+        Window::Since(t) => ("since", t.to_string(), String::new()),
+        Window::Export { start, end } => ("export", start.to_string(), end.to_string()),
+    };
+    JobConfig::new()
+        .with("kind", "backup")
+        .with("db", opts.db.clone().unwrap_or_default())
+        .with("rp", opts.rp.clone().unwrap_or_default())
+        .with(
+            "shard",
+            opts.shard.map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .with("window", mode)
+        .with("window.start", a)
+        .with("window.end", b)
+        .with("compression_level", opts.gzip_level.min(9).to_string())
+}
+
+/// Parses a `TS` (`YYYYMMDDTHHMMSSZ`) back into the start time it names.
+pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(ts, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+/// What the checkpoint says about earlier runs.
+#[derive(Debug, Clone)]
+pub enum Prior {
+    /// Nothing usable was recorded: start a new run.
+    Fresh,
+    /// A run was interrupted: continue it.
+    Interrupted(ResumeFrom),
+    /// A run completed and wrote this manifest.
+    Complete(String),
+}
+
+/// Reconstructs the earlier run from the checkpoint's trusted records.
+pub fn prior_run(cp: &Checkpoint) -> Prior {
+    let records = &cp.resume().records;
+    if let Some(done) = records.get(COMPLETE_KEY)
+        && let Ok(p) = serde_json::from_value::<CompletePayload>(done.payload.clone())
+    {
+        return Prior::Complete(p.manifest);
+    }
+    // The run's TS comes from its meta record; without one nothing of it is usable.
+    let Some(started) = records
+        .keys()
+        .filter_map(|k| k.strip_suffix(".meta"))
+        .filter_map(parse_timestamp)
+        .max()
+    else {
+        return Prior::Fresh;
+    };
+    let ts = crate::layout::timestamp(started);
+    let mut skip_shards = BTreeMap::new();
+    for rec in records.values() {
+        let Ok(p) = serde_json::from_value::<FilePayload>(rec.payload.clone()) else {
+            continue;
+        };
+        let Some(id) = p.shard_id else { continue };
+        if rec.key != crate::layout::shard_name(&ts, id) {
+            continue;
+        }
+        skip_shards.insert(
+            id,
+            UnitDone {
+                key: rec.key.clone(),
+                shard_id: Some(id),
+                sha256: rec.sha256.clone(),
+                bytes: rec.size,
+                manifest_size: p.manifest_size,
+            },
+        );
+    }
+    Prior::Interrupted(ResumeFrom {
+        started,
+        skip_shards,
+    })
+}
+
+/// Records the completed backup (call after the manifest exists).
+pub fn record_complete(cp: &Checkpoint, manifest: &str) -> snapshotd_checkpoint::Result<()> {
+    let payload = serde_json::json!({ "manifest": manifest });
+    cp.record_now(UnitRecord::new(COMPLETE_KEY, 0, "").with_payload(payload))
+}
+
+/// A [`UnitSink`] that records every finished file in a checkpoint. A refused record (lost
+/// lease, stopped runner) stops the run through `cancel`.
+pub struct CheckpointSink {
+    cp: Arc<Checkpoint>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl CheckpointSink {
+    /// Records into `cp`; sets `cancel` when recording fails.
+    pub fn new(cp: Arc<Checkpoint>, cancel: Arc<AtomicBool>) -> Self {
+        CheckpointSink { cp, cancel }
+    }
+}
+
+impl UnitSink for CheckpointSink {
+    fn unit_done(&self, unit: &UnitDone) {
+        let payload = FilePayload {
+            shard_id: unit.shard_id,
+            manifest_size: unit.manifest_size,
+        };
+        let payload = serde_json::to_value(payload).unwrap_or(serde_json::Value::Null);
+        let rec = UnitRecord::new(&unit.key, unit.bytes, &unit.sha256).with_payload(payload);
+        if let Err(e) = self.cp.record_now(rec) {
+            tracing::error!(error = %e, file = %unit.key, "checkpoint refused a record; stopping");
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = parse_timestamp("20260102T030405Z");
+        assert_eq!(
+            t.map(crate::layout::timestamp).as_deref(),
+            Some("20260102T030405Z")
+        );
+        assert!(parse_timestamp("2026-01-02").is_none());
+    }
+
+    #[test]
+    fn config_names_each_setting() {
+        let a = backup_config(&BackupOptions {
+            db: Some("a".into()),
+            ..Default::default()
+        });
+        let b = backup_config(&BackupOptions {
+            db: Some("b".into()),
+            ..Default::default()
+        });
+        let diff = a.differences(&b);
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert!(diff[0].starts_with("db"), "{diff:?}");
+    }
+}
