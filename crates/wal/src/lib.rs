@@ -68,7 +68,7 @@ pub use error::{Error, Result};
 pub use frame::DEFAULT_MAX_RECORD_BYTES;
 pub use fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
 pub use fuzzing::{fuzz_decode, read_all_in_memory};
-pub use group::SharedWal;
+pub use group::{GroupCommitStats, SharedWal};
 pub use maintenance::{
     LogSummary, RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify,
     verify_log,

@@ -359,9 +359,11 @@ impl Wal {
         Ok(Appended::Durable)
     }
 
-    /// Writes buffered records to the tail file and returns a second handle to it (same
-    /// open file description, so the OFD lock is unaffected) for an fsync outside any lock.
-    pub(crate) fn flush_for_sync(&mut self) -> Result<(File, PathBuf)> {
+    /// Writes buffered records to the tail file (the write half of [`Wal::sync`]), with the
+    /// failure latch. [`crate::SharedWal`] calls it after each save that must sync, so the
+    /// file receives bytes exactly when a lone writer's `save` would hand them over, and the
+    /// cut decisions (which look at the flushed offset) match a serial run of the same saves.
+    pub(crate) fn flush(&mut self) -> Result<()> {
         self.check()?;
         let Some(tail) = self.held.last() else {
             return Err(Error::FileNotFound);
@@ -370,10 +372,18 @@ impl Wal {
             .enc
             .pw
             .flush(&tail.file)
-            .map_err(io_err("write", &tail.path))
-            .and_then(|()| tail.file.try_clone().map_err(io_err("dup", &tail.path)))
-            .map(|f| (f, tail.path.clone()));
+            .map_err(io_err("write", &tail.path));
         self.poison_on_err(r)
+    }
+
+    /// A second handle to the tail file (same open file description, so the OFD lock is
+    /// unaffected) for an fsync outside any lock. Writes nothing: records that must be
+    /// durable were already handed to the file by [`Wal::flush`].
+    pub(crate) fn tail_for_sync(&self) -> Result<(File, PathBuf)> {
+        self.check()?;
+        let tail = self.tail()?;
+        let file = tail.file.try_clone().map_err(io_err("dup", &tail.path))?;
+        Ok((file, tail.path.clone()))
     }
 
     /// Whether fdatasync is skipped.
