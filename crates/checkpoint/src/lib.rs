@@ -69,7 +69,9 @@ pub use files::{
     plain_name,
 };
 pub use load::{RejectReason, Rejected, Resume, inspect};
-pub use lock::{LockGuard, LockInfo, LockOptions, Unlocked, read_lock, unlock};
+pub use lock::{
+    LockGuard, LockInfo, LockOptions, Unlocked, host_name, read_lock, unlock, unlock_owner,
+};
 pub use record::{MAX_KEY_LEN, MAX_PAYLOAD_LEN, UnitRecord};
 pub use runner::{Checkpoint, CheckpointOptions, FlushStats, KEY_ID_SETTING};
 pub use sealed::PLAIN_MAGIC;

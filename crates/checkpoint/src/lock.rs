@@ -92,7 +92,8 @@ impl Default for LockOptions {
     }
 }
 
-fn host_name() -> String {
+/// This machine's host name as the lock records it.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
@@ -156,6 +157,17 @@ fn tombstone(info: &LockInfo, now: DateTime<Utc>) -> LockInfo {
 /// The lock object becomes a released tombstone keeping the epoch, so the next holder's
 /// epoch is higher than anything the removed holder may still write.
 pub async fn unlock(dest: &Destination) -> Result<Unlocked> {
+    unlock_if(dest, None).await
+}
+
+/// Like [`unlock`], but only while the lock still belongs to `owner` (compare-and-swap): for
+/// removing the lock of a holder known to be dead without touching a newer holder's lock.
+/// Returns [`Unlocked::NotLocked`] when someone else holds it now.
+pub async fn unlock_owner(dest: &Destination, owner: &str) -> Result<Unlocked> {
+    unlock_if(dest, Some(owner)).await
+}
+
+async fn unlock_if(dest: &Destination, owner: Option<&str>) -> Result<Unlocked> {
     let cas = Cas::new(dest, layout::LOCK);
     for _attempt in 0..8 {
         let Some((data, version)) = cas.read().await? else {
@@ -163,6 +175,7 @@ pub async fn unlock(dest: &Destination) -> Result<Unlocked> {
         };
         let info = match decode(&data, "") {
             Ok(info) => info,
+            Err(_) if owner.is_some() => return Ok(Unlocked::NotLocked),
             Err(_) => {
                 let _ = cas.delete(None).await?;
                 return Ok(Unlocked::RemovedUnreadable(
@@ -170,7 +183,7 @@ pub async fn unlock(dest: &Destination) -> Result<Unlocked> {
                 ));
             }
         };
-        if info.released {
+        if info.released || owner.is_some_and(|o| o != info.owner) {
             return Ok(Unlocked::NotLocked);
         }
         let tomb = tombstone(&info, chrono::Utc::now());

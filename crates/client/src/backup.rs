@@ -256,12 +256,14 @@ pub async fn backup(
             if done.key != layout::shard_name(&ts, shard.id) {
                 continue;
             }
-            if dest.size(&done.key).await? == Some(done.bytes) {
+            if dest.size(&done.key).await? == Some(done.bytes)
+                && stored_sha256(dest, &done.key).await? == done.sha256
+            {
                 TransferStats::add(&hooks.stats.shards_skipped, 1);
                 hooks.progress.unit_done(&done.key, done.manifest_size);
                 kept.insert(shard.id, done.clone());
             } else {
-                tracing::warn!(file = %done.key, "recorded shard file is missing or has another size; downloading it again");
+                tracing::warn!(file = %done.key, "recorded shard file is missing or does not match its recorded size and sha256; downloading it again");
             }
         }
     }
@@ -367,6 +369,26 @@ pub async fn backup(
         manifest: manifest_name,
         files,
     })
+}
+
+/// Hex SHA-256 of a stored file, streamed.
+async fn stored_sha256(dest: &Storage, name: &str) -> Result<String> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut r = dest.reader(name).await?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; IO_BUFFER];
+    loop {
+        let n = r
+            .read(&mut buf)
+            .await
+            .map_err(|e| ClientError::io(format!("{}: read", dest.path_of(name)), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Refuses contradictory selections before anything is contacted or created.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use snapshotd_checkpoint::{Checkpoint, JobConfig, UnitRecord};
+use snapshotd_checkpoint::{Checkpoint, JobConfig, LockInfo, UnitRecord};
 
 use crate::backup::{BackupOptions, ResumeFrom};
 use crate::conn::Window;
@@ -119,6 +119,17 @@ pub fn prior_run(cp: &Checkpoint) -> Prior {
         started,
         skip_shards,
     })
+}
+
+/// Whether the lock `holder` is a process of this host that no longer exists (killed or
+/// crashed): its lock can be removed at once instead of waiting for the lease to run out.
+/// A live, stopped or unknown process is never considered dead. (Processes in another PID
+/// namespace with the same host name would look dead; give containers distinct host names.)
+pub fn holder_is_dead_local(holder: &LockInfo) -> bool {
+    holder.host == snapshotd_checkpoint::host_name()
+        && holder.pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists()
 }
 
 /// Records the completed backup (call after the manifest exists).

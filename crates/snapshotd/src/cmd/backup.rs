@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use snapshotd_checkpoint::{Checkpoint, CheckpointOptions, Destination, LockOptions, S3Options};
+use snapshotd_checkpoint::{
+    Checkpoint, CheckpointOptions, Destination, Error as CpError, LockOptions, S3Options,
+    unlock_owner,
+};
 use snapshotd_client::backup::backup;
-use snapshotd_client::resume::{CheckpointSink, Prior, backup_config, prior_run, record_complete};
+use snapshotd_client::resume::{
+    CheckpointSink, Prior, backup_config, holder_is_dead_local, prior_run, record_complete,
+};
 use snapshotd_client::{
     BackupOptions, BackupSummary, Client, ClientConfig, Hooks, NoUnitSink, Progress, RetryPolicy,
     Storage, TransferStats, Window,
@@ -232,6 +237,21 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Opens the checkpoint; the lock of a killed process on this host is removed first.
+pub async fn open_checkpoint(
+    dest: &Destination,
+    opts: CheckpointOptions,
+) -> anyhow::Result<Checkpoint> {
+    match Checkpoint::open(dest, opts.clone()).await {
+        Err(CpError::Locked { holder, .. }) if holder_is_dead_local(&holder) => {
+            tracing::warn!("removing the lock of a process that no longer exists: {holder}");
+            unlock_owner(dest, &holder.owner).await?;
+            Ok(Checkpoint::open(dest, opts).await?)
+        }
+        r => Ok(r?),
+    }
+}
+
 /// How a run ended well.
 enum Outcome {
     /// This run wrote the manifest.
@@ -249,20 +269,20 @@ async fn checkpointed(
 ) -> anyhow::Result<Outcome> {
     let dest = Destination::open(&args.dest, &S3Options::from_env())?;
     let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
-    let cp = Checkpoint::open(
-        &dest,
-        CheckpointOptions {
-            config: backup_config(opts),
-            key: None,
-            lock: LockOptions {
-                ttl: args.lock_ttl.into(),
-                hint: "snapshotd backup".into(),
-                ..Default::default()
-            },
+    let cp_opts = CheckpointOptions {
+        config: backup_config(opts),
+        key: None,
+        lock: LockOptions {
+            ttl: args.lock_ttl.into(),
+            hint: "snapshotd backup".into(),
             ..Default::default()
         },
-    )
-    .await?;
+        // Every finished shard is flushed at once, so a crash redoes at most the shards
+        // in flight.
+        max_buffered: 1,
+        ..Default::default()
+    };
+    let cp = open_checkpoint(&dest, cp_opts).await?;
     for r in &cp.resume().rejected {
         tracing::warn!("ignored checkpoint object: {r:?}");
     }

@@ -1,0 +1,354 @@
+//! Resumable, locked backups as a user runs them, against `snapshotd serve` with a few MB:
+//! kill -9 at seeded random moments and re-run, two backups at once, an expired lock taken
+//! over from a paused (SIGSTOP) holder that is then fenced, tampered files.
+
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support {
+    pub mod backup_env;
+}
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::backup_env::{self as env, Lcg};
+
+/// Kill cycles in CI; `SNAPSHOTD_KILL_CYCLES` raises it for a longer soak.
+fn cycles() -> u64 {
+    std::env::var("SNAPSHOTD_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+/// The checkpoint's trusted shard records: (count, sum of their tar sizes).
+fn recorded(dest: &Path) -> (u64, u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let d = snapshotd_checkpoint::Destination::local(dest).unwrap();
+    let r = rt
+        .block_on(snapshotd_checkpoint::inspect(&d, None))
+        .unwrap();
+    let mut n = 0;
+    let mut bytes = 0;
+    for rec in r.records.values() {
+        if rec.payload.get("shard_id").is_some_and(|v| v.is_u64()) {
+            n += 1;
+            bytes += rec.payload["manifest_size"].as_u64().unwrap();
+        }
+    }
+    (n, bytes)
+}
+
+/// Decompressed `.tsm` entries of every shard archive, sorted (IDs may differ).
+fn tsm_files(dir: &Path) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for (_, (_, _, _, tar)) in env::content(dir).1 {
+        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy().ends_with(".tsm") {
+                let mut d = Vec::new();
+                e.read_to_end(&mut d).unwrap();
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn kill_nine_at_random_moments_then_rerun_resumes() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+
+    // The reference: one uninterrupted run.
+    let reference = work.path().join("ref");
+    let out = env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--json",
+        reference.to_str().unwrap(),
+    ]);
+    env::ok(&out);
+    let (meta_size, want) = env::content(&reference);
+    let total: u64 = want.values().map(|s| s.2).sum();
+    let largest = want.values().map(|s| s.2).max().unwrap();
+    assert!(want.len() >= 5, "want several shards, got {}", want.len());
+    // ~1.2 s per throttled run; kills at 50..1050 ms land mostly mid-transfer.
+    let rate = (total - total / 6).to_string();
+
+    let mut rng = Lcg(0x5eed_0008);
+    let mut last = None;
+    for cycle in 0..cycles() {
+        let dest = work.path().join(format!("bk{cycle}"));
+        let d = dest.to_str().unwrap().to_string();
+        let mut child = env::spawn(&[
+            "backup",
+            "--host",
+            &srv.addr,
+            "--rate-limit",
+            &rate,
+            "--jobs",
+            "2",
+            "--json",
+            &d,
+        ]);
+        std::thread::sleep(Duration::from_millis(50 + rng.next() % 1000));
+        child.kill().unwrap(); // SIGKILL
+        let killed = child.wait_with_output().unwrap();
+
+        let (done_before, done_bytes) = if dest.join("checkpoints").exists() {
+            recorded(&dest)
+        } else {
+            (0, 0)
+        };
+        let remaining = total - done_bytes;
+
+        let out = env::run(&["backup", "--host", &srv.addr, "--json", &d]);
+        env::ok(&out);
+        let v = env::json(&out);
+        let moved = v["bytes_transferred"].as_u64().unwrap();
+        eprintln!(
+            "cycle {cycle}: killed run exit {:?}; {done_before} shard(s) recorded, \
+             {remaining} of {total} tar bytes remained; re-run moved {moved}, skipped {}{}",
+            killed.status.code(),
+            v["shards_skipped"],
+            if v["already_complete"] == true {
+                " (already complete)"
+            } else {
+                ""
+            }
+        );
+        assert!(
+            moved <= remaining + meta_size + largest,
+            "cycle {cycle}: moved {moved} > remaining {remaining} + meta + one shard"
+        );
+        if v["already_complete"] != true {
+            assert_eq!(v["shards_skipped"].as_u64().unwrap(), done_before);
+        }
+        ok_verify(&dest);
+        assert_eq!(
+            env::content(&dest),
+            (meta_size, want.clone()),
+            "cycle {cycle}"
+        );
+        last = Some(dest);
+    }
+
+    // The last result restores into a fresh server with the same data.
+    let last = last.unwrap();
+    let fresh = env::serve(&work.path().join("data2"));
+    let out = env::run(&[
+        "restore",
+        "--host",
+        &fresh.addr,
+        "--ack",
+        "--json",
+        last.to_str().unwrap(),
+    ]);
+    env::ok(&out);
+    let again = work.path().join("again");
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &fresh.addr,
+        again.to_str().unwrap(),
+    ]));
+    assert_eq!(tsm_files(&again), tsm_files(&reference));
+}
+
+fn ok_verify(dest: &Path) {
+    let out = env::run(&["verify", dest.to_str().unwrap()]);
+    env::ok(&out);
+}
+
+#[test]
+fn a_finished_backup_reports_complete_and_other_settings_are_refused() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    env::ok(&env::run(&["backup", "--host", &srv.addr, d]));
+    let out = env::run(&["backup", "--host", &srv.addr, "--json", d]);
+    env::ok(&out);
+    let v = env::json(&out);
+    assert_eq!(v["already_complete"], true);
+    assert_eq!(v["bytes_transferred"], 0);
+
+    let out = env::run(&["backup", "--host", &srv.addr, "--db", "db", d]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("different settings") && err.contains("db:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_backups_at_once_exactly_one_runs() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    let args = ["backup", "--host", &srv.addr, "--rate-limit", "4M", d];
+    let a = env::spawn(&args);
+    let b = env::spawn(&args);
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    let (winner, loser) = match (a.status.success(), b.status.success()) {
+        (true, false) => (a, b),
+        (false, true) => (b, a),
+        _ => panic!(
+            "exactly one must succeed: {:?} {} / {:?} {}",
+            a.status,
+            String::from_utf8_lossy(&a.stderr),
+            b.status,
+            String::from_utf8_lossy(&b.stderr)
+        ),
+    };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains("is locked by") && err.contains("pid"), "{err}");
+    assert!(winner.status.success());
+    ok_verify(&dest);
+}
+
+#[test]
+fn paused_holder_is_taken_over_after_expiry_and_fenced() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let (_, want) = {
+        let r = work.path().join("ref");
+        env::ok(&env::run(&[
+            "backup",
+            "--host",
+            &srv.addr,
+            r.to_str().unwrap(),
+        ]));
+        env::content(&r)
+    };
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    let old = env::spawn(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--rate-limit",
+        "1M",
+        "--lock-ttl",
+        "1s",
+        d,
+    ]);
+    env::wait_for(&dest.join("checkpoints/LOCK"), Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    env::signal(old.id(), "-STOP");
+
+    // While the paused holder's lease is live, a second run is refused.
+    let out = env::run(&["backup", "--host", &srv.addr, "--lock-ttl", "1s", d]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked by"));
+
+    // After expiry (TTL 1 s + the 5 s clock-skew margin) it is taken over and completes.
+    std::thread::sleep(Duration::from_millis(6_500));
+    let out = env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--lock-ttl",
+        "1s",
+        "--json",
+        d,
+    ]);
+    env::ok(&out);
+    let manifest_before = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
+
+    // The old holder wakes up, is fenced and exits with an error.
+    env::signal(old.id(), "-CONT");
+    let old = old.wait_with_output().unwrap();
+    assert!(!old.status.success(), "the deposed holder must fail");
+    let err = String::from_utf8_lossy(&old.stderr);
+    assert!(err.contains("lost"), "{err}");
+
+    // Its late writes changed nothing that counts: same manifest, still verifies, complete.
+    let manifest_after = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
+    assert_eq!(manifest_before, manifest_after);
+    ok_verify(&dest);
+    assert_eq!(env::content(&dest).1, want);
+    let v = env::json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
+    assert_eq!(v["already_complete"], true);
+}
+
+#[test]
+fn tampered_checkpoint_and_archive_are_not_trusted() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let reference = work.path().join("ref");
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        reference.to_str().unwrap(),
+    ]));
+    let (_, want) = env::content(&reference);
+
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    let mut child = env::spawn(&["backup", "--host", &srv.addr, "--rate-limit", "2M", d]);
+    // Wait for at least three recorded shards, then kill.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if dest.join("checkpoints").exists() && recorded(&dest).0 >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (n, _) = recorded(&dest);
+
+    // Flip a bit in one record file and in one recorded archive (same size).
+    let data_dir = dest.join("checkpoints/data");
+    let mut cpts: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cpts.sort();
+    let victim = cpts.last().unwrap();
+    flip(victim);
+    let archives: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    flip(&archives[0]);
+    let (n_after, _) = recorded(&dest);
+    assert!(
+        n_after < n,
+        "a damaged record file must not count ({n_after} of {n})"
+    );
+
+    let out = env::run(&["backup", "--host", &srv.addr, "--json", d]);
+    env::ok(&out);
+    let v = env::json(&out);
+    assert!(v["shards_skipped"].as_u64().unwrap() < n, "{v}");
+    ok_verify(&dest);
+    assert_eq!(env::content(&dest).1, want);
+}
+
+fn flip(p: &Path) {
+    let mut b = std::fs::read(p).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x10;
+    std::fs::write(p, b).unwrap();
+}
