@@ -30,6 +30,6 @@ pub use error::{ClientError, Result};
 pub use limiter::RateLimiter;
 pub use progress::{NoProgress, NoUnitSink, Progress, UnitDone, UnitSink};
 pub use proto::TOOL_VERSION;
-pub use restore::{RestoreOptions, RestoreSummary};
+pub use restore::{RestoreOptions, RestoreResume, RestoreSummary};
 pub use storage::Storage;
 pub use verify::VerifyReport;

@@ -44,6 +44,10 @@ pub struct UnitDone {
 pub trait UnitSink: Send + Sync {
     /// Records a finished unit.
     fn unit_done(&self, unit: &UnitDone);
+    /// Restore: the server imported the metastore of `manifest` and returned this map.
+    fn meta_imported(&self, _manifest: &str, _id_map: &[(u64, u64)]) {}
+    /// Restore: the shard with backup ID `source` was uploaded as `target`.
+    fn shard_restored(&self, _source: u64, _target: u64) {}
 }
 
 /// A [`UnitSink`] that records nothing.

@@ -1,6 +1,6 @@
 //! `restore`: checksums first, then the metastore import, then parallel shard uploads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +41,19 @@ pub struct RestoreOptions {
     /// failed restore of a shard is then reported instead of passing silently. influxd does
     /// not support it.
     pub acknowledged: bool,
+    /// Continue an interrupted restore of the same manifest into the same server.
+    pub resume: Option<RestoreResume>,
+}
+
+/// What an interrupted restore finished.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreResume {
+    /// The manifest whose metastore the server imported.
+    pub manifest: String,
+    /// The old → new shard-ID map the server returned then.
+    pub id_map: IdMap,
+    /// Backup shard IDs already uploaded.
+    pub done: BTreeSet<u64>,
 }
 
 /// What a restore did.
@@ -86,16 +99,34 @@ pub async fn restore(
     let checksums_verified = check_files(src, &plan, &selected, opts.jobs.max(1)).await?;
     let blob = read_meta_blob(src, &plan, client.config().limits.max_meta_blob).await?;
 
-    // 2. The metastore import.
-    hooks.progress.message("importing metadata (type 6)");
-    let id_map = client.metastore_update(&blob, &names).await?;
+    // 2. The metastore import, unless an interrupted run of this manifest did it already.
+    let prior = opts.resume.as_ref().filter(|r| r.manifest == plan.manifest);
+    let id_map = match prior {
+        Some(r) => {
+            hooks
+                .progress
+                .message("metadata already imported by an earlier run; resuming");
+            r.id_map.clone()
+        }
+        None => {
+            hooks.progress.message("importing metadata (type 6)");
+            let id_map = client.metastore_update(&blob, &names).await?;
+            hooks.units.meta_imported(&plan.manifest, &id_map);
+            id_map
+        }
+    };
     let map: HashMap<u64, u64> = id_map.iter().copied().collect();
 
     // 3. The mapped shards, in parallel.
     let mut unmapped = Vec::new();
     let mut work = Vec::new();
+    let mut kept = Vec::new();
     for f in selected {
         match map.get(&f.shard_id) {
+            Some(&new_id) if prior.is_some_and(|r| r.done.contains(&f.shard_id)) => {
+                TransferStats::add(&hooks.stats.shards_skipped, 1);
+                kept.push((f.shard_id, new_id));
+            }
             Some(&new_id) => work.push((f, new_id)),
             None => {
                 hooks.progress.message(&format!(
@@ -109,7 +140,7 @@ pub async fn restore(
     hooks
         .stats
         .shards_total
-        .store(work.len() as u64, Ordering::Relaxed);
+        .store((work.len() + kept.len()) as u64, Ordering::Relaxed);
     let total: u64 = work.iter().map(|(f, _)| f.size).sum();
     let planned = work.len();
     hooks.progress.plan(work.len() as u64, Some(total));
@@ -137,7 +168,8 @@ pub async fn restore(
         .buffer_unordered(opts.jobs.max(1))
         .collect()
         .await;
-    let mut restored = Vec::new();
+    let kept_n = kept.len();
+    let mut restored = kept;
     let mut first_err = None;
     for r in results {
         match r {
@@ -151,7 +183,7 @@ pub async fn restore(
     if let Some(e) = first_err {
         return Err(e);
     }
-    if restored.len() != planned {
+    if restored.len() != planned + kept_n {
         return Err(ClientError::Cancelled);
     }
     restored.sort_unstable();
@@ -340,6 +372,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
     TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
     TransferStats::add(&ctx.hooks.stats.shards_done, 1);
     ctx.hooks.progress.unit_done(&f.file_name, sent);
+    ctx.hooks.units.shard_restored(f.shard_id, new_id);
     Ok((f.shard_id, new_id))
 }
 

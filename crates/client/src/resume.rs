@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use snapshotd_checkpoint::{Checkpoint, JobConfig, LockInfo, UnitRecord};
 
 use crate::backup::{BackupOptions, ResumeFrom};
-use crate::conn::Window;
+use crate::conn::{IdMap, Window};
 use crate::progress::{UnitDone, UnitSink};
+use crate::restore::{RestoreOptions, RestoreResume};
 
 /// Record key written when a backup completed; its payload names the manifest.
 pub const COMPLETE_KEY: &str = "backup/complete";
@@ -164,6 +165,100 @@ impl UnitSink for CheckpointSink {
             tracing::error!(error = %e, file = %unit.key, "checkpoint refused a record; stopping");
             self.cancel.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+/// Record key of a restore's completed metastore import.
+pub const RESTORE_META_KEY: &str = "restore/meta";
+
+/// The settings a resumed restore must share with the interrupted one.
+pub fn restore_config(opts: &RestoreOptions, manifest: &str) -> JobConfig {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    JobConfig::new()
+        .with("kind", "restore")
+        .with("manifest", manifest)
+        .with("db", o(&opts.db))
+        .with("newdb", o(&opts.new_db))
+        .with("rp", o(&opts.rp))
+        .with("newrp", o(&opts.new_rp))
+        .with(
+            "shard",
+            opts.shard.map(|s| s.to_string()).unwrap_or_default(),
+        )
+}
+
+/// The payload of [`RESTORE_META_KEY`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MetaPayload {
+    manifest: String,
+    id_map: IdMap,
+}
+
+/// The payload of a restored shard's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShardPayload {
+    source: u64,
+    target: u64,
+}
+
+/// What an interrupted restore recorded, if its metastore import completed.
+pub fn prior_restore(cp: &Checkpoint) -> Option<RestoreResume> {
+    let records = &cp.resume().records;
+    let meta: MetaPayload =
+        serde_json::from_value(records.get(RESTORE_META_KEY)?.payload.clone()).ok()?;
+    let done = records
+        .iter()
+        .filter(|(k, _)| k.starts_with("restore/shard/"))
+        .filter_map(|(_, r)| serde_json::from_value::<ShardPayload>(r.payload.clone()).ok())
+        .filter(|p| meta.id_map.contains(&(p.source, p.target)))
+        .map(|p| p.source)
+        .collect();
+    Some(RestoreResume {
+        manifest: meta.manifest,
+        id_map: meta.id_map,
+        done,
+    })
+}
+
+/// A [`UnitSink`] that records a restore's metastore import and every uploaded shard.
+pub struct RestoreSink {
+    cp: Arc<Checkpoint>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl RestoreSink {
+    /// Records into `cp`; sets `cancel` when recording fails.
+    pub fn new(cp: Arc<Checkpoint>, cancel: Arc<AtomicBool>) -> Self {
+        RestoreSink { cp, cancel }
+    }
+
+    fn record(&self, key: String, payload: serde_json::Value) {
+        if let Err(e) = self
+            .cp
+            .record_now(UnitRecord::new(&key, 0, "").with_payload(payload))
+        {
+            tracing::error!(error = %e, %key, "checkpoint refused a record; stopping");
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl UnitSink for RestoreSink {
+    fn unit_done(&self, _unit: &UnitDone) {}
+
+    fn meta_imported(&self, manifest: &str, id_map: &[(u64, u64)]) {
+        let p = MetaPayload {
+            manifest: manifest.to_string(),
+            id_map: id_map.to_vec(),
+        };
+        let v = serde_json::to_value(p).unwrap_or(serde_json::Value::Null);
+        self.record(RESTORE_META_KEY.to_string(), v);
+    }
+
+    fn shard_restored(&self, source: u64, target: u64) {
+        let v = serde_json::to_value(ShardPayload { source, target })
+            .unwrap_or(serde_json::Value::Null);
+        self.record(format!("restore/shard/{source}"), v);
     }
 }
 

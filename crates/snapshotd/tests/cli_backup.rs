@@ -224,11 +224,13 @@ fn influx_backup_round_trips_through_snapshotd_serve() {
     let work = snapshotd_testutil::temp_dir();
     let (_srv, addr) = serve(&work.path().join("data"));
     let src = snapshotd_testutil::vector("influx/backups/A1_full");
+    // The golden vector is shared and must stay untouched: no restore checkpoint in it.
     let out = snapshotd(&[
         "restore",
         "--host",
         &addr,
         "--ack",
+        "--no-resume",
         "--json",
         src.to_str().unwrap(),
     ]);

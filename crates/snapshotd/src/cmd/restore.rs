@@ -1,18 +1,21 @@
 //! `snapshotd restore`: a portable backup (ours or influxd's) into influxd or snapshotd.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context;
-use snapshotd_client::restore::restore;
+use snapshotd_checkpoint::{CheckpointOptions, Destination, LockOptions, S3Options};
+use snapshotd_client::restore::{rename_names, restore};
+use snapshotd_client::resume::{RestoreSink, prior_restore, restore_config};
 use snapshotd_client::{
-    Client, ClientConfig, Hooks, NoUnitSink, RestoreOptions, Storage, TransferStats,
+    Client, ClientConfig, Hooks, NoUnitSink, RestoreOptions, RestoreSummary, Storage, TransferStats,
 };
 
-use super::backup::{TermProgress, default_jobs, human_bytes, parse_rate, stop_on_ctrl_c};
+use super::backup::{
+    TermProgress, default_jobs, human_bytes, open_checkpoint, parse_rate, stop_on_ctrl_c,
+};
 
 /// Flags of `snapshotd restore`.
 #[derive(Debug, clap::Args)]
@@ -51,9 +54,16 @@ pub struct RestoreArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Backup directory.
+    /// Do not record progress under SRC (for read-only backups): a re-run starts over.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// Lock lease of the restore checkpoint (see `snapshotd backup --lock-ttl`).
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub lock_ttl: humantime::Duration,
+    /// Backup location: a directory, `file://…` or `s3://bucket/prefix`. Progress is
+    /// recorded under `SRC/restore/<host>-<target>/`, so a re-run resumes.
     #[arg(value_name = "SRC")]
-    pub src: PathBuf,
+    pub src: String,
 }
 
 /// Runs `snapshotd restore`.
@@ -61,7 +71,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = ClientConfig::new(args.host.clone());
     cfg.io_timeout = args.timeout.into();
     let client = Client::new(cfg);
-    let opts = RestoreOptions {
+    let mut opts = RestoreOptions {
         db: args.db.clone(),
         new_db: args.newdb.clone(),
         rp: args.rp.clone(),
@@ -70,9 +80,11 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
         rate_limit: args.rate_limit,
         acknowledged: args.ack,
+        resume: None,
     };
+    rename_names(&opts)?;
     let progress = TermProgress::new("restore");
-    let hooks = Hooks {
+    let mut hooks = Hooks {
         progress: progress.clone(),
         units: Arc::new(NoUnitSink),
         stats: Arc::new(TransferStats::default()),
@@ -84,10 +96,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         .context("start the async runtime")?;
     stop_on_ctrl_c(&rt, &hooks);
     let began = Instant::now();
-    let result = rt.block_on(async {
-        let src = Storage::local(&args.src, false)?;
-        restore(&client, &src, &opts, &hooks).await
-    });
+    let result = rt.block_on(checkpointed(&args, &client, &mut opts, &mut hooks));
     progress.finish();
     let elapsed = began.elapsed().as_secs_f64();
     let st = &hooks.stats;
@@ -96,8 +105,9 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 let v = serde_json::json!({
                     "status": "ok",
-                    "src": args.src.display().to_string(),
+                    "src": args.src,
                     "manifest": s.manifest,
+                    "shards_skipped": st.shards_skipped.load(Ordering::Relaxed),
                     "shards_total": st.shards_total.load(Ordering::Relaxed),
                     "shards_done": st.shards_done.load(Ordering::Relaxed),
                     "shards_unmapped": s.unmapped,
@@ -128,13 +138,88 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 let v = serde_json::json!({
                     "status": "error",
-                    "src": args.src.display().to_string(),
+                    "src": args.src,
                     "shards_done": st.shards_done.load(Ordering::Relaxed),
-                    "error": e.to_string(),
+                    "error": format!("{e:#}"),
                 });
                 println!("{v}");
             }
-            Err(anyhow::Error::new(e).context("restore failed"))
+            Err(e.context("restore failed"))
+        }
+    }
+}
+
+/// `restore/<host>-<target>`: the checkpoint namespace of one restore target.
+fn checkpoint_child(args: &RestoreArgs) -> String {
+    let target = args
+        .newdb
+        .as_deref()
+        .or(args.db.as_deref())
+        .unwrap_or("all");
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("restore/{}-{}", clean(&args.host), clean(target))
+}
+
+/// The restore under its checkpoint: a completed metastore import and every uploaded shard
+/// are recorded, so a re-run skips them. A finished restore removes its checkpoint.
+async fn checkpointed(
+    args: &RestoreArgs,
+    client: &Client,
+    opts: &mut RestoreOptions,
+    hooks: &mut Hooks,
+) -> anyhow::Result<RestoreSummary> {
+    let dest = Destination::open(&args.src, &S3Options::from_env())?;
+    let src = Storage::from_store(dest.rooted_store(), dest.to_string());
+    if args.no_resume {
+        return Ok(restore(client, &src, opts, hooks).await?);
+    }
+    let plan = snapshotd_client::layout::restore_plan(&src).await?;
+    let cp_opts = CheckpointOptions {
+        config: restore_config(opts, &plan.manifest),
+        lock: LockOptions {
+            ttl: args.lock_ttl.into(),
+            hint: "snapshotd restore".into(),
+            ..Default::default()
+        },
+        max_buffered: 1,
+        ..Default::default()
+    };
+    let cp = open_checkpoint(&dest.child(&checkpoint_child(args)), cp_opts).await?;
+    opts.resume = prior_restore(&cp);
+    if let Some(r) = &opts.resume {
+        tracing::info!(
+            "resuming restore of {}: metastore imported, {} shard(s) already uploaded",
+            r.manifest,
+            r.done.len()
+        );
+    }
+    let cp = Arc::new(cp);
+    hooks.units = Arc::new(RestoreSink::new(Arc::clone(&cp), Arc::clone(&hooks.cancel)));
+    let result = restore(client, &src, opts, hooks).await;
+    hooks.units = Arc::new(NoUnitSink);
+    let cp = Arc::try_unwrap(cp)
+        .map_err(|_| anyhow::anyhow!("internal error: checkpoint still in use after the run"))?;
+    match result {
+        Ok(s) => {
+            cp.health()?;
+            cp.finish_and_remove().await?;
+            Ok(s)
+        }
+        Err(e) => {
+            if let Err(f) = cp.finish().await {
+                tracing::warn!("checkpoint: {f}");
+            }
+            Err(e.into())
         }
     }
 }
