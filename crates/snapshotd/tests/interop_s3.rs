@@ -1,0 +1,188 @@
+//! `snapshotd backup` / `restore` on `s3://` against a real S3-API server (moto), run by
+//! `cargo xtask interop s3`, which exports SNAPSHOTD_S3_ENDPOINT, SNAPSHOTD_S3_BUCKET and
+//! the AWS_* credentials: backup, kill -9 and resume, the lock race, restore from S3.
+
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support {
+    pub mod backup_env;
+}
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::backup_env as env;
+
+/// A fresh unique `s3://bucket/prefix`.
+fn s3_url() -> String {
+    let bucket = std::env::var("SNAPSHOTD_S3_BUCKET")
+        .expect("SNAPSHOTD_S3_BUCKET (run via cargo xtask interop s3)");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("s3://{bucket}/cli/{nanos}-{}", std::process::id())
+}
+
+/// `snapshotd` with the S3 endpoint passed the way a user would (AWS_ENDPOINT_URL).
+fn cmd(args: &[&str]) -> Command {
+    let endpoint = std::env::var("SNAPSHOTD_S3_ENDPOINT")
+        .expect("SNAPSHOTD_S3_ENDPOINT (run via cargo xtask interop s3)");
+    let mut c = env::bin();
+    c.args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ALLOW_HTTP", "true");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    cmd(args).output().unwrap()
+}
+
+/// Sorted decompressed `.tsm` entries of a local backup.
+fn tsm_files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (_, (_, _, _, tar)) in env::content(dir).1 {
+        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy().ends_with(".tsm") {
+                let mut d = Vec::new();
+                e.read_to_end(&mut d).unwrap();
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop s3"]
+fn backup_to_s3_killed_resumes_and_restores_from_s3() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let reference = work.path().join("ref");
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        reference.to_str().unwrap(),
+    ]));
+    let total: u64 = env::content(&reference).1.values().map(|s| s.2).sum();
+
+    let url = s3_url();
+    let mut rng = env::Lcg(0x53);
+    let mut skipped_total = 0;
+    for cycle in 0..3 {
+        let mut child = cmd(&[
+            "backup",
+            "--host",
+            &srv.addr,
+            "--rate-limit",
+            &total.to_string(),
+            "--jobs",
+            "2",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200 + rng.next() % 500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        eprintln!("cycle {cycle}: killed");
+    }
+    let out = run(&["backup", "--host", &srv.addr, "--json", &url]);
+    env::ok(&out);
+    let v = env::json(&out);
+    eprintln!("s3 re-run: {v}");
+    skipped_total += v["shards_skipped"].as_u64().unwrap();
+    assert!(v["bytes_transferred"].as_u64().unwrap() <= total + 4096);
+    let again = env::json(&run(&["backup", "--host", &srv.addr, "--json", &url]));
+    assert_eq!(again["already_complete"], true, "{again}");
+
+    // Restore from S3 into a fresh server; its data equals the source's.
+    let fresh = env::serve(&work.path().join("fresh"));
+    let out = run(&["restore", "--host", &fresh.addr, "--ack", "--json", &url]);
+    env::ok(&out);
+    assert_eq!(env::json(&out)["status"], "ok");
+    let back = work.path().join("back");
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &fresh.addr,
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(tsm_files(&back), tsm_files(&reference));
+    eprintln!("shards skipped on resume: {skipped_total}");
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop s3"]
+fn two_backups_at_once_on_s3_exactly_one_runs() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let url = s3_url();
+    let args = ["backup", "--host", &srv.addr, "--rate-limit", "4M", &url];
+    let spawn = || {
+        cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    let loser = match (a.status.success(), b.status.success()) {
+        (true, false) => b,
+        (false, true) => a,
+        _ => panic!(
+            "exactly one must succeed: {} / {}",
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        ),
+    };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains("is locked by") && err.contains("pid"), "{err}");
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop s3"]
+fn restore_from_s3_rerun_after_a_partial_restore() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let url = s3_url();
+    env::ok(&run(&["backup", "--host", &srv.addr, &url]));
+    let target = env::serve(&work.path().join("target"));
+    let mut child = cmd(&[
+        "restore",
+        "--host",
+        &target.addr,
+        "--ack",
+        "--jobs",
+        "1",
+        "--rate-limit",
+        "2M",
+        &url,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = run(&["restore", "--host", &target.addr, "--ack", "--json", &url]);
+    env::ok(&out);
+    let v = env::json(&out);
+    eprintln!("s3 restore re-run: {v}");
+    assert!(v["shards_skipped"].as_u64().unwrap() >= 1, "{v}");
+}
