@@ -258,7 +258,7 @@ fn paused_holder_is_taken_over_after_expiry_and_fenced() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is locked by"));
 
     // After expiry (TTL 1 s + the 5 s clock-skew margin) it is taken over and completes.
-    std::thread::sleep(Duration::from_millis(6_500));
+    std::thread::sleep(Duration::from_millis(7_500));
     let out = env::run(&[
         "backup",
         "--host",
@@ -425,4 +425,40 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
     assert_eq!(tsm_files(&again), tsm_files(&bk));
     // The restore bookkeeping under SRC does not disturb the backup itself.
     ok_verify(&bk);
+}
+
+#[test]
+fn no_resume_writes_no_checkpoint_and_reruns_start_new_backups() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--no-resume",
+        d,
+    ]));
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--no-resume",
+        d,
+    ]));
+    assert!(!dest.join("checkpoints").exists());
+    let manifests = std::fs::read_dir(&dest)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".manifest")
+        })
+        .count();
+    assert_eq!(manifests, 2);
+    ok_verify(&dest);
 }

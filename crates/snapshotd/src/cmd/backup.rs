@@ -64,6 +64,10 @@ pub struct BackupArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// No checkpoint and no lock: nothing is written under DEST/checkpoints and a re-run
+    /// starts a new backup (with a new TS) instead of resuming.
+    #[arg(long)]
+    pub no_resume: bool,
     /// Lock lease: a holder that stops refreshing for this long may be taken over.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub lock_ttl: humantime::Duration,
@@ -269,6 +273,9 @@ async fn checkpointed(
 ) -> anyhow::Result<Outcome> {
     let dest = Destination::open(&args.dest, &S3Options::from_env())?;
     let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
+    if args.no_resume {
+        return Ok(Outcome::Done(backup(client, &storage, opts, hooks).await?));
+    }
     let cp_opts = CheckpointOptions {
         config: backup_config(opts),
         key: None,
