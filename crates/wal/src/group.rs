@@ -165,6 +165,7 @@ impl SharedWal {
         let (file, path) = match s.wal.tail_for_sync() {
             Ok(t) => t,
             Err(e) => {
+                s.wal.mark_failed();
                 s.failure = Some(share(&e));
                 drop(s);
                 self.done.notify_all();
