@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use flate2::{Compression, GzBuilder};
 use futures::StreamExt;
 use object_store::buffered::BufWriter as ObjectWriter;
+use snapshotd_checkpoint::{EncryptingWriter, MasterKey, encrypt_bytes, encrypted_name};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
 
@@ -53,6 +54,9 @@ pub struct BackupOptions {
     pub started: Option<DateTime<Utc>>,
     /// Continue an interrupted run instead of starting a new one.
     pub resume: Option<ResumeFrom>,
+    /// Encrypt every stored file as `<name>.enc` (AES-256-GCM, context = the plain name).
+    /// The manifest stays plain and lists plain names with the plain files' sha256 and size.
+    pub key: Option<MasterKey>,
 }
 
 /// What an interrupted run left behind: its `TS` and the shards it finished.
@@ -78,6 +82,7 @@ impl Default for BackupOptions {
             retry: RetryPolicy::default(),
             started: None,
             resume: None,
+            key: None,
         }
     }
 }
@@ -140,9 +145,29 @@ impl TransferStats {
     }
 }
 
+/// Asked right before a finished file becomes visible under its final name (and before the
+/// manifest): an error aborts that file and stops the run. The seam for a destination lock:
+/// a holder that slept past its lease must not publish anything once it was taken over.
+pub trait CommitGate: Send + Sync {
+    /// `Ok` to publish, `Err(reason)` to abort.
+    fn check(&self) -> futures::future::BoxFuture<'_, std::result::Result<(), String>>;
+}
+
+/// A [`CommitGate`] that always allows.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenGate;
+
+impl CommitGate for OpenGate {
+    fn check(&self) -> futures::future::BoxFuture<'_, std::result::Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// Observers of a run.
 #[derive(Clone)]
 pub struct Hooks {
+    /// Checked before each file is published.
+    pub gate: Arc<dyn CommitGate>,
     /// Progress display.
     pub progress: Arc<dyn Progress>,
     /// Completion hook per finished file.
@@ -158,6 +183,7 @@ pub struct Hooks {
 impl Default for Hooks {
     fn default() -> Self {
         Hooks {
+            gate: Arc::new(OpenGate),
             progress: Arc::new(crate::progress::NoProgress),
             units: Arc::new(crate::progress::NoUnitSink),
             stats: Arc::new(TransferStats::default()),
@@ -204,12 +230,24 @@ pub async fn backup(
     //    run started in the same second as an earlier one into the same place takes the next
     //    free second, so names stay unique and ordered by start.
     let meta_file = Bytes::from(proto::encode_portable_meta(&blob));
+    let meta_stored = |name: &str| -> Result<(String, Bytes)> {
+        match &opts.key {
+            None => Ok((name.to_string(), meta_file.clone())),
+            Some(k) => {
+                let enc = encrypt_bytes(k, name, &meta_file)
+                    .map_err(|e| ClientError::io(format!("encrypt {name}"), e.into_io()))?;
+                Ok((encrypted_name(name), Bytes::from(enc)))
+            }
+        }
+    };
     let mut claimed = None;
+    gate(hooks, "the meta file").await?;
     if let Some(r) = &opts.resume {
         // Resuming: the name is ours already; the meta is refreshed in place.
         started = r.started;
         let name = layout::meta_name(&layout::timestamp(started));
-        dest.put(&name, meta_file.clone()).await?;
+        let (stored, data) = meta_stored(&name)?;
+        dest.put(&stored, data).await?;
         claimed = Some(name);
     }
     for _ in 0..MAX_TS_BUMPS {
@@ -217,7 +255,8 @@ pub async fn backup(
             break;
         }
         let name = layout::meta_name(&layout::timestamp(started));
-        match dest.put_new(&name, meta_file.clone()).await {
+        let (stored, data) = meta_stored(&name)?;
+        match dest.put_new(&stored, data).await {
             Ok(()) => {
                 claimed = Some(name);
                 break;
@@ -256,9 +295,7 @@ pub async fn backup(
             if done.key != layout::shard_name(&ts, shard.id) {
                 continue;
             }
-            if dest.size(&done.key).await? == Some(done.bytes)
-                && stored_sha256(dest, &done.key).await? == done.sha256
-            {
+            if still_stored(dest, opts.key.as_ref(), done).await? {
                 TransferStats::add(&hooks.stats.shards_skipped, 1);
                 hooks.progress.unit_done(&done.key, done.manifest_size);
                 kept.insert(shard.id, done.clone());
@@ -279,6 +316,7 @@ pub async fn backup(
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         hooks: hooks.clone(),
         cancel: Arc::clone(&hooks.cancel),
+        key: opts.key.clone(),
     });
     let jobs = opts.jobs.max(1);
     let mut results: Vec<(usize, Result<UnitDone>)> =
@@ -327,6 +365,7 @@ pub async fn backup(
     if hooks.cancel.load(Ordering::Relaxed) {
         return Err(ClientError::Cancelled);
     }
+    gate(hooks, "the manifest").await?;
     let draft = ManifestDraft {
         meta: MetaRecord {
             file_name: meta_name,
@@ -369,6 +408,53 @@ pub async fn backup(
         manifest: manifest_name,
         files,
     })
+}
+
+/// Asks the commit gate; a refusal stops the run.
+async fn gate(hooks: &Hooks, what: &str) -> Result<()> {
+    hooks.gate.check().await.map_err(|reason| {
+        hooks.cancel.store(true, Ordering::Relaxed);
+        ClientError::Layout(format!("not publishing {what}: {reason}"))
+    })
+}
+
+/// Whether a recorded shard file is still stored intact: plain files by size and sha256;
+/// encrypted ones are decrypted and hashed, and a file that fails authentication is an error
+/// (tampering is reported, never silently redone).
+async fn still_stored(dest: &Storage, key: Option<&MasterKey>, done: &UnitDone) -> Result<bool> {
+    let Some(key) = key else {
+        return Ok(dest.size(&done.key).await? == Some(done.bytes)
+            && stored_sha256(dest, &done.key).await? == done.sha256);
+    };
+    let stored = encrypted_name(&done.key);
+    if dest.size(&stored).await?.is_none() {
+        return Ok(false);
+    }
+    let reader = dest.blocking_reader(&stored).await?;
+    let (key, context) = (key.clone(), done.key.clone());
+    let (sha, len) = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+        use sha2::Digest;
+        let mut r = snapshotd_checkpoint::DecryptingReader::new(reader, &key, &context)?;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; IO_BUFFER];
+        let mut len = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut r, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            h.update(&buf[..n]);
+        }
+        Ok((hex::encode(h.finalize()), len))
+    })
+    .await
+    .map_err(|e| ClientError::Join(e.to_string()))?
+    .map_err(|e| ClientError::Integrity {
+        file: dest.path_of(&stored),
+        detail: format!("{e} (the file was modified or damaged; delete it to download it again)"),
+    })?;
+    Ok(sha == done.sha256 && len == done.bytes)
 }
 
 /// Hex SHA-256 of a stored file, streamed.
@@ -429,6 +515,7 @@ struct ShardCtx {
     limiter: Option<Arc<RateLimiter>>,
     hooks: Hooks,
     cancel: Arc<AtomicBool>,
+    key: Option<MasterKey>,
 }
 
 async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone> {
@@ -473,8 +560,15 @@ async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone>
 /// One attempt: a fresh connection and a fresh destination object (never appended to).
 async fn fetch_once(ctx: &ShardCtx, shard: &ShardPath, name: &str) -> Result<UnitDone> {
     let conn = ctx.client.shard_stream(shard, ctx.window).await?;
-    let writer = ctx.dest.writer(name);
+    let stored = match ctx.key {
+        Some(_) => encrypted_name(name),
+        None => name.to_string(),
+    };
+    let writer = ctx.dest.writer(&stored);
     let job = PipeJob {
+        gate: Arc::clone(&ctx.hooks.gate),
+        key: ctx.key.clone(),
+        context: name.to_string(),
         what: format!("shard {shard}"),
         inner_name: layout::gzip_inner_name(&ctx.ts, shard.id),
         level: ctx.level,
@@ -497,6 +591,9 @@ async fn fetch_once(ctx: &ShardCtx, shard: &ShardPath, name: &str) -> Result<Uni
 }
 
 struct PipeJob {
+    gate: Arc<dyn CommitGate>,
+    key: Option<MasterKey>,
+    context: String,
     what: String,
     inner_name: String,
     level: u32,
@@ -529,7 +626,15 @@ impl PipeJob {
         );
         let mut src = BufReader::with_capacity(IO_BUFFER, metered);
         let sink = SyncIoBridge::new_with_handle(writer, handle.clone());
-        let hashing = HashingWriter::new(std::io::BufWriter::with_capacity(IO_BUFFER, sink));
+        let bufw = std::io::BufWriter::with_capacity(IO_BUFFER, sink);
+        let out = match &self.key {
+            None => Out::Plain(bufw),
+            Some(k) => Out::Enc(
+                EncryptingWriter::new(bufw, k, &self.context)
+                    .map_err(|e| ClientError::io(format!("{}: encrypt", self.what), e))?,
+            ),
+        };
+        let hashing = HashingWriter::new(out);
         let mut gz = GzBuilder::new()
             .filename(self.inner_name.as_bytes())
             .operating_system(255)
@@ -543,13 +648,26 @@ impl PipeJob {
                 let finished = gz
                     .finish()
                     .map_err(|e| ClientError::io(format!("{}: compress", self.what), e))?;
-                let (bufw, sha256, stored_bytes) = finished.finish();
+                let (out, sha256, stored_bytes) = finished.finish();
+                let bufw = out
+                    .finish()
+                    .map_err(|e| ClientError::io(format!("{}: encrypt", self.what), e))?;
                 let mut sink = bufw.into_inner().map_err(|e| {
                     ClientError::io(format!("{}: write", self.what), e.into_error())
                 })?;
                 sink.flush()
                     .map_err(|e| ClientError::io(format!("{}: write", self.what), e))?;
                 let mut writer = sink.into_inner();
+                if let Err(reason) = handle.block_on(self.gate.check()) {
+                    self.cancel.store(true, Ordering::Relaxed);
+                    if let Err(e) = handle.block_on(writer.abort()) {
+                        tracing::debug!(error = %e, "aborting an unpublished upload failed");
+                    }
+                    return Err(ClientError::Layout(format!(
+                        "not publishing {}: {reason}",
+                        self.what
+                    )));
+                }
                 handle
                     .block_on(writer.shutdown())
                     .map_err(|e| ClientError::io(format!("{}: finish file", self.what), e))?;
@@ -575,13 +693,46 @@ impl PipeJob {
     }
 }
 
+/// The buffered object writer a shard is written to.
+type ObjSink = std::io::BufWriter<SyncIoBridge<ObjectWriter>>;
+
+/// Plain or encrypted output of a shard pipeline (after gzip and hashing).
+enum Out {
+    Plain(ObjSink),
+    Enc(EncryptingWriter<ObjSink>),
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Out::Plain(w) => w.write(buf),
+            Out::Enc(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Plain(w) => w.flush(),
+            Out::Enc(w) => w.flush(),
+        }
+    }
+}
+
+impl Out {
+    /// Seals the last chunk (encrypted) and returns the object writer's buffer.
+    fn finish(self) -> std::io::Result<ObjSink> {
+        match self {
+            Out::Plain(w) => Ok(w),
+            Out::Enc(w) => w.finish(),
+        }
+    }
+}
+
 /// Drops a failed attempt's output so that nothing appears under the final name.
-fn abort(
-    gz: flate2::write::GzEncoder<HashingWriter<std::io::BufWriter<SyncIoBridge<ObjectWriter>>>>,
-    handle: &tokio::runtime::Handle,
-) {
+fn abort(gz: flate2::write::GzEncoder<HashingWriter<Out>>, handle: &tokio::runtime::Handle) {
     let Ok(hashing) = gz.finish() else { return };
-    let (bufw, _, _) = hashing.finish();
+    let (out, _, _) = hashing.finish();
+    let Ok(bufw) = out.finish() else { return };
     let Ok(sink) = bufw.into_inner() else { return };
     let mut writer = sink.into_inner();
     if let Err(e) = handle.block_on(writer.abort()) {

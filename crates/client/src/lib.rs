@@ -24,7 +24,10 @@ pub mod tarcheck;
 pub mod timeout_io;
 pub mod verify;
 
-pub use backup::{BackupOptions, BackupSummary, Hooks, ResumeFrom, RetryPolicy, TransferStats};
+pub use backup::{
+    BackupOptions, BackupSummary, CommitGate, Hooks, OpenGate, ResumeFrom, RetryPolicy,
+    TransferStats,
+};
 pub use conn::{Client, ClientConfig, IdMap, RenameNames, ShardPath, Window};
 pub use error::{ClientError, Result};
 pub use limiter::RateLimiter;

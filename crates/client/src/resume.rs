@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use snapshotd_checkpoint::{Checkpoint, JobConfig, LockInfo, UnitRecord};
 
-use crate::backup::{BackupOptions, ResumeFrom};
+use crate::backup::{BackupOptions, CommitGate, ResumeFrom};
 use crate::conn::{IdMap, Window};
 use crate::progress::{UnitDone, UnitSink};
 use crate::restore::{RestoreOptions, RestoreResume};
@@ -137,6 +137,16 @@ pub fn holder_is_dead_local(holder: &LockInfo) -> bool {
 pub fn record_complete(cp: &Checkpoint, manifest: &str) -> snapshotd_checkpoint::Result<()> {
     let payload = serde_json::json!({ "manifest": manifest });
     cp.record_now(UnitRecord::new(COMPLETE_KEY, 0, "").with_payload(payload))
+}
+
+/// A [`CommitGate`] that publishes only while the checkpoint's lock is held: a holder whose
+/// lease lapsed (it was paused) must refresh it first, and a refused refresh stops it.
+pub struct LeaseGate(pub Arc<Checkpoint>);
+
+impl CommitGate for LeaseGate {
+    fn check(&self) -> futures::future::BoxFuture<'_, std::result::Result<(), String>> {
+        Box::pin(async move { self.0.lock().check().await.map_err(|e| e.to_string()) })
+    }
 }
 
 /// A [`UnitSink`] that records every finished file in a checkpoint. A refused record (lost

@@ -166,7 +166,13 @@ fn kill_nine_at_random_moments_then_rerun_resumes() {
 
 fn ok_verify(dest: &Path) {
     let out = env::run(&["verify", dest.to_str().unwrap()]);
-    env::ok(&out);
+    assert!(
+        out.status.success(),
+        "verify {}: {}{}",
+        dest.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -270,6 +276,7 @@ fn paused_holder_is_taken_over_after_expiry_and_fenced() {
     ]);
     env::ok(&out);
     let manifest_before = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
+    let files_before = top_files(&dest);
 
     // The old holder wakes up, is fenced and exits with an error.
     env::signal(old.id(), "-CONT");
@@ -281,6 +288,10 @@ fn paused_holder_is_taken_over_after_expiry_and_fenced() {
     // Its late writes changed nothing that counts: same manifest, still verifies, complete.
     let manifest_after = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
     assert_eq!(manifest_before, manifest_after);
+    assert!(
+        top_files(&dest) == files_before,
+        "the deposed holder changed a backup file"
+    );
     ok_verify(&dest);
     assert_eq!(env::content(&dest).1, want);
     let v = env::json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
@@ -461,4 +472,19 @@ fn no_resume_writes_no_checkpoint_and_reruns_start_new_backups() {
         .count();
     assert_eq!(manifests, 2);
     ok_verify(&dest);
+}
+
+/// Every top-level file of a backup directory with its bytes.
+fn top_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
 }

@@ -14,11 +14,12 @@ use snapshotd_checkpoint::{
 };
 use snapshotd_client::backup::backup;
 use snapshotd_client::resume::{
-    CheckpointSink, Prior, backup_config, holder_is_dead_local, prior_run, record_complete,
+    CheckpointSink, LeaseGate, Prior, backup_config, holder_is_dead_local, prior_run,
+    record_complete,
 };
 use snapshotd_client::{
-    BackupOptions, BackupSummary, Client, ClientConfig, Hooks, NoUnitSink, Progress, RetryPolicy,
-    Storage, TransferStats, Window,
+    BackupOptions, BackupSummary, Client, ClientConfig, Hooks, NoUnitSink, OpenGate, Progress,
+    RetryPolicy, Storage, TransferStats, Window,
 };
 use snapshotd_wire::GoTime;
 
@@ -64,6 +65,10 @@ pub struct BackupArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Encrypt every stored file (`<name>.enc`) and the checkpoint records with this key
+    /// (32 raw bytes or 64 hex characters). The manifest stays plain.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<std::path::PathBuf>,
     /// No checkpoint and no lock: nothing is written under DEST/checkpoints and a re-run
     /// starts a new backup (with a new TS) instead of resuming.
     #[arg(long)]
@@ -162,10 +167,15 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         },
         started: None,
         resume: None,
+        key: match &args.encrypt_key_file {
+            Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
+            None => None,
+        },
     };
     snapshotd_client::backup::validate(&opts)?;
     let progress = TermProgress::new("backup");
     let mut hooks = Hooks {
+        gate: Arc::new(OpenGate),
         progress: progress.clone(),
         units: Arc::new(NoUnitSink),
         stats: Arc::new(TransferStats::default()),
@@ -278,7 +288,7 @@ async fn checkpointed(
     }
     let cp_opts = CheckpointOptions {
         config: backup_config(opts),
-        key: None,
+        key: opts.key.clone(),
         lock: LockOptions {
             ttl: args.lock_ttl.into(),
             hint: "snapshotd backup".into(),
@@ -322,6 +332,7 @@ async fn checkpointed(
         Arc::clone(&cp),
         Arc::clone(&hooks.cancel),
     ));
+    hooks.gate = Arc::new(LeaseGate(Arc::clone(&cp)));
     let watch = {
         let weak = Arc::downgrade(&cp);
         let cancel = Arc::clone(&hooks.cancel);
@@ -339,6 +350,7 @@ async fn checkpointed(
     };
     let result = backup(client, &storage, opts, hooks).await;
     hooks.units = Arc::new(NoUnitSink);
+    hooks.gate = Arc::new(OpenGate);
     watch.abort();
     let _ = watch.await;
     let cp = Arc::try_unwrap(cp)

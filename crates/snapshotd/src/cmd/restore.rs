@@ -54,6 +54,11 @@ pub struct RestoreArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Key of an encrypted backup (see `snapshotd backup --encrypt-key-file`). SRC is first
+    /// decrypted (every file authenticated) into a temporary directory beside the system temp
+    /// dir, which needs room for the backup; it is removed afterwards.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<std::path::PathBuf>,
     /// Do not record progress under SRC (for read-only backups): a re-run starts over.
     #[arg(long)]
     pub no_resume: bool,
@@ -85,6 +90,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     rename_names(&opts)?;
     let progress = TermProgress::new("restore");
     let mut hooks = Hooks {
+        gate: Arc::new(snapshotd_client::OpenGate),
         progress: progress.clone(),
         units: Arc::new(NoUnitSink),
         stats: Arc::new(TransferStats::default()),
@@ -149,6 +155,30 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A private temporary directory (for a decrypted copy), removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let p =
+            std::env::temp_dir().join(format!("snapshotd-restore-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&p).with_context(|| format!("create {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("could not remove {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// `restore/<host>-<target>`: the checkpoint namespace of one restore target.
 fn checkpoint_child(args: &RestoreArgs) -> String {
     let target = args
@@ -179,13 +209,31 @@ async fn checkpointed(
     hooks: &mut Hooks,
 ) -> anyhow::Result<RestoreSummary> {
     let dest = Destination::open(&args.src, &S3Options::from_env())?;
-    let src = Storage::from_store(dest.rooted_store(), dest.to_string());
+    let key = match &args.encrypt_key_file {
+        Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
+        None => None,
+    };
+    let _plain_copy;
+    let src = match &key {
+        None => Storage::from_store(dest.rooted_store(), dest.to_string()),
+        Some(k) => {
+            let dir = TempDir::new()?;
+            hooks.progress.message("decrypting the backup");
+            snapshotd_checkpoint::decrypt_destination(k, &dest, &dir.0)
+                .await
+                .with_context(|| format!("decrypt {}", dest))?;
+            let s = Storage::local(&dir.0, false)?;
+            _plain_copy = dir;
+            s
+        }
+    };
     if args.no_resume {
         return Ok(restore(client, &src, opts, hooks).await?);
     }
     let plan = snapshotd_client::layout::restore_plan(&src).await?;
     let cp_opts = CheckpointOptions {
         config: restore_config(opts, &plan.manifest),
+        key,
         lock: LockOptions {
             ttl: args.lock_ttl.into(),
             hint: "snapshotd restore".into(),
