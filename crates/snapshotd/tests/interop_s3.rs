@@ -186,3 +186,53 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
     eprintln!("s3 restore re-run: {v}");
     assert!(v["shards_skipped"].as_u64().unwrap() >= 1, "{v}");
 }
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop s3"]
+fn encrypted_backup_on_s3_restores_with_the_key() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = env::serve(&work.path().join("data"));
+    env::load(&srv);
+    let reference = work.path().join("ref");
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        reference.to_str().unwrap(),
+    ]));
+    let key = work.path().join("key");
+    std::fs::write(&key, [5u8; 32]).unwrap();
+    let k = key.to_str().unwrap();
+    let url = s3_url();
+    env::ok(&run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--encrypt-key-file",
+        k,
+        &url,
+    ]));
+    // Without the key the restore cannot find plain files and sends nothing.
+    let fresh = env::serve(&work.path().join("fresh"));
+    let out = run(&["restore", "--host", &fresh.addr, "--no-resume", &url]);
+    assert!(!out.status.success());
+    let out = run(&[
+        "restore",
+        "--host",
+        &fresh.addr,
+        "--ack",
+        "--encrypt-key-file",
+        k,
+        "--json",
+        &url,
+    ]);
+    env::ok(&out);
+    let back = work.path().join("back");
+    env::ok(&env::run(&[
+        "backup",
+        "--host",
+        &fresh.addr,
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(tsm_files(&back), tsm_files(&reference));
+}
