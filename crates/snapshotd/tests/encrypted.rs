@@ -119,6 +119,16 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
     env::ok(&env::run(&["verify", plain.to_str().unwrap()]));
     assert_eq!(env::content(&plain).1, want);
 
+    // verify: without the key it says the backup is encrypted; with it, every file checks.
+    let out = env::run(&["verify", d]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("--encrypt-key-file"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    env::ok(&env::run(&["verify", "--encrypt-key-file", k, d]));
+
     // restore --encrypt-key-file into a fresh server.
     let fresh = env::serve(&work.path().join("fresh"));
     let out = env::run(&[
@@ -166,6 +176,11 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
         String::from_utf8_lossy(&out.stderr).contains(&name),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env::run(&["verify", "--encrypt-key-file", k, d]);
+    assert!(
+        !out.status.success(),
+        "verify must reject a tampered encrypted archive"
     );
     let other = env::serve(&work.path().join("other"));
     let out = env::run(&["restore", "--host", &other.addr, "--encrypt-key-file", k, d]);

@@ -155,30 +155,6 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A private temporary directory (for a decrypted copy), removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let p =
-            std::env::temp_dir().join(format!("snapshotd-restore-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&p).with_context(|| format!("create {}", p.display()))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            tracing::warn!("could not remove {}: {e}", self.0.display());
-        }
-    }
-}
-
 /// `restore/<host>-<target>`: the checkpoint namespace of one restore target.
 fn checkpoint_child(args: &RestoreArgs) -> String {
     let target = args
@@ -217,12 +193,15 @@ async fn checkpointed(
     let src = match &key {
         None => Storage::from_store(dest.rooted_store(), dest.to_string()),
         Some(k) => {
-            let dir = TempDir::new()?;
+            let dir = tempfile::Builder::new()
+                .prefix("snapshotd-restore-")
+                .tempdir()
+                .context("create a temporary directory for the decrypted copy")?;
             hooks.progress.message("decrypting the backup");
-            snapshotd_checkpoint::decrypt_destination(k, &dest, &dir.0)
+            snapshotd_checkpoint::decrypt_destination(k, &dest, dir.path())
                 .await
                 .with_context(|| format!("decrypt {}", dest))?;
-            let s = Storage::local(&dir.0, false)?;
+            let s = Storage::local(dir.path(), false)?;
             _plain_copy = dir;
             s
         }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use snapshotd_checkpoint::{Destination, ENC_SUFFIX, MasterKey, S3Options};
 use snapshotd_client::Storage;
-use snapshotd_client::verify::verify;
+use snapshotd_client::verify::{VerifyReport, verify};
 use snapshotd_wire::Limits;
 
 use super::backup::default_jobs;
@@ -19,9 +20,52 @@ pub struct VerifyArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Backup directory.
+    /// Key of a backup written with `--encrypt-key-file`: every `.enc` file is authenticated
+    /// and decrypted into a private temporary directory, then checked like a plain backup.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
+    /// Backup location: a directory, `file://…` or `s3://bucket/prefix`.
     #[arg(value_name = "SRC")]
-    pub src: PathBuf,
+    pub src: String,
+}
+
+/// Checks `src`, decrypting it first when a key is given.
+async fn check(args: &VerifyArgs, jobs: usize) -> anyhow::Result<VerifyReport> {
+    let dest = Destination::open(&args.src, &S3Options::from_env())?;
+    let limit = Limits::default().max_meta_blob;
+    match &args.encrypt_key_file {
+        Some(f) => {
+            let key = MasterKey::from_file(f)?;
+            let plain = tempfile::Builder::new()
+                .prefix("snapshotd-verify-")
+                .tempdir()
+                .context("create a temporary directory for the decrypted copy")?;
+            snapshotd_checkpoint::decrypt_destination(&key, &dest, plain.path())
+                .await
+                .with_context(|| format!("decrypt {dest} (wrong key or tampered file?)"))?;
+            let src = Storage::local(plain.path(), false)?;
+            let mut report = verify(&src, jobs, limit).await?;
+            report
+                .notes
+                .push("encrypted backup: every file authenticated and decrypted".into());
+            Ok(report)
+        }
+        None => {
+            let src = Storage::from_store(dest.rooted_store(), dest.to_string());
+            let encrypted = src
+                .list()
+                .await?
+                .iter()
+                .any(|e| e.name.ends_with(ENC_SUFFIX));
+            let mut report = verify(&src, jobs, limit).await?;
+            if encrypted {
+                report.problems.push(format!(
+                    "{dest} holds encrypted files ({ENC_SUFFIX}): pass --encrypt-key-file to verify them"
+                ));
+            }
+            Ok(report)
+        }
+    }
 }
 
 /// Runs `snapshotd verify`; exits 1 when anything is wrong.
@@ -31,14 +75,11 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("start the async runtime")?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
-    let report = rt.block_on(async {
-        let src = Storage::local(&args.src, false)?;
-        verify(&src, jobs, Limits::default().max_meta_blob).await
-    })?;
+    let report = rt.block_on(check(&args, jobs))?;
     if args.json {
         let v = serde_json::json!({
             "status": if report.ok() { "ok" } else { "error" },
-            "src": args.src.display().to_string(),
+            "src": args.src,
             "manifests": report.manifests,
             "files_checked": report.files_checked,
             "files_without_checksum": report.without_checksum,
