@@ -11,10 +11,16 @@ use snapshotd_wal::{Entry, HardState, OpenMode, Snapshot, Wal, WalOptions, read_
 
 /// Copies `shared/vectors/etcd-wal/<name>/wal` into a temp dir, gunzipping `.gz` files.
 pub fn materialize(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let src = snapshotd_testutil::vector(&format!("etcd-wal/{name}/wal"));
     let tmp = snapshotd_testutil::temp_dir();
     let dst = tmp.path().join("wal");
-    std::fs::create_dir(&dst).expect("mkdir");
+    materialize_into(name, &dst);
+    (tmp, dst)
+}
+
+/// Copies the vector's WAL files into `dst` (created), gunzipping `.gz` files.
+fn materialize_into(name: &str, dst: &Path) {
+    let src = snapshotd_testutil::vector(&format!("etcd-wal/{name}/wal"));
+    std::fs::create_dir_all(dst).expect("mkdir");
     for ent in std::fs::read_dir(&src).expect("read vector dir") {
         let p = ent.expect("entry").path();
         let fname = p
@@ -31,24 +37,26 @@ pub fn materialize(name: &str) -> (tempfile::TempDir, PathBuf) {
             std::fs::copy(&p, dst.join(&fname)).expect("copy");
         }
     }
-    make_writable(&dst);
-    (tmp, dst)
+    make_writable(dst);
 }
 
-/// A shared, read-only-use copy of a vector, materialised once per test process (the
-/// single-node vector is 128 MB decompressed). Never open it in write mode.
+/// A shared, read-only-use copy of a vector (the single-node vector is 128 MB decompressed),
+/// materialised once per target directory under `CARGO_TARGET_TMPDIR` and reused by every
+/// test process, so nothing accumulates in the system temp dir. Never open it in write mode.
 pub fn shared_copy(name: &str) -> &'static Path {
-    use std::sync::{Mutex, OnceLock};
-    type Cache = Mutex<Vec<(String, &'static (tempfile::TempDir, PathBuf))>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    let mut c = cache.lock().expect("cache");
-    if let Some((_, v)) = c.iter().find(|(n, _)| n == name) {
-        return &v.1;
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("etcd-wal-vectors");
+    let done = root.join(name);
+    if !done.join("wal").is_dir() {
+        // Stage under a private name, then rename: concurrent test processes race safely.
+        let staging = root.join(format!("{name}.staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        materialize_into(name, &staging.join("wal"));
+        if std::fs::rename(&staging, &done).is_err() {
+            // Another process finished first; its copy is identical.
+            let _ = std::fs::remove_dir_all(&staging);
+        }
     }
-    let v: &'static (tempfile::TempDir, PathBuf) = Box::leak(Box::new(materialize(name)));
-    c.push((name.to_owned(), v));
-    &v.1
+    Box::leak(done.join("wal").into_boxed_path())
 }
 
 /// Vector files are read-only on disk; copies must be writable for write-mode opens.
