@@ -87,13 +87,40 @@ pub fn cancelled() -> io::Error {
     io::Error::other("cancelled")
 }
 
-/// A reader that counts, reports progress, honours a shared rate limit and a cancel flag.
-pub struct MeteredReader<R> {
-    inner: R,
+/// The shared accounting of a metered stream: cancel flag, rate limit, progress and count.
+struct Meter {
     limiter: Option<Arc<RateLimiter>>,
     progress: Arc<dyn Progress>,
     cancel: Arc<AtomicBool>,
     count: u64,
+}
+
+impl Meter {
+    /// Fails with [`cancelled`] once the cancel flag is set.
+    fn check(&self) -> io::Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(cancelled());
+        }
+        Ok(())
+    }
+
+    /// Accounts `n` bytes that passed: waits for the rate limit, counts, reports progress.
+    fn pass(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if let Some(l) = &self.limiter {
+            l.acquire_blocking(n);
+        }
+        self.count += n as u64;
+        self.progress.bytes(n as u64);
+    }
+}
+
+/// A reader that counts, reports progress, honours a shared rate limit and a cancel flag.
+pub struct MeteredReader<R> {
+    inner: R,
+    meter: Meter,
 }
 
 impl<R: Read> MeteredReader<R> {
@@ -104,34 +131,26 @@ impl<R: Read> MeteredReader<R> {
         progress: Arc<dyn Progress>,
         cancel: Arc<AtomicBool>,
     ) -> Self {
-        MeteredReader {
-            inner,
+        let meter = Meter {
             limiter,
             progress,
             cancel,
             count: 0,
-        }
+        };
+        MeteredReader { inner, meter }
     }
 
     /// Bytes read so far.
     pub fn count(&self) -> u64 {
-        self.count
+        self.meter.count
     }
 }
 
 impl<R: Read> Read for MeteredReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(cancelled());
-        }
+        self.meter.check()?;
         let n = self.inner.read(buf)?;
-        if n > 0 {
-            if let Some(l) = &self.limiter {
-                l.acquire_blocking(n);
-            }
-            self.count += n as u64;
-            self.progress.bytes(n as u64);
-        }
+        self.meter.pass(n);
         Ok(n)
     }
 }
@@ -139,10 +158,7 @@ impl<R: Read> Read for MeteredReader<R> {
 /// A writer that counts, reports progress, honours a shared rate limit and a cancel flag.
 pub struct MeteredWriter<W> {
     inner: W,
-    limiter: Option<Arc<RateLimiter>>,
-    progress: Arc<dyn Progress>,
-    cancel: Arc<AtomicBool>,
-    count: u64,
+    meter: Meter,
 }
 
 impl<W: Write> MeteredWriter<W> {
@@ -153,18 +169,18 @@ impl<W: Write> MeteredWriter<W> {
         progress: Arc<dyn Progress>,
         cancel: Arc<AtomicBool>,
     ) -> Self {
-        MeteredWriter {
-            inner,
+        let meter = Meter {
             limiter,
             progress,
             cancel,
             count: 0,
-        }
+        };
+        MeteredWriter { inner, meter }
     }
 
     /// Bytes written so far.
     pub fn count(&self) -> u64 {
-        self.count
+        self.meter.count
     }
 
     /// The inner writer.
@@ -175,17 +191,9 @@ impl<W: Write> MeteredWriter<W> {
 
 impl<W: Write> Write for MeteredWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(cancelled());
-        }
+        self.meter.check()?;
         let n = self.inner.write(buf)?;
-        if n > 0 {
-            if let Some(l) = &self.limiter {
-                l.acquire_blocking(n);
-            }
-            self.count += n as u64;
-            self.progress.bytes(n as u64);
-        }
+        self.meter.pass(n);
         Ok(n)
     }
 
