@@ -15,16 +15,11 @@ use serde_json::Value;
 use snapshotd_server::http::{HttpState, serve_http};
 use snapshotd_server::{ServerConfig, SnapshotServer};
 use snapshotd_store::BuiltinStore;
-use snapshotd_testutil::{ChildGuard, free_port, temp_dir, vector};
+use snapshotd_testutil::influxd::{Influxd, influxd_bin};
+use snapshotd_testutil::{ChildGuard, temp_dir, vector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-
-fn influxd_bin() -> PathBuf {
-    std::env::var_os("SNAPSHOTD_INFLUXD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/influxd"))
-}
 
 /// snapshotd's snapshot service + HTTP API over a builtin store in a temp dir.
 struct Snapd {
@@ -430,97 +425,6 @@ async fn influxd_backup_and_restore_against_snapshotd() {
     assert!(!ok, "restoring over an existing database must fail:\n{out}");
 }
 
-/// A real influxd with data/meta/wal in `dir`, bound to loopback on free ports.
-struct Influxd {
-    http: SocketAddr,
-    snap: SocketAddr,
-    _guard: ChildGuard,
-}
-
-async fn start_influxd(dir: &Path) -> Influxd {
-    let (h, b) = (free_port(), free_port());
-    let out = Command::new(influxd_bin()).arg("config").output().unwrap();
-    let mut t = String::from_utf8_lossy(&out.stdout).to_string();
-    let d = dir.display();
-    for sub in ["meta", "data", "wal"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    t = t.replacen("reporting-disabled = false", "reporting-disabled = true", 1);
-    t = t.replacen(
-        "bind-address = \"127.0.0.1:8088\"",
-        &format!("bind-address = \"127.0.0.1:{b}\""),
-        1,
-    );
-    t = t.replace(
-        "dir = \"/var/lib/influxdb/meta\"",
-        &format!("dir = \"{d}/meta\""),
-    );
-    t = t.replace(
-        "dir = \"/var/lib/influxdb/data\"",
-        &format!("dir = \"{d}/data\""),
-    );
-    t = t.replace(
-        "wal-dir = \"/var/lib/influxdb/wal\"",
-        &format!("wal-dir = \"{d}/wal\""),
-    );
-    t = t.replace(
-        "bind-address = \":8086\"",
-        &format!("bind-address = \"127.0.0.1:{h}\""),
-    );
-    t = t.replace(
-        "[monitor]\n  store-enabled = true",
-        "[monitor]\n  store-enabled = false",
-    );
-    t = t.replace(
-        "[shard-precreation]\n  enabled = true",
-        "[shard-precreation]\n  enabled = false",
-    );
-    assert!(
-        t.contains(&format!("127.0.0.1:{b}")),
-        "influxd config template changed"
-    );
-    let conf = dir.join("influxd.conf");
-    std::fs::write(&conf, t).unwrap();
-    let log = std::fs::File::create(dir.join("influxd.log")).unwrap();
-    let child = Command::new(influxd_bin())
-        .args(["run", "-config"])
-        .arg(&conf)
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let guard = ChildGuard(child);
-    let http: SocketAddr = format!("127.0.0.1:{h}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Ok((204, _))) = tokio::time::timeout(Duration::from_secs(2), async {
-            Ok::<_, ()>(http_try(http).await)
-        })
-        .await
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "influxd did not come up; see {}",
-            dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Influxd {
-        http,
-        snap: format!("127.0.0.1:{b}").parse().unwrap(),
-        _guard: guard,
-    }
-}
-
-async fn http_try(addr: SocketAddr) -> (u16, String) {
-    match TcpStream::connect(addr).await {
-        Ok(_) => http(addr, "GET", "/ping", b"").await,
-        Err(_) => (0, String::new()),
-    }
-}
-
 /// Counts and sums of every field of every measurement in every RP of `db`.
 async fn figures(addr: SocketAddr, db: &str, require_data: bool) -> Vec<(String, Value)> {
     let mut out = Vec::new();
@@ -559,12 +463,12 @@ async fn figures(addr: SocketAddr, db: &str, require_data: bool) -> Vec<(String,
 #[ignore = "interop: run via cargo xtask interop influx"]
 async fn vault_round_trip_real_influxd_through_snapshotd() {
     let tmp = temp_dir();
-    let a = start_influxd(&tmp.path().join("A")).await;
-    load_vector_data(a.http).await;
+    let a = tokio::task::spawn_blocking(Influxd::start).await.unwrap();
+    load_vector_data(a.http_addr()).await;
     let snap = start_snapd().await;
     let d = |n: &str| tmp.path().join(n);
 
-    backup(a.snap, &[], &d("fromA")).await;
+    backup(a.snap_addr(), &[], &d("fromA")).await;
     restore(snap.snap, &[], &d("fromA")).await;
     let from_a = backup_content(&d("fromA"));
     let (snap_dir, from_snap) =
@@ -577,16 +481,16 @@ async fn vault_round_trip_real_influxd_through_snapshotd() {
         count_files(&from_a) >= 6,
         "influxd A backed up no TSM files"
     );
-    let b = start_influxd(&tmp.path().join("B")).await;
-    restore(b.snap, &[], &snap_dir).await;
+    let b = tokio::task::spawn_blocking(Influxd::start).await.unwrap();
+    restore(b.snap_addr(), &[], &snap_dir).await;
     for db in ["db1", "db2"] {
-        let fa = figures(a.http, db, true).await;
+        let fa = figures(a.http_addr(), db, true).await;
         // influxd installs an uploaded shard after the restore client has hung up: wait for it.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut fb = figures(b.http, db, false).await;
+        let mut fb = figures(b.http_addr(), db, false).await;
         while fb != fa && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            fb = figures(b.http, db, false).await;
+            fb = figures(b.http_addr(), db, false).await;
         }
         assert_eq!(fa, fb, "query results differ for {db}");
         let total: u64 = fa

@@ -1,9 +1,11 @@
 //! Test helpers shared by snapshotd crates (dev-only, never published).
 //!
 //! Helpers here fail loudly (panic) on setup errors: they run only inside tests.
-#![allow(clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
+
+pub mod influxd;
 
 /// The `shared/` directory beside the repository checkout; panics loudly when absent so a
 /// golden-vector test can never silently pass without its data.

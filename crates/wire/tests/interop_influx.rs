@@ -9,12 +9,9 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use snapshotd_testutil::{ChildGuard, free_port, temp_dir};
+use snapshotd_testutil::influxd::Influxd;
 use snapshotd_wire::portable::{MetaSummary, PortableData};
 use snapshotd_wire::{
     InfoCodec, Limits, MetaBackupCodec, Request, RequestFrame, RequestType, ShardIdMapCodec,
@@ -22,83 +19,6 @@ use snapshotd_wire::{
 };
 use tokio::io::AsyncReadExt;
 use tokio_util::codec::Framed;
-
-fn influxd_bin() -> PathBuf {
-    std::env::var_os("SNAPSHOTD_INFLUXD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("influxd"))
-}
-
-struct Influxd {
-    http: SocketAddr,
-    snap: SocketAddr,
-    _guard: ChildGuard,
-}
-
-fn start_influxd(dir: &Path) -> Influxd {
-    let (h, b) = (free_port(), free_port());
-    let out = Command::new(influxd_bin()).arg("config").output().unwrap();
-    let mut conf = String::from_utf8(out.stdout).unwrap();
-    let d = dir.display();
-    for (from, to) in [
-        (
-            "reporting-disabled = false",
-            "reporting-disabled = true".to_owned(),
-        ),
-        (
-            "bind-address = \"127.0.0.1:8088\"",
-            format!("bind-address = \"127.0.0.1:{b}\""),
-        ),
-        (
-            "dir = \"/var/lib/influxdb/meta\"",
-            format!("dir = \"{d}/meta\""),
-        ),
-        (
-            "dir = \"/var/lib/influxdb/data\"",
-            format!("dir = \"{d}/data\""),
-        ),
-        (
-            "wal-dir = \"/var/lib/influxdb/wal\"",
-            format!("wal-dir = \"{d}/wal\""),
-        ),
-        (
-            "bind-address = \":8086\"",
-            format!("bind-address = \"127.0.0.1:{h}\""),
-        ),
-        (
-            "[monitor]\n  store-enabled = true",
-            "[monitor]\n  store-enabled = false".into(),
-        ),
-    ] {
-        conf = conf.replacen(from, &to, 1);
-    }
-    assert!(
-        conf.contains(&format!("127.0.0.1:{b}")),
-        "influxd config template changed"
-    );
-    let path = dir.join("influxd.conf");
-    std::fs::write(&path, conf).unwrap();
-    let log = std::fs::File::create(dir.join("influxd.log")).unwrap();
-    let child = Command::new(influxd_bin())
-        .args(["run", "-config"])
-        .arg(&path)
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let guard = ChildGuard(child);
-    let http: SocketAddr = format!("127.0.0.1:{h}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_call(http, "GET", "/ping", b"").map(|(s, _)| s) != Some(204) {
-        assert!(Instant::now() < deadline, "influxd did not start; see {d}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Influxd {
-        http,
-        snap: format!("127.0.0.1:{b}").parse().unwrap(),
-        _guard: guard,
-    }
-}
 
 /// A minimal HTTP/1.0 request; `None` when nothing listens yet.
 fn http_call(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Option<(u16, String)> {
@@ -141,15 +61,14 @@ fn with_opt_in(kind: RequestType, mut r: Request, opt_in: bool) -> RequestFrame 
 #[tokio::test]
 #[ignore = "needs influxd; run by `cargo xtask interop influx`"]
 async fn influxd_ignores_the_error_reply_opt_in() {
-    let dir = temp_dir();
-    let influx = start_influxd(dir.path());
-    setup_data(influx.http);
+    let influx = Influxd::start();
+    setup_data(influx.http_addr());
 
     for kind in [RequestType::MetastoreBackup, RequestType::DatabaseInfo] {
         let mut r = Request::new(kind);
         r.backup_database = "db1".into();
-        let plain = raw_reply(influx.snap, with_opt_in(kind, r.clone(), false)).await;
-        let opted = raw_reply(influx.snap, with_opt_in(kind, r, true)).await;
+        let plain = raw_reply(influx.snap_addr(), with_opt_in(kind, r.clone(), false)).await;
+        let opted = raw_reply(influx.snap_addr(), with_opt_in(kind, r, true)).await;
         assert!(!plain.is_empty(), "{kind:?}: no reply");
         assert_eq!(
             plain, opted,
@@ -158,7 +77,9 @@ async fn influxd_ignores_the_error_reply_opt_in() {
     }
 
     // The typed codecs read influxd's replies.
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, MetaBackupCodec::new(Limits::default()));
     f.send(RequestFrame::request(
         RequestType::MetastoreBackup,
@@ -172,7 +93,9 @@ async fn influxd_ignores_the_error_reply_opt_in() {
     let shards: Vec<u64> = summary.shards().map(|s| s.shard_id).collect();
     assert_eq!(shards.len(), 2, "two weeks of points, two shard groups");
 
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, InfoCodec::default());
     let mut r = Request::new(RequestType::DatabaseInfo);
     r.backup_database = "db1".into();
@@ -188,7 +111,9 @@ async fn influxd_ignores_the_error_reply_opt_in() {
     r.backup_database = "db1".into();
     r.backup_retention_policy = "autogen".into();
     r.shard_id = shards[0];
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, StreamStartCodec::default());
     f.send(with_opt_in(RequestType::ShardBackup, r, true))
         .await
@@ -205,7 +130,9 @@ async fn influxd_ignores_the_error_reply_opt_in() {
     // A missing shard: influxd still closes silently; the codec reports a clean end.
     let mut r = Request::new(RequestType::ShardBackup);
     r.shard_id = 999;
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, StreamStartCodec::default());
     f.send(with_opt_in(RequestType::ShardBackup, r, true))
         .await
@@ -216,8 +143,7 @@ async fn influxd_ignores_the_error_reply_opt_in() {
 #[tokio::test]
 #[ignore = "needs influxd; run by `cargo xtask interop influx`"]
 async fn influxd_imports_our_upload_and_refuses_the_acked_upload() {
-    let dir = temp_dir();
-    let influx = start_influxd(dir.path());
+    let influx = Influxd::start();
 
     // Type 6 built by our encoder from the vectors' portable .meta.
     let file = std::fs::read(snapshotd_testutil::vector(
@@ -230,7 +156,9 @@ async fn influxd_imports_our_upload_and_refuses_the_acked_upload() {
     let mut r = Request::new(RequestType::MetaStoreUpdate);
     r.backup_database = "db2".into();
     r.restore_database = "db2copy".into();
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, ShardIdMapCodec::default());
     f.send(RequestFrame::meta_store_update(r.clone(), blob.clone()))
         .await
@@ -241,7 +169,9 @@ async fn influxd_imports_our_upload_and_refuses_the_acked_upload() {
     assert_eq!(olds, [4, 5, 6], "db2's shards imported");
 
     // Same import again: the database exists, influx answers "nothing imported".
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, ShardIdMapCodec::default());
     f.send(RequestFrame::meta_store_update(r, blob))
         .await
@@ -250,7 +180,9 @@ async fn influxd_imports_our_upload_and_refuses_the_acked_upload() {
 
     // The acknowledged upload (0x87) is unknown to influx: 0 bytes, the fallback signal.
     let new_id = map.pairs[0].1;
-    let sock = tokio::net::TcpStream::connect(influx.snap).await.unwrap();
+    let sock = tokio::net::TcpStream::connect(influx.snap_addr())
+        .await
+        .unwrap();
     let mut f = Framed::new(sock, UploadAckCodec::default());
     let header = UploadHeader {
         shard_id: new_id,

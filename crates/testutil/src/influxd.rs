@@ -1,0 +1,165 @@
+//! A real influxd 1.6.7 for interop tests: config in a temp dir, free loopback ports,
+//! HTTP through `curl`, stopped on drop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{ChildGuard, free_port};
+
+/// The influxd binary: `SNAPSHOTD_INFLUXD_BIN` (set by `cargo xtask interop influx`), else
+/// `influxd` on PATH.
+pub fn influxd_bin() -> PathBuf {
+    std::env::var_os("SNAPSHOTD_INFLUXD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("influxd"))
+}
+
+/// A running influxd.
+pub struct Influxd {
+    /// Its directory (config, meta, data, wal, log).
+    pub dir: tempfile::TempDir,
+    /// HTTP API address.
+    pub http: String,
+    /// Snapshotter (`bind-address`) address.
+    pub bind: String,
+    _child: ChildGuard,
+}
+
+impl Influxd {
+    /// Starts a fresh, empty influxd and waits until both ports answer.
+    pub fn start() -> Influxd {
+        Self::start_with(&influxd_bin())
+    }
+
+    /// Starts a fresh, empty influxd from `bin`.
+    pub fn start_with(bin: &Path) -> Influxd {
+        let dir = crate::temp_dir();
+        let d = dir.path();
+        for sub in ["meta", "data", "wal"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let (hp, bp) = (free_port(), free_port());
+        let out = Command::new(bin).arg("config").output().unwrap();
+        let conf = make_config(&String::from_utf8_lossy(&out.stdout), d, hp, bp);
+        std::fs::write(d.join("influxd.conf"), conf).unwrap();
+        let log = std::fs::File::create(d.join("influxd.log")).unwrap();
+        let child = Command::new(bin)
+            .args(["run", "-config"])
+            .arg(d.join("influxd.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Influxd {
+            http: format!("127.0.0.1:{hp}"),
+            bind: format!("127.0.0.1:{bp}"),
+            dir,
+            _child: ChildGuard(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ping = Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", &format!("http://{}/ping", s.http)])
+                .status()
+                .map(|st| st.success())
+                .unwrap_or(false);
+            if ping && std::net::TcpStream::connect(&s.bind).is_ok() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "influxd did not start: {}",
+                std::fs::read_to_string(s.dir.path().join("influxd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.parse().expect("http address")
+    }
+
+    /// The snapshotter (`bind-address`) address.
+    pub fn snap_addr(&self) -> SocketAddr {
+        self.bind.parse().expect("bind address")
+    }
+
+    /// Runs an InfluxQL statement; returns the JSON reply.
+    pub fn query(&self, q: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", "-XPOST", &format!("http://{}/query", self.http)])
+            .args(["--data-urlencode", &format!("q={q}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "query {q} failed");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Writes line protocol into `db` (and `rp` when given).
+    pub fn write(&self, db: &str, rp: Option<&str>, lines: &str) {
+        let file = self.dir.path().join("batch.lp");
+        std::fs::write(&file, lines).unwrap();
+        let mut url = format!("http://{}/write?db={db}", self.http);
+        if let Some(rp) = rp {
+            url.push_str(&format!("&rp={rp}"));
+        }
+        let out = Command::new("curl")
+            .args(["-s", "-w", "%{http_code}", "-XPOST", &url, "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.ends_with("204"), "write to {db} failed: {text}");
+    }
+
+    /// Point counts and field sums per measurement of every database/RP in `dbs`.
+    pub fn fingerprint(&self, dbs: &[(&str, &str)]) -> Vec<(String, serde_json::Value)> {
+        dbs.iter()
+            .map(|(db, rp)| {
+                let v = self.query(&format!(
+                    "SELECT count(*), sum(*) FROM \"{db}\".\"{rp}\"./.*/"
+                ));
+                assert!(
+                    v["results"][0]["series"].is_array(),
+                    "no data in {db}.{rp}: {v}"
+                );
+                (format!("{db}.{rp}"), v)
+            })
+            .collect()
+    }
+}
+
+fn make_config(default: &str, d: &Path, http_port: u16, bind_port: u16) -> String {
+    let mut section = String::new();
+    let mut out = String::from("reporting-disabled = true\n");
+    for line in default.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.to_string();
+        }
+        let replaced = match (section.as_str(), t.split('=').next().unwrap_or("").trim()) {
+            ("", "bind-address") => format!("bind-address = \"127.0.0.1:{bind_port}\""),
+            ("", "reporting-disabled") => continue,
+            ("[meta]", "dir") => format!("  dir = \"{}\"", d.join("meta").display()),
+            ("[data]", "dir") => format!("  dir = \"{}\"", d.join("data").display()),
+            ("[data]", "wal-dir") => format!("  wal-dir = \"{}\"", d.join("wal").display()),
+            ("[http]", "bind-address") => format!("  bind-address = \"127.0.0.1:{http_port}\""),
+            ("[monitor]", "store-enabled") => "  store-enabled = false".to_string(),
+            ("[shard-precreation]", "enabled") => "  enabled = false".to_string(),
+            ("[[graphite]]" | "[[collectd]]" | "[[opentsdb]]" | "[[udp]]", "enabled") => {
+                "  enabled = false".to_string()
+            }
+            ("[[graphite]]" | "[[collectd]]" | "[[opentsdb]]" | "[[udp]]", "bind-address") => {
+                continue;
+            }
+            ("[continuous_queries]", "enabled") => "  enabled = false".to_string(),
+            _ => line.to_string(),
+        };
+        out.push_str(&replaced);
+        out.push('\n');
+    }
+    out
+}
