@@ -9,8 +9,6 @@ mod support {
     pub mod backup_env;
 }
 
-use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -40,23 +38,6 @@ fn cmd(args: &[&str]) -> Command {
 
 fn run(args: &[&str]) -> Output {
     cmd(args).output().unwrap()
-}
-
-/// Sorted decompressed `.tsm` entries of a local backup.
-fn tsm_files(dir: &Path) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for (_, (_, _, _, tar)) in env::content(dir).1 {
-        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
-            let mut e = e.unwrap();
-            if e.path().unwrap().to_string_lossy().ends_with(".tsm") {
-                let mut d = Vec::new();
-                e.read_to_end(&mut d).unwrap();
-                out.push(d);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -118,7 +99,7 @@ fn backup_to_s3_killed_resumes_and_restores_from_s3() {
         &fresh.addr,
         back.to_str().unwrap(),
     ]));
-    assert_eq!(tsm_files(&back), tsm_files(&reference));
+    assert_eq!(env::tsm_files(&back), env::tsm_files(&reference));
     eprintln!("shards skipped on resume: {skipped_total}");
 }
 
@@ -234,5 +215,5 @@ fn encrypted_backup_on_s3_restores_with_the_key() {
         &fresh.addr,
         back.to_str().unwrap(),
     ]));
-    assert_eq!(tsm_files(&back), tsm_files(&reference));
+    assert_eq!(env::tsm_files(&back), env::tsm_files(&reference));
 }

@@ -43,24 +43,6 @@ fn recorded(dest: &Path) -> (u64, u64) {
     (n, bytes)
 }
 
-/// Decompressed `.tsm` entries of every shard archive, sorted (IDs may differ).
-fn tsm_files(dir: &Path) -> Vec<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    for (_, (_, _, _, tar)) in env::content(dir).1 {
-        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
-            let mut e = e.unwrap();
-            if e.path().unwrap().to_string_lossy().ends_with(".tsm") {
-                let mut d = Vec::new();
-                e.read_to_end(&mut d).unwrap();
-                out.push(d);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn kill_nine_at_random_moments_then_rerun_resumes() {
     let work = snapshotd_testutil::temp_dir();
@@ -161,7 +143,7 @@ fn kill_nine_at_random_moments_then_rerun_resumes() {
         &fresh.addr,
         again.to_str().unwrap(),
     ]));
-    assert_eq!(tsm_files(&again), tsm_files(&reference));
+    assert_eq!(env::tsm_files(&again), env::tsm_files(&reference));
 }
 
 fn ok_verify(dest: &Path) {
@@ -433,7 +415,7 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
         &target.addr,
         again.to_str().unwrap(),
     ]));
-    assert_eq!(tsm_files(&again), tsm_files(&bk));
+    assert_eq!(env::tsm_files(&again), env::tsm_files(&bk));
     // The restore bookkeeping under SRC does not disturb the backup itself.
     ok_verify(&bk);
 }

@@ -172,6 +172,24 @@ pub fn content(dir: &Path) -> (u64, BTreeMap<u64, Shard>) {
     (m["meta"]["size"].as_u64().unwrap(), out)
 }
 
+/// Decompressed `.tsm` entries of every shard archive of a local backup, sorted (shard IDs
+/// may differ between the backups compared).
+pub fn tsm_files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (_, (_, _, _, tar)) in content(dir).1 {
+        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy().ends_with(".tsm") {
+                let mut d = Vec::new();
+                e.read_to_end(&mut d).unwrap();
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Sends a signal with `kill(1)`.
 pub fn signal(pid: u32, sig: &str) {
     let st = Command::new("kill")
