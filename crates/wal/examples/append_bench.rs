@@ -1,7 +1,8 @@
 //! Times `SAVES` saves of `N` entries of `SIZE` bytes, fsync per save, on a fresh WAL in DIR;
 //! prints `{"ns": …}` like the etcd Go helper in benches/go, for A/B runs by hand:
 //! `cargo run --release -p snapshotd-wal --example append_bench -- DIR N SIZE SAVES`
-use snapshotd_wal::{Entry, HardState, Wal};
+//! (`SNAPSHOTD_BENCH_NO_FSYNC=1` skips fdatasync, to time the encoder and writes alone).
+use snapshotd_wal::{Entry, HardState, Wal, WalOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -10,7 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (n, size, saves): (u64, usize, u64) = (n.parse()?, size.parse()?, saves.parse()?);
     let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
-    let mut wal = Wal::create(dir, b"bench")?;
+    let no_fsync = std::env::var_os("SNAPSHOTD_BENCH_NO_FSYNC").is_some();
+    let opts = WalOptions::default().unsafe_no_fsync(no_fsync);
+    let mut wal = Wal::create_with(dir, b"bench", &opts)?;
     let mut idx = 0;
     let t = std::time::Instant::now();
     for _ in 0..saves {

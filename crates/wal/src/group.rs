@@ -1,10 +1,10 @@
 //! Group commit: many threads saving to one WAL share fsyncs. A save still returns only
 //! after an fsync that covers its records.
 //!
-//! Each save encodes its records and hands them to the file under a short lock, and takes a
+//! Each save encodes its records into the writer's buffer under a short lock, and takes a
 //! sequence number. One saver at a time is the *leader*: it notes the last sequence number
-//! appended, drops the lock, runs one fdatasync and then marks everything up to that number
-//! durable and wakes the others. Savers that arrive while an fsync runs append and wait; when
+//! appended, writes every pending record to the file with one write, drops the lock, runs
+//! one fdatasync and then marks everything up to that number durable and wakes the others. Savers that arrive while an fsync runs append and wait; when
 //! it ends, the covered ones return and one of the rest leads the next fsync at once, for
 //! everything that queued meanwhile. A failed fsync is handed to every saver not yet covered,
 //! and latches the writer (no later append is accepted).
@@ -136,9 +136,10 @@ impl SharedWal {
                 return Ok(());
             }
             Appended::Buffered { must_sync: true } => {
-                // Hand the records to the file now, as a lone `Wal::save` would before its
-                // fsync: the file then grows exactly as in a serial run of these saves.
-                s.wal.flush()?;
+                // A lone `Wal::save` would flush here before its fsync: record that in etcd's
+                // page-writer model, so cuts fall where a serial run of these saves puts
+                // them; the leader writes the bytes, for many saves at once.
+                s.wal.mark_flushed();
                 s.appended += 1;
                 s.stats.saves += 1;
                 s.appended
@@ -162,7 +163,7 @@ impl SharedWal {
     /// it covered (or, on failure, every saver still waiting) and returns its own result.
     fn lead(&self, mut s: MutexGuard<'_, State>) -> Result<()> {
         let target = s.appended;
-        let (file, path) = match s.wal.tail_for_sync() {
+        let (file, path) = match s.wal.flush().and_then(|()| s.wal.tail_for_sync()) {
             Ok(t) => t,
             Err(e) => {
                 s.wal.mark_failed();

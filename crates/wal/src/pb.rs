@@ -274,7 +274,9 @@ pub(crate) fn decode_record(buf: &[u8]) -> Result<RecordRef<'_>, ProtoError> {
     Ok(rec)
 }
 
-/// Appends the encoding of a record to `out` (byte-identical to gogo's `Record.Marshal`).
+/// Appends the encoding of a record to `out` (byte-identical to gogo's `Record.Marshal`);
+/// the reference the encoder's single-copy path is tested against.
+#[cfg(test)]
 pub(crate) fn encode_record(out: &mut Vec<u8>, rtype: i64, crc: u32, data: Option<&[u8]>) {
     out.push(0x08);
     prost::encoding::encode_varint(rtype as u64, out);

@@ -70,7 +70,6 @@ pub struct Wal {
     enc: Encoder,
     spare: Option<Spare>,
     spare_count: u64,
-    scratch: Vec<u8>,
     closed: bool,
     /// Set once a write or sync failed: the file may hold a partial frame, and appending
     /// after it would turn a repairable tail into corruption.
@@ -139,14 +138,14 @@ impl Wal {
         lock_exclusive(&file, &tmp_path)?;
         sys::preallocate(&file, opts.segment_size_bytes)
             .map_err(io_err("preallocate", &tmp_path))?;
-        let mut enc = Encoder::new(0, 0);
+        let mut enc = Encoder::new(0, 0, !opts.unsafe_no_fsync);
         let io = |e| io_err("write", &tmp_path)(e);
         enc.encode(&file, CRC_TYPE, None).map_err(io)?;
         enc.encode(&file, METADATA_TYPE, Some(metadata))
             .map_err(io)?;
         let snap0 = Snapshot::default().encode_to_vec();
         enc.encode(&file, SNAPSHOT_TYPE, Some(&snap0)).map_err(io)?;
-        enc.pw.flush(&file).map_err(io)?;
+        enc.flush(&file).map_err(io)?;
         if !opts.unsafe_no_fsync {
             datasync(&file, &tmp_path)?;
         }
@@ -176,7 +175,6 @@ impl Wal {
             enc,
             spare: None,
             spare_count: 0,
-            scratch: Vec::new(),
             closed: false,
             failed: false,
         };
@@ -255,11 +253,23 @@ impl Wal {
         let Some(tail) = self.held.last() else {
             return Err(Error::FileNotFound);
         };
-        let before = self.enc.pw.end_offset();
+        let before = self.enc.end_offset();
         self.enc
             .encode(&tail.file, rtype, data)
             .map_err(io_err("write", &tail.path))?;
-        metrics::counter!(METRIC_WRITE_BYTES).increment(self.enc.pw.end_offset() - before);
+        metrics::counter!(METRIC_WRITE_BYTES).increment(self.enc.end_offset() - before);
+        Ok(())
+    }
+
+    fn encode_entry(&mut self, e: &Entry) -> Result<()> {
+        let Some(tail) = self.held.last() else {
+            return Err(Error::FileNotFound);
+        };
+        let before = self.enc.end_offset();
+        self.enc
+            .encode_entry(&tail.file, e)
+            .map_err(io_err("write", &tail.path))?;
+        metrics::counter!(METRIC_WRITE_BYTES).increment(self.enc.end_offset() - before);
         Ok(())
     }
 
@@ -299,7 +309,7 @@ impl Wal {
             return Err(Error::FileNotFound);
         };
         let (file, path) = (&tail.file, &tail.path);
-        self.enc.pw.flush(file).map_err(io_err("write", path))?;
+        self.enc.flush(file).map_err(io_err("write", path))?;
         if !self.opts.unsafe_no_fsync {
             datasync(file, path)?;
         }
@@ -337,32 +347,31 @@ impl Wal {
         let must_sync = !entries.is_empty()
             || hardstate.term != self.state.term
             || hardstate.vote != self.state.vote;
-        let mut scratch = std::mem::take(&mut self.scratch);
         for e in entries {
-            scratch.clear();
-            e.encode_raw(&mut scratch);
-            if let Err(err) = self.encode(ENTRY_TYPE, Some(&scratch)) {
-                self.scratch = scratch;
-                return Err(err);
-            }
+            self.encode_entry(e)?;
             self.enti = e.index;
         }
-        self.scratch = scratch;
         if let Some(last) = entries.last() {
             metrics::gauge!(METRIC_LAST_INDEX).set(last.index as f64);
         }
         self.save_state(hardstate)?;
-        if self.enc.pw.flushed_offset() < self.opts.segment_size_bytes {
+        if self.enc.flushed_offset() < self.opts.segment_size_bytes {
             return Ok(Appended::Buffered { must_sync });
         }
         self.cut()?;
         Ok(Appended::Durable)
     }
 
+    /// Marks the save just appended as flushed in etcd's page-writer model without writing
+    /// it: [`crate::SharedWal`] calls it after each save that must sync, so cut decisions
+    /// (which look at etcd's flushed offset) match a serial run of the same saves, and its
+    /// fsync leader then writes every pending save with one [`Wal::flush`].
+    pub(crate) fn mark_flushed(&mut self) {
+        self.enc.mark_flushed();
+    }
+
     /// Writes buffered records to the tail file (the write half of [`Wal::sync`]), with the
-    /// failure latch. [`crate::SharedWal`] calls it after each save that must sync, so the
-    /// file receives bytes exactly when a lone writer's `save` would hand them over, and the
-    /// cut decisions (which look at the flushed offset) match a serial run of the same saves.
+    /// failure latch.
     pub(crate) fn flush(&mut self) -> Result<()> {
         self.check()?;
         let Some(tail) = self.held.last() else {
@@ -370,7 +379,6 @@ impl Wal {
         };
         let r = self
             .enc
-            .pw
             .flush(&tail.file)
             .map_err(io_err("write", &tail.path));
         self.poison_on_err(r)
@@ -420,10 +428,9 @@ impl Wal {
                 return Err(Error::FileNotFound);
             };
             self.enc
-                .pw
                 .flush(&tail.file)
                 .map_err(io_err("write", &tail.path))?;
-            let end = self.enc.pw.end_offset();
+            let end = self.enc.end_offset();
             tail.file
                 .set_len(end)
                 .map_err(io_err("truncate", &tail.path))?;
@@ -441,7 +448,7 @@ impl Wal {
             }
         };
         let prev = self.enc.crc();
-        self.enc = Encoder::new(0, prev);
+        self.enc = Encoder::new(0, prev, !self.opts.unsafe_no_fsync);
         self.held.push(Held {
             path: spare.path.clone(),
             seq,
@@ -555,6 +562,7 @@ impl UnreadWal {
         drop(dec);
         let tail = self.held.last().ok_or(Error::FileNotFound)?;
         zero_to_end(&tail.file, &tail.path, off)?;
+        let writeback = !self.opts.unsafe_no_fsync;
         let mut wal = Wal {
             dir: self.dir,
             dir_file: self.dir_file,
@@ -563,10 +571,9 @@ impl UnreadWal {
             state: HardState::default(),
             enti: out.last_entry_index,
             held: self.held,
-            enc: Encoder::new(off, crc),
+            enc: Encoder::new(off, crc, writeback),
             spare: None,
             spare_count: 0,
-            scratch: Vec::new(),
             closed: false,
             failed: false,
         };
