@@ -196,7 +196,9 @@ impl Encoder {
         if self.writeback
             && let Err(e) = crate::sys::start_writeback(file, self.written, n as u64)
         {
+            // Advisory only (e.g. unsupported by the filesystem): stop asking.
             tracing::debug!(error = %e, "sync_file_range failed; fdatasync will do the work");
+            self.writeback = false;
         }
         self.written += n as u64;
         self.buf.drain(..n);
