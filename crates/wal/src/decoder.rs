@@ -3,6 +3,7 @@
 //! and never allocates more than the bytes left in the file.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -216,53 +217,217 @@ impl<'a> Decoder<'a> {
             );
         };
         let body_off = off + LEN_WORD;
-        let torn = |d: &Self| is_last && is_torn(d.slice(body_off, n + pad), body_off);
+        let start = (body_off - self.buf_off) as usize;
         let path = self.segs[self.cur].path;
-        let parsed = decode_record(self.slice(body_off, n));
-        let (rtype, crc, has_data, data_range) = match parsed {
-            Ok(r) => {
-                let range = r.data.map(|d| {
-                    let start = d.as_ptr() as usize - self.buf.as_ptr() as usize;
-                    (start, d.len())
-                });
-                (r.rtype, r.crc, r.data.is_some(), range)
-            }
-            Err(ProtoError::Truncated) => return Err(self.eof(off)),
-            Err(ProtoError::Invalid(message)) => {
-                if torn(self) {
-                    return Err(self.eof(off));
-                }
-                return Err(Error::Protobuf {
-                    message,
-                    path: path.to_path_buf(),
-                    offset: off,
-                });
-            }
-        };
-        let data: Option<&[u8]> = data_range.map(|(s, l)| &self.buf[s..s + l]);
-        if rtype != CRC_TYPE {
-            let next = crc32c::crc32c_append(self.crc, data.unwrap_or_default());
-            if next != crc {
-                if torn(self) {
-                    return Err(self.eof(off));
-                }
-                return Err(Error::RecordCrcMismatch {
-                    path: path.to_path_buf(),
-                    offset: off,
-                });
-            }
-            self.crc = next;
-        }
+        let checked = check_record(
+            &self.buf[start..start + n + pad],
+            n,
+            is_last,
+            &mut self.crc,
+            path,
+            off,
+        )?;
         self.last_valid_off = off + LEN_WORD + (n + pad) as u64;
         self.ends[self.cur] = self.last_valid_off;
         self.rec_seg = self.cur;
         self.rec_off = off;
-        let data = if has_data {
-            data_range.map(|(s, l)| &self.buf[s..s + l])
-        } else {
-            None
-        };
-        Ok(Some(RecordRef { rtype, crc, data }))
+        let data = checked
+            .data
+            .map(|(s, l)| &self.buf[start + s..start + s + l]);
+        Ok(Some(RecordRef {
+            rtype: checked.rtype,
+            crc: checked.crc,
+            data,
+        }))
+    }
+}
+
+/// A decoded, CRC-checked record; `data` is `(start, len)` within the frame it came from.
+struct Checked {
+    rtype: i64,
+    crc: u32,
+    data: Option<(usize, usize)>,
+}
+
+/// Decodes one frame's record and checks its CRC against the running CRC `running`
+/// (advanced for every record but crc records). `frame` is the `n` record bytes plus the
+/// padding; it starts at file offset `off + LEN_WORD` of `path`. `is_last`: the frame is in
+/// the last file, where a frame with a zeroed sector is a torn write (unexpected EOF).
+fn check_record(
+    frame: &[u8],
+    n: usize,
+    is_last: bool,
+    running: &mut u32,
+    path: &Path,
+    off: u64,
+) -> Result<Checked> {
+    let body_off = off + LEN_WORD;
+    let eof = || Error::UnexpectedEof {
+        path: path.to_path_buf(),
+        offset: off,
+    };
+    let torn = || is_last && is_torn(frame, body_off);
+    let body = &frame[..n];
+    let (rtype, crc, data) = match decode_record(body) {
+        Ok(r) => {
+            let data = r
+                .data
+                .map(|d| (d.as_ptr() as usize - body.as_ptr() as usize, d.len()));
+            (r.rtype, r.crc, data)
+        }
+        Err(ProtoError::Truncated) => return Err(eof()),
+        Err(ProtoError::Invalid(message)) => {
+            if torn() {
+                return Err(eof());
+            }
+            return Err(Error::Protobuf {
+                message,
+                path: path.to_path_buf(),
+                offset: off,
+            });
+        }
+    };
+    if rtype != CRC_TYPE {
+        let bytes = data.map_or(&[][..], |(s, l)| &body[s..s + l]);
+        let next = crc32c::crc32c_append(*running, bytes);
+        if next != crc {
+            if torn() {
+                return Err(eof());
+            }
+            return Err(Error::RecordCrcMismatch {
+                path: path.to_path_buf(),
+                offset: off,
+            });
+        }
+        *running = next;
+    }
+    Ok(Checked { rtype, crc, data })
+}
+
+/// Streaming entry point: decodes one segment sequentially from a [`Read`] (no positional
+/// reads, no look-back), with the same frame, size-limit, torn-write and CRC rules as
+/// [`Decoder`]. Holds one record at a time: its buffer grows to the largest frame read,
+/// and every length is checked against the record limit and the bytes left before it
+/// grows. The running CRC is the caller's, so it chains across segments.
+pub(crate) struct SegmentDecoder<'p, R> {
+    path: &'p Path,
+    src: R,
+    /// Offset of the next length word.
+    off: u64,
+    /// Bytes of the segment to decode.
+    limit: u64,
+    is_last: bool,
+    max_record: u64,
+    buf: Vec<u8>,
+    /// Offset of the record returned last.
+    rec_off: u64,
+    done: bool,
+}
+
+impl<'p, R: Read> SegmentDecoder<'p, R> {
+    /// Decodes the first `limit` bytes read from `src` (segment `path`); `is_last` when it
+    /// is the last segment of the log.
+    pub(crate) fn new(path: &'p Path, src: R, limit: u64, is_last: bool, max_record: u64) -> Self {
+        SegmentDecoder {
+            path,
+            src,
+            off: 0,
+            limit,
+            is_last,
+            max_record,
+            buf: Vec::new(),
+            rec_off: 0,
+            done: false,
+        }
+    }
+
+    /// Offset of the record returned last (for error context).
+    pub(crate) fn last_record_off(&self) -> u64 {
+        self.rec_off
+    }
+
+    /// Bytes of record buffer currently allocated.
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    fn eof(&self, off: u64) -> Error {
+        Error::UnexpectedEof {
+            path: self.path.to_path_buf(),
+            offset: off,
+        }
+    }
+
+    /// Reads exactly `len` bytes into the front of the buffer; false on a short read.
+    fn read_into_buf(&mut self, len: usize) -> Result<bool> {
+        if self.buf.len() < len {
+            // Exactly the frame: the buffer never holds more than the largest record.
+            self.buf.reserve_exact(len - self.buf.len());
+            self.buf.resize(len, 0);
+        }
+        match self.src.read_exact(&mut self.buf[..len]) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(source) => Err(Error::Io {
+                context: format!("read {}", self.path.display()),
+                source,
+            }),
+        }
+    }
+
+    /// Decodes the next record, advancing `running`; `Ok(None)` at the end of the segment
+    /// (its limit, or a zero length word as etcd's decoder treats preallocated space).
+    pub(crate) fn next_record(&mut self, running: &mut u32) -> Result<Option<RecordRef<'_>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let off = self.off;
+        let left = self.limit.saturating_sub(off);
+        if left == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        if left < LEN_WORD || !self.read_into_buf(LEN_WORD as usize)? {
+            return Err(self.eof(off));
+        }
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.buf[..8]);
+        let word = u64::from_le_bytes(w);
+        if word == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        let (n, pad) = decode_len(word);
+        if n.saturating_add(pad) >= self.max_record {
+            return Err(Error::MaxEntrySizeExceeded {
+                path: self.path.to_path_buf(),
+                offset: off,
+                size: n,
+            });
+        }
+        // Bounded by the record limit and the bytes left in the segment before allocating.
+        if n + pad > left - LEN_WORD {
+            return Err(self.eof(off));
+        }
+        let (n, pad) = (n as usize, pad as usize);
+        if !self.read_into_buf(n + pad)? {
+            return Err(self.eof(off));
+        }
+        let checked = check_record(
+            &self.buf[..n + pad],
+            n,
+            self.is_last,
+            running,
+            self.path,
+            off,
+        )?;
+        self.off = off + LEN_WORD + (n + pad) as u64;
+        self.rec_off = off;
+        Ok(Some(RecordRef {
+            rtype: checked.rtype,
+            crc: checked.crc,
+            data: checked.data.map(|(s, l)| &self.buf[s..s + l]),
+        }))
     }
 }
 

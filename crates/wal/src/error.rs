@@ -49,6 +49,17 @@ pub enum Error {
         /// Number of entries collected when it was found.
         have: u64,
     },
+    /// A streamed entry's index repeats or goes back (a raft overwrite, which
+    /// [`crate::EntryStream`] does not resolve unless told to ignore indexes).
+    #[error(
+        "wal: entry {entry_index} overwrites entries up to {last_index}; streaming reads do not resolve raft overwrites"
+    )]
+    EntryOverwrite {
+        /// Index of the offending entry.
+        entry_index: u64,
+        /// Index of the entry yielded before it.
+        last_index: u64,
+    },
     /// A frame announces a record at or above the configured maximum size.
     #[error("wal: max entry size limit exceeded")]
     MaxEntrySizeExceeded {

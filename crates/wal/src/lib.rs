@@ -59,6 +59,7 @@ mod names;
 mod options;
 mod pb;
 mod read;
+mod stream;
 mod sys;
 mod view;
 mod wal;
@@ -82,6 +83,7 @@ pub use pb::{
     Snapshot, entry_type,
 };
 pub use read::WalContents;
+pub use stream::EntryStream;
 pub use view::{
     ReadView, SegmentReader, ViewSegment, WalReader, open_for_read, open_for_read_with,
 };

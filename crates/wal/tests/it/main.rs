@@ -1,5 +1,6 @@
 //! Integration tests of `snapshotd-wal`: golden vectors from etcd 3.4.23, byte-identical
-//! replay, writer semantics, point-in-time views, corruption, crash recovery, fuzz corpus.
+//! replay, writer semantics, point-in-time views and streaming reads, corruption, crash
+//! recovery, fuzz corpus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,6 +9,7 @@ mod corruption;
 mod crash;
 mod failure;
 mod replay;
+mod stream;
 mod support;
 mod vectors;
 mod view;
