@@ -192,6 +192,58 @@ fn export_keeps_only_points_in_window() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn export_of_a_many_segment_log_streams_the_window() -> TestResult {
+    let (d, a) = store()?;
+    db(&a, "w")?;
+    // ~1 KB per point, ~30 MB of log: several 8 MiB segments.
+    let pad = "x".repeat(900);
+    let n = 30_000i64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2_000) {
+        let body: String = chunk
+            .iter()
+            .map(|i| format!("m,host=h{} v={i}i,s=\"{pad}\" {}\n", i % 4, T0 + i))
+            .collect();
+        a.write_lines("w", None, Precision::Seconds, body.as_bytes())?;
+    }
+    let id = a.list_shards(Some("w"), None)?[0].shard_id;
+    let wal_dir = d.path().join(format!("data/data/w/autogen/{id}/wal"));
+    let segments = std::fs::read_dir(&wal_dir)?
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wal"))
+        })
+        .count();
+    assert!(segments >= 3, "want a many-segment log, got {segments}");
+    let range = TimeRange {
+        start_ns: Some((T0 + 7_001) * 1_000_000_000),
+        end_ns: Some((T0 + 23_500) * 1_000_000_000),
+    };
+    let all = a.read_points("w", None)?;
+    assert_eq!(all.len(), n as usize);
+    let want: Vec<Point> = all
+        .into_iter()
+        .filter(|p| range.contains(p.time_ns))
+        .collect();
+    assert_eq!(want.len(), 16_500);
+    let mut out = Vec::new();
+    a.export_shard(id, range, &mut out)?;
+    let files = tar_files(&out)?;
+    let exported_segments = files.keys().filter(|k| k.ends_with(".wal")).count();
+    assert!(exported_segments >= 2, "{:?}", files.keys());
+    // Restore the export into a copy of the database: exactly the points in the window.
+    let (_d2, b) = store()?;
+    let req = ImportRequest {
+        backup_database: Some("w".into()),
+        ..Default::default()
+    };
+    let map = b.import_meta(&a.meta_snapshot()?, &req)?;
+    let new = map.0[0].1;
+    b.restore_shard(new, &mut rename_tar(&out, "w", "autogen", new)?.as_slice())?;
+    assert!(b.read_points("w", None)? == want, "exported points differ");
+    Ok(())
+}
+
 fn seqs(points: &[Point], writer: u64) -> Vec<i64> {
     points
         .iter()

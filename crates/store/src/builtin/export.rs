@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::backup::Item;
-use super::shard_log::{self, LogView};
+use super::shard_log::{LogView, NewLog};
 use super::tarout::TarOut;
 use super::{tsm, write};
 use crate::error::{Result, StoreError};
@@ -49,23 +49,34 @@ pub(crate) fn export(
         export_tsm(&mut tar, &name, &mut item, &scratch.0, s, e)?;
     }
     if let Some(view) = view {
-        let mut kept = Vec::new();
-        for entry in view.entries()? {
-            let points = write::decode_entry(&entry)?;
+        // Entry by entry: kept points go to the fresh log as they are found, so memory is
+        // bounded by one entry whatever the size of the shard's log.
+        let log_home = scratch.0.join("shard");
+        let mut fresh: Option<NewLog> = None;
+        for entry in view.entries() {
+            let points = write::decode_entry(&entry?)?;
             let inside: Vec<_> = points
                 .iter()
                 .filter(|p| range.contains(p.time_ns))
                 .collect();
-            if !inside.is_empty() {
-                kept.extend(write::encode_points(&inside)?);
+            if inside.is_empty() {
+                continue;
+            }
+            for data in write::encode_points(&inside)? {
+                if fresh.is_none() {
+                    fs::create_dir_all(&log_home).map_err(|err| {
+                        StoreError::io(format!("create {}", log_home.display()), err)
+                    })?;
+                    fresh = Some(NewLog::create(&log_home)?);
+                }
+                if let Some(log) = fresh.as_mut() {
+                    log.append(data)?;
+                }
             }
         }
         drop(view);
-        if !kept.is_empty() {
-            let log_home = scratch.0.join("shard");
-            fs::create_dir_all(&log_home)
-                .map_err(|err| StoreError::io(format!("create {}", log_home.display()), err))?;
-            shard_log::write_new(&log_home, kept)?;
+        if let Some(log) = fresh {
+            log.finish()?;
             if let Some(v) = LogView::open(&log_home)? {
                 for mut seg in v.segments()? {
                     let name = format!("{prefix}/{}", seg.rel);

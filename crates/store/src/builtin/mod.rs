@@ -211,8 +211,8 @@ impl BuiltinStore {
             }
         }
         if let Some(view) = log {
-            for entry in view.entries()? {
-                out.extend(write::decode_entry(&entry)?);
+            for entry in view.entries() {
+                out.extend(write::decode_entry(&entry?)?);
             }
         }
         Ok(out)

@@ -12,8 +12,6 @@ use crate::error::{Result, StoreError};
 pub(crate) const DIR: &str = "wal";
 /// Segment size of shard logs (etcd uses 64 MB; shards are many and small).
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// Largest log (whole-record bytes) decoded in memory for export or reads.
-pub(crate) const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// Raft term of every entry we write.
 const TERM: u64 = 1;
 
@@ -150,38 +148,45 @@ impl LogView {
         Ok(out)
     }
 
-    /// Entry payloads in log order. The WAL reads a log whole, so logs above
-    /// [`MAX_DECODE_BYTES`] are refused rather than loaded.
-    pub(crate) fn entries(&self) -> Result<Vec<Vec<u8>>> {
-        let total: u64 = self.view.segments().iter().map(|s| s.valid_len()).sum();
-        if total > MAX_DECODE_BYTES {
-            return Err(StoreError::LimitExceeded {
-                what: "shard log decoded in memory",
-                limit: MAX_DECODE_BYTES,
-                got: total,
-            });
-        }
-        let contents = self.view.read_all().map_err(wal_err)?;
-        Ok(contents
-            .entries
-            .into_iter()
-            .filter_map(|e| e.data)
-            .collect())
+    /// Entry payloads in log order, streamed one record at a time: memory is bounded by
+    /// the largest record, not by the size of the log. Our logs never overwrite (term 1,
+    /// consecutive indexes from 1), so the WAL's strict index check applies: a gap or a
+    /// repeated index is corruption.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.view.entries_with(&options()).filter_map(|r| match r {
+            Ok(e) => e.data.map(Ok),
+            Err(e) => Some(Err(wal_err(e))),
+        })
     }
 }
 
-/// Creates a fresh log in `shard_dir` holding `entries` (scratch use: no fsync).
-pub(crate) fn write_new(shard_dir: &Path, entries: Vec<Vec<u8>>) -> Result<()> {
-    let opts = options().unsafe_no_fsync(true);
-    let mut wal =
-        Wal::create_with(shard_dir.join(DIR), b"snapshotd shard log", &opts).map_err(wal_err)?;
-    for data in entries {
-        let index = wal.last_index() + 1;
-        wal.save(
-            &HardState::new(TERM, 0, index),
-            &[Entry::new(index, TERM, data)],
-        )
-        .map_err(wal_err)?;
+/// A fresh log written entry by entry, one save per entry (scratch use: no fsync).
+pub(crate) struct NewLog {
+    wal: Wal,
+}
+
+impl NewLog {
+    /// Creates the log in `shard_dir` (which must not hold one yet).
+    pub(crate) fn create(shard_dir: &Path) -> Result<Self> {
+        let opts = options().unsafe_no_fsync(true);
+        let wal = Wal::create_with(shard_dir.join(DIR), b"snapshotd shard log", &opts)
+            .map_err(wal_err)?;
+        Ok(NewLog { wal })
     }
-    wal.close().map_err(wal_err)
+
+    /// Appends one entry at the next index.
+    pub(crate) fn append(&mut self, data: Vec<u8>) -> Result<()> {
+        let index = self.wal.last_index() + 1;
+        self.wal
+            .save(
+                &HardState::new(TERM, 0, index),
+                &[Entry::new(index, TERM, data)],
+            )
+            .map_err(wal_err)
+    }
+
+    /// Closes the log.
+    pub(crate) fn finish(self) -> Result<()> {
+        self.wal.close().map_err(wal_err)
+    }
 }
