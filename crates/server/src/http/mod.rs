@@ -23,20 +23,24 @@ use snapshotd_store::AdminStore;
 /// Renders the metrics page (e.g. a Prometheus recorder handle's `render`).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Largest `/write` or `/query` body accepted, bytes (influx's default `max-body-size`).
-pub const MAX_BODY: usize = 25 * 1024 * 1024;
+/// Default largest `/write` or `/query` body, bytes (influx's default `max-body-size`).
+///
+/// Applies to the body as sent and, for a gzip `/write`, to the decompressed line protocol.
+pub const MAX_BODY: usize = 25_000_000;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct HttpState {
     store: Arc<dyn AdminStore>,
     metrics: Option<MetricsRender>,
+    max_body: usize,
 }
 
 impl std::fmt::Debug for HttpState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpState")
             .field("metrics", &self.metrics.is_some())
+            .field("max_body", &self.max_body)
             .finish_non_exhaustive()
     }
 }
@@ -44,18 +48,34 @@ impl std::fmt::Debug for HttpState {
 impl HttpState {
     /// State over `store`; `metrics` renders `/metrics` (404 when `None`).
     pub fn new(store: Arc<dyn AdminStore>, metrics: Option<MetricsRender>) -> Self {
-        HttpState { store, metrics }
+        HttpState {
+            store,
+            metrics,
+            max_body: MAX_BODY,
+        }
+    }
+
+    /// Sets the body limit in bytes (raw body, and decompressed `/write` body); default [`MAX_BODY`].
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The body limit in bytes.
+    pub fn max_body(&self) -> usize {
+        self.max_body
     }
 }
 
 /// The router with every route.
 pub fn router(state: HttpState) -> Router {
+    let limit = state.max_body;
     Router::new()
         .route("/ping", get(ping).head(ping))
         .route("/write", post(write::write))
         .route("/query", get(query::query).post(query::query))
         .route("/metrics", get(metrics_page))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
