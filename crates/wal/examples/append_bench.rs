@@ -1,7 +1,8 @@
 //! Times `SAVES` saves of `N` entries of `SIZE` bytes, fsync per save, on a fresh WAL in DIR;
 //! prints `{"ns": …}` like the etcd Go helper in benches/go, for A/B runs by hand:
 //! `cargo run --release -p snapshotd-wal --example append_bench -- DIR N SIZE SAVES`
-//! (`SNAPSHOTD_BENCH_NO_FSYNC=1` skips fdatasync, to time the encoder and writes alone).
+//! (`SNAPSHOTD_BENCH_NO_FSYNC=1` skips fdatasync, to time the encoder and writes alone;
+//! `SNAPSHOTD_BENCH_SYNC_SLICE_US=N` sets `WalOptions::sync_slice` to N µs).
 use snapshotd_wal::{Entry, HardState, Wal, WalOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,7 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (n, size, saves): (u64, usize, u64) = (n.parse()?, size.parse()?, saves.parse()?);
     let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let no_fsync = std::env::var_os("SNAPSHOTD_BENCH_NO_FSYNC").is_some();
-    let opts = WalOptions::default().unsafe_no_fsync(no_fsync);
+    let mut opts = WalOptions::default().unsafe_no_fsync(no_fsync);
+    if let Some(us) = std::env::var("SNAPSHOTD_BENCH_SYNC_SLICE_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts = opts.sync_slice(std::time::Duration::from_micros(us));
+    }
     let mut wal = Wal::create_with(dir, b"bench", &opts)?;
     let mut idx = 0;
     let t = std::time::Instant::now();

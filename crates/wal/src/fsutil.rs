@@ -69,6 +69,24 @@ pub(crate) fn datasync(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Applies [`crate::WalOptions::sync_slice`] to the calling thread, once per thread.
+pub(crate) fn prepare_sync_thread(slice: Option<std::time::Duration>) {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    let Some(slice) = slice else {
+        return;
+    };
+    if DONE.with(|d| d.replace(true)) {
+        return;
+    }
+    let ns = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
+    match sys::set_thread_slice(ns) {
+        Ok(changed) => tracing::debug!(?slice, changed, "WAL sync thread slice"),
+        Err(e) => tracing::debug!(error = %e, "cannot set the WAL sync thread's slice"),
+    }
+}
+
 /// fsync of a directory (after renames).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let t = Instant::now();
@@ -100,4 +118,53 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, DIR_MODE);
     b.create(dir).map_err(io_err("create directory", dir))
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use std::time::Duration;
+
+    use crate::sys::thread_slice;
+    use crate::{Entry, HardState, Wal, WalOptions};
+
+    fn save_once(dir: &std::path::Path, opts: &WalOptions) {
+        let mut w = Wal::create_with(dir, b"m", opts).expect("create");
+        w.save(&HardState::new(1, 1, 1), &[Entry::new(1, 1, vec![1; 10])])
+            .expect("save");
+        w.close().expect("close");
+    }
+
+    #[test]
+    fn sync_slice_is_opt_in_and_applies_to_the_saving_thread_only() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        // Fresh threads, so no earlier test on the same thread has set anything.
+        let before = std::thread::scope(|s| {
+            s.spawn(|| {
+                let before = thread_slice().expect("getattr");
+                save_once(&a, &WalOptions::default());
+                assert_eq!(
+                    thread_slice().expect("getattr"),
+                    before,
+                    "default: unchanged"
+                );
+                before
+            })
+            .join()
+            .expect("join")
+        });
+        assert!(before > 150_000, "default slice {before} ns");
+        let opts = WalOptions::default().sync_slice(Duration::from_micros(150));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                save_once(&b, &opts);
+                assert_eq!(thread_slice().expect("getattr"), 150_000);
+            })
+            .join()
+            .expect("join")
+        });
+        let other = std::thread::scope(|s| s.spawn(|| thread_slice().expect("getattr")).join());
+        assert_eq!(other.ok(), Some(before), "other threads keep theirs");
+    }
 }

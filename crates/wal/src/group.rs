@@ -13,7 +13,7 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::fsutil::datasync;
+use crate::fsutil::{datasync, prepare_sync_thread};
 use crate::pb::{Entry, HardState, Snapshot};
 use crate::wal::{Appended, Wal};
 
@@ -174,13 +174,18 @@ impl SharedWal {
             }
         };
         let skip = s.wal.no_fsync();
+        let slice = s.wal.sync_slice();
         s.syncing = true;
         s.stats.fsyncs += 1;
         drop(s);
         // The fsync runs without the lock: other savers keep appending meanwhile.
-        let r = self
-            .before_sync_hook()
-            .and_then(|()| if skip { Ok(()) } else { datasync(&file, &path) });
+        let r = self.before_sync_hook().and_then(|()| {
+            if skip {
+                return Ok(());
+            }
+            prepare_sync_thread(slice);
+            datasync(&file, &path)
+        });
         // Always clear `syncing` and wake the waiters, even if another thread panicked
         // under the lock meanwhile (they then see the poison themselves).
         let mut s = self

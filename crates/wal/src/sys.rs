@@ -1,5 +1,5 @@
 //! The only place in this crate that calls into libc directly: OFD record locks,
-//! `fallocate` and `sync_file_range`. Everything here is a thin, documented wrapper over one syscall.
+//! `fallocate`, `sync_file_range` and the thread's scheduler slice (`sched_setattr`). Everything here is a thin, documented wrapper over one syscall.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -116,6 +116,67 @@ mod imp {
             Err(io::Error::last_os_error())
         }
     }
+
+    /// `struct sched_attr` (SCHED_ATTR_SIZE_VER1).
+    #[repr(C)]
+    #[derive(Debug, Default, Clone, Copy)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+        util_min: u32,
+        util_max: u32,
+    }
+
+    fn get_attr() -> io::Result<SchedAttr> {
+        let mut a = SchedAttr::default();
+        let size = std::mem::size_of::<SchedAttr>() as libc::c_uint;
+        // SAFETY: pid 0 = the calling thread; `a` is a writable, correctly sized sched_attr
+        // and `size` tells the kernel how much it may write.
+        let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut a, size, 0) };
+        if rc == 0 {
+            Ok(a)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    fn set_attr(a: &SchedAttr) -> io::Result<()> {
+        let mut a = *a;
+        a.size = std::mem::size_of::<SchedAttr>() as u32;
+        // SAFETY: pid 0 = the calling thread; `a` is an initialised sched_attr whose size
+        // field matches its layout; the kernel only reads it.
+        let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a, 0) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Sets the calling thread's fair-class time slice to `ns` when it is a normal thread
+    /// with a longer one. `Ok(false)`: nothing to change (other policy, or already short).
+    pub(crate) fn set_thread_slice(ns: u64) -> io::Result<bool> {
+        let mut a = get_attr()?;
+        let fair = a.policy == libc::SCHED_OTHER as u32 || a.policy == libc::SCHED_BATCH as u32;
+        if !fair || (a.runtime != 0 && a.runtime <= ns) {
+            return Ok(false);
+        }
+        a.runtime = ns;
+        set_attr(&a)?;
+        Ok(true)
+    }
+
+    /// The calling thread's current time slice in nanoseconds (for tests).
+    #[cfg(test)]
+    pub(crate) fn thread_slice() -> io::Result<u64> {
+        Ok(get_attr()?.runtime)
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -154,6 +215,15 @@ mod imp {
     pub(crate) fn start_writeback(_file: &File, _off: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+
+    pub(crate) fn set_thread_slice(_ns: u64) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn thread_slice() -> io::Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Non-blocking whole-file lock (OFD on Linux).
@@ -185,4 +255,17 @@ pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
 /// follows has less left to wait for. Advisory: a no-op off Linux.
 pub(crate) fn start_writeback(file: &File, off: u64, len: u64) -> io::Result<()> {
     imp::start_writeback(file, off, len)
+}
+
+/// Sets the calling thread's scheduler time slice (Linux EEVDF custom slice, `sched_setattr`
+/// with `sched_runtime`) to `ns` if it is a normal thread with a longer one; a no-op
+/// elsewhere. Returns whether it changed anything.
+pub(crate) fn set_thread_slice(ns: u64) -> io::Result<bool> {
+    imp::set_thread_slice(ns)
+}
+
+/// The calling thread's scheduler time slice in nanoseconds (0 where unknown).
+#[cfg(test)]
+pub(crate) fn thread_slice() -> io::Result<u64> {
+    imp::thread_slice()
 }

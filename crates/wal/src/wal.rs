@@ -11,7 +11,7 @@ use crate::encoder::Encoder;
 use crate::error::{Error, Result, io_err};
 use crate::fsutil::{
     LOCK_RETRY_PAUSES_MS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES, create_dir_all, datasync,
-    lock_exclusive, open_rw, sync_dir, try_lock_exclusive, zero_to_end,
+    lock_exclusive, open_rw, prepare_sync_thread, sync_dir, try_lock_exclusive, zero_to_end,
 };
 use crate::names::{SegmentName, list_segments, segment_name, select_segments, wal_exists};
 use crate::options::WalOptions;
@@ -311,6 +311,7 @@ impl Wal {
         let (file, path) = (&tail.file, &tail.path);
         self.enc.flush(file).map_err(io_err("write", path))?;
         if !self.opts.unsafe_no_fsync {
+            prepare_sync_thread(self.opts.sync_slice);
             datasync(file, path)?;
         }
         Ok(())
@@ -397,6 +398,11 @@ impl Wal {
     /// Whether fdatasync is skipped.
     pub(crate) fn no_fsync(&self) -> bool {
         self.opts.unsafe_no_fsync
+    }
+
+    /// The scheduler slice for threads that fsync (see [`WalOptions::sync_slice`]).
+    pub(crate) fn sync_slice(&self) -> Option<std::time::Duration> {
+        self.opts.sync_slice
     }
 
     fn save_state(&mut self, hs: &HardState) -> Result<()> {
