@@ -53,9 +53,23 @@ pub(crate) struct ReadOutcome {
 
 /// Runs ReadAll over `dec` for start snapshot `start`.
 pub(crate) fn read_all(dec: &mut Decoder<'_>, start: Snapshot, mode: Mode) -> Result<ReadOutcome> {
+    read_all_with(dec, start, mode, true)
+}
+
+/// ReadAll that may drop the entries as it goes (`keep_entries` false): every check is the
+/// same (overwrite bounds included), only `contents.entries` stays empty, so a writer can
+/// reopen a log of any size in constant memory.
+pub(crate) fn read_all_with(
+    dec: &mut Decoder<'_>,
+    start: Snapshot,
+    mode: Mode,
+    keep_entries: bool,
+) -> Result<ReadOutcome> {
     let mut metadata: Option<Vec<u8>> = None;
     let mut hardstate = HardState::default();
     let mut entries: Vec<Entry> = Vec::new();
+    // Length `entries` would have (equal to it when entries are kept).
+    let mut len = 0u64;
     let mut matched = false;
     let mut enti = 0u64;
     loop {
@@ -70,16 +84,19 @@ pub(crate) fn read_all(dec: &mut Decoder<'_>, start: Snapshot, mode: Mode) -> Re
                 let e: Entry = decode_payload("entry", rec.data)?;
                 if e.index > start.index {
                     let up = e.index - start.index - 1;
-                    if up > entries.len() as u64 {
+                    if up > len {
                         return Err(Error::SliceOutOfRange {
                             snapshot_index: start.index,
                             entry_index: e.index,
-                            have: entries.len() as u64,
+                            have: len,
                         });
                     }
-                    entries.truncate(up as usize);
+                    len = up + 1;
                     enti = e.index;
-                    entries.push(e);
+                    if keep_entries {
+                        entries.truncate(up as usize);
+                        entries.push(e);
+                    }
                 } else {
                     enti = e.index;
                 }

@@ -18,7 +18,7 @@ use crate::options::WalOptions;
 use crate::pb::{
     CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
 };
-use crate::read::{Mode, WalContents, read_all};
+use crate::read::{Mode, WalContents, read_all_with};
 use crate::record_size_ok;
 use crate::sys;
 
@@ -552,6 +552,17 @@ impl UnreadWal {
     /// [`Error::UnexpectedEof`]: run [`crate::repair`] and open again), zeroes the tail of
     /// the last segment after the last valid record, and returns a writer positioned there.
     pub fn read_all(self) -> Result<(Wal, WalContents)> {
+        self.read_all_with(true)
+    }
+
+    /// [`UnreadWal::read_all`] without keeping the entries (`contents.entries` is empty;
+    /// metadata, hard state and every check are the same): reopens a writer on a log of any
+    /// size in constant memory.
+    pub fn into_writer(self) -> Result<(Wal, WalContents)> {
+        self.read_all_with(false)
+    }
+
+    fn read_all_with(self, keep_entries: bool) -> Result<(Wal, WalContents)> {
         let mut segs = Vec::with_capacity(self.held.len());
         for h in &self.held {
             let limit = h.file.metadata().map_err(io_err("stat", &h.path))?.len();
@@ -562,7 +573,7 @@ impl UnreadWal {
             });
         }
         let mut dec = Decoder::new(segs, self.opts.max_record_bytes);
-        let out = read_all(&mut dec, self.start, Mode::Write)?;
+        let out = read_all_with(&mut dec, self.start, Mode::Write, keep_entries)?;
         let off = dec.last_valid_off();
         let crc = dec.crc();
         drop(dec);

@@ -76,7 +76,7 @@ impl ShardLog {
         }
         let opened = Wal::open_with(&dir, Snapshot::default(), &options())
             .map_err(wal_err)?
-            .read_all();
+            .into_writer();
         let (wal, _) = match opened {
             Ok(ok) => ok,
             Err(e) if e.is_unexpected_eof() => {
@@ -84,7 +84,7 @@ impl ShardLog {
                 snapshotd_wal::repair(&dir).map_err(wal_err)?;
                 Wal::open_with(&dir, Snapshot::default(), &options())
                     .map_err(wal_err)?
-                    .read_all()
+                    .into_writer()
                     .map_err(wal_err)?
             }
             Err(e) => return Err(wal_err(e)),

@@ -339,3 +339,77 @@ fn shared_wal_group_commit_keeps_every_save() {
         "cuts happened under concurrency"
     );
 }
+
+#[test]
+fn into_writer_reopens_like_read_all_without_keeping_entries() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&a, &b] {
+        let mut w = Wal::create_with(dir, b"meta", &small()).expect("create");
+        w.save(&HardState::new(1, 1, 2), &ents(1..=40, 1, 300))
+            .expect("save");
+        w.save(&HardState::new(2, 1, 20), &ents(30..=31, 2, 9))
+            .expect("overwrite");
+        w.close().expect("close");
+    }
+    let (mut wa, full) = Wal::open_with(&a, Snapshot::default(), &small())
+        .expect("open")
+        .read_all()
+        .expect("read_all");
+    let (mut wb, lean) = Wal::open_with(&b, Snapshot::default(), &small())
+        .expect("open")
+        .into_writer()
+        .expect("into_writer");
+    assert_eq!(full.entries.len(), 31);
+    assert!(lean.entries.is_empty());
+    assert_eq!(
+        (lean.metadata, lean.hardstate),
+        (full.metadata, full.hardstate)
+    );
+    assert_eq!(lean.snapshot_found, full.snapshot_found);
+    assert_eq!(wb.last_index(), wa.last_index());
+    for w in [&mut wa, &mut wb] {
+        for k in 0..6u64 {
+            let first = 32 + k * 5;
+            w.save(
+                &HardState::new(2, 1, first + 4),
+                &ents(first..=first + 4, 2, 1000),
+            )
+            .expect("append");
+        }
+    }
+    wa.close().expect("close");
+    wb.close().expect("close");
+    let files = |d: &Path| {
+        list_segments(d)
+            .expect("list")
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    std::fs::read(d.join(&s.name)).expect("read"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(files(&a).len() > 3, "cuts happened");
+    assert_eq!(files(&a), files(&b));
+
+    // The overwrite bound is still checked without the entries: a gap is refused.
+    let c = tmp.path().join("c");
+    let mut w = Wal::create_with(&c, b"", &small()).expect("create");
+    w.save(&HardState::default(), &ents(1..=2, 1, 1))
+        .expect("save");
+    w.save(&HardState::default(), &ents(5..=5, 1, 1))
+        .expect("save");
+    w.close().expect("close");
+    let err = Wal::open_with(&c, Snapshot::default(), &small())
+        .expect("open")
+        .into_writer()
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::SliceOutOfRange { have: 2, .. }),
+        "{err:?}"
+    );
+}
