@@ -5,23 +5,36 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::frame::{LEN_WORD, decode_len, is_torn};
 use crate::pb::{CRC_TYPE, ProtoError, RecordRef, decode_record};
+use crate::prefetch::{Prefetcher, RESERVE};
 
 /// Read size for the decoder's buffer.
 const CHUNK: usize = 2 << 20;
+/// Segments at least this long are read ahead on a helper thread.
+const PREFETCH_MIN: u64 = 4 * CHUNK as u64;
 
 /// Positional reads from a segment image (a file, or bytes in memory).
 pub(crate) trait ReadAt {
     /// Reads up to `buf.len()` bytes at `off`; 0 at the end.
     fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize>;
+
+    /// The underlying file, when there is one (enables read-ahead).
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
 }
 
 impl ReadAt for File {
     fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
         read_at(self, buf, off)
+    }
+
+    fn as_file(&self) -> Option<&File> {
+        Some(self)
     }
 }
 
@@ -50,9 +63,19 @@ pub(crate) struct Decoder<'a> {
     crc: u32,
     max_record: u64,
     buf: Vec<u8>,
-    /// Valid bytes at the start of `buf`.
+    /// Index in `buf` of the window's first byte (file offset `buf_off`).
+    base: usize,
+    /// Valid bytes in the window.
     filled: usize,
     buf_off: u64,
+    /// Read-ahead helper, started on the first large segment.
+    prefetch: Option<Prefetcher>,
+    /// Read-ahead could not be used (no thread); do not try again.
+    no_prefetch: bool,
+    /// Per file: a duplicate handle for the read-ahead thread, made on first use.
+    dups: Vec<Option<Arc<File>>>,
+    /// A buffer for the next read-ahead.
+    spare: Vec<u8>,
     /// End of the last whole valid record, per file (0 for files not reached).
     ends: Vec<u64>,
     /// Index of the file that holds the record returned last, and its offset.
@@ -71,8 +94,13 @@ impl<'a> Decoder<'a> {
             crc: 0,
             max_record,
             buf: Vec::new(),
+            base: 0,
             filled: 0,
             buf_off: 0,
+            prefetch: None,
+            no_prefetch: false,
+            dups: vec![None; n],
+            spare: Vec::new(),
             ends: vec![0; n],
             rec_seg: 0,
             rec_off: 0,
@@ -115,6 +143,7 @@ impl<'a> Decoder<'a> {
         }
         self.cur += 1;
         self.last_valid_off = 0;
+        self.base = 0;
         self.filled = 0;
         self.buf_off = 0;
         true
@@ -127,12 +156,17 @@ impl<'a> Decoder<'a> {
         if off >= self.buf_off && off + len as u64 <= have_end {
             return Ok(true);
         }
+        if self.take_prefetched(off, len, have_end) {
+            self.read_ahead(file, limit);
+            return Ok(true);
+        }
         let want = (len.max(CHUNK) as u64).min(limit.saturating_sub(off)) as usize;
         let want = want.max(len);
         // Reuse the allocation: only grow (zero-filled) when a larger window is needed.
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
+        self.base = 0;
         self.filled = 0;
         self.buf_off = off;
         let mut got = 0usize;
@@ -150,11 +184,82 @@ impl<'a> Decoder<'a> {
             }
         }
         self.filled = got;
+        if got == want {
+            self.read_ahead(file, limit);
+        }
         Ok(got >= len)
     }
 
+    /// Uses the chunk read ahead when it continues the window at `have_end` and, joined to
+    /// the window's tail from `off`, covers `[off, off+len)`. Otherwise recycles it.
+    fn take_prefetched(&mut self, off: u64, len: usize, have_end: u64) -> bool {
+        let Some(pf) = self.prefetch.as_mut() else {
+            return false;
+        };
+        if pf.pending().is_none() {
+            return false;
+        }
+        let Some(mut chunk) = pf.take() else {
+            return false;
+        };
+        let usable = chunk.seg == self.cur
+            && chunk.off == have_end
+            && off >= self.buf_off
+            && off <= have_end
+            && have_end - off <= RESERVE as u64
+            && chunk
+                .got
+                .is_some_and(|got| off + len as u64 <= have_end + got as u64);
+        let (Some(got), true) = (chunk.got, usable) else {
+            self.spare = chunk.buf;
+            return false;
+        };
+        let tail = (have_end - off) as usize;
+        let from = self.base + (off - self.buf_off) as usize;
+        chunk.buf[RESERVE - tail..RESERVE].copy_from_slice(&self.buf[from..from + tail]);
+        self.spare = std::mem::replace(&mut self.buf, chunk.buf);
+        self.base = RESERVE - tail;
+        self.buf_off = off;
+        self.filled = tail + got;
+        true
+    }
+
+    /// Starts reading the chunk after the window, for large segments backed by a file.
+    fn read_ahead(&mut self, file: &dyn ReadAt, limit: u64) {
+        let end = self.buf_off + self.filled as u64;
+        if self.no_prefetch || limit < PREFETCH_MIN || end >= limit {
+            return;
+        }
+        let Some(f) = file.as_file() else {
+            return;
+        };
+        if self.prefetch.is_none() {
+            self.prefetch = Prefetcher::start();
+            if self.prefetch.is_none() {
+                self.no_prefetch = true;
+                return;
+            }
+        }
+        let dup = match &self.dups[self.cur] {
+            Some(d) => d.clone(),
+            None => match f.try_clone() {
+                Ok(d) => {
+                    let d = Arc::new(d);
+                    self.dups[self.cur] = Some(d.clone());
+                    d
+                }
+                Err(_) => return,
+            },
+        };
+        let len = ((limit - end) as usize).min(CHUNK);
+        let buf = std::mem::take(&mut self.spare);
+        if let Some(pf) = self.prefetch.as_mut() {
+            pf.request(self.cur, dup, end, len, buf);
+        }
+    }
+
     fn slice(&self, off: u64, len: usize) -> &[u8] {
-        let start = (off - self.buf_off) as usize;
+        let start = self.base + (off - self.buf_off) as usize;
         &self.buf[start..start + len]
     }
 
@@ -217,7 +322,7 @@ impl<'a> Decoder<'a> {
             );
         };
         let body_off = off + LEN_WORD;
-        let start = (body_off - self.buf_off) as usize;
+        let start = self.base + (body_off - self.buf_off) as usize;
         let path = self.segs[self.cur].path;
         let checked = check_record(
             &self.buf[start..start + n + pad],
@@ -432,11 +537,11 @@ impl<'p, R: Read> SegmentDecoder<'p, R> {
 }
 
 #[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, off)
 }
 
 #[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, off)
 }

@@ -58,6 +58,7 @@ mod maintenance;
 mod names;
 mod options;
 mod pb;
+mod prefetch;
 mod read;
 mod stream;
 mod sys;

@@ -8,6 +8,7 @@ mod corpus;
 mod corruption;
 mod crash;
 mod failure;
+mod readahead;
 mod replay;
 mod stream;
 mod support;
