@@ -299,18 +299,7 @@ impl<'a> Decoder<'a> {
                 }
                 return Ok(None);
             }
-            let (n, pad) = decode_len(word);
-            if n.saturating_add(pad) >= self.max_record {
-                return Err(Error::MaxEntrySizeExceeded {
-                    path: seg.path.to_path_buf(),
-                    offset: off,
-                    size: n,
-                });
-            }
-            // Bounded by the bytes left in the file before anything is allocated.
-            if n + pad > left - LEN_WORD {
-                return Err(self.eof(off));
-            }
+            let (n, pad) = frame_len(word, off, left, self.max_record, seg.path)?;
             if !self.fill(seg.file, off + LEN_WORD, (n + pad) as usize, seg.limit)? {
                 return Err(self.eof(off));
             }
@@ -345,6 +334,27 @@ impl<'a> Decoder<'a> {
             data,
         }))
     }
+}
+
+/// Record length and padding announced by the non-zero length `word` at `off`, checked
+/// against the record limit and against the `left` bytes of the file from `off` — before
+/// anything is allocated for the frame.
+fn frame_len(word: u64, off: u64, left: u64, max_record: u64, path: &Path) -> Result<(u64, u64)> {
+    let (n, pad) = decode_len(word);
+    if n.saturating_add(pad) >= max_record {
+        return Err(Error::MaxEntrySizeExceeded {
+            path: path.to_path_buf(),
+            offset: off,
+            size: n,
+        });
+    }
+    if n + pad > left.saturating_sub(LEN_WORD) {
+        return Err(Error::UnexpectedEof {
+            path: path.to_path_buf(),
+            offset: off,
+        });
+    }
+    Ok((n, pad))
 }
 
 /// A decoded, CRC-checked record; `data` is `(start, len)` within the frame it came from.
@@ -502,18 +512,7 @@ impl<'p, R: Read> SegmentDecoder<'p, R> {
             self.done = true;
             return Ok(None);
         }
-        let (n, pad) = decode_len(word);
-        if n.saturating_add(pad) >= self.max_record {
-            return Err(Error::MaxEntrySizeExceeded {
-                path: self.path.to_path_buf(),
-                offset: off,
-                size: n,
-            });
-        }
-        // Bounded by the record limit and the bytes left in the segment before allocating.
-        if n + pad > left - LEN_WORD {
-            return Err(self.eof(off));
-        }
+        let (n, pad) = frame_len(word, off, left, self.max_record, self.path)?;
         let (n, pad) = (n as usize, pad as usize);
         if !self.read_into_buf(n + pad)? {
             return Err(self.eof(off));
