@@ -1,4 +1,6 @@
 //! `cargo xtask bench [wal|backup|restore|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
+//! takes N ms longer (a FUSE passthrough, see slowfs.rs).
 
 use anyhow::Result;
 
@@ -26,10 +28,32 @@ pub struct Args {
     /// A short smoke run.
     #[arg(long)]
     quick: bool,
+    /// Only with `wal`: compare on a FUSE mount whose fsync sleeps this many milliseconds
+    /// first, as a disk without a fast write cache (needs `apt-get install fuse libfuse2`).
+    #[arg(long, value_name = "MS")]
+    fsync_delay_ms: Option<u64>,
 }
 
 /// Entry point.
 pub fn run(args: Args) -> Result<()> {
+    if let Some(ms) = args.fsync_delay_ms {
+        if args.which != Which::Wal {
+            anyhow::bail!("--fsync-delay-ms applies to `cargo xtask bench wal` only");
+        }
+        let fs = crate::slowfs::SlowFs::mount(ms)?;
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", "snapshotd-wal", "--bench", "wal"])
+            .env("SNAPSHOTD_BENCH_WAL_DIR", fs.path())
+            .env("SNAPSHOTD_BENCH_COMPARE_ONLY", "1");
+        if args.quick {
+            cmd.env("SNAPSHOTD_BENCH_QUICK", "1");
+        }
+        step(
+            &format!("bench wal vs etcd's Go wal, fsync + {ms} ms"),
+            &mut cmd,
+        )?;
+        return Ok(());
+    }
     // (label, package, bench target)
     let mut benches: Vec<(&str, &str, &str)> = Vec::new();
     if matches!(args.which, Which::Wal | Which::All) {

@@ -3,6 +3,7 @@
 mod bench;
 mod fuzz;
 mod interop;
+mod slowfs;
 mod test;
 mod util;
 
