@@ -65,8 +65,12 @@ pub fn run(args: Args) -> Result<()> {
         )?;
     }
     for t in chosen {
-        let corpus = root().join("fuzz").join("corpus").join(&t);
+        // New inputs go to the first directory (under target/); the committed seed corpus
+        // is read only, so a fuzz run leaves the working tree clean.
+        let corpus = crate::util::target_dir().join("fuzz-corpus").join(&t);
+        let seeds = root().join("fuzz").join("corpus").join(&t);
         std::fs::create_dir_all(&corpus)?;
+        std::fs::create_dir_all(&seeds)?;
         let mut cmd = std::process::Command::new("cargo");
         cmd.current_dir(root().join("fuzz"));
         if args.asan {
@@ -78,12 +82,13 @@ pub fn run(args: Args) -> Result<()> {
         }
         cmd.arg(&t)
             .arg(&corpus)
+            .arg(&seeds)
             .arg("--")
             .arg(format!("-max_total_time={}", args.time))
             .arg("-rss_limit_mb=2048");
         step(&format!("fuzz {t} for {}s", args.time), &mut cmd)?;
         eprintln!(
-            "xtask: fuzz {t}: no crash in {}s; corpus in {}",
+            "xtask: fuzz {t}: no crash in {}s; new inputs in {} (seeds in fuzz/corpus)",
             args.time,
             corpus.display()
         );
