@@ -1,6 +1,6 @@
-//! Optional TLS for the snapshot port (rustls, aws-lc-rs provider) with client-certificate
-//! authentication: with a client CA configured, the handshake — and so any request — fails
-//! for a client without a certificate signed by that CA.
+//! Optional TLS for the snapshot port and the HTTP API (rustls, aws-lc-rs provider) with
+//! client-certificate authentication: with a client CA configured, the handshake — and so any
+//! request — fails for a client without a certificate signed by that CA.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// A ready TLS acceptor for [`crate::SnapshotServer::with_tls`].
+/// A ready TLS acceptor for [`crate::SnapshotServer::with_tls`] and [`crate::http::serve_https`].
 #[derive(Clone)]
 pub struct TlsConfig {
     acceptor: TlsAcceptor,

@@ -2,23 +2,33 @@
 //!
 //! Request and response shapes follow InfluxDB 1.x so its tools (curl recipes, the `influx`
 //! CLI for the supported statements) work unchanged.
+//!
+//! [`serve_http`] serves plain HTTP; [`serve_https`] terminates TLS with a [`TlsConfig`] (the
+//! snapshot port's certificate, key and optional client CA) before any request is read.
 
 pub mod influxql;
 mod query;
 mod write;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
-use tracing::info;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
 
 use snapshotd_store::AdminStore;
+
+use crate::tls::TlsConfig;
 
 /// Renders the metrics page (e.g. a Prometheus recorder handle's `render`).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -92,6 +102,134 @@ where
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Longest time an HTTPS client may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// TLS handshakes in progress at once; connections beyond are closed right after accept.
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+
+/// Serves the HTTP API over TLS on `listener` until `shutdown` resolves.
+///
+/// With a client CA in `tls`, a client without a certificate signed by it fails the handshake
+/// and never reaches a handler. Handshakes run concurrently (bounded by
+/// [`MAX_PENDING_HANDSHAKES`] and [`TLS_HANDSHAKE_TIMEOUT`]); shutdown is graceful as for
+/// [`serve_http`]: no new connections, requests in flight finish.
+pub async fn serve_https<S>(
+    listener: TcpListener,
+    state: HttpState,
+    tls: TlsConfig,
+    shutdown: S,
+) -> std::io::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    info!(
+        local = %listener.local_addr()?,
+        client_auth = tls.authenticates_clients(),
+        "HTTPS API listening"
+    );
+    let listener = HttpsListener::new(listener, tls)?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// TLS streams whose handshake completed, handed to `axum::serve` as its listener.
+///
+/// A background task accepts TCP connections and runs each handshake in its own task, so a
+/// slow or hostile client never holds up the others. Dropping the listener (axum does so on
+/// shutdown) stops the accept task, closes the socket and abandons pending handshakes.
+struct HttpsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    acceptor: JoinHandle<()>,
+}
+
+impl HttpsListener {
+    fn new(listener: TcpListener, tls: TlsConfig) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        let acceptor = tokio::spawn(accept_tls(listener, tls, tx));
+        Ok(HttpsListener {
+            local,
+            ready,
+            acceptor,
+        })
+    }
+}
+
+impl Drop for HttpsListener {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+impl axum::serve::Listener for HttpsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept task only ends once this listener is dropped; never yield a stream.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts TCP connections and hands each completed TLS handshake to `ready`.
+async fn accept_tls(
+    listener: TcpListener,
+    tls: TlsConfig,
+    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = ready.closed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: log and keep serving after a short pause.
+                    warn!(error = %e, "HTTPS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            debug!(%peer, "too many TLS handshakes in progress, closing");
+            continue;
+        };
+        let tls = tls.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::select! {
+                () = ready.closed() => return,
+                r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)) => r,
+            };
+            drop(permit);
+            match handshake {
+                Ok(Ok(stream)) => {
+                    let _ = ready.send((stream, peer)).await;
+                }
+                Ok(Err(e)) => {
+                    crate::metrics::error("http", "tls");
+                    warn!(%peer, error = %e, "HTTPS TLS handshake failed");
+                }
+                Err(_) => {
+                    crate::metrics::error("http", "timeout");
+                    info!(%peer, "HTTPS TLS handshake timed out");
+                }
+            }
+        });
+    }
 }
 
 async fn ping() -> Response {

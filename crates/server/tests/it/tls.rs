@@ -1,4 +1,4 @@
-//! TLS with client-certificate authentication on the snapshot port.
+//! TLS with client-certificate authentication on the snapshot port and the HTTP API.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use snapshotd_server::SnapshotServer;
+use snapshotd_server::http::{HttpState, serve_https};
 use snapshotd_server::tls::{TlsConfig, TlsFiles};
 use snapshotd_wire::{Request, RequestType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,11 +85,11 @@ fn pem(tag: &str, der: &[u8]) -> String {
     )
 }
 
-async fn client(
-    addr: std::net::SocketAddr,
+/// A client that trusts `ca` and presents `cert` if given.
+fn connector(
     ca: &CertificateDer<'static>,
     cert: Option<&(CertificateDer<'static>, KeyPair)>,
-) -> std::io::Result<Vec<u8>> {
+) -> tokio_rustls::TlsConnector {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.clone()).unwrap();
@@ -102,9 +103,16 @@ async fn client(
             .unwrap(),
         None => b.with_no_client_auth(),
     };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn client(
+    addr: std::net::SocketAddr,
+    ca: &CertificateDer<'static>,
+    cert: Option<&(CertificateDer<'static>, KeyPair)>,
+) -> std::io::Result<Vec<u8>> {
     let tcp = TcpStream::connect(addr).await?;
-    let mut s = connector
+    let mut s = connector(ca, cert)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
     let req = frame(
@@ -117,14 +125,12 @@ async fn client(
     Ok(out)
 }
 
-#[tokio::test]
-async fn mutual_tls_serves_certified_clients_only() {
-    let pki = pki();
-    let dir = snapshotd_testutil::temp_dir();
+/// Writes the server certificate, key and (if `client_auth`) the CA as PEM files in `dir`.
+fn write_files(dir: &std::path::Path, pki: &Pki, client_auth: bool) -> TlsFiles {
     let files = TlsFiles {
-        cert: dir.path().join("server.pem"),
-        key: dir.path().join("server.key"),
-        client_ca: Some(dir.path().join("ca.pem")),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        client_ca: client_auth.then(|| dir.join("ca.pem")),
     };
     std::fs::write(&files.cert, pem("CERTIFICATE", &pki.server.0)).unwrap();
     std::fs::write(
@@ -132,11 +138,17 @@ async fn mutual_tls_serves_certified_clients_only() {
         pem("PRIVATE KEY", &pki.server.1.serialize_der()),
     )
     .unwrap();
-    std::fs::write(
-        files.client_ca.as_ref().unwrap(),
-        pem("CERTIFICATE", &pki.ca),
-    )
-    .unwrap();
+    if let Some(ca) = &files.client_ca {
+        std::fs::write(ca, pem("CERTIFICATE", &pki.ca)).unwrap();
+    }
+    files
+}
+
+#[tokio::test]
+async fn mutual_tls_serves_certified_clients_only() {
+    let pki = pki();
+    let dir = snapshotd_testutil::temp_dir();
+    let files = write_files(dir.path(), &pki, true);
     let tls = TlsConfig::load(&files).unwrap();
     assert!(tls.authenticates_clients());
 
@@ -205,4 +217,194 @@ fn bad_tls_files_are_reported_with_their_path() {
     };
     let e = TlsConfig::load(&empty).unwrap_err().to_string();
     assert!(e.contains("empty.pem"), "{e}");
+}
+
+/// An HTTPS API over `store` on an ephemeral port; send on the sender to stop it.
+async fn start_https(
+    store: Arc<MemStore>,
+    tls: TlsConfig,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = HttpState::new(store, None);
+    let task = tokio::spawn(serve_https(listener, state, tls, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx, task)
+}
+
+/// One HTTP/1.1 request over TLS: `Ok((status, body))`, or the error that ended the exchange.
+async fn https_call(
+    addr: std::net::SocketAddr,
+    ca: &CertificateDer<'static>,
+    cert: Option<&(CertificateDer<'static>, KeyPair)>,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let tcp = TcpStream::connect(addr).await?;
+    let mut s = connector(ca, cert)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    s.flush().await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[tokio::test]
+async fn https_serves_ping_write_and_query_to_certified_clients() {
+    let pki = pki();
+    let dir = snapshotd_testutil::temp_dir();
+    let tls = TlsConfig::load(&write_files(dir.path(), &pki, true)).unwrap();
+    let store = Arc::new(MemStore::new());
+    let (addr, stop, task) = start_https(store.clone(), tls).await;
+    let good = Some(&pki.client);
+
+    let (st, _) = https_call(addr, &pki.ca, good, "GET", "/ping", b"")
+        .await
+        .unwrap();
+    assert_eq!(st, 204);
+    let (st, body) = https_call(
+        addr,
+        &pki.ca,
+        good,
+        "POST",
+        "/query?q=CREATE+DATABASE+db1",
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = https_call(
+        addr,
+        &pki.ca,
+        good,
+        "POST",
+        "/write?db=db1&precision=s",
+        b"cpu v=1 1\ncpu v=2 2\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(store.points(), 2);
+    let (st, body) = https_call(addr, &pki.ca, good, "GET", "/query?q=SHOW+DATABASES", b"")
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["results"][0]["series"][0]["values"],
+        serde_json::json!([["db1"]])
+    );
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn https_refuses_clients_without_a_certificate_from_the_ca() {
+    let pki = pki();
+    let dir = snapshotd_testutil::temp_dir();
+    let tls = TlsConfig::load(&write_files(dir.path(), &pki, true)).unwrap();
+    let store = Arc::new(MemStore::new());
+    let (addr, stop, task) = start_https(store.clone(), tls).await;
+    let (st, _) = https_call(
+        addr,
+        &pki.ca,
+        Some(&pki.client),
+        "POST",
+        "/query?q=CREATE+DATABASE+db1",
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 200);
+
+    for (who, cert) in [
+        ("no certificate", None),
+        ("another CA's certificate", Some(&pki.rogue_client)),
+    ] {
+        for target in ["/ping", "/write?db=db1&precision=s"] {
+            let r = https_call(addr, &pki.ca, cert, "POST", target, b"cpu v=1 1\n").await;
+            // The server's alert (certificate required / unknown CA) ends the exchange.
+            assert!(
+                matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::InvalidData),
+                "client with {who} was not refused by the handshake on {target}: {r:?}"
+            );
+        }
+    }
+    assert_eq!(store.points(), 0, "a refused client wrote points");
+    // The server is still serving certified clients after the failed handshakes.
+    let (st, _) = https_call(addr, &pki.ca, Some(&pki.client), "GET", "/ping", b"")
+        .await
+        .unwrap();
+    assert_eq!(st, 204);
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn plain_http_to_the_https_port_is_not_served() {
+    let pki = pki();
+    let dir = snapshotd_testutil::temp_dir();
+    let tls = TlsConfig::load(&write_files(dir.path(), &pki, true)).unwrap();
+    let store = Arc::new(MemStore::new());
+    let (addr, stop, task) = start_https(store.clone(), tls).await;
+    for req in [
+        &b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+        &b"POST /write?db=db1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+           Content-Length: 10\r\n\r\ncpu v=1 1\n"[..],
+    ] {
+        let mut plain = TcpStream::connect(addr).await.unwrap();
+        let _ = plain.write_all(req).await;
+        let mut out = Vec::new();
+        let _ = plain.read_to_end(&mut out).await;
+        assert!(
+            !out.starts_with(b"HTTP/"),
+            "plain HTTP was answered: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    assert_eq!(store.points(), 0);
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn https_without_client_ca_serves_any_tls_client() {
+    let pki = pki();
+    let dir = snapshotd_testutil::temp_dir();
+    let tls = TlsConfig::load(&write_files(dir.path(), &pki, false)).unwrap();
+    assert!(!tls.authenticates_clients());
+    let (addr, stop, task) = start_https(Arc::new(MemStore::new()), tls).await;
+    let (st, _) = https_call(addr, &pki.ca, None, "GET", "/ping", b"")
+        .await
+        .unwrap();
+    assert_eq!(st, 204);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
 }

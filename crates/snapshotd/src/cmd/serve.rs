@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::info;
 
-use snapshotd_server::http::{HttpState, MetricsRender};
+use snapshotd_server::http::{HttpState, MetricsRender, serve_http, serve_https};
 use snapshotd_server::tls::{TlsConfig, TlsFiles};
 use snapshotd_server::{ServerConfig, SnapshotServer, Timeouts, bind::check_bind};
 use snapshotd_store::{AdminStore, BuiltinStore, Store};
@@ -20,8 +20,9 @@ use snapshotd_store::{AdminStore, BuiltinStore, Store};
 /// Flags of `snapshotd serve` (each overrides the same key of `--config`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// TOML file with the same settings (keys: data-dir, bind, http-bind, no-http, insecure,
-    /// tls-cert, tls-key, tls-client-ca, max-connections, shutdown-grace, max-meta-upload,
+    /// TOML file with the same settings (keys: data-dir, bind, http-bind, no-http, http-plain,
+    /// insecure, tls-cert, tls-key, tls-client-ca, max-connections, shutdown-grace,
+    /// max-meta-upload,
     /// [timeouts] mux/request/payload/upload-idle/write-idle as "30s"-style durations).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -37,17 +38,22 @@ pub struct ServeArgs {
     /// Do not start the HTTP API.
     #[arg(long)]
     no_http: bool,
+    /// Keep the HTTP API in plain text when TLS is configured (it serves HTTPS with the same
+    /// certificate, key and client CA otherwise); loopback --http-bind only, unless --insecure.
+    #[arg(long)]
+    http_plain: bool,
     /// Allow non-loopback binds without TLS client certificates (no authentication at all).
     #[arg(long)]
     insecure: bool,
-    /// Serve the snapshot port over TLS with this certificate chain (PEM). influxd's own
-    /// backup/restore clients cannot speak TLS.
+    /// Serve the snapshot port and the HTTP API over TLS with this certificate chain (PEM).
+    /// influxd's own backup/restore clients cannot speak TLS.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// Private key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Require client certificates signed by this CA bundle (PEM); enables non-loopback binds.
+    /// Require client certificates signed by this CA bundle (PEM) on the snapshot port and on
+    /// HTTPS; enables non-loopback --bind and --http-bind.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// Snapshot connections served at once [default: 256].
@@ -63,6 +69,7 @@ struct FileConfig {
     bind: Option<SocketAddr>,
     http_bind: Option<SocketAddr>,
     no_http: Option<bool>,
+    http_plain: Option<bool>,
     insecure: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -110,6 +117,60 @@ struct Settings {
     http_bind: Option<SocketAddr>,
     server: ServerConfig,
     tls: Option<TlsConfig>,
+    /// TLS of the HTTP API: `tls` unless --http-plain.
+    http_tls: Option<TlsConfig>,
+}
+
+/// How the HTTP API is protected, for its bind policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HttpSecurity {
+    /// No TLS configured: plain HTTP.
+    Plain,
+    /// TLS configured but --http-plain: plain HTTP by choice.
+    PlainByChoice,
+    /// HTTPS without client certificates.
+    Https,
+    /// HTTPS with client certificates signed by --tls-client-ca.
+    HttpsClientAuth,
+}
+
+impl HttpSecurity {
+    fn of(tls: Option<&TlsConfig>, http_plain: bool) -> Self {
+        match tls {
+            None => HttpSecurity::Plain,
+            Some(_) if http_plain => HttpSecurity::PlainByChoice,
+            Some(t) if t.authenticates_clients() => HttpSecurity::HttpsClientAuth,
+            Some(_) => HttpSecurity::Https,
+        }
+    }
+}
+
+/// The bind policy of the snapshot port applied to the HTTP API: a non-loopback `addr` needs
+/// HTTPS with client certificates, or `insecure`.
+fn check_http_bind(addr: SocketAddr, security: HttpSecurity, insecure: bool) -> anyhow::Result<()> {
+    let authenticated = security == HttpSecurity::HttpsClientAuth;
+    if check_bind(addr, authenticated, insecure).is_ok() {
+        return Ok(());
+    }
+    let (why, fix) = match security {
+        HttpSecurity::Plain => (
+            "without TLS, /write and /query have no encryption and no authentication",
+            "configure --tls-cert/--tls-key/--tls-client-ca to serve HTTPS with client \
+             certificates",
+        ),
+        HttpSecurity::PlainByChoice => (
+            "--http-plain serves it without TLS or authentication",
+            "drop --http-plain (with --tls-client-ca set) to serve HTTPS with client certificates",
+        ),
+        HttpSecurity::Https | HttpSecurity::HttpsClientAuth => (
+            "HTTPS without --tls-client-ca does not authenticate clients",
+            "add --tls-client-ca to require client certificates",
+        ),
+    };
+    anyhow::bail!(
+        "refusing to bind the HTTP API to {addr}: {why}; {fix}, bind a loopback --http-bind, \
+         or pass --insecure to serve {addr} anyway"
+    )
 }
 
 fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -151,6 +212,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
         .or(file.bind)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8088)));
     let no_http = args.no_http || file.no_http.unwrap_or(false);
+    let http_plain = args.http_plain || file.http_plain.unwrap_or(false);
     let http_bind = (!no_http).then(|| {
         args.http_bind
             .or(file.http_bind)
@@ -175,9 +237,9 @@ fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
         .context("loading TLS files")?;
     let authenticated = tls.as_ref().is_some_and(TlsConfig::authenticates_clients);
     check_bind(bind, authenticated, insecure)?;
+    let http_tls = tls.clone().filter(|_| !http_plain);
     if let Some(h) = http_bind {
-        // The HTTP API has no TLS: only --insecure allows it off loopback.
-        check_bind(h, false, insecure)?;
+        check_http_bind(h, HttpSecurity::of(tls.as_ref(), http_plain), insecure)?;
     }
     let data_dir = args
         .data_dir
@@ -190,6 +252,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
         http_bind,
         server,
         tls,
+        http_tls,
     })
 }
 
@@ -246,11 +309,11 @@ async fn serve(
     let http = http_listener.map(|l| {
         let admin: Arc<dyn AdminStore> = store.clone();
         let state = HttpState::new(admin, Some(render));
-        tokio::spawn(snapshotd_server::http::serve_http(
-            l,
-            state,
-            stopped(stop_rx.clone()),
-        ))
+        let stop = stopped(stop_rx.clone());
+        match settings.http_tls {
+            Some(tls) => tokio::spawn(serve_https(l, state, tls, stop)),
+            None => tokio::spawn(serve_http(l, state, stop)),
+        }
     });
     shutdown_signal().await;
     info!("shutdown requested");
@@ -281,5 +344,50 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_bind_off_loopback_needs_https_with_client_certificates_or_insecure() {
+        use HttpSecurity::*;
+        let check =
+            |addr: &str, sec, insecure| check_http_bind(addr.parse().unwrap(), sec, insecure);
+        for sec in [Plain, PlainByChoice, Https, HttpsClientAuth] {
+            assert!(check("127.0.0.1:8086", sec, false).is_ok(), "{sec:?}");
+            assert!(check("[::1]:8086", sec, false).is_ok(), "{sec:?}");
+            assert!(check("0.0.0.0:8086", sec, true).is_ok(), "{sec:?}");
+        }
+        assert!(check("0.0.0.0:8086", HttpsClientAuth, false).is_ok());
+        assert!(check("[::]:8086", HttpsClientAuth, false).is_ok());
+        for (sec, names) in [
+            (Plain, &["--tls-client-ca", "--http-bind", "--insecure"][..]),
+            (
+                PlainByChoice,
+                &["--http-plain", "--tls-client-ca", "--insecure"][..],
+            ),
+            (Https, &["--tls-client-ca", "--http-bind", "--insecure"][..]),
+        ] {
+            let e = check("10.1.2.3:8086", sec, false).unwrap_err().to_string();
+            assert!(e.contains("10.1.2.3:8086"), "{e}");
+            for n in names {
+                assert!(e.contains(n), "{sec:?}: {e} does not name {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn http_security_follows_tls_and_http_plain() {
+        assert_eq!(HttpSecurity::of(None, false), HttpSecurity::Plain);
+        assert_eq!(HttpSecurity::of(None, true), HttpSecurity::Plain);
+    }
+
+    #[test]
+    fn http_plain_is_a_config_key() {
+        let f: FileConfig = toml::from_str("http-plain = true").unwrap();
+        assert_eq!(f.http_plain, Some(true));
     }
 }
