@@ -15,7 +15,6 @@ use std::iter::FusedIterator;
 
 use crate::decoder::SegmentDecoder;
 use crate::error::{Error, Result};
-use crate::options::WalOptions;
 use crate::pb::{
     CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
     decode_payload,
@@ -26,19 +25,13 @@ use crate::view::{ReadView, SegmentReader, ViewSegment};
 const READ_BUF: usize = 64 * 1024;
 
 impl ReadView {
-    /// Streams the view's entries after its start snapshot in log order (default options:
-    /// records up to [`crate::DEFAULT_MAX_RECORD_BYTES`]). See [`EntryStream`].
+    /// Streams the view's entries after its start snapshot in log order, with the record
+    /// limit the view was opened with. See [`EntryStream`].
     pub fn entries(&self) -> EntryStream<'_> {
-        self.entries_with(&WalOptions::default())
-    }
-
-    /// Same as [`ReadView::entries`] with explicit options (only `max_record_bytes`
-    /// matters; pass the options the view was opened with).
-    pub fn entries_with(&self, opts: &WalOptions) -> EntryStream<'_> {
         EntryStream {
             segments: self.segments(),
             start: self.start(),
-            max_record: opts.max_record_bytes,
+            max_record: self.max_record(),
             next_seg: 0,
             cur: None,
             crc: 0,

@@ -286,6 +286,11 @@ impl ReadView {
         self.start
     }
 
+    /// Record size limit the view was opened with.
+    pub(crate) fn max_record(&self) -> u64 {
+        self.max_record
+    }
+
     /// Read-mode `ReadAll` over exactly the view's valid bytes.
     pub fn read_all(&self) -> Result<WalContents> {
         let segs = self

@@ -153,7 +153,7 @@ impl LogView {
     /// consecutive indexes from 1), so the WAL's strict index check applies: a gap or a
     /// repeated index is corruption.
     pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.view.entries_with(&options()).filter_map(|r| match r {
+        self.view.entries().filter_map(|r| match r {
             Ok(e) => e.data.map(Ok),
             Err(e) => Some(Err(wal_err(e))),
         })

@@ -418,13 +418,17 @@ fn records_above_the_limit_are_refused_before_allocating() {
     let tmp = snapshotd_testutil::temp_dir();
     let dir = tmp.path().join("wal");
     write_log(&dir, 20, &small_segments(), 4);
-    let view = open_for_read(&dir, Snapshot::default()).expect("view");
+    // The stream uses the view's limit; a view opened with a limit below the log's
+    // records is refused while scanning, before any record buffer grows.
     let tight = WalOptions::default().max_record_bytes(1024);
-    let r: Result<Vec<Entry>, Error> = view.entries_with(&tight).collect();
+    let r = open_for_read_with(&dir, Snapshot::default(), &tight).map(|_| ());
     assert!(
         matches!(r, Err(Error::MaxEntrySizeExceeded { .. })),
         "{r:?}"
     );
+    let view = open_for_read(&dir, Snapshot::default()).expect("view");
+    let all: Result<Vec<Entry>, Error> = view.entries().collect();
+    assert_eq!(all.expect("default limit").len(), 20);
 }
 
 #[test]
@@ -452,7 +456,7 @@ fn large_log_streams_one_record_at_a_time() {
     assert!(log_bytes >= (1..=N).map(|i| size(i) as u64).sum::<u64>());
     // One 1 MiB record (plus framing) and the 64 KiB read buffer: well under two records.
     let bound = MIB + 4096 + 64 * 1024;
-    let mut s = view.entries_with(&opts);
+    let mut s = view.entries();
     let mut peak = 0;
     let mut n = 0u64;
     // Each entry is owned by the caller and dropped here: the stream keeps none of them.
