@@ -6,11 +6,13 @@
 
 #[path = "../../client/tests/fake/mod.rs"]
 mod fake;
+mod support;
 
 use std::process::Output;
 use std::sync::Arc;
 
 use fake::{A1, Fake, Received, Reply, capture, capture_dir};
+use support::serve::serve_no_http;
 
 fn snapshotd(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_snapshotd"))
@@ -187,25 +189,6 @@ fn unsafe_or_contradictory_flags_are_refused() {
     assert!(!out.status.success());
 }
 
-/// `snapshotd serve` on free ports with a fresh data directory (no HTTP API).
-fn serve(data: &std::path::Path) -> (snapshotd_testutil::ChildGuard, String) {
-    let addr = format!("127.0.0.1:{}", snapshotd_testutil::free_port());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_snapshotd"))
-        .args(["serve", "--no-http", "--bind", &addr, "--data-dir"])
-        .arg(data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = snapshotd_testutil::ChildGuard(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "serve did not listen");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    (guard, addr)
-}
-
 fn tar_entries(tar: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
     use std::io::Read;
     let mut out = std::collections::BTreeMap::new();
@@ -222,7 +205,7 @@ fn tar_entries(tar: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
 #[test]
 fn influx_backup_round_trips_through_snapshotd_serve() {
     let work = snapshotd_testutil::temp_dir();
-    let (_srv, addr) = serve(&work.path().join("data"));
+    let (_srv, addr) = serve_no_http(&work.path().join("data"));
     let src = snapshotd_testutil::vector("influx/backups/A1_full");
     // The golden vector is shared and must stay untouched: no restore checkpoint in it.
     let out = snapshotd(&[

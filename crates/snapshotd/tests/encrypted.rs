@@ -5,67 +5,40 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support {
-    pub mod backup_env;
-}
+mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
-use support::backup_env as env;
-
-fn stored_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-fn flip(p: &Path) {
-    let mut b = std::fs::read(p).unwrap();
-    let i = b.len() / 2;
-    b[i] ^= 0x01;
-    std::fs::write(p, b).unwrap();
-}
+use support::backup_env::{self as env, file_names, flip};
+use support::serve::{serve, serve_loaded};
 
 fn recorded_shards(dest: &Path, key: &Path) -> usize {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let d = snapshotd_checkpoint::Destination::local(dest).unwrap();
-    let k = snapshotd_checkpoint::MasterKey::from_file(key).unwrap();
-    let r = rt
-        .block_on(snapshotd_checkpoint::inspect(&d, Some(&k)))
-        .unwrap();
+    let r = env::checkpoint_records(dest, Some(key));
     r.records.keys().filter(|k| k.ends_with(".tar.gz")).count()
+}
+
+/// Waits until `child`, an encrypted backup into `dest`, has recorded two shards; kills it.
+fn kill_after_two_shards(child: std::process::Child, dest: &Path, key: &Path) {
+    env::kill_once(child, || {
+        dest.join("checkpoints").exists() && recorded_shards(dest, key) >= 2
+    });
 }
 
 #[test]
 fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let key = work.path().join("key");
     std::fs::write(&key, [7u8; 32]).unwrap();
     let k = key.to_str().unwrap();
     let reference = work.path().join("ref");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        reference.to_str().unwrap(),
-    ]));
+    env::backup_ok(&srv.addr, &[], &reference);
     let (_, want) = env::content(&reference);
 
     // Killed once mid-transfer, then resumed.
     let dest = work.path().join("enc");
     let d = dest.to_str().unwrap();
-    let mut child = env::spawn(&[
+    let child = env::spawn(&[
         "backup",
         "--host",
         &srv.addr,
@@ -75,28 +48,16 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
         k,
         d,
     ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(dest.join("checkpoints").exists() && recorded_shards(&dest, &key) >= 2) {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = env::run(&[
-        "backup",
-        "--host",
+    kill_after_two_shards(child, &dest, &key);
+    let v = env::json(&env::backup_ok(
         &srv.addr,
-        "--encrypt-key-file",
-        k,
-        "--json",
-        d,
-    ]);
-    env::ok(&out);
-    let v = env::json(&out);
+        &["--encrypt-key-file", k, "--json"],
+        &dest,
+    ));
     assert!(v["shards_skipped"].as_u64().unwrap() >= 2, "{v}");
 
     // Only the manifest is plain; it lists plain names.
-    for n in stored_names(&dest) {
+    for n in file_names(&dest) {
         assert!(n.ends_with(".enc") || n.ends_with(".manifest"), "{n}");
     }
     let m = std::fs::read_to_string(dest.join(env::manifest_name(&dest))).unwrap();
@@ -130,8 +91,8 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
     env::ok(&env::run(&["verify", "--encrypt-key-file", k, d]));
 
     // restore --encrypt-key-file into a fresh server.
-    let fresh = env::serve(&work.path().join("fresh"));
-    let out = env::run(&[
+    let fresh = serve(&work.path().join("fresh"));
+    env::ok(&env::run(&[
         "restore",
         "--host",
         &fresh.addr,
@@ -140,15 +101,9 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
         k,
         "--json",
         d,
-    ]);
-    env::ok(&out);
-    let back = work.path().join("back");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &fresh.addr,
-        back.to_str().unwrap(),
     ]));
+    let back = work.path().join("back");
+    env::backup_ok(&fresh.addr, &[], &back);
     assert_eq!(
         env::content(&back).1.len(),
         want.len(),
@@ -157,12 +112,12 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
 
     // Tampering: one flipped bit in an archive fails decrypt and restore, naming it.
     let victim = dest.join(
-        stored_names(&dest)
+        file_names(&dest)
             .into_iter()
             .find(|n| n.ends_with(".tar.gz.enc"))
             .unwrap(),
     );
-    flip(&victim);
+    flip(&victim, 0x01);
     let out = env::run(&[
         "decrypt",
         "--encrypt-key-file",
@@ -182,7 +137,7 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
         !out.status.success(),
         "verify must reject a tampered encrypted archive"
     );
-    let other = env::serve(&work.path().join("other"));
+    let other = serve(&work.path().join("other"));
     let out = env::run(&["restore", "--host", &other.addr, "--encrypt-key-file", k, d]);
     assert!(!out.status.success());
 }
@@ -190,14 +145,13 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
 #[test]
 fn a_tampered_encrypted_shard_stops_a_resume() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let key = work.path().join("key");
     std::fs::write(&key, [9u8; 32]).unwrap();
     let k = key.to_str().unwrap();
     let dest = work.path().join("enc");
     let d = dest.to_str().unwrap();
-    let mut child = env::spawn(&[
+    let child = env::spawn(&[
         "backup",
         "--host",
         &srv.addr,
@@ -209,21 +163,15 @@ fn a_tampered_encrypted_shard_stops_a_resume() {
         k,
         d,
     ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(dest.join("checkpoints").exists() && recorded_shards(&dest, &key) >= 2) {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_two_shards(child, &dest, &key);
     // s1 is recorded first with --jobs 1.
     let victim = dest.join(
-        stored_names(&dest)
+        file_names(&dest)
             .into_iter()
             .find(|n| n.ends_with(".s1.tar.gz.enc"))
             .unwrap(),
     );
-    flip(&victim);
+    flip(&victim, 0x01);
     let out = env::run(&["backup", "--host", &srv.addr, "--encrypt-key-file", k, d]);
     assert!(!out.status.success(), "tampering must be an error");
     let err = String::from_utf8_lossy(&out.stderr);

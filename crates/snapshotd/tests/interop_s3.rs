@@ -5,14 +5,13 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support {
-    pub mod backup_env;
-}
+mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use support::backup_env as env;
+use support::serve::{serve, serve_loaded};
 
 /// A fresh unique `s3://bucket/prefix`.
 fn s3_url() -> String {
@@ -40,26 +39,29 @@ fn run(args: &[&str]) -> Output {
     cmd(args).output().unwrap()
 }
 
+/// Starts `snapshotd ARGS` against S3 with its output discarded (it is going to be killed).
+fn spawn_quiet(args: &[&str]) -> Child {
+    cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 #[ignore = "interop: run via cargo xtask interop s3"]
 fn backup_to_s3_killed_resumes_and_restores_from_s3() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let reference = work.path().join("ref");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        reference.to_str().unwrap(),
-    ]));
+    env::backup_ok(&srv.addr, &[], &reference);
     let total: u64 = env::content(&reference).1.values().map(|s| s.2).sum();
 
     let url = s3_url();
     let mut rng = env::Lcg(0x53);
     let mut skipped_total = 0;
     for cycle in 0..3 {
-        let mut child = cmd(&[
+        let mut child = spawn_quiet(&[
             "backup",
             "--host",
             &srv.addr,
@@ -68,19 +70,13 @@ fn backup_to_s3_killed_resumes_and_restores_from_s3() {
             "--jobs",
             "2",
             &url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ]);
         std::thread::sleep(Duration::from_millis(200 + rng.next() % 500));
         child.kill().unwrap();
         child.wait().unwrap();
         eprintln!("cycle {cycle}: killed");
     }
-    let out = run(&["backup", "--host", &srv.addr, "--json", &url]);
-    env::ok(&out);
-    let v = env::json(&out);
+    let v = env::ok_json(&run(&["backup", "--host", &srv.addr, "--json", &url]));
     eprintln!("s3 re-run: {v}");
     skipped_total += v["shards_skipped"].as_u64().unwrap();
     assert!(v["bytes_transferred"].as_u64().unwrap() <= total + 4096);
@@ -88,17 +84,11 @@ fn backup_to_s3_killed_resumes_and_restores_from_s3() {
     assert_eq!(again["already_complete"], true, "{again}");
 
     // Restore from S3 into a fresh server; its data equals the source's.
-    let fresh = env::serve(&work.path().join("fresh"));
+    let fresh = serve(&work.path().join("fresh"));
     let out = run(&["restore", "--host", &fresh.addr, "--ack", "--json", &url]);
-    env::ok(&out);
-    assert_eq!(env::json(&out)["status"], "ok");
+    assert_eq!(env::ok_json(&out)["status"], "ok");
     let back = work.path().join("back");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &fresh.addr,
-        back.to_str().unwrap(),
-    ]));
+    env::backup_ok(&fresh.addr, &[], &back);
     assert_eq!(env::tsm_files(&back), env::tsm_files(&reference));
     eprintln!("shards skipped on resume: {skipped_total}");
 }
@@ -107,8 +97,7 @@ fn backup_to_s3_killed_resumes_and_restores_from_s3() {
 #[ignore = "interop: run via cargo xtask interop s3"]
 fn two_backups_at_once_on_s3_exactly_one_runs() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let url = s3_url();
     let args = ["backup", "--host", &srv.addr, "--rate-limit", "4M", &url];
     let spawn = || {
@@ -138,12 +127,11 @@ fn two_backups_at_once_on_s3_exactly_one_runs() {
 #[ignore = "interop: run via cargo xtask interop s3"]
 fn restore_from_s3_rerun_after_a_partial_restore() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let url = s3_url();
     env::ok(&run(&["backup", "--host", &srv.addr, &url]));
-    let target = env::serve(&work.path().join("target"));
-    let mut child = cmd(&[
+    let target = serve(&work.path().join("target"));
+    let mut child = spawn_quiet(&[
         "restore",
         "--host",
         &target.addr,
@@ -153,17 +141,18 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
         "--rate-limit",
         "2M",
         &url,
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    ]);
     std::thread::sleep(Duration::from_millis(1200));
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = run(&["restore", "--host", &target.addr, "--ack", "--json", &url]);
-    env::ok(&out);
-    let v = env::json(&out);
+    let v = env::ok_json(&run(&[
+        "restore",
+        "--host",
+        &target.addr,
+        "--ack",
+        "--json",
+        &url,
+    ]));
     eprintln!("s3 restore re-run: {v}");
     assert!(v["shards_skipped"].as_u64().unwrap() >= 1, "{v}");
 }
@@ -172,15 +161,9 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
 #[ignore = "interop: run via cargo xtask interop s3"]
 fn encrypted_backup_on_s3_restores_with_the_key() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let reference = work.path().join("ref");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        reference.to_str().unwrap(),
-    ]));
+    env::backup_ok(&srv.addr, &[], &reference);
     let key = work.path().join("key");
     std::fs::write(&key, [5u8; 32]).unwrap();
     let k = key.to_str().unwrap();
@@ -194,10 +177,10 @@ fn encrypted_backup_on_s3_restores_with_the_key() {
         &url,
     ]));
     // Without the key the restore cannot find plain files and sends nothing.
-    let fresh = env::serve(&work.path().join("fresh"));
+    let fresh = serve(&work.path().join("fresh"));
     let out = run(&["restore", "--host", &fresh.addr, "--no-resume", &url]);
     assert!(!out.status.success());
-    let out = run(&[
+    env::ok(&run(&[
         "restore",
         "--host",
         &fresh.addr,
@@ -206,14 +189,8 @@ fn encrypted_backup_on_s3_restores_with_the_key() {
         k,
         "--json",
         &url,
-    ]);
-    env::ok(&out);
-    let back = work.path().join("back");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &fresh.addr,
-        back.to_str().unwrap(),
     ]));
+    let back = work.path().join("back");
+    env::backup_ok(&fresh.addr, &[], &back);
     assert_eq!(env::tsm_files(&back), env::tsm_files(&reference));
 }

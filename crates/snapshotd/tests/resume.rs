@@ -5,14 +5,13 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support {
-    pub mod backup_env;
-}
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::backup_env::{self as env, Lcg};
+use support::backup_env::{self as env, Lcg, file_names, flip};
+use support::serve::{serve, serve_loaded};
 
 /// Kill cycles in CI; `SNAPSHOTD_KILL_CYCLES` raises it for a longer soak.
 fn cycles() -> u64 {
@@ -24,14 +23,7 @@ fn cycles() -> u64 {
 
 /// The checkpoint's trusted shard records: (count, sum of their tar sizes).
 fn recorded(dest: &Path) -> (u64, u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let d = snapshotd_checkpoint::Destination::local(dest).unwrap();
-    let r = rt
-        .block_on(snapshotd_checkpoint::inspect(&d, None))
-        .unwrap();
+    let r = env::checkpoint_records(dest, None);
     let mut n = 0;
     let mut bytes = 0;
     for rec in r.records.values() {
@@ -46,19 +38,11 @@ fn recorded(dest: &Path) -> (u64, u64) {
 #[test]
 fn kill_nine_at_random_moments_then_rerun_resumes() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
 
     // The reference: one uninterrupted run.
     let reference = work.path().join("ref");
-    let out = env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        "--json",
-        reference.to_str().unwrap(),
-    ]);
-    env::ok(&out);
+    env::backup_ok(&srv.addr, &["--json"], &reference);
     let (meta_size, want) = env::content(&reference);
     let total: u64 = want.values().map(|s| s.2).sum();
     let largest = want.values().map(|s| s.2).max().unwrap();
@@ -93,9 +77,7 @@ fn kill_nine_at_random_moments_then_rerun_resumes() {
         };
         let remaining = total - done_bytes;
 
-        let out = env::run(&["backup", "--host", &srv.addr, "--json", &d]);
-        env::ok(&out);
-        let v = env::json(&out);
+        let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", &d]));
         let moved = v["bytes_transferred"].as_u64().unwrap();
         eprintln!(
             "cycle {cycle}: killed run exit {:?}; {done_before} shard(s) recorded, \
@@ -126,23 +108,17 @@ fn kill_nine_at_random_moments_then_rerun_resumes() {
 
     // The last result restores into a fresh server with the same data.
     let last = last.unwrap();
-    let fresh = env::serve(&work.path().join("data2"));
-    let out = env::run(&[
+    let fresh = serve(&work.path().join("data2"));
+    env::ok(&env::run(&[
         "restore",
         "--host",
         &fresh.addr,
         "--ack",
         "--json",
         last.to_str().unwrap(),
-    ]);
-    env::ok(&out);
-    let again = work.path().join("again");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &fresh.addr,
-        again.to_str().unwrap(),
     ]));
+    let again = work.path().join("again");
+    env::backup_ok(&fresh.addr, &[], &again);
     assert_eq!(env::tsm_files(&again), env::tsm_files(&reference));
 }
 
@@ -160,14 +136,11 @@ fn ok_verify(dest: &Path) {
 #[test]
 fn a_finished_backup_reports_complete_and_other_settings_are_refused() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let dest = work.path().join("bk");
     let d = dest.to_str().unwrap();
-    env::ok(&env::run(&["backup", "--host", &srv.addr, d]));
-    let out = env::run(&["backup", "--host", &srv.addr, "--json", d]);
-    env::ok(&out);
-    let v = env::json(&out);
+    env::backup_ok(&srv.addr, &[], &dest);
+    let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
     assert_eq!(v["already_complete"], true);
     assert_eq!(v["bytes_transferred"], 0);
 
@@ -183,8 +156,7 @@ fn a_finished_backup_reports_complete_and_other_settings_are_refused() {
 #[test]
 fn two_backups_at_once_exactly_one_runs() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let dest = work.path().join("bk");
     let d = dest.to_str().unwrap();
     let args = ["backup", "--host", &srv.addr, "--rate-limit", "4M", d];
@@ -212,16 +184,10 @@ fn two_backups_at_once_exactly_one_runs() {
 #[test]
 fn paused_holder_is_taken_over_after_expiry_and_fenced() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let (_, want) = {
         let r = work.path().join("ref");
-        env::ok(&env::run(&[
-            "backup",
-            "--host",
-            &srv.addr,
-            r.to_str().unwrap(),
-        ]));
+        env::backup_ok(&srv.addr, &[], &r);
         env::content(&r)
     };
     let dest = work.path().join("bk");
@@ -247,16 +213,7 @@ fn paused_holder_is_taken_over_after_expiry_and_fenced() {
 
     // After expiry (TTL 1 s + the 5 s clock-skew margin) it is taken over and completes.
     std::thread::sleep(Duration::from_millis(7_500));
-    let out = env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        "--lock-ttl",
-        "1s",
-        "--json",
-        d,
-    ]);
-    env::ok(&out);
+    env::backup_ok(&srv.addr, &["--lock-ttl", "1s", "--json"], &dest);
     let manifest_before = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
     let files_before = top_files(&dest);
 
@@ -283,31 +240,18 @@ fn paused_holder_is_taken_over_after_expiry_and_fenced() {
 #[test]
 fn tampered_checkpoint_and_archive_are_not_trusted() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let reference = work.path().join("ref");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        reference.to_str().unwrap(),
-    ]));
+    env::backup_ok(&srv.addr, &[], &reference);
     let (_, want) = env::content(&reference);
 
     let dest = work.path().join("bk");
     let d = dest.to_str().unwrap();
-    let mut child = env::spawn(&["backup", "--host", &srv.addr, "--rate-limit", "2M", d]);
+    let child = env::spawn(&["backup", "--host", &srv.addr, "--rate-limit", "2M", d]);
     // Wait for at least three recorded shards, then kill.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if dest.join("checkpoints").exists() && recorded(&dest).0 >= 3 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    env::kill_once(child, || {
+        dest.join("checkpoints").exists() && recorded(&dest).0 >= 3
+    });
     let (n, _) = recorded(&dest);
 
     // Flip a bit in one record file and in one recorded archive (same size).
@@ -318,46 +262,36 @@ fn tampered_checkpoint_and_archive_are_not_trusted() {
         .collect();
     cpts.sort();
     let victim = cpts.last().unwrap();
-    flip(victim);
+    flip(victim, 0x10);
     let archives: Vec<_> = std::fs::read_dir(&dest)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .collect();
-    flip(&archives[0]);
+    flip(&archives[0], 0x10);
     let (n_after, _) = recorded(&dest);
     assert!(
         n_after < n,
         "a damaged record file must not count ({n_after} of {n})"
     );
 
-    let out = env::run(&["backup", "--host", &srv.addr, "--json", d]);
-    env::ok(&out);
-    let v = env::json(&out);
+    let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
     assert!(v["shards_skipped"].as_u64().unwrap() < n, "{v}");
     ok_verify(&dest);
     assert_eq!(env::content(&dest).1, want);
 }
 
-fn flip(p: &Path) {
-    let mut b = std::fs::read(p).unwrap();
-    let i = b.len() / 2;
-    b[i] ^= 0x10;
-    std::fs::write(p, b).unwrap();
-}
-
 #[test]
 fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let bk = work.path().join("bk");
     let b = bk.to_str().unwrap();
-    env::ok(&env::run(&["backup", "--host", &srv.addr, b]));
+    env::backup_ok(&srv.addr, &[], &bk);
     let (_, shards) = env::content(&bk);
     let total: u64 = shards.values().map(|s| s.2).sum();
 
-    let target = env::serve(&work.path().join("target"));
+    let target = serve(&work.path().join("target"));
     let args = [
         "restore",
         "--host",
@@ -369,30 +303,21 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
     ];
     let mut throttled = args.to_vec();
     throttled.extend(["--rate-limit", "2M", b]);
-    let mut child = env::spawn(&throttled);
+    let child = env::spawn(&throttled);
     // Kill once the metastore import and a few shards are recorded.
     let cp = bk.join("restore");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    env::kill_once(child, || {
         let n = std::fs::read_dir(&cp)
             .ok()
             .and_then(|mut d| d.next())
             .and_then(|e| std::fs::read_dir(e.ok()?.path().join("checkpoints/data")).ok())
             .map_or(0, |d| d.count());
-        if n >= 3 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        n >= 3
+    });
 
     let mut rerun = args.to_vec();
     rerun.push(b);
-    let out = env::run(&rerun);
-    env::ok(&out);
-    let v = env::json(&out);
+    let v = env::ok_json(&env::run(&rerun));
     eprintln!("restore re-run: {v}");
     let skipped = v["shards_skipped"].as_u64().unwrap();
     assert!(skipped >= 2, "{v}");
@@ -409,12 +334,7 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
         assert_eq!(left, 0, "{} still has record files", data.display());
     }
     let again = work.path().join("again");
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &target.addr,
-        again.to_str().unwrap(),
-    ]));
+    env::backup_ok(&target.addr, &[], &again);
     assert_eq!(env::tsm_files(&again), env::tsm_files(&bk));
     // The restore bookkeeping under SRC does not disturb the backup itself.
     ok_verify(&bk);
@@ -423,34 +343,14 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
 #[test]
 fn no_resume_writes_no_checkpoint_and_reruns_start_new_backups() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = env::serve(&work.path().join("data"));
-    env::load(&srv);
+    let srv = serve_loaded(&work.path().join("data"));
     let dest = work.path().join("bk");
-    let d = dest.to_str().unwrap();
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        "--no-resume",
-        d,
-    ]));
-    env::ok(&env::run(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        "--no-resume",
-        d,
-    ]));
+    env::backup_ok(&srv.addr, &["--no-resume"], &dest);
+    env::backup_ok(&srv.addr, &["--no-resume"], &dest);
     assert!(!dest.join("checkpoints").exists());
-    let manifests = std::fs::read_dir(&dest)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".manifest")
-        })
+    let manifests = file_names(&dest)
+        .iter()
+        .filter(|n| n.ends_with(".manifest"))
         .count();
     assert_eq!(manifests, 2);
     ok_verify(&dest);

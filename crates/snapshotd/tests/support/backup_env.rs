@@ -1,15 +1,12 @@
-//! Shared helpers of the resume / lock tests: a `snapshotd serve` with a few MB of data, the
-//! `snapshotd` binary, and comparisons of backups by content.
-
-#![allow(dead_code)]
+//! The `snapshotd` binary as a user runs it (backup command lines, exit status, `--json`
+//! summaries, killing a run once it made progress), and backup directories read back:
+//! file listings, manifests, comparison by content, checkpoint records.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-use snapshotd_testutil::ChildGuard;
 
 /// The `snapshotd` binary under test.
 pub fn bin() -> Command {
@@ -52,73 +49,34 @@ pub fn ok(out: &Output) {
     );
 }
 
-/// A running `snapshotd serve` with its snapshot and HTTP addresses.
-pub struct Server {
-    /// Kills the server on drop.
-    pub guard: ChildGuard,
-    /// Snapshot protocol address.
-    pub addr: String,
-    /// HTTP API address.
-    pub http: String,
+/// [`ok`], then the `--json` summary.
+pub fn ok_json(out: &Output) -> serde_json::Value {
+    ok(out);
+    json(out)
 }
 
-/// Starts `snapshotd serve` on free ports with a fresh data directory.
-pub fn serve(data: &Path) -> Server {
-    let addr = format!("127.0.0.1:{}", snapshotd_testutil::free_port());
-    let http = format!("127.0.0.1:{}", snapshotd_testutil::free_port());
-    let child = bin()
-        .args(["serve", "--bind", &addr, "--http-bind", &http, "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+/// Runs `snapshotd backup --host ADDR FLAGS... DEST` and asserts it succeeded.
+pub fn backup_ok(addr: &str, flags: &[&str], dest: &Path) -> Output {
+    let out = bin()
+        .args(["backup", "--host", addr])
+        .args(flags)
+        .arg(dest)
+        .output()
         .unwrap();
-    let guard = ChildGuard(child);
+    ok(&out);
+    out
+}
+
+/// Polls `progress` every 20 ms until it holds (failing with "no progress" after 30 s),
+/// then kills `child` (SIGKILL) and reaps it.
+pub fn kill_once(mut child: Child, mut progress: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    for a in [&addr, &http] {
-        while std::net::TcpStream::connect(a).is_err() {
-            assert!(Instant::now() < deadline, "serve did not listen on {a}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    while !progress() {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
     }
-    Server { guard, addr, http }
-}
-
-/// One HTTP/1.1 POST; returns the status line and body.
-pub fn post(http: &str, path: &str, body: &[u8]) -> String {
-    let mut s = std::net::TcpStream::connect(http).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp
-}
-
-/// Creates database `db` and writes about 2 MB of line protocol spread over 9 weekly shards
-/// (about 5 MB of shard tars). Values come from a fixed LCG so runs are reproducible.
-pub fn load(srv: &Server) {
-    let r = post(&srv.http, "/query?q=CREATE%20DATABASE%20db", b"");
-    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    let mut rng = Lcg(1);
-    let t0: u64 = 1_767_225_600;
-    let mut lines = String::new();
-    for i in 0..40_000u64 {
-        lines.push_str(&format!(
-            "cpu,host=h{} usage={}.{},idle={}i {}\n",
-            i % 20,
-            rng.next() % 100,
-            rng.next() % 1_000_000,
-            rng.next() % 1_000_000_000,
-            t0 + i * 120
-        ));
-    }
-    let r = post(&srv.http, "/write?db=db&precision=s", lines.as_bytes());
-    assert!(r.starts_with("HTTP/1.1 204"), "{r}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// A tiny seeded generator (no `rand` dependency needed for test timing choices).
@@ -219,4 +177,36 @@ pub fn manifest_name(dir: &Path) -> String {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .find(|n| n.ends_with(".manifest"))
         .unwrap_or_else(|| panic!("no manifest in {}", dir.display()))
+}
+
+/// Sorted names of the regular files at the top of a backup directory.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Flips the bits of `mask` in the middle byte of a file.
+pub fn flip(p: &Path, mask: u8) {
+    let mut b = std::fs::read(p).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= mask;
+    std::fs::write(p, b).unwrap();
+}
+
+/// The checkpoint records of a local backup destination (`key` for encrypted ones).
+pub fn checkpoint_records(dest: &Path, key: Option<&Path>) -> snapshotd_checkpoint::Resume {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let d = snapshotd_checkpoint::Destination::local(dest).unwrap();
+    let k = key.map(|k| snapshotd_checkpoint::MasterKey::from_file(k).unwrap());
+    rt.block_on(snapshotd_checkpoint::inspect(&d, k.as_ref()))
+        .unwrap()
 }
