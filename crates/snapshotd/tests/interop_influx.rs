@@ -6,12 +6,14 @@
 
 #[path = "../../client/tests/support/influxd.rs"]
 mod influxd;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use influxd::{Influxd, LOADED, influxd_bin, load_metrics};
+use support::backup_env::file_names;
 
 fn snapshotd(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
@@ -27,6 +29,22 @@ fn snapshotd(args: &[&str]) -> Output {
     out
 }
 
+/// `snapshotd backup --host HOST FLAGS... DEST`.
+fn backup(host: &str, flags: &[&str], dest: &Path) -> Output {
+    let mut args = vec!["backup", "--host", host];
+    args.extend(flags);
+    args.push(dest.to_str().unwrap());
+    snapshotd(&args)
+}
+
+/// `snapshotd restore --host HOST FLAGS... SRC`.
+fn restore(host: &str, flags: &[&str], src: &Path) -> Output {
+    let mut args = vec!["restore", "--host", host];
+    args.extend(flags);
+    args.push(src.to_str().unwrap());
+    snapshotd(&args)
+}
+
 fn influx_cli(args: &[&str]) -> Output {
     let out = Command::new(influxd_bin()).args(args).output().unwrap();
     assert!(
@@ -36,6 +54,29 @@ fn influx_cli(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `influxd restore -portable` of the backup in `src` into `target`.
+fn influxd_restore(target: &Influxd, src: &Path) {
+    influx_cli(&[
+        "restore",
+        "-portable",
+        "-host",
+        &target.bind,
+        src.to_str().unwrap(),
+    ]);
+}
+
+/// The fingerprint of everything `load_metrics` wrote into `s`, asserted to hold data.
+fn loaded_fingerprint(s: &Influxd) -> Vec<(String, serde_json::Value)> {
+    let f = s.fingerprint(LOADED);
+    assert!(f.iter().all(|(_, v)| v["results"][0]["series"].is_array()));
+    f
+}
+
+/// The fingerprint of one database/RP.
+fn rp_fingerprint(s: &Influxd, db: &str, rp: &str) -> serde_json::Value {
+    s.fingerprint(&[(db, rp)])[0].1.clone()
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
@@ -65,15 +106,7 @@ fn snapshotd_backup_restores_with_influxd_restore() {
     load_metrics(&a, 6, 16);
     let dest = snapshotd_testutil::temp_dir();
     let d = dest.path().join("bk");
-    let out = snapshotd(&[
-        "backup",
-        "--host",
-        &a.bind,
-        "--jobs",
-        "4",
-        "--json",
-        d.to_str().unwrap(),
-    ]);
+    let out = backup(&a.bind, &["--jobs", "4", "--json"], &d);
     assert!(out.status.success());
     let summary = json_of(&out);
     assert_eq!(summary["status"], "ok");
@@ -85,15 +118,8 @@ fn snapshotd_backup_restores_with_influxd_restore() {
     assert!(snapshotd(&["verify", d.to_str().unwrap()]).status.success());
 
     let b = Influxd::start();
-    influx_cli(&[
-        "restore",
-        "-portable",
-        "-host",
-        &b.bind,
-        d.to_str().unwrap(),
-    ]);
-    let fa = a.fingerprint(LOADED);
-    assert!(fa.iter().all(|(_, v)| v["results"][0]["series"].is_array()));
+    influxd_restore(&b, &d);
+    let fa = loaded_fingerprint(&a);
     assert_eq!(fa, b.fingerprint(LOADED));
 }
 
@@ -105,29 +131,22 @@ fn encrypted_backup_decrypts_into_what_influxd_restore_accepts() {
     let work = snapshotd_testutil::temp_dir();
     let key = work.path().join("key");
     std::fs::write(&key, [0x42u8; 32]).unwrap();
+    let k = key.to_str().unwrap();
     let enc = work.path().join("enc");
-    let out = snapshotd(&[
-        "backup",
-        "--host",
-        &a.bind,
-        "--encrypt-key-file",
-        key.to_str().unwrap(),
-        enc.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    assert!(
+        backup(&a.bind, &["--encrypt-key-file", k], &enc)
+            .status
+            .success()
+    );
     // Nothing but the manifest is readable without the key.
-    for e in std::fs::read_dir(&enc).unwrap() {
-        let e = e.unwrap();
-        let n = e.file_name().to_string_lossy().to_string();
-        if e.file_type().unwrap().is_file() {
-            assert!(n.ends_with(".enc") || n.ends_with(".manifest"), "{n}");
-        }
+    for n in file_names(&enc) {
+        assert!(n.ends_with(".enc") || n.ends_with(".manifest"), "{n}");
     }
     let plain = work.path().join("plain");
     let out = snapshotd(&[
         "decrypt",
         "--encrypt-key-file",
-        key.to_str().unwrap(),
+        k,
         enc.to_str().unwrap(),
         plain.to_str().unwrap(),
     ]);
@@ -139,28 +158,17 @@ fn encrypted_backup_decrypts_into_what_influxd_restore_accepts() {
     );
 
     let b = Influxd::start();
-    influx_cli(&[
-        "restore",
-        "-portable",
-        "-host",
-        &b.bind,
-        plain.to_str().unwrap(),
-    ]);
-    let fa = a.fingerprint(LOADED);
-    assert!(fa.iter().all(|(_, v)| v["results"][0]["series"].is_array()));
+    influxd_restore(&b, &plain);
+    let fa = loaded_fingerprint(&a);
     assert_eq!(fa, b.fingerprint(LOADED));
 
     // And snapshotd restores the encrypted backup directly, given the key.
     let c = Influxd::start();
-    let out = snapshotd(&[
-        "restore",
-        "--host",
-        &c.bind,
-        "--encrypt-key-file",
-        key.to_str().unwrap(),
-        enc.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    assert!(
+        restore(&c.bind, &["--encrypt-key-file", k], &enc)
+            .status
+            .success()
+    );
     assert_eq!(fa, c.fingerprint(LOADED));
 }
 
@@ -178,13 +186,13 @@ fn influxd_backup_restores_with_snapshotd_restore() {
     assert!(String::from_utf8_lossy(&v.stdout).contains("written by influxd"));
 
     let c = Influxd::start();
-    let out = snapshotd(&["restore", "--host", &c.bind, "--json", d.to_str().unwrap()]);
+    let out = restore(&c.bind, &["--json"], &d);
     assert!(out.status.success());
     assert_eq!(json_of(&out)["status"], "ok");
     assert_eq!(a.fingerprint(LOADED), c.fingerprint(LOADED));
 
     // A second restore of the same databases is refused with a clear message.
-    let again = snapshotd(&["restore", "--host", &c.bind, d.to_str().unwrap()]);
+    let again = restore(&c.bind, &[], &d);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -196,60 +204,33 @@ fn snapshotd_round_trip_with_renames_shard_and_window() {
     load_metrics(&a, 4, 10);
     let work = snapshotd_testutil::temp_dir();
     let full = work.path().join("full");
-    assert!(
-        snapshotd(&["backup", "--host", &a.bind, full.to_str().unwrap()])
-            .status
-            .success()
-    );
+    assert!(backup(&a.bind, &[], &full).status.success());
     let t = Influxd::start();
 
     // --db/--newdb: db1 under a new name.
-    let ok = snapshotd(&[
-        "restore",
-        "--host",
-        &t.bind,
-        "--db",
-        "db1",
-        "--newdb",
-        "db1copy",
-        full.to_str().unwrap(),
-    ]);
+    let ok = restore(&t.bind, &["--db", "db1", "--newdb", "db1copy"], &full);
     assert!(ok.status.success());
     assert_eq!(
-        a.fingerprint(&[("db1", "autogen")])[0].1,
-        t.fingerprint(&[("db1copy", "autogen")])[0].1
+        rp_fingerprint(&a, "db1", "autogen"),
+        rp_fingerprint(&t, "db1copy", "autogen")
     );
 
     // --rp/--newrp: one RP of db2 into a new database and RP.
-    let ok = snapshotd(&[
-        "restore",
-        "--host",
+    let ok = restore(
         &t.bind,
-        "--db",
-        "db2",
-        "--newdb",
-        "db2x",
-        "--rp",
-        "rp2",
-        "--newrp",
-        "rp2x",
-        full.to_str().unwrap(),
-    ]);
+        &[
+            "--db", "db2", "--newdb", "db2x", "--rp", "rp2", "--newrp", "rp2x",
+        ],
+        &full,
+    );
     assert!(ok.status.success());
     assert_eq!(
-        a.fingerprint(&[("db2", "rp2")])[0].1,
-        t.fingerprint(&[("db2x", "rp2x")])[0].1
+        rp_fingerprint(&a, "db2", "rp2"),
+        rp_fingerprint(&t, "db2x", "rp2x")
     );
 
     // --newdb without --db is refused before anything is sent.
-    let bad = snapshotd(&[
-        "restore",
-        "--host",
-        &t.bind,
-        "--newdb",
-        "x",
-        full.to_str().unwrap(),
-    ]);
+    let bad = restore(&t.bind, &["--newdb", "x"], &full);
     assert!(!bad.status.success());
 
     // --shard: one shard of db2/rp2 (one day of `disk`).
@@ -271,34 +252,18 @@ fn snapshotd_round_trip_with_renames_shard_and_window() {
     );
     let one = work.path().join("one");
     assert!(
-        snapshotd(&[
-            "backup",
-            "--host",
+        backup(
             &a.bind,
-            "--db",
-            "db2",
-            "--rp",
-            "rp2",
-            "--shard",
-            &id,
-            one.to_str().unwrap(),
-        ])
+            &["--db", "db2", "--rp", "rp2", "--shard", &id],
+            &one
+        )
         .status
         .success()
     );
     assert!(
-        snapshotd(&[
-            "restore",
-            "--host",
-            &t.bind,
-            "--db",
-            "db2",
-            "--newdb",
-            "db2one",
-            one.to_str().unwrap(),
-        ])
-        .status
-        .success()
+        restore(&t.bind, &["--db", "db2", "--newdb", "db2one"], &one)
+            .status
+            .success()
     );
     let want = count(
         &a,
@@ -311,34 +276,14 @@ fn snapshotd_round_trip_with_renames_shard_and_window() {
     let win = work.path().join("win");
     let (ws, we) = ("2021-01-03T00:00:00Z", "2021-01-05T12:00:00Z");
     assert!(
-        snapshotd(&[
-            "backup",
-            "--host",
-            &a.bind,
-            "--db",
-            "db1",
-            "--start",
-            ws,
-            "--end",
-            we,
-            win.to_str().unwrap(),
-        ])
-        .status
-        .success()
+        backup(&a.bind, &["--db", "db1", "--start", ws, "--end", we], &win)
+            .status
+            .success()
     );
     assert!(
-        snapshotd(&[
-            "restore",
-            "--host",
-            &t.bind,
-            "--db",
-            "db1",
-            "--newdb",
-            "db1win",
-            win.to_str().unwrap(),
-        ])
-        .status
-        .success()
+        restore(&t.bind, &["--db", "db1", "--newdb", "db1win"], &win)
+            .status
+            .success()
     );
     let q = |db: &str| {
         format!(
