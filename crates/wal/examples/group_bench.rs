@@ -2,6 +2,7 @@
 //! `SharedWal` (group commit) on a fresh WAL in DIR; prints `{"ns": …, "saves": …,
 //! "fsyncs": …}` for A/B runs by hand:
 //! `cargo run --release -p snapshotd-wal --example group_bench -- DIR THREADS SAVES SIZE`
+//! (`SNAPSHOTD_BENCH_COMMIT_DELAY_US=N` sets `SharedWal::with_commit_delay` to N µs).
 use std::sync::Arc;
 
 use snapshotd_wal::{Entry, HardState, SharedWal, Wal};
@@ -13,7 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (threads, saves, size): (u64, u64, usize) =
         (threads.parse()?, saves.parse()?, size.parse()?);
-    let shared = Arc::new(SharedWal::new(Wal::create(dir, b"bench")?));
+    let delay = std::env::var("SNAPSHOTD_BENCH_COMMIT_DELAY_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(std::time::Duration::ZERO, std::time::Duration::from_micros);
+    let shared = Arc::new(SharedWal::new(Wal::create(dir, b"bench")?).with_commit_delay(delay));
     let data = vec![7u8; size];
     let t = std::time::Instant::now();
     let handles: Vec<_> = (0..threads)

@@ -10,7 +10,9 @@
 //! and latches the writer (no later append is accepted).
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{datasync, prepare_sync_thread};
@@ -64,10 +66,30 @@ pub struct SharedWal {
     state: Mutex<State>,
     /// Signalled when a leader's fsync ends (or the writer fails).
     done: Condvar,
+    /// Threads inside `save_with`.
+    active: AtomicUsize,
+    /// Longest a leader waits for savers already inside `save_with` to append.
+    commit_delay: Duration,
     /// Test hook run by the leader just before its fdatasync, without the lock; an error
     /// stands for a failed fsync.
     #[cfg(test)]
     before_sync: Option<Box<dyn Fn() -> io::Result<()> + Send + Sync>>,
+}
+
+/// Counts a thread inside `save_with` for as long as it is there.
+struct Inside<'a>(&'a AtomicUsize);
+
+impl<'a> Inside<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::AcqRel);
+        Inside(n)
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for SharedWal {
@@ -109,9 +131,21 @@ impl SharedWal {
                 stats: GroupCommitStats::default(),
             }),
             done: Condvar::new(),
+            active: AtomicUsize::new(0),
+            commit_delay: Duration::ZERO,
             #[cfg(test)]
             before_sync: None,
         }
+    }
+
+    /// Opt-in commit delay: before its fsync, a leader waits — at most `max` — until every
+    /// thread then inside a save has appended its records (or left), so one fsync covers
+    /// them all. A lone saver never waits. Trades up to `max` of latency for larger groups
+    /// (like PostgreSQL's `commit_delay` with `commit_siblings`): with 8 savers, about 7.5
+    /// saves per fsync instead of 4 (docs/benchmarks.md).
+    pub fn with_commit_delay(mut self, max: Duration) -> Self {
+        self.commit_delay = max;
+        self
     }
 
     /// Like [`Wal::save`]: durable when it returns (if raft's `MustSync` asks for it).
@@ -122,6 +156,7 @@ impl SharedWal {
     /// Saves what `build` returns; `build` is called under the writer's lock with the index
     /// after the last one written, so concurrent savers can allocate contiguous indexes.
     pub fn save_with(&self, build: impl FnOnce(u64) -> (HardState, Vec<Entry>)) -> Result<()> {
+        let _inside = Inside::enter(&self.active);
         let mut s = lock(&self.state)?;
         let (hs, ents) = build(s.wal.last_index() + 1);
         let mine = match s.wal.append(&hs, &ents)? {
@@ -161,7 +196,15 @@ impl SharedWal {
 
     /// Runs one fdatasync covering every save appended so far, then releases the savers
     /// it covered (or, on failure, every saver still waiting) and returns its own result.
-    fn lead(&self, mut s: MutexGuard<'_, State>) -> Result<()> {
+    fn lead<'a>(&'a self, mut s: MutexGuard<'a, State>) -> Result<()> {
+        s = self.gather(s);
+        if let Some(e) = &s.failure {
+            return Err(share(e));
+        }
+        if s.synced >= s.appended {
+            // A cut made while gathering synced everything, this leader's save included.
+            return Ok(());
+        }
         let target = s.appended;
         let (file, path) = match s.wal.flush().and_then(|()| s.wal.tail_for_sync()) {
             Ok(t) => t,
@@ -207,6 +250,32 @@ impl SharedWal {
         drop(s);
         self.done.notify_all();
         r
+    }
+
+    /// The commit delay: while some thread inside a save has not appended yet, lets it run
+    /// (the lock is released between checks), up to [`SharedWal::with_commit_delay`].
+    fn gather<'a>(&'a self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if self.commit_delay.is_zero() {
+            return s;
+        }
+        // Other savers queue behind this leader meanwhile instead of leading themselves.
+        s.syncing = true;
+        let t = Instant::now();
+        while s.failure.is_none()
+            && s.synced < s.appended
+            && usize::try_from(s.appended - s.synced).unwrap_or(usize::MAX)
+                < self.active.load(Ordering::Acquire)
+            && t.elapsed() < self.commit_delay
+        {
+            drop(s);
+            std::thread::yield_now();
+            s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        s.syncing = false;
+        s
     }
 
     #[cfg(test)]
@@ -404,6 +473,58 @@ mod tests {
         late.join().expect("join").expect("late save");
         let stats = shared.stats().expect("stats");
         assert_eq!((stats.saves, stats.fsyncs), (u64::from(n) + 2, 3));
+    }
+
+    /// With a commit delay, a leader waits for a saver that is already inside `save_with`
+    /// (here: blocked on the lock while the first saver builds its entries), so one fsync
+    /// covers both; without it, the first save is synced alone.
+    #[test]
+    fn commit_delay_waits_for_savers_already_inside() {
+        for (delay, want_fsyncs) in [(Duration::from_secs(5), 1), (Duration::ZERO, 2)] {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let shared = Arc::new(
+                SharedWal::new(Wal::create(tmp.path().join("wal"), b"g").expect("create"))
+                    .with_commit_delay(delay),
+            );
+            let (entering_tx, entering) = mpsc::channel::<()>();
+            let first = {
+                let s = shared.clone();
+                std::thread::spawn(move || {
+                    s.save_with(|next| {
+                        // Under the lock: let the second saver enter save_with and block.
+                        let _ = entering.recv();
+                        while s.active.load(Ordering::Acquire) < 2 {
+                            std::thread::yield_now();
+                        }
+                        (
+                            HardState::new(1, 1, next),
+                            vec![Entry::new(next, 1, vec![1; 10])],
+                        )
+                    })
+                })
+            };
+            let second = {
+                let s = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = entering_tx.send(());
+                    save_one(&s, 2)
+                })
+            };
+            first.join().expect("join").expect("first save");
+            second.join().expect("join").expect("second save");
+            let st = shared.stats().expect("stats");
+            assert_eq!((st.saves, st.fsyncs), (2, want_fsyncs), "delay {delay:?}");
+        }
+        // A lone saver does not wait for the delay.
+        let tmp = tempfile::tempdir().expect("tmp");
+        let shared = SharedWal::new(Wal::create(tmp.path().join("wal"), b"g").expect("create"))
+            .with_commit_delay(Duration::from_secs(30));
+        let t = Instant::now();
+        for k in 0..3 {
+            save_one(&shared, k).expect("save");
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert_eq!(shared.stats().expect("stats").fsyncs, 3);
     }
 
     #[test]
