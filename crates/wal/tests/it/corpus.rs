@@ -1,5 +1,7 @@
 //! Replays the `wal_decoder` fuzz corpus (fuzz/corpus/wal_decoder) on stable: every input
-//! must decode or fail cleanly, never panic.
+//! must decode or fail cleanly, never panic, and the positional and streaming decoders must
+//! agree on every segment of it (`torn-frame-last-segment-rule` is the input the fuzzer
+//! found when the streaming decoder ignored the last-segment torn-write rule).
 
 use snapshotd_wal::{Snapshot, fuzz_decode, read_all_in_memory};
 
