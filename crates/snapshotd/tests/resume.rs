@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use support::backup_env::{self as env, Lcg, file_names, flip};
 use support::serve::{serve, serve_loaded};
+use support::takeover::{self, LocalDir};
 
 /// Kill cycles in CI; `SNAPSHOTD_KILL_CYCLES` raises it for a longer soak.
 fn cycles() -> u64 {
@@ -184,57 +185,8 @@ fn two_backups_at_once_exactly_one_runs() {
 #[test]
 fn paused_holder_is_taken_over_after_expiry_and_fenced() {
     let work = snapshotd_testutil::temp_dir();
-    let srv = serve_loaded(&work.path().join("data"));
-    let (_, want) = {
-        let r = work.path().join("ref");
-        env::backup_ok(&srv.addr, &[], &r);
-        env::content(&r)
-    };
-    let dest = work.path().join("bk");
-    let d = dest.to_str().unwrap();
-    let old = env::spawn(&[
-        "backup",
-        "--host",
-        &srv.addr,
-        "--rate-limit",
-        "1M",
-        "--lock-ttl",
-        "1s",
-        d,
-    ]);
-    env::wait_for(&dest.join("checkpoints/LOCK"), Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
-    env::signal(old.id(), "-STOP");
-
-    // While the paused holder's lease is live, a second run is refused.
-    let out = env::run(&["backup", "--host", &srv.addr, "--lock-ttl", "1s", d]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked by"));
-
-    // After expiry (TTL 1 s + the 5 s clock-skew margin) it is taken over and completes.
-    std::thread::sleep(Duration::from_millis(7_500));
-    env::backup_ok(&srv.addr, &["--lock-ttl", "1s", "--json"], &dest);
-    let manifest_before = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
-    let files_before = top_files(&dest);
-
-    // The old holder wakes up, is fenced and exits with an error.
-    env::signal(old.id(), "-CONT");
-    let old = old.wait_with_output().unwrap();
-    assert!(!old.status.success(), "the deposed holder must fail");
-    let err = String::from_utf8_lossy(&old.stderr);
-    assert!(err.contains("lost"), "{err}");
-
-    // Its late writes changed nothing that counts: same manifest, still verifies, complete.
-    let manifest_after = std::fs::read(dest.join(env::manifest_name(&dest))).unwrap();
-    assert_eq!(manifest_before, manifest_after);
-    assert!(
-        top_files(&dest) == files_before,
-        "the deposed holder changed a backup file"
-    );
-    ok_verify(&dest);
-    assert_eq!(env::content(&dest).1, want);
-    let v = env::json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
-    assert_eq!(v["already_complete"], true);
+    let dest = LocalDir(work.path().join("bk"));
+    takeover::paused_holder_is_taken_over_after_expiry_and_fenced(work.path(), &dest);
 }
 
 #[test]
@@ -354,19 +306,4 @@ fn no_resume_writes_no_checkpoint_and_reruns_start_new_backups() {
         .count();
     assert_eq!(manifests, 2);
     ok_verify(&dest);
-}
-
-/// Every top-level file of a backup directory with its bytes.
-fn top_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().to_string(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
 }

@@ -191,6 +191,21 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Every top-level file of a backup directory with its bytes.
+pub fn top_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Flips the bits of `mask` in the middle byte of a file.
 pub fn flip(p: &Path, mask: u8) {
     let mut b = std::fs::read(p).unwrap();

@@ -5,3 +5,4 @@
 
 pub mod backup_env;
 pub mod serve;
+pub mod takeover;
