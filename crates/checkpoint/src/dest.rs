@@ -23,14 +23,38 @@ pub struct S3Options {
     pub session_token: Option<String>,
     /// Permit plain `http://` endpoints. Implied for loopback endpoints.
     pub allow_http: bool,
+    /// Web identity token file for AssumeRoleWithWebIdentity (EKS IRSA), used with
+    /// `role_arn` when no access key is given.
+    pub web_identity_token_file: Option<String>,
+    /// Role to assume with the web identity token.
+    pub role_arn: Option<String>,
+    /// Session name for the assumed role (default `WebIdentitySession`).
+    pub role_session_name: Option<String>,
+    /// STS endpoint for the token exchange (default `https://sts.<region>.amazonaws.com`).
+    pub sts_endpoint: Option<String>,
+    /// ECS task role: the credentials path under `http://169.254.170.2`.
+    pub container_credentials_relative_uri: Option<String>,
+    /// EKS Pod Identity: the full credentials URI, used with `container_authorization_token_file`.
+    pub container_credentials_full_uri: Option<String>,
+    /// EKS Pod Identity: the file holding the authorization token.
+    pub container_authorization_token_file: Option<String>,
 }
 
 impl S3Options {
     /// Reads the standard AWS variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3`
-    /// (or `AWS_ENDPOINT_URL`) and `AWS_ALLOW_HTTP` (`true`/`1`).
+    /// (or `AWS_ENDPOINT_URL`), `AWS_ALLOW_HTTP` (`true`/`1`), and the role credential
+    /// sources: `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`,
+    /// `AWS_ENDPOINT_URL_STS` (EKS IRSA), `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (ECS),
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` and `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`
+    /// (EKS Pod Identity). With none of them, the EC2 instance profile is used.
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// [`S3Options::from_env`] over any variable lookup (empty values count as unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
         Self {
             endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
             region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
@@ -39,7 +63,41 @@ impl S3Options {
             session_token: var("AWS_SESSION_TOKEN"),
             allow_http: var("AWS_ALLOW_HTTP")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            web_identity_token_file: var("AWS_WEB_IDENTITY_TOKEN_FILE"),
+            role_arn: var("AWS_ROLE_ARN"),
+            role_session_name: var("AWS_ROLE_SESSION_NAME"),
+            sts_endpoint: var("AWS_ENDPOINT_URL_STS"),
+            container_credentials_relative_uri: var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+            container_credentials_full_uri: var("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+            container_authorization_token_file: var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
         }
+    }
+
+    /// The role credential settings as object_store configuration keys.
+    #[cfg(feature = "s3")]
+    fn credential_sources(&self) -> Vec<(object_store::aws::AmazonS3ConfigKey, &str)> {
+        use object_store::aws::AmazonS3ConfigKey as K;
+        [
+            (K::WebIdentityTokenFile, &self.web_identity_token_file),
+            (K::RoleArn, &self.role_arn),
+            (K::RoleSessionName, &self.role_session_name),
+            (K::StsEndpoint, &self.sts_endpoint),
+            (
+                K::ContainerCredentialsRelativeUri,
+                &self.container_credentials_relative_uri,
+            ),
+            (
+                K::ContainerCredentialsFullUri,
+                &self.container_credentials_full_uri,
+            ),
+            (
+                K::ContainerAuthorizationTokenFile,
+                &self.container_authorization_token_file,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
     }
 
     #[cfg(feature = "s3")]
@@ -173,6 +231,9 @@ impl Destination {
         }
         if let Some(t) = &opts.session_token {
             b = b.with_token(t);
+        }
+        for (key, value) in opts.credential_sources() {
+            b = b.with_config(key, value);
         }
         let store = b.build().map_err(|e| Error::InvalidDestination {
             url: url.into(),

@@ -23,6 +23,65 @@ fn bad_urls_are_refused() {
     }
 }
 
+#[test]
+fn s3_options_read_role_credential_sources() {
+    let env = |k: &str| {
+        Some(
+            match k {
+                "AWS_WEB_IDENTITY_TOKEN_FILE" => "/var/run/token",
+                "AWS_ROLE_ARN" => "arn:aws:iam::123456789012:role/backup",
+                "AWS_ROLE_SESSION_NAME" => "snapshotd",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" => "/v2/credentials/x",
+                "AWS_ACCESS_KEY_ID" => "",
+                _ => return None,
+            }
+            .to_owned(),
+        )
+    };
+    let o = S3Options::from_lookup(env);
+    assert_eq!(o.web_identity_token_file.as_deref(), Some("/var/run/token"));
+    assert_eq!(
+        o.role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/backup")
+    );
+    assert_eq!(o.role_session_name.as_deref(), Some("snapshotd"));
+    assert_eq!(
+        o.container_credentials_relative_uri.as_deref(),
+        Some("/v2/credentials/x")
+    );
+    assert_eq!(o.access_key_id, None, "empty values count as unset");
+    assert_eq!(
+        (o.sts_endpoint, o.container_credentials_full_uri),
+        (None, None)
+    );
+}
+
+/// With a web identity token and a role (EKS IRSA) and no access key, requests are signed
+/// with credentials from AssumeRoleWithWebIdentity: the configured STS endpoint is called
+/// (here a bare TCP listener, so the exchange itself fails).
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn web_identity_credentials_are_fetched_from_sts() {
+    let sts = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    sts.set_nonblocking(true).unwrap();
+    let port = sts.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "header.payload.signature").unwrap();
+    let opts = S3Options {
+        endpoint: Some("http://127.0.0.1:1".into()),
+        web_identity_token_file: Some(token.display().to_string()),
+        role_arn: Some("arn:aws:iam::123456789012:role/backup".into()),
+        sts_endpoint: Some(format!("https://127.0.0.1:{port}")),
+        ..S3Options::default()
+    };
+    let d = Destination::open("s3://bucket/p", &opts).unwrap();
+    let (store, path) = (d.store(), d.path("x"));
+    let get = object_store::ObjectStoreExt::get(store.as_ref(), &path);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), get).await;
+    assert!(sts.accept().is_ok(), "the STS endpoint was never contacted");
+}
+
 #[cfg(feature = "s3")]
 #[test]
 fn s3_url_sets_prefix() {
