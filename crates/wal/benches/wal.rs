@@ -159,8 +159,27 @@ fn go_run(bin: &Path, args: &[String], dir: &Path) -> Duration {
     Duration::from_nanos(v["ns"].as_u64().unwrap())
 }
 
-fn ours_append(dir: &Path, n: u64, size: usize, saves: u64) -> Duration {
-    let mut wal = Wal::create(dir, b"bench").unwrap();
+/// etcd's Go wal: `saves` saves of `n` entries of `size` bytes, fsync each, on a fresh WAL.
+fn go_append(go: &Path, n: u64, size: usize, saves: u64) -> Duration {
+    let dir = scratch("cmp-go");
+    let args = [
+        "append".to_owned(),
+        "-entries".into(),
+        n.to_string(),
+        "-size".into(),
+        size.to_string(),
+        "-saves".into(),
+        saves.to_string(),
+    ];
+    let d = go_run(go, &args, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    d
+}
+
+/// Ours: the same workload as [`go_append`].
+fn ours_append(n: u64, size: usize, saves: u64) -> Duration {
+    let dir = scratch("cmp-ours");
+    let mut wal = Wal::create(&dir, b"bench").unwrap();
     let mut next = 0;
     let batches: Vec<_> = (0..saves).map(|_| batch(&mut next, n, size)).collect();
     let t = Instant::now();
@@ -169,6 +188,7 @@ fn ours_append(dir: &Path, n: u64, size: usize, saves: u64) -> Duration {
     }
     let el = t.elapsed();
     wal.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     el
 }
 
@@ -181,9 +201,12 @@ fn median_saves_per_fsync() -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn ours_group(dir: &Path, threads: u64, saves: u64, size: usize, delay: Duration) -> Duration {
+/// Ours: `threads` threads each making `saves` saves of one `size`-byte entry through one
+/// `SharedWal` with the given commit delay, on a fresh WAL.
+fn ours_group(threads: u64, saves: u64, size: usize, delay: Duration) -> Duration {
+    let dir = scratch("cmp-ours-group");
     let shared =
-        Arc::new(SharedWal::new(Wal::create(dir, b"bench").unwrap()).with_commit_delay(delay));
+        Arc::new(SharedWal::new(Wal::create(&dir, b"bench").unwrap()).with_commit_delay(delay));
     let data: Vec<u8> = vec![7; size];
     let t = Instant::now();
     let hs: Vec<_> = (0..threads)
@@ -213,6 +236,7 @@ fn ours_group(dir: &Path, threads: u64, saves: u64, size: usize, delay: Duration
         .unwrap()
         .close()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     el
 }
 
@@ -262,30 +286,8 @@ fn comparison(go: &Path) {
         let saves = (budget / (n * size as u64)).clamp(lo, hi);
         let (g, o) = median_pair(
             rounds,
-            || {
-                let gd = scratch("cmp-go");
-                let d = go_run(
-                    go,
-                    &[
-                        "append".into(),
-                        "-entries".into(),
-                        n.to_string(),
-                        "-size".into(),
-                        size.to_string(),
-                        "-saves".into(),
-                        saves.to_string(),
-                    ],
-                    &gd,
-                );
-                let _ = std::fs::remove_dir_all(&gd);
-                d
-            },
-            || {
-                let od = scratch("cmp-ours");
-                let d = ours_append(&od, n, size, saves);
-                let _ = std::fs::remove_dir_all(&od);
-                d
-            },
+            || go_append(go, n, size, saves),
+            || ours_append(n, size, saves),
         );
         let mbps = |d: Duration| (saves * n * size as u64) as f64 / d.as_secs_f64() / 1e6;
         let eps = |d: Duration| (saves * n) as f64 / d.as_secs_f64();
@@ -303,47 +305,15 @@ fn comparison(go: &Path) {
     let (threads, per) = if quick() { (8, 10) } else { (8, 40) };
     let (g1, o8) = median_pair(
         rounds,
-        || {
-            let gd = scratch("cmp-go-seq");
-            let d = go_run(
-                go,
-                &[
-                    "append".into(),
-                    "-entries".into(),
-                    "1".into(),
-                    "-size".into(),
-                    "1024".into(),
-                    "-saves".into(),
-                    (threads * per).to_string(),
-                ],
-                &gd,
-            );
-            let _ = std::fs::remove_dir_all(&gd);
-            d
-        },
-        || {
-            let od = scratch("cmp-ours-group");
-            let d = ours_group(&od, threads, per, 1024, Duration::ZERO);
-            let _ = std::fs::remove_dir_all(&od);
-            d
-        },
+        || go_append(go, 1, 1024, threads * per),
+        || ours_group(threads, per, 1024, Duration::ZERO),
     );
     let batch1 = median_saves_per_fsync();
     // The same group commit against our own single writer, alternating in the same run.
     let (o1, o8b) = median_pair(
         rounds,
-        || {
-            let od = scratch("cmp-ours-seq");
-            let d = ours_append(&od, 1, 1024, threads * per);
-            let _ = std::fs::remove_dir_all(&od);
-            d
-        },
-        || {
-            let od = scratch("cmp-ours-group2");
-            let d = ours_group(&od, threads, per, 1024, Duration::ZERO);
-            let _ = std::fs::remove_dir_all(&od);
-            d
-        },
+        || ours_append(1, 1024, threads * per),
+        || ours_group(threads, per, 1024, Duration::ZERO),
     );
     let batch2 = median_saves_per_fsync();
     // The same, with the opt-in commit delay (a leader waits up to 50 µs for savers already
@@ -351,30 +321,8 @@ fn comparison(go: &Path) {
     let delay = Duration::from_micros(50);
     let (g1d, o8d) = median_pair(
         rounds,
-        || {
-            let gd = scratch("cmp-go-seq2");
-            let d = go_run(
-                go,
-                &[
-                    "append".into(),
-                    "-entries".into(),
-                    "1".into(),
-                    "-size".into(),
-                    "1024".into(),
-                    "-saves".into(),
-                    (threads * per).to_string(),
-                ],
-                &gd,
-            );
-            let _ = std::fs::remove_dir_all(&gd);
-            d
-        },
-        || {
-            let od = scratch("cmp-ours-group3");
-            let d = ours_group(&od, threads, per, 1024, delay);
-            let _ = std::fs::remove_dir_all(&od);
-            d
-        },
+        || go_append(go, 1, 1024, threads * per),
+        || ours_group(threads, per, 1024, delay),
     );
     let batch3 = median_saves_per_fsync();
     let gd2 = scratch("cmp-go-conc");
