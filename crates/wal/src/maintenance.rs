@@ -12,6 +12,7 @@ use crate::pb::{
     CRC_TYPE, ENTRY_TYPE, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
     decode_payload,
 };
+use crate::read::{matches_start, merge_metadata};
 
 fn open_all(
     dir: &Path,
@@ -69,27 +70,12 @@ pub fn verify(dir: impl AsRef<Path>, snap: Snapshot) -> Result<()> {
             Err(e) => return Err(e),
         };
         match rec.rtype {
-            METADATA_TYPE => {
-                if let Some(m) = &metadata
-                    && m.as_slice() != rec.data.unwrap_or_default()
-                {
-                    return Err(Error::MetadataConflict);
-                }
-                metadata = rec.data.map(<[u8]>::to_vec);
-            }
+            METADATA_TYPE => merge_metadata(&mut metadata, rec.data)?,
             CRC_TYPE => {
                 let stored = rec.crc;
                 check_crc_record(&mut dec, stored)?;
             }
-            SNAPSHOT_TYPE => {
-                let s: Snapshot = decode_payload("snapshot", rec.data)?;
-                if s.index == snap.index {
-                    if s.term != snap.term {
-                        return Err(Error::SnapshotMismatch);
-                    }
-                    matched = true;
-                }
-            }
+            SNAPSHOT_TYPE => matched |= matches_start(rec.data, snap)?,
             ENTRY_TYPE | STATE_TYPE => {}
             other => return Err(Error::UnexpectedRecordType { record_type: other }),
         }
@@ -297,14 +283,7 @@ pub fn verify_log(dir: impl AsRef<Path>) -> Result<LogSummary> {
         };
         sum.records += 1;
         match rec.rtype {
-            METADATA_TYPE => {
-                if let Some(m) = &metadata
-                    && m.as_slice() != rec.data.unwrap_or_default()
-                {
-                    return Err(Error::MetadataConflict);
-                }
-                metadata = rec.data.map(<[u8]>::to_vec);
-            }
+            METADATA_TYPE => merge_metadata(&mut metadata, rec.data)?,
             CRC_TYPE => {
                 let stored = rec.crc;
                 check_crc_record(&mut dec, stored)?;

@@ -51,6 +51,31 @@ pub(crate) struct ReadOutcome {
     pub(crate) last_entry_index: u64,
 }
 
+/// A metadata record: the first one is kept, a later one with other bytes is
+/// [`Error::MetadataConflict`].
+pub(crate) fn merge_metadata(seen: &mut Option<Vec<u8>>, data: Option<&[u8]>) -> Result<()> {
+    if let Some(m) = seen
+        && m.as_slice() != data.unwrap_or_default()
+    {
+        return Err(Error::MetadataConflict);
+    }
+    *seen = data.map(<[u8]>::to_vec);
+    Ok(())
+}
+
+/// A snapshot record against the start snapshot: `true` when it is the start snapshot,
+/// [`Error::SnapshotMismatch`] when its index matches with another term.
+pub(crate) fn matches_start(data: Option<&[u8]>, start: Snapshot) -> Result<bool> {
+    let s: Snapshot = decode_payload("snapshot", data)?;
+    if s.index != start.index {
+        return Ok(false);
+    }
+    if s.term != start.term {
+        return Err(Error::SnapshotMismatch);
+    }
+    Ok(true)
+}
+
 /// Runs ReadAll over `dec` for start snapshot `start`.
 pub(crate) fn read_all(dec: &mut Decoder<'_>, start: Snapshot, mode: Mode) -> Result<ReadOutcome> {
     read_all_with(dec, start, mode, true)
@@ -102,14 +127,7 @@ pub(crate) fn read_all_with(
                 }
             }
             STATE_TYPE => hardstate = decode_payload("hardstate", rec.data)?,
-            METADATA_TYPE => {
-                if let Some(m) = &metadata
-                    && m.as_slice() != rec.data.unwrap_or_default()
-                {
-                    return Err(Error::MetadataConflict);
-                }
-                metadata = rec.data.map(<[u8]>::to_vec);
-            }
+            METADATA_TYPE => merge_metadata(&mut metadata, rec.data)?,
             CRC_TYPE => {
                 let stored = rec.crc;
                 if dec.crc() != 0 && stored != dec.crc() {
@@ -121,15 +139,7 @@ pub(crate) fn read_all_with(
                 }
                 dec.set_crc(stored);
             }
-            SNAPSHOT_TYPE => {
-                let s: Snapshot = decode_payload("snapshot", rec.data)?;
-                if s.index == start.index {
-                    if s.term != start.term {
-                        return Err(Error::SnapshotMismatch);
-                    }
-                    matched = true;
-                }
-            }
+            SNAPSHOT_TYPE => matched |= matches_start(rec.data, start)?,
             other => return Err(Error::UnexpectedRecordType { record_type: other }),
         }
     }

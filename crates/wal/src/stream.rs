@@ -19,6 +19,7 @@ use crate::pb::{
     CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
     decode_payload,
 };
+use crate::read::{matches_start, merge_metadata};
 use crate::view::{ReadView, SegmentReader, ViewSegment};
 
 /// Capacity of the read buffer in front of each segment reader.
@@ -187,14 +188,7 @@ impl EntryStream<'_> {
                     return Ok(Some(e));
                 }
                 STATE_TYPE => self.hardstate = decode_payload("hardstate", rec.data)?,
-                METADATA_TYPE => {
-                    if let Some(m) = &self.metadata
-                        && m.as_slice() != rec.data.unwrap_or_default()
-                    {
-                        return Err(Error::MetadataConflict);
-                    }
-                    self.metadata = rec.data.map(<[u8]>::to_vec);
-                }
+                METADATA_TYPE => merge_metadata(&mut self.metadata, rec.data)?,
                 CRC_TYPE => {
                     // The crc record opening a segment carries the running CRC of the
                     // previous one; a fresh chain (running CRC 0) adopts it.
@@ -210,15 +204,7 @@ impl EntryStream<'_> {
                     }
                     self.crc = stored;
                 }
-                SNAPSHOT_TYPE => {
-                    let s: Snapshot = decode_payload("snapshot", rec.data)?;
-                    if s.index == self.start.index {
-                        if s.term != self.start.term {
-                            return Err(Error::SnapshotMismatch);
-                        }
-                        self.snapshot_found = true;
-                    }
-                }
+                SNAPSHOT_TYPE => self.snapshot_found |= matches_start(rec.data, self.start)?,
                 other => return Err(Error::UnexpectedRecordType { record_type: other }),
             }
         }
