@@ -96,6 +96,19 @@ struct Meter {
 }
 
 impl Meter {
+    fn new(
+        limiter: Option<Arc<RateLimiter>>,
+        progress: Arc<dyn Progress>,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
+        Meter {
+            limiter,
+            progress,
+            cancel,
+            count: 0,
+        }
+    }
+
     /// Fails with [`cancelled`] once the cancel flag is set.
     fn check(&self) -> io::Result<()> {
         if self.cancel.load(Ordering::Relaxed) {
@@ -131,12 +144,7 @@ impl<R: Read> MeteredReader<R> {
         progress: Arc<dyn Progress>,
         cancel: Arc<AtomicBool>,
     ) -> Self {
-        let meter = Meter {
-            limiter,
-            progress,
-            cancel,
-            count: 0,
-        };
+        let meter = Meter::new(limiter, progress, cancel);
         MeteredReader { inner, meter }
     }
 
@@ -169,12 +177,7 @@ impl<W: Write> MeteredWriter<W> {
         progress: Arc<dyn Progress>,
         cancel: Arc<AtomicBool>,
     ) -> Self {
-        let meter = Meter {
-            limiter,
-            progress,
-            cancel,
-            count: 0,
-        };
+        let meter = Meter::new(limiter, progress, cancel);
         MeteredWriter { inner, meter }
     }
 
