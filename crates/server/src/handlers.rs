@@ -36,7 +36,6 @@ where
 {
     let chunk = config.chunk_size;
     let queue = config.chunk_queue;
-    let idle = config.timeouts.write_idle;
     match req {
         Request::Metastore => {
             let blob = blocking(store, "meta snapshot", |s| s.meta_snapshot()).await?;
@@ -77,36 +76,16 @@ where
             })
         }
         Request::ShardBackup { shard_id, since } => {
-            let s = Arc::clone(store);
-            let (stats, sent) = bridge::stream_out(io, idle, chunk, queue, move |w| {
+            stream_shard(io, store, config, "shard backup", move |s, w| {
                 s.backup_shard(shard_id, since, w)
             })
             .await
-            .map_err(|source| RequestError::Bridge {
-                op: "shard backup",
-                source,
-            })?;
-            Ok(Outcome {
-                sent,
-                files: stats.files,
-                ..Outcome::default()
-            })
         }
         Request::ShardExport { shard_id, range } => {
-            let s = Arc::clone(store);
-            let (stats, sent) = bridge::stream_out(io, idle, chunk, queue, move |w| {
+            stream_shard(io, store, config, "shard export", move |s, w| {
                 s.export_shard(shard_id, range, w)
             })
             .await
-            .map_err(|source| RequestError::Bridge {
-                op: "shard export",
-                source,
-            })?;
-            Ok(Outcome {
-                sent,
-                files: stats.files,
-                ..Outcome::default()
-            })
         }
         Request::MetaUpdate { import, blob } => {
             let received = blob.len() as u64;
@@ -168,6 +147,40 @@ where
 }
 
 /// Store errors that influx answers with the empty id map rather than a bare close.
+/// Streams a shard tar that `produce` writes (on a blocking thread) to `io`.
+async fn stream_shard<IO, F>(
+    io: &mut IO,
+    store: &Arc<dyn Store>,
+    config: &ServerConfig,
+    op: &'static str,
+    produce: F,
+) -> Result<Outcome, RequestError>
+where
+    IO: AsyncWrite + Unpin,
+    F: FnOnce(
+            &dyn Store,
+            &mut dyn std::io::Write,
+        ) -> Result<snapshotd_store::BackupStats, StoreError>
+        + Send
+        + 'static,
+{
+    let s = Arc::clone(store);
+    let (stats, sent) = bridge::stream_out(
+        io,
+        config.timeouts.write_idle,
+        config.chunk_size,
+        config.chunk_queue,
+        move |w| produce(s.as_ref(), w),
+    )
+    .await
+    .map_err(|source| RequestError::Bridge { op, source })?;
+    Ok(Outcome {
+        sent,
+        files: stats.files,
+        ..Outcome::default()
+    })
+}
+
 fn is_import_refusal(e: &StoreError) -> bool {
     matches!(
         e,
