@@ -1,0 +1,5 @@
+//! Integration tests of snapshotd-tsm: writer/reader round trips, property tests, influx-written
+//! vectors, corrupt input, tombstones and the fuzz corpus replay.
+
+mod corrupt;
+mod roundtrip;
