@@ -218,6 +218,11 @@ impl<W: Write> TsmWriter<W> {
         Ok(())
     }
 
+    /// Abandons the file (no index, no footer) and returns the inner writer as it is.
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+
     /// Writes the index and footer, flushes, and returns the inner writer. Fails with
     /// [`TsmError::Empty`] when no block was written (influx refuses such files).
     pub fn finish(mut self) -> Result<W> {

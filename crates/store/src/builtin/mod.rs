@@ -16,7 +16,6 @@ mod shard_log;
 mod tarout;
 mod tombstone;
 mod tsm;
-mod tsm_decode;
 mod write;
 
 use std::collections::HashMap;

@@ -3,3 +3,4 @@
 
 mod corrupt;
 mod roundtrip;
+mod tombstone;
