@@ -4,3 +4,4 @@
 mod corrupt;
 mod roundtrip;
 mod tombstone;
+mod vectors;
