@@ -22,9 +22,11 @@ enum V {
 }
 
 type Points = BTreeMap<(Vec<u8>, i64), V>;
+type Files = Vec<(String, Vec<u8>)>;
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Every `.tsm` member of the (optionally gzipped) tar at `path`, by name.
-fn tsm_files(path: &Path, gz: bool) -> Result<Vec<(String, Vec<u8>)>, Box<dyn std::error::Error>> {
+fn tsm_files(path: &Path, gz: bool) -> Res<Files> {
     let raw = std::fs::read(path)?;
     let reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::GzDecoder::new(Cursor::new(raw)))
@@ -65,7 +67,7 @@ fn decode(file: Vec<u8>, into: &mut Points) -> TestResult {
     Ok(())
 }
 
-fn line_protocol(files: &[&str]) -> Result<Points, Box<dyn std::error::Error>> {
+fn line_protocol(files: &[&str]) -> Res<Points> {
     let mut out = Points::new();
     for f in files {
         let text = std::fs::read_to_string(vector(&format!("influx/tools/{f}")))?;
