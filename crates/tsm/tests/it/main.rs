@@ -2,6 +2,7 @@
 //! vectors, corrupt input, tombstones and the fuzz corpus replay.
 
 mod corrupt;
+mod props;
 mod roundtrip;
 mod tombstone;
 mod vectors;
