@@ -1,4 +1,4 @@
-//! `cargo xtask bench [wal|backup|restore|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench [wal|backup|restore|tsm|all]`: our benchmarks beside the peers'.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
 //! takes N ms longer (a FUSE passthrough, see slowfs.rs).
 
@@ -15,6 +15,8 @@ pub enum Which {
     Backup,
     /// Restore, against `influxd restore -portable`.
     Restore,
+    /// TSM encode/decode throughput per value type.
+    Tsm,
     /// Everything.
     All,
 }
@@ -68,6 +70,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if matches!(args.which, Which::Backup | Which::Restore | Which::All) {
         benches.push(("backup/restore vs influxd -portable", "snapshotd", "backup"));
+    }
+    if matches!(args.which, Which::Tsm | Which::All) {
+        benches.push(("TSM encode/decode per type", "snapshotd-tsm", "tsm"));
     }
     if matches!(args.which, Which::All) {
         benches.push((

@@ -82,7 +82,6 @@ macro_rules! each {
         }
     };
 }
-pub(crate) use each;
 
 impl Values {
     /// The block type these values are stored as.

@@ -22,7 +22,13 @@ pub fn encode(ts: &[i64], out: &mut Vec<u8>) {
         .collect();
     let mut div = 1_000_000_000_000u64;
     let mut log = 12u8;
+    let mut last = None;
     for d in &deltas {
+        // A repeated delta (the common case) is already known to divide.
+        if last == Some(*d) {
+            continue;
+        }
+        last = Some(*d);
         while div > 1 && d % div != 0 {
             div /= 10;
             log -= 1;
@@ -36,7 +42,16 @@ pub fn encode(ts: &[i64], out: &mut Vec<u8>) {
         put_uvarint(out, ts.len() as u64);
         return;
     }
-    let scaled: Vec<u64> = deltas.iter().map(|d| d / div).collect();
+    let mut last = (u64::MAX, 0);
+    let scaled: Vec<u64> = deltas
+        .iter()
+        .map(|d| {
+            if last.0 != *d {
+                last = (*d, d / div);
+            }
+            last.1
+        })
+        .collect();
     let start = out.len();
     out.push(PACKED << 4 | log);
     out.extend_from_slice(&(first as u64).to_be_bytes());
