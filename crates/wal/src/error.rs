@@ -2,7 +2,7 @@
 //! error texts with etcd's own; context (paths, offsets) lives in fields.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -151,6 +151,20 @@ impl Error {
     /// True for the torn/partial-tail class that `repair` can fix (etcd's `io.ErrUnexpectedEOF`).
     pub fn is_unexpected_eof(&self) -> bool {
         matches!(self, Error::UnexpectedEof { .. })
+    }
+
+    /// Where the error happened, when it says: the file and, for errors about a record, the
+    /// offset of its length word.
+    pub fn location(&self) -> Option<(&Path, Option<u64>)> {
+        match self {
+            Error::CrcMismatch { path, offset }
+            | Error::RecordCrcMismatch { path, offset }
+            | Error::UnexpectedEof { path, offset }
+            | Error::Protobuf { path, offset, .. }
+            | Error::MaxEntrySizeExceeded { path, offset, .. } => Some((path, Some(*offset))),
+            Error::Locked { path } => Some((path, None)),
+            _ => None,
+        }
     }
 }
 
