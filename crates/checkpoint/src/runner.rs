@@ -7,16 +7,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::JobConfig;
-use crate::crypto::MasterKey;
-use crate::dest::Destination;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StopCause};
 use crate::layout;
 use crate::load::{self, Resume, context, put_create};
 use crate::lock::{LockGuard, LockOptions};
 use crate::record::{
     DataBody, FORMAT, FenceBody, MAX_KEY_LEN, MAX_PAYLOAD_LEN, MetaBody, UnitRecord,
 };
-use crate::sealed::seal;
+use snapshotd_dest::Destination;
+use snapshotd_sealed::MasterKey;
+use snapshotd_sealed::seal;
 
 /// Name of the setting that [`Checkpoint::open`] adds to the job config for the key id.
 pub const KEY_ID_SETTING: &str = "encryption.key_id";
@@ -181,7 +181,10 @@ impl Checkpoint {
                 records: resume.records.values().cloned().collect(),
             };
             let rel = layout::data(epoch, 1);
-            let body = serde_json::to_vec(&body).map_err(|e| Error::Stopped(e.to_string()))?;
+            let body = serde_json::to_vec(&body).map_err(|source| Error::Encode {
+                what: "data",
+                source,
+            })?;
             let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
             lock.check().await?;
             if !put_create(dest, &rel, sealed).await? {
@@ -209,7 +212,10 @@ impl Checkpoint {
             },
         };
         let rel = layout::fence(epoch);
-        let body = serde_json::to_vec(&fence).map_err(|e| Error::Stopped(e.to_string()))?;
+        let body = serde_json::to_vec(&fence).map_err(|source| Error::Encode {
+            what: "fence",
+            source,
+        })?;
         let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
         lock.check().await?;
         if !put_create(dest, &rel, sealed).await? {
@@ -298,7 +304,12 @@ impl Checkpoint {
             return e;
         }
         let s = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        Error::Stopped(s.clone().unwrap_or_else(|| "finished".into()))
+        Error::Stopped(match s.as_ref() {
+            Some(first_error) => StopCause::FlushFailed {
+                first_error: first_error.clone(),
+            },
+            None => StopCause::Finished,
+        })
     }
 
     /// Queues a finished unit; it is written at the next flush.
@@ -323,7 +334,9 @@ impl Checkpoint {
         }
         let s = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         match s.as_ref() {
-            Some(msg) => Err(Error::Stopped(msg.clone())),
+            Some(msg) => Err(Error::Stopped(StopCause::FlushFailed {
+                first_error: msg.clone(),
+            })),
             None => Ok(()),
         }
     }
@@ -341,9 +354,10 @@ impl Checkpoint {
     pub async fn finish(mut self) -> Result<FlushStats> {
         self.tx.take();
         let stats = match self.task.take() {
-            Some(t) => t
-                .await
-                .map_err(|e| Error::Stopped(format!("flusher task failed: {e}")))?,
+            Some(t) => t.await.map_err(|source| Error::TaskFailed {
+                task: "flusher",
+                source,
+            })?,
             None => Err(self.stopped()),
         };
         match stats {
@@ -363,9 +377,10 @@ impl Checkpoint {
     pub async fn finish_and_remove(mut self) -> Result<FlushStats> {
         self.tx.take();
         let stats = match self.task.take() {
-            Some(t) => t
-                .await
-                .map_err(|e| Error::Stopped(format!("flusher task failed: {e}")))??,
+            Some(t) => t.await.map_err(|source| Error::TaskFailed {
+                task: "flusher",
+                source,
+            })??,
             None => return Err(self.stopped()),
         };
         self.lock.check().await?;
@@ -457,7 +472,7 @@ impl Flusher {
                         let failed = r.as_ref().err().map(ToString::to_string);
                         let _ = ack.send(r);
                         if let Some(msg) = failed {
-                            return Err(Error::Stopped(msg));
+                            return Err(Error::Stopped(StopCause::FlushFailed { first_error: msg }));
                         }
                     }
                     None => {
@@ -498,9 +513,12 @@ impl Flusher {
             records: std::mem::take(&mut self.buf),
         };
         let n = body.records.len() as u64;
-        let encoded = serde_json::to_vec(&body).map_err(|e| Error::Stopped(e.to_string()));
+        let encoded = serde_json::to_vec(&body).map_err(|source| Error::Encode {
+            what: "data",
+            source,
+        });
         let sealed =
-            encoded.and_then(|b| seal(self.key.as_ref(), &context(&self.job_id, &rel), &b));
+            encoded.and_then(|b| Ok(seal(self.key.as_ref(), &context(&self.job_id, &rel), &b)?));
         let written = match sealed {
             Ok(s) => {
                 let len = s.len() as u64;
