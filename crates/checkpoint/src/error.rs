@@ -175,6 +175,11 @@ impl Error {
         }
     }
 
+    /// Encodes a checkpoint object (`what`: `data`, `fence`, `meta`) as JSON.
+    pub(crate) fn json(what: &'static str, value: &impl serde::Serialize) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|source| Error::Encode { what, source })
+    }
+
     /// Wraps an I/O error with a path.
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io {

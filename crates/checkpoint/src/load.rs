@@ -142,10 +142,7 @@ pub(crate) async fn read_meta(dest: &Destination) -> Result<Option<MetaBody>> {
 
 /// Creates the meta object if absent; `false` if someone else created it first.
 pub(crate) async fn create_meta(dest: &Destination, meta: &MetaBody) -> Result<bool> {
-    let body = serde_json::to_vec(meta).map_err(|source| Error::Encode {
-        what: "meta",
-        source,
-    })?;
+    let body = Error::json("meta", meta)?;
     let sealed = seal(None, layout::META, &body)?;
     put_create(dest, layout::META, sealed).await
 }

@@ -120,11 +120,8 @@ impl Checkpoint {
         }
     }
 
-    async fn prepare(
-        dest: &Destination,
-        opts: &CheckpointOptions,
-        lock: &LockGuard,
-    ) -> Result<(String, Resume, u64)> {
+    /// The job's meta object: read, or created for a new job; its config must match ours.
+    async fn job_meta(dest: &Destination, opts: &CheckpointOptions) -> Result<MetaBody> {
         let meta = match load::read_meta(dest).await? {
             Some(m) => m,
             None => {
@@ -152,6 +149,38 @@ impl Checkpoint {
                 differences: meta.config.differences(&opts.config),
             });
         }
+        Ok(meta)
+    }
+
+    /// Seals `body` and creates object `rel` while we still hold the lock; an object that
+    /// already exists means another holder has our epoch ([`Error::Deposed`]).
+    async fn write_once(
+        dest: &Destination,
+        lock: &LockGuard,
+        key: Option<&MasterKey>,
+        job_id: &str,
+        rel: &str,
+        body: &[u8],
+        what: &str,
+    ) -> Result<()> {
+        let sealed = seal(key, &context(job_id, rel), body)?;
+        lock.check().await?;
+        if !put_create(dest, rel, sealed).await? {
+            return Err(Error::Deposed {
+                dest: dest.to_string(),
+                epoch: lock.epoch(),
+                reason: format!("{what} {rel} already exists: another holder has this epoch"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn prepare(
+        dest: &Destination,
+        opts: &CheckpointOptions,
+        lock: &LockGuard,
+    ) -> Result<(String, Resume, u64)> {
+        let meta = Self::job_meta(dest, opts).await?;
         let key = opts.key.as_ref();
         let plan = load::plan(dest, key, &meta.job_id).await?;
         let resume = load::read_records(dest, key, &meta.job_id, plan).await?;
@@ -181,21 +210,8 @@ impl Checkpoint {
                 records: resume.records.values().cloned().collect(),
             };
             let rel = layout::data(epoch, 1);
-            let body = serde_json::to_vec(&body).map_err(|source| Error::Encode {
-                what: "data",
-                source,
-            })?;
-            let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
-            lock.check().await?;
-            if !put_create(dest, &rel, sealed).await? {
-                return Err(Error::Deposed {
-                    dest: dest.to_string(),
-                    epoch,
-                    reason: format!(
-                        "record file {rel} already exists: another holder has this epoch"
-                    ),
-                });
-            }
+            let body = Error::json("data", &body)?;
+            Self::write_once(dest, lock, key, &meta.job_id, &rel, &body, "record file").await?;
             first_seq = 1;
         }
         let fence = FenceBody {
@@ -212,19 +228,8 @@ impl Checkpoint {
             },
         };
         let rel = layout::fence(epoch);
-        let body = serde_json::to_vec(&fence).map_err(|source| Error::Encode {
-            what: "fence",
-            source,
-        })?;
-        let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
-        lock.check().await?;
-        if !put_create(dest, &rel, sealed).await? {
-            return Err(Error::Deposed {
-                dest: dest.to_string(),
-                epoch,
-                reason: format!("fence {rel} already exists: another holder has this epoch"),
-            });
-        }
+        let body = Error::json("fence", &fence)?;
+        Self::write_once(dest, lock, key, &meta.job_id, &rel, &body, "fence").await?;
         if compact {
             for name in &resume.merged {
                 if let Err(e) = delete(dest, &format!("{}/{name}", layout::DATA)).await {
@@ -513,10 +518,7 @@ impl Flusher {
             records: std::mem::take(&mut self.buf),
         };
         let n = body.records.len() as u64;
-        let encoded = serde_json::to_vec(&body).map_err(|source| Error::Encode {
-            what: "data",
-            source,
-        });
+        let encoded = Error::json("data", &body);
         let sealed =
             encoded.and_then(|b| Ok(seal(self.key.as_ref(), &context(&self.job_id, &rel), &b)?));
         let written = match sealed {
