@@ -178,3 +178,27 @@ pub(crate) fn io_err<'a>(
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Error;
+
+    #[test]
+    fn location_names_the_file_and_the_record_when_known() {
+        let at = Error::CrcMismatch {
+            path: "0000000000000000-0000000000000000.wal".into(),
+            offset: 64,
+        };
+        assert_eq!(
+            at.location(),
+            Some((Path::new("0000000000000000-0000000000000000.wal"), Some(64)))
+        );
+        let locked = Error::Locked {
+            path: "x.wal".into(),
+        };
+        assert_eq!(locked.location(), Some((Path::new("x.wal"), None)));
+        assert_eq!(Error::SnapshotNotFound.location(), None);
+    }
+}
