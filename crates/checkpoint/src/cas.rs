@@ -302,8 +302,5 @@ fn unsupported_or(e: object_store::Error, path: &Path, op: &'static str) -> Erro
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|source| Error::TaskFailed {
-            task: "blocking",
-            source,
-        })?
+        .map_err(Error::task_failed("blocking"))?
 }

@@ -175,6 +175,11 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::TaskFailed`] closure: `.map_err(Error::task_failed("flusher"))`.
+    pub(crate) fn task_failed(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| Error::TaskFailed { task, source }
+    }
+
     /// Encodes a checkpoint object (`what`: `data`, `fence`, `meta`) as JSON.
     pub(crate) fn json(what: &'static str, value: &impl serde::Serialize) -> Result<Vec<u8>> {
         serde_json::to_vec(value).map_err(|source| Error::Encode { what, source })

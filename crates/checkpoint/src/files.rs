@@ -173,10 +173,7 @@ pub async fn decrypt_destination(
         let (key, root, dst) = (key.clone(), root.to_path_buf(), dst.to_path_buf());
         return tokio::task::spawn_blocking(move || decrypt_dir(&key, &root, &dst))
             .await
-            .map_err(|source| Error::TaskFailed {
-                task: "decrypt",
-                source,
-            })?;
+            .map_err(Error::task_failed("decrypt"))?;
     }
     ensure_empty_dir(dst)?;
     let prefix = src.prefix().clone();
@@ -231,10 +228,7 @@ pub async fn decrypt_destination(
                 );
                 let n = tokio::task::spawn_blocking(move || decrypt_file(&key, &from, &to, &ctx))
                     .await
-                    .map_err(|source| Error::TaskFailed {
-                        task: "decrypt",
-                        source,
-                    })?
+                    .map_err(Error::task_failed("decrypt"))?
                     .map_err(|e| match e {
                         Error::Corrupt { reason, .. } => Error::Corrupt {
                             path: meta.location.to_string(),

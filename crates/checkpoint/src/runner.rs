@@ -359,10 +359,7 @@ impl Checkpoint {
     pub async fn finish(mut self) -> Result<FlushStats> {
         self.tx.take();
         let stats = match self.task.take() {
-            Some(t) => t.await.map_err(|source| Error::TaskFailed {
-                task: "flusher",
-                source,
-            })?,
+            Some(t) => t.await.map_err(Error::task_failed("flusher"))?,
             None => Err(self.stopped()),
         };
         match stats {
@@ -382,10 +379,7 @@ impl Checkpoint {
     pub async fn finish_and_remove(mut self) -> Result<FlushStats> {
         self.tx.take();
         let stats = match self.task.take() {
-            Some(t) => t.await.map_err(|source| Error::TaskFailed {
-                task: "flusher",
-                source,
-            })??,
+            Some(t) => t.await.map_err(Error::task_failed("flusher"))??,
             None => return Err(self.stopped()),
         };
         self.lock.check().await?;
