@@ -1,10 +1,11 @@
-//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench`.
+//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench | tidy`.
 
 mod bench;
 mod fuzz;
 mod interop;
 mod slowfs;
 mod test;
+mod tidy;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Cmd {
     Fuzz(fuzz::Args),
     /// Benchmarks, side by side with the peer measured in the same run.
     Bench(bench::Args),
+    /// Architecture invariants: allowed dependency edges, no env/print/exit in libraries,
+    /// files named by docs/architecture.md exist, no "spec §" citations.
+    Tidy(tidy::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Interop(a) => interop::run(a),
         Cmd::Fuzz(a) => fuzz::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Tidy(a) => tidy::run(a),
     }
 }

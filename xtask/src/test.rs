@@ -15,8 +15,9 @@ pub struct Args {
     no_lint: bool,
 }
 
-/// Runs fmt, clippy, every test, doc tests, then interop.
+/// Runs tidy, fmt, clippy, every test, doc tests, then interop.
 pub fn run_all(args: &Args) -> Result<()> {
+    crate::tidy::run_checks()?;
     if !args.no_lint {
         step("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
         step(

@@ -15,8 +15,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use sha2::{Digest, Sha256};
 
-use crate::dest::Destination;
 use crate::error::{Error, Result};
+use snapshotd_dest::Destination;
 
 /// Largest lock object we read.
 const MAX_CAS_OBJECT: u64 = 64 * 1024;
@@ -302,5 +302,5 @@ fn unsupported_or(e: object_store::Error, path: &Path, op: &'static str) -> Erro
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Stopped(format!("blocking task failed: {e}")))?
+        .map_err(Error::task_failed("blocking"))?
 }

@@ -1,10 +1,11 @@
 //! The crate's error type.
 
-use crate::crypto::CryptoError;
 use crate::lock::LockInfo;
+use snapshotd_sealed::CryptoError;
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A destination URL or path could not be understood or opened.
     #[error("invalid destination {url:?}: {reason}")]
@@ -92,13 +93,73 @@ pub enum Error {
     /// Key loading or encryption/decryption failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    /// The runner already failed or finished; carries the first error's message.
+    /// The runner already failed or finished.
     #[error("checkpoint runner stopped: {0}")]
-    Stopped(String),
+    Stopped(StopCause),
+    /// A background task (the flusher, a decryption worker) panicked or was cancelled.
+    #[error("checkpoint runner stopped: {task} task failed: {source}")]
+    TaskFailed {
+        /// Which task.
+        task: &'static str,
+        /// Why it did not complete.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The lock object kept changing under a conditional write until the attempts ran out.
+    #[error("could not {op} {dest}: {reason}")]
+    LockContended {
+        /// Destination as displayed to users.
+        dest: String,
+        /// What was attempted (`acquire lock on`, `unlock`).
+        op: &'static str,
+        /// What was seen.
+        reason: &'static str,
+    },
+    /// A checkpoint object could not be encoded.
+    #[error("cannot encode checkpoint {what}: {source}")]
+    Encode {
+        /// Which object (`data`, `fence`, `meta`, `lock`).
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why a [`crate::Checkpoint`] no longer takes records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StopCause {
+    /// [`crate::Checkpoint::finish`] already ran.
+    #[error("finished")]
+    Finished,
+    /// A flush failed earlier; the error itself went to the call that saw it, this is its
+    /// message.
+    #[error("{first_error}")]
+    FlushFailed {
+        /// The first failure's message.
+        first_error: String,
+    },
 }
 
 /// Shorthand result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<snapshotd_dest::Error> for Error {
+    /// Keeps a destination's error in the variant of the same name.
+    fn from(e: snapshotd_dest::Error) -> Self {
+        match e {
+            snapshotd_dest::Error::InvalidDestination { url, reason } => {
+                Error::InvalidDestination { url, reason }
+            }
+            snapshotd_dest::Error::Io { path, source } => Error::Io { path, source },
+            other => Error::InvalidDestination {
+                url: String::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
 
 impl Error {
     /// Wraps an object_store error with the operation and path.
@@ -112,6 +173,16 @@ impl Error {
             path: path.to_string(),
             source,
         }
+    }
+
+    /// Builds an [`Error::TaskFailed`] closure: `.map_err(Error::task_failed("flusher"))`.
+    pub(crate) fn task_failed(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| Error::TaskFailed { task, source }
+    }
+
+    /// Encodes a checkpoint object (`what`: `data`, `fence`, `meta`) as JSON.
+    pub(crate) fn json(what: &'static str, value: &impl serde::Serialize) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|source| Error::Encode { what, source })
     }
 
     /// Wraps an I/O error with a path.

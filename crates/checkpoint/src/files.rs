@@ -7,10 +7,10 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::crypto::{CryptoError, MasterKey};
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::stream::{DecryptingReader, ENC_SUFFIX, EncryptingWriter};
+use snapshotd_sealed::{CryptoError, MasterKey};
+use snapshotd_sealed::{DecryptingReader, ENC_SUFFIX, EncryptingWriter};
 
 /// The stored name of an encrypted file whose plain name is `plain`.
 pub fn encrypted_name(plain: &str) -> String {
@@ -161,7 +161,7 @@ pub fn decrypt_dir(key: &MasterKey, src: &Path, dst: &Path) -> Result<DecryptSum
 /// kept as is. Objects under `checkpoints/` are skipped.
 pub async fn decrypt_destination(
     key: &MasterKey,
-    src: &crate::dest::Destination,
+    src: &snapshotd_dest::Destination,
     dst: &Path,
 ) -> Result<DecryptSummary> {
     use futures::{StreamExt, TryStreamExt};
@@ -173,7 +173,7 @@ pub async fn decrypt_destination(
         let (key, root, dst) = (key.clone(), root.to_path_buf(), dst.to_path_buf());
         return tokio::task::spawn_blocking(move || decrypt_dir(&key, &root, &dst))
             .await
-            .map_err(|e| Error::Stopped(format!("decrypt task failed: {e}")))?;
+            .map_err(Error::task_failed("decrypt"))?;
     }
     ensure_empty_dir(dst)?;
     let prefix = src.prefix().clone();
@@ -228,7 +228,7 @@ pub async fn decrypt_destination(
                 );
                 let n = tokio::task::spawn_blocking(move || decrypt_file(&key, &from, &to, &ctx))
                     .await
-                    .map_err(|e| Error::Stopped(format!("decrypt task failed: {e}")))?
+                    .map_err(Error::task_failed("decrypt"))?
                     .map_err(|e| match e {
                         Error::Corrupt { reason, .. } => Error::Corrupt {
                             path: meta.location.to_string(),

@@ -21,7 +21,8 @@
 //!     MasterKey, S3Options, UnitRecord};
 //!
 //! # async fn backup() -> Result<(), snapshotd_checkpoint::Error> {
-//! let dest = Destination::open("s3://bucket/backups/tonight", &S3Options::from_env())?;
+//! let s3 = S3Options::from_lookup(|k| std::env::var(k).ok()); // the binary's environment
+//! let dest = Destination::open("s3://bucket/backups/tonight", &s3)?;
 //! let opts = CheckpointOptions {
 //!     config: JobConfig::new().with("db", "telegraf").with("rp", "autogen"),
 //!     key: Some(MasterKey::from_file("/etc/snapshotd/backup.key")?),
@@ -42,28 +43,22 @@
 //! # Ok(()) }
 //! ```
 
-mod aead;
 mod cas;
 mod clock;
 mod config;
-mod crypto;
-mod dest;
 mod error;
+mod fetch;
 mod files;
 pub mod layout;
 mod load;
 mod lock;
 mod record;
 mod runner;
-mod sealed;
-mod stream;
 
 pub use cas::Version;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::JobConfig;
-pub use crypto::{CryptoError, KEY_ID_LEN, KEY_LEN, MasterKey};
-pub use dest::{Destination, S3Options};
-pub use error::{Error, Result};
+pub use error::{Error, Result, StopCause};
 pub use files::{
     DecryptSummary, decrypt_destination, decrypt_dir, decrypt_file, encrypt_file, encrypted_name,
     plain_name,
@@ -74,8 +69,10 @@ pub use lock::{
 };
 pub use record::{MAX_KEY_LEN, MAX_PAYLOAD_LEN, UnitRecord};
 pub use runner::{Checkpoint, CheckpointOptions, FlushStats, KEY_ID_SETTING};
-pub use sealed::PLAIN_MAGIC;
-pub use stream::{
+pub use snapshotd_dest::{Destination, S3Options};
+pub use snapshotd_sealed::PLAIN_MAGIC;
+pub use snapshotd_sealed::{CryptoError, KEY_ID_LEN, KEY_LEN, MasterKey};
+pub use snapshotd_sealed::{
     DEFAULT_CHUNK_SIZE, DecryptingReader, ENC_MAGIC, ENC_SUFFIX, EncryptingWriter, HEADER_LEN,
     MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, TAG_LEN, decrypt_bytes, encrypt_bytes, is_encrypted,
 };

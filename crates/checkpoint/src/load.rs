@@ -8,15 +8,16 @@ use futures::{StreamExt, TryStreamExt};
 const PARALLEL_READS: usize = 16;
 use object_store::PutMode;
 
-use crate::crypto::MasterKey;
-use crate::dest::Destination;
 use crate::error::{Error, Result};
+use crate::fetch::get_bounded;
 use crate::layout;
 use crate::record::{
     DataBody, FORMAT, FenceBody, MAX_DATA_BYTES, MAX_FENCE_BYTES, MAX_META_BYTES, MetaBody,
     UnitRecord,
 };
-use crate::sealed::{get_bounded, seal, unseal};
+use snapshotd_dest::Destination;
+use snapshotd_sealed::MasterKey;
+use snapshotd_sealed::{seal, unseal};
 
 /// Why a checkpoint object was not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +122,8 @@ pub(crate) async fn read_meta(dest: &Destination) -> Result<Option<MetaBody>> {
         path: path.to_string(),
         reason,
     };
-    let body = unseal(None, layout::META, &data, MAX_META_BYTES).map_err(corrupt)?;
+    let body =
+        unseal(None, layout::META, &data, MAX_META_BYTES).map_err(|e| corrupt(e.to_string()))?;
     let meta: MetaBody =
         serde_json::from_slice(&body).map_err(|e| corrupt(format!("undecodable: {e}")))?;
     if meta.kind != "meta" || meta.format != FORMAT {
@@ -140,7 +142,7 @@ pub(crate) async fn read_meta(dest: &Destination) -> Result<Option<MetaBody>> {
 
 /// Creates the meta object if absent; `false` if someone else created it first.
 pub(crate) async fn create_meta(dest: &Destination, meta: &MetaBody) -> Result<bool> {
-    let body = serde_json::to_vec(meta).map_err(|e| Error::Stopped(e.to_string()))?;
+    let body = Error::json("meta", meta)?;
     let sealed = seal(None, layout::META, &body)?;
     put_create(dest, layout::META, sealed).await
 }
@@ -209,7 +211,7 @@ async fn read_fence(
     };
     let body = match unseal(key, &context(job_id, rel), &data, MAX_FENCE_BYTES) {
         Ok(b) => b,
-        Err(r) => return Ok(Err(RejectReason::Corrupt(r))),
+        Err(r) => return Ok(Err(RejectReason::Corrupt(r.to_string()))),
     };
     let fence: FenceBody = match serde_json::from_slice(&body) {
         Ok(f) => f,
@@ -348,7 +350,7 @@ async fn read_data(
     };
     let body = match unseal(key, &context(job_id, rel), &data, MAX_DATA_BYTES) {
         Ok(b) => b,
-        Err(r) => return Ok(Err(RejectReason::Corrupt(r))),
+        Err(r) => return Ok(Err(RejectReason::Corrupt(r.to_string()))),
     };
     let body: DataBody = match serde_json::from_slice(&body) {
         Ok(b) => b,

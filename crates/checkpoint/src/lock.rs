@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 
 use crate::cas::{Cas, CasOutcome, Version};
 use crate::clock::{Clock, SystemClock};
-use crate::dest::Destination;
 use crate::error::{Error, Result};
 use crate::layout;
+use snapshotd_dest::Destination;
 
 /// What the lock object says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +109,10 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 fn encode(info: &LockInfo) -> Result<Bytes> {
     serde_json::to_vec_pretty(info)
         .map(Bytes::from)
-        .map_err(|e| Error::Stopped(format!("encode lock: {e}")))
+        .map_err(|source| Error::Encode {
+            what: "lock",
+            source,
+        })
 }
 
 fn decode(data: &[u8], path: &str) -> Result<LockInfo> {
@@ -192,9 +195,11 @@ async fn unlock_if(dest: &Destination, owner: Option<&str>) -> Result<Unlocked> 
         }
         // Refreshed or taken over meanwhile: look again.
     }
-    Err(Error::Stopped(format!(
-        "could not unlock {dest}: the lock keeps changing (is its holder alive?)"
-    )))
+    Err(Error::LockContended {
+        dest: dest.to_string(),
+        op: "unlock",
+        reason: "the lock keeps changing (is its holder alive?)",
+    })
 }
 
 struct State {
@@ -334,9 +339,11 @@ impl LockGuard {
             // Lost a takeover race; the next round reports the winner.
         }
         let Some(version) = acquired else {
-            return Err(Error::Stopped(format!(
-                "could not acquire lock on {dest}: too much contention"
-            )));
+            return Err(Error::LockContended {
+                dest: dest.to_string(),
+                op: "acquire lock on",
+                reason: "too much contention",
+            });
         };
         let refresh = opts
             .refresh_interval

@@ -7,16 +7,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::JobConfig;
-use crate::crypto::MasterKey;
-use crate::dest::Destination;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StopCause};
 use crate::layout;
 use crate::load::{self, Resume, context, put_create};
 use crate::lock::{LockGuard, LockOptions};
 use crate::record::{
     DataBody, FORMAT, FenceBody, MAX_KEY_LEN, MAX_PAYLOAD_LEN, MetaBody, UnitRecord,
 };
-use crate::sealed::seal;
+use snapshotd_dest::Destination;
+use snapshotd_sealed::MasterKey;
+use snapshotd_sealed::seal;
 
 /// Name of the setting that [`Checkpoint::open`] adds to the job config for the key id.
 pub const KEY_ID_SETTING: &str = "encryption.key_id";
@@ -120,11 +120,8 @@ impl Checkpoint {
         }
     }
 
-    async fn prepare(
-        dest: &Destination,
-        opts: &CheckpointOptions,
-        lock: &LockGuard,
-    ) -> Result<(String, Resume, u64)> {
+    /// The job's meta object: read, or created for a new job; its config must match ours.
+    async fn job_meta(dest: &Destination, opts: &CheckpointOptions) -> Result<MetaBody> {
         let meta = match load::read_meta(dest).await? {
             Some(m) => m,
             None => {
@@ -152,6 +149,38 @@ impl Checkpoint {
                 differences: meta.config.differences(&opts.config),
             });
         }
+        Ok(meta)
+    }
+
+    /// Seals `body` and creates object `rel` while we still hold the lock; an object that
+    /// already exists means another holder has our epoch ([`Error::Deposed`]).
+    async fn write_once(
+        dest: &Destination,
+        lock: &LockGuard,
+        key: Option<&MasterKey>,
+        job_id: &str,
+        rel: &str,
+        body: &[u8],
+        what: &str,
+    ) -> Result<()> {
+        let sealed = seal(key, &context(job_id, rel), body)?;
+        lock.check().await?;
+        if !put_create(dest, rel, sealed).await? {
+            return Err(Error::Deposed {
+                dest: dest.to_string(),
+                epoch: lock.epoch(),
+                reason: format!("{what} {rel} already exists: another holder has this epoch"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn prepare(
+        dest: &Destination,
+        opts: &CheckpointOptions,
+        lock: &LockGuard,
+    ) -> Result<(String, Resume, u64)> {
+        let meta = Self::job_meta(dest, opts).await?;
         let key = opts.key.as_ref();
         let plan = load::plan(dest, key, &meta.job_id).await?;
         let resume = load::read_records(dest, key, &meta.job_id, plan).await?;
@@ -181,18 +210,8 @@ impl Checkpoint {
                 records: resume.records.values().cloned().collect(),
             };
             let rel = layout::data(epoch, 1);
-            let body = serde_json::to_vec(&body).map_err(|e| Error::Stopped(e.to_string()))?;
-            let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
-            lock.check().await?;
-            if !put_create(dest, &rel, sealed).await? {
-                return Err(Error::Deposed {
-                    dest: dest.to_string(),
-                    epoch,
-                    reason: format!(
-                        "record file {rel} already exists: another holder has this epoch"
-                    ),
-                });
-            }
+            let body = Error::json("data", &body)?;
+            Self::write_once(dest, lock, key, &meta.job_id, &rel, &body, "record file").await?;
             first_seq = 1;
         }
         let fence = FenceBody {
@@ -209,16 +228,8 @@ impl Checkpoint {
             },
         };
         let rel = layout::fence(epoch);
-        let body = serde_json::to_vec(&fence).map_err(|e| Error::Stopped(e.to_string()))?;
-        let sealed = seal(key, &context(&meta.job_id, &rel), &body)?;
-        lock.check().await?;
-        if !put_create(dest, &rel, sealed).await? {
-            return Err(Error::Deposed {
-                dest: dest.to_string(),
-                epoch,
-                reason: format!("fence {rel} already exists: another holder has this epoch"),
-            });
-        }
+        let body = Error::json("fence", &fence)?;
+        Self::write_once(dest, lock, key, &meta.job_id, &rel, &body, "fence").await?;
         if compact {
             for name in &resume.merged {
                 if let Err(e) = delete(dest, &format!("{}/{name}", layout::DATA)).await {
@@ -298,7 +309,12 @@ impl Checkpoint {
             return e;
         }
         let s = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        Error::Stopped(s.clone().unwrap_or_else(|| "finished".into()))
+        Error::Stopped(match s.as_ref() {
+            Some(first_error) => StopCause::FlushFailed {
+                first_error: first_error.clone(),
+            },
+            None => StopCause::Finished,
+        })
     }
 
     /// Queues a finished unit; it is written at the next flush.
@@ -323,7 +339,9 @@ impl Checkpoint {
         }
         let s = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         match s.as_ref() {
-            Some(msg) => Err(Error::Stopped(msg.clone())),
+            Some(msg) => Err(Error::Stopped(StopCause::FlushFailed {
+                first_error: msg.clone(),
+            })),
             None => Ok(()),
         }
     }
@@ -341,9 +359,7 @@ impl Checkpoint {
     pub async fn finish(mut self) -> Result<FlushStats> {
         self.tx.take();
         let stats = match self.task.take() {
-            Some(t) => t
-                .await
-                .map_err(|e| Error::Stopped(format!("flusher task failed: {e}")))?,
+            Some(t) => t.await.map_err(Error::task_failed("flusher"))?,
             None => Err(self.stopped()),
         };
         match stats {
@@ -363,9 +379,7 @@ impl Checkpoint {
     pub async fn finish_and_remove(mut self) -> Result<FlushStats> {
         self.tx.take();
         let stats = match self.task.take() {
-            Some(t) => t
-                .await
-                .map_err(|e| Error::Stopped(format!("flusher task failed: {e}")))??,
+            Some(t) => t.await.map_err(Error::task_failed("flusher"))??,
             None => return Err(self.stopped()),
         };
         self.lock.check().await?;
@@ -457,7 +471,7 @@ impl Flusher {
                         let failed = r.as_ref().err().map(ToString::to_string);
                         let _ = ack.send(r);
                         if let Some(msg) = failed {
-                            return Err(Error::Stopped(msg));
+                            return Err(Error::Stopped(StopCause::FlushFailed { first_error: msg }));
                         }
                     }
                     None => {
@@ -498,9 +512,9 @@ impl Flusher {
             records: std::mem::take(&mut self.buf),
         };
         let n = body.records.len() as u64;
-        let encoded = serde_json::to_vec(&body).map_err(|e| Error::Stopped(e.to_string()));
+        let encoded = Error::json("data", &body);
         let sealed =
-            encoded.and_then(|b| seal(self.key.as_ref(), &context(&self.job_id, &rel), &b));
+            encoded.and_then(|b| Ok(seal(self.key.as_ref(), &context(&self.job_id, &rel), &b)?));
         let written = match sealed {
             Ok(s) => {
                 let len = s.len() as u64;

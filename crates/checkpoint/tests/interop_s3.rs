@@ -14,7 +14,7 @@ fn s3() -> Destination {
     let endpoint = std::env::var("SNAPSHOTD_S3_ENDPOINT")
         .expect("SNAPSHOTD_S3_ENDPOINT (run via cargo xtask interop s3)");
     let bucket = std::env::var("SNAPSHOTD_S3_BUCKET").expect("SNAPSHOTD_S3_BUCKET");
-    let mut opts = S3Options::from_env();
+    let mut opts = S3Options::from_lookup(|k| std::env::var(k).ok());
     opts.endpoint = Some(endpoint);
     let url = format!("s3://{bucket}/interop/{}", uuid::Uuid::new_v4());
     Destination::open(&url, &opts).expect("open s3 destination")

@@ -73,7 +73,7 @@ impl S3Dest {
     /// Runs `f` on the destination, opened with the endpoint from SNAPSHOTD_S3_ENDPOINT (as
     /// `crates/checkpoint/tests/interop_s3.rs` does).
     fn with<T>(&self, f: impl AsyncFnOnce(&Destination) -> T) -> T {
-        let mut opts = S3Options::from_env();
+        let mut opts = S3Options::from_lookup(|k| std::env::var(k).ok());
         opts.endpoint = std::env::var("SNAPSHOTD_S3_ENDPOINT").ok();
         let d = Destination::open(&self.url, &opts).unwrap();
         tokio::runtime::Builder::new_current_thread()

@@ -1,5 +1,5 @@
 //! Frame decoder over a sequence of segment files, with etcd's end-of-file, size-limit,
-//! torn-write and CRC rules (spec §7). Reads with positional I/O through a reusable buffer
+//! torn-write and CRC rules. Reads with positional I/O through a reusable buffer
 //! and never allocates more than the bytes left in the file.
 
 use std::fs::File;
@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::frame::{LEN_WORD, decode_len, is_torn};
 use crate::pb::{CRC_TYPE, ProtoError, RecordRef, decode_record};
 use crate::prefetch::{Prefetcher, RESERVE};
+use crate::walk::chain_crc_record;
 
 /// Read size for the decoder's buffer.
 const CHUNK: usize = 2 << 20;
@@ -78,9 +79,6 @@ pub(crate) struct Decoder<'a> {
     spare: Vec<u8>,
     /// End of the last whole valid record, per file (0 for files not reached).
     ends: Vec<u64>,
-    /// Index of the file that holds the record returned last, and its offset.
-    rec_seg: usize,
-    rec_off: u64,
 }
 
 impl<'a> Decoder<'a> {
@@ -102,19 +100,12 @@ impl<'a> Decoder<'a> {
             dups: vec![None; n],
             spare: Vec::new(),
             ends: vec![0; n],
-            rec_seg: 0,
-            rec_off: 0,
         }
     }
 
     /// Current running CRC.
     pub(crate) fn crc(&self) -> u32 {
         self.crc
-    }
-
-    /// Adopts a crc record's value as the running CRC.
-    pub(crate) fn set_crc(&mut self, crc: u32) {
-        self.crc = crc;
     }
 
     /// Offset after the last valid record in the current file.
@@ -125,15 +116,6 @@ impl<'a> Decoder<'a> {
     /// Per-file end of the last whole valid record.
     pub(crate) fn ends(&self) -> &[u64] {
         &self.ends
-    }
-
-    /// Path and offset of the record returned last (for error context).
-    pub(crate) fn last_record_at(&self) -> (&'a Path, u64) {
-        let p = self
-            .segs
-            .get(self.rec_seg)
-            .map_or(Path::new(""), |s| s.path);
-        (p, self.rec_off)
     }
 
     fn advance_file(&mut self) -> bool {
@@ -323,8 +305,6 @@ impl<'a> Decoder<'a> {
         )?;
         self.last_valid_off = off + LEN_WORD + (n + pad) as u64;
         self.ends[self.cur] = self.last_valid_off;
-        self.rec_seg = self.cur;
-        self.rec_off = off;
         let data = checked
             .data
             .map(|(s, l)| &self.buf[start + s..start + s + l]);
@@ -365,7 +345,7 @@ struct Checked {
 }
 
 /// Decodes one frame's record and checks its CRC against the running CRC `running`
-/// (advanced for every record but crc records). `frame` is the `n` record bytes plus the
+/// (advanced for every record but crc records, which the crc-record rule checks instead). `frame` is the `n` record bytes plus the
 /// padding; it starts at file offset `off + LEN_WORD` of `path`. `is_last`: the frame is in
 /// the last file, where a frame with a zeroed sector is a torn write (unexpected EOF).
 fn check_record(
@@ -402,7 +382,9 @@ fn check_record(
             });
         }
     };
-    if rtype != CRC_TYPE {
+    if rtype == CRC_TYPE {
+        chain_crc_record(running, crc, path, off)?;
+    } else {
         let bytes = data.map_or(&[][..], |(s, l)| &body[s..s + l]);
         let next = crc32c::crc32c_append(*running, bytes);
         if next != crc {
@@ -434,8 +416,8 @@ pub(crate) struct SegmentDecoder<'p, R> {
     is_last: bool,
     max_record: u64,
     buf: Vec<u8>,
-    /// Offset of the record returned last.
-    rec_off: u64,
+    /// The record decoded last (its data within `buf`).
+    current: Option<Checked>,
     done: bool,
 }
 
@@ -451,14 +433,9 @@ impl<'p, R: Read> SegmentDecoder<'p, R> {
             is_last,
             max_record,
             buf: Vec::new(),
-            rec_off: 0,
+            current: None,
             done: false,
         }
-    }
-
-    /// Offset of the record returned last (for error context).
-    pub(crate) fn last_record_off(&self) -> u64 {
-        self.rec_off
     }
 
     /// Bytes of record buffer currently allocated.
@@ -493,14 +470,25 @@ impl<'p, R: Read> SegmentDecoder<'p, R> {
     /// Decodes the next record, advancing `running`; `Ok(None)` at the end of the segment
     /// (its limit, or a zero length word as etcd's decoder treats preallocated space).
     pub(crate) fn next_record(&mut self, running: &mut u32) -> Result<Option<RecordRef<'_>>> {
+        if self.advance(running)? {
+            Ok(self.record())
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Decodes the next record into the decoder, advancing `running`; `Ok(false)` at the
+    /// end of the segment. [`SegmentDecoder::record`] then returns it.
+    pub(crate) fn advance(&mut self, running: &mut u32) -> Result<bool> {
+        self.current = None;
         if self.done {
-            return Ok(None);
+            return Ok(false);
         }
         let off = self.off;
         let left = self.limit.saturating_sub(off);
         if left == 0 {
             self.done = true;
-            return Ok(None);
+            return Ok(false);
         }
         if left < LEN_WORD || !self.read_into_buf(LEN_WORD as usize)? {
             return Err(self.eof(off));
@@ -510,7 +498,7 @@ impl<'p, R: Read> SegmentDecoder<'p, R> {
         let word = u64::from_le_bytes(w);
         if word == 0 {
             self.done = true;
-            return Ok(None);
+            return Ok(false);
         }
         let (n, pad) = frame_len(word, off, left, self.max_record, self.path)?;
         let (n, pad) = (n as usize, pad as usize);
@@ -526,12 +514,17 @@ impl<'p, R: Read> SegmentDecoder<'p, R> {
             off,
         )?;
         self.off = off + LEN_WORD + (n + pad) as u64;
-        self.rec_off = off;
-        Ok(Some(RecordRef {
-            rtype: checked.rtype,
-            crc: checked.crc,
-            data: checked.data.map(|(s, l)| &self.buf[s..s + l]),
-        }))
+        self.current = Some(checked);
+        Ok(true)
+    }
+
+    /// The record decoded by the last successful [`SegmentDecoder::advance`].
+    pub(crate) fn record(&self) -> Option<RecordRef<'_>> {
+        self.current.as_ref().map(|c| RecordRef {
+            rtype: c.rtype,
+            crc: c.crc,
+            data: c.data.map(|(s, l)| &self.buf[s..s + l]),
+        })
     }
 }
 

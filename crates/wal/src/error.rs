@@ -2,7 +2,7 @@
 //! error texts with etcd's own; context (paths, offsets) lives in fields.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -152,6 +152,20 @@ impl Error {
     pub fn is_unexpected_eof(&self) -> bool {
         matches!(self, Error::UnexpectedEof { .. })
     }
+
+    /// Where the error happened, when it says: the file and, for errors about a record, the
+    /// offset of its length word.
+    pub fn location(&self) -> Option<(&Path, Option<u64>)> {
+        match self {
+            Error::CrcMismatch { path, offset }
+            | Error::RecordCrcMismatch { path, offset }
+            | Error::UnexpectedEof { path, offset }
+            | Error::Protobuf { path, offset, .. }
+            | Error::MaxEntrySizeExceeded { path, offset, .. } => Some((path, Some(*offset))),
+            Error::Locked { path } => Some((path, None)),
+            _ => None,
+        }
+    }
 }
 
 /// Builds an [`Error::Io`] closure: `.map_err(io_err("open", &path))`.
@@ -162,5 +176,29 @@ pub(crate) fn io_err<'a>(
     move |source| Error::Io {
         context: format!("{what} {}", path.display()),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Error;
+
+    #[test]
+    fn location_names_the_file_and_the_record_when_known() {
+        let at = Error::CrcMismatch {
+            path: "0000000000000000-0000000000000000.wal".into(),
+            offset: 64,
+        };
+        assert_eq!(
+            at.location(),
+            Some((Path::new("0000000000000000-0000000000000000.wal"), Some(64)))
+        );
+        let locked = Error::Locked {
+            path: "x.wal".into(),
+        };
+        assert_eq!(locked.location(), Some((Path::new("x.wal"), None)));
+        assert_eq!(Error::SnapshotNotFound.location(), None);
     }
 }

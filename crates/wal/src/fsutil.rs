@@ -69,7 +69,13 @@ pub(crate) fn datasync(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Applies [`crate::WalOptions::sync_slice`] to the calling thread, once per thread.
+/// Without the `tuning` feature no slice can be configured: nothing to do.
+#[cfg(not(feature = "tuning"))]
+pub(crate) fn prepare_sync_thread(_slice: Option<std::time::Duration>) {}
+
+/// Applies the configured sync slice (`WalOptions::sync_slice`) to the calling thread, once
+/// per thread.
+#[cfg(feature = "tuning")]
 pub(crate) fn prepare_sync_thread(slice: Option<std::time::Duration>) {
     thread_local! {
         static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -121,7 +127,7 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "tuning"))]
 mod tests {
     use std::time::Duration;
 

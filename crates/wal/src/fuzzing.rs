@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use crate::decoder::{Decoder, Seg, SegmentDecoder};
 use crate::error::Result;
 use crate::frame::DEFAULT_MAX_RECORD_BYTES;
-use crate::pb::{CRC_TYPE, RecordRef, Snapshot};
-use crate::read::{Mode, WalContents, read_all};
+use crate::pb::{RecordRef, Snapshot};
+use crate::read::{WalContents, read_all};
+use crate::walk::{EndOfLog, OneSegment, RecordSource, Walker};
 
 /// etcd's `ReadAll` over segment images held in memory (named `segment-<i>` in errors).
 /// `strict` selects write-mode end-of-log rules (a partial last record is an error).
@@ -28,9 +29,13 @@ pub fn read_all_in_memory(
             limit: b.len() as u64,
         })
         .collect();
-    let mut dec = Decoder::new(segs, DEFAULT_MAX_RECORD_BYTES);
-    let mode = if strict { Mode::Write } else { Mode::Read };
-    Ok(read_all(&mut dec, start, mode)?.contents)
+    let end = if strict {
+        EndOfLog::Strict
+    } else {
+        EndOfLog::TornTailEnds
+    };
+    let mut walk = Walker::new(Decoder::new(segs, DEFAULT_MAX_RECORD_BYTES), end);
+    Ok(read_all(&mut walk, start)?.contents)
 }
 
 /// The `wal_decoder` fuzz target's body: splits `data` into up to four segment images
@@ -79,19 +84,21 @@ pub fn fuzz_decode(data: &[u8]) {
 /// stopped (`None`: clean end, or the error's text).
 type Decoded = (Vec<(i64, u32, Option<Vec<u8>>)>, Option<String>);
 
-/// Applies read_all's crc-record rule to `rec`; `Err` ends the walk with etcd's text.
-fn crc_rule(rec: &RecordRef<'_>, running: &mut u32) -> std::result::Result<(), String> {
-    if rec.rtype == CRC_TYPE {
-        if *running != 0 && rec.crc != *running {
-            return Err("wal: crc mismatch".into());
-        }
-        *running = rec.crc;
-    }
-    Ok(())
-}
-
 fn own(rec: &RecordRef<'_>) -> (i64, u32, Option<Vec<u8>>) {
     (rec.rtype, rec.crc, rec.data.map(<[u8]>::to_vec))
+}
+
+/// Every record of a strict walk over `src`, and how it ended.
+fn walk_all<S: RecordSource>(src: S) -> Decoded {
+    let mut walk = Walker::new(src, EndOfLog::Strict);
+    let mut out = Vec::new();
+    loop {
+        match walk.next_record() {
+            Ok(Some(r)) => out.push(own(&r)),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e.to_string())),
+        }
+    }
 }
 
 /// The positional decoder (read_all, views) and the streaming one (entry streams) must
@@ -99,73 +106,29 @@ fn own(rec: &RecordRef<'_>) -> (i64, u32, Option<Vec<u8>>) {
 /// the torn-write rule of a log's last segment for both.
 fn decoders_agree(seg: &[u8], is_last: bool) {
     let path = Path::new("segment-0");
-    let positional: Decoded = {
-        // A lone segment is the last one; a segment that is not last gets an empty one
-        // after it, so the positional decoder applies the same rule.
-        let mut segs = vec![Seg {
+    // A lone segment is the last one; a segment that is not last gets an empty one after
+    // it, so the positional decoder applies the same rule.
+    let mut segs = vec![Seg {
+        path,
+        file: &seg,
+        limit: seg.len() as u64,
+    }];
+    let empty: &[u8] = &[];
+    if !is_last {
+        segs.push(Seg {
             path,
-            file: &seg,
-            limit: seg.len() as u64,
-        }];
-        let empty: &[u8] = &[];
-        if !is_last {
-            segs.push(Seg {
-                path,
-                file: &empty,
-                limit: 0,
-            });
-        }
-        let mut dec = Decoder::new(segs, DEFAULT_MAX_RECORD_BYTES);
-        let mut out = Vec::new();
-        let end = loop {
-            // A crc record leaves the decoder's running CRC as it was; others advance it.
-            let before = dec.crc();
-            let rec = match dec.next_record() {
-                Ok(Some(r)) => {
-                    let mut running = before;
-                    let rule = crc_rule(&r, &mut running).map(|()| running);
-                    (own(&r), rule)
-                }
-                Ok(None) => break None,
-                Err(e) => break Some(e.to_string()),
-            };
-            match rec {
-                (r, Ok(running)) => {
-                    if r.0 == CRC_TYPE {
-                        dec.set_crc(running);
-                    }
-                    out.push(r);
-                }
-                (_, Err(e)) => break Some(e),
-            }
-        };
-        (out, end)
-    };
-    let streamed: Decoded = {
-        let mut dec = SegmentDecoder::new(
-            path,
-            seg,
-            seg.len() as u64,
-            is_last,
-            DEFAULT_MAX_RECORD_BYTES,
-        );
-        let mut running = 0u32;
-        let mut out = Vec::new();
-        let end = loop {
-            let mut next = running;
-            match dec.next_record(&mut next) {
-                Ok(Some(r)) => {
-                    if let Err(e) = crc_rule(&r, &mut next) {
-                        break Some(e);
-                    }
-                    out.push(own(&r));
-                }
-                Ok(None) => break None,
-                Err(e) => break Some(e.to_string()),
-            }
-            running = next;
-        };
-        (out, end)
-    };
+            file: &empty,
+            limit: 0,
+        });
+    }
+    let positional = walk_all(Decoder::new(segs, DEFAULT_MAX_RECORD_BYTES));
+    let len = seg.len() as u64;
+    let streamed = walk_all(OneSegment::new(SegmentDecoder::new(
+        path,
+        seg,
+        len,
+        is_last,
+        DEFAULT_MAX_RECORD_BYTES,
+    )));
     assert_eq!(positional, streamed, "the two decoders disagree");
 }

@@ -142,7 +142,9 @@ impl SharedWal {
     /// thread then inside a save has appended its records (or left), so one fsync covers
     /// them all. A lone saver never waits. Trades up to `max` of latency for larger groups
     /// (like PostgreSQL's `commit_delay` with `commit_siblings`): with 8 savers, about 7.5
-    /// saves per fsync instead of 4 (docs/benchmarks.md).
+    /// saves per fsync instead of 4 (docs/benchmarks.md). Behind the opt-in `tuning`
+    /// feature: no production path uses it.
+    #[cfg(feature = "tuning")]
     pub fn with_commit_delay(mut self, max: Duration) -> Self {
         self.commit_delay = max;
         self
@@ -479,6 +481,7 @@ mod tests {
     /// (here: blocked on the lock while the first saver builds its entries), so one fsync
     /// covers both; without it, the first save is synced alone.
     #[test]
+    #[cfg(feature = "tuning")]
     fn commit_delay_waits_for_savers_already_inside() {
         for (delay, want_fsyncs) in [(Duration::from_secs(5), 1), (Duration::ZERO, 2)] {
             let tmp = tempfile::tempdir().expect("tmp");

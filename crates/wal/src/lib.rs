@@ -12,7 +12,13 @@
 //! * [`open_for_read`]: a point-in-time [`ReadView`] for backups — per segment, the path and
 //!   the byte length holding only whole, CRC-valid records; purge cannot delete its files.
 //! * [`SharedWal`]: group commit — concurrent savers share one fsync.
-//! * [`verify`], [`repair`], [`valid_snapshot_entries`], [`purge`].
+//! * [`verify`], [`verify_log`], [`repair`], [`valid_snapshot_entries`], [`purge`], each
+//!   with a `_with` form taking the log's [`WalOptions`].
+//!
+//! Beyond that: [`etcd`] (etcd-exact open + `ReadAll` outcomes), [`format`](mod@format) (segment names,
+//! record types, limits), [`metrics`] (metric names), [`fuzz`] (in-memory decoding), and
+//! behind the opt-in `tuning` feature `SharedWal::with_commit_delay` and
+//! `WalOptions::sync_slice`.
 //!
 //! ```
 //! use snapshotd_wal::{Entry, HardState, Snapshot, Wal, WalOptions, WalReader};
@@ -64,31 +70,69 @@ mod stream;
 mod sys;
 mod view;
 mod wal;
+mod walk;
 
-pub use compat::{EtcdReadOutcome, OpenMode, read_like_etcd};
+// The everyday API: write, read, view, stream, check and repair a log.
 pub use error::{Error, Result};
-pub use frame::DEFAULT_MAX_RECORD_BYTES;
-pub use fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
-pub use fuzzing::{fuzz_decode, read_all_in_memory};
 pub use group::{GroupCommitStats, SharedWal};
 pub use maintenance::{
-    LogSummary, RepairOutcome, purge, repair, try_repair, valid_snapshot_entries, verify,
-    verify_log,
+    LogSummary, RepairOutcome, purge, repair, repair_with, try_repair, try_repair_with,
+    valid_snapshot_entries, valid_snapshot_entries_with, verify, verify_log, verify_log_with,
+    verify_with,
 };
-pub use names::{
-    SegmentName, list_segments, parse_segment_name, segment_name, select_segments, wal_exists,
-};
-pub use options::{DEFAULT_SEGMENT_SIZE_BYTES, WalOptions};
-pub use pb::{
-    CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, Record, SNAPSHOT_TYPE, STATE_TYPE,
-    Snapshot, entry_type,
-};
+pub use names::wal_exists;
+pub use options::WalOptions;
+pub use pb::{Entry, HardState, Snapshot};
 pub use read::WalContents;
 pub use stream::EntryStream;
 pub use view::{
     ReadView, SegmentReader, ViewSegment, WalReader, open_for_read, open_for_read_with,
 };
 pub use wal::{UnreadWal, Wal};
+
+pub mod etcd {
+    //! etcd emulation for tools that must report exactly what etcd 3.4.23 would: its open
+    //! + `ReadAll` outcome, error for error.
+    pub use crate::compat::{EtcdReadOutcome, OpenMode, read_like_etcd};
+}
+
+pub mod format {
+    //! The on-disk format: segment names, record types, the raw record message and the
+    //! default limits.
+    pub use crate::frame::DEFAULT_MAX_RECORD_BYTES;
+    pub use crate::names::{
+        SegmentName, list_segments, parse_segment_name, segment_name, select_segments,
+    };
+    pub use crate::options::DEFAULT_SEGMENT_SIZE_BYTES;
+    pub use crate::pb::{
+        CRC_TYPE, ENTRY_TYPE, METADATA_TYPE, Record, SNAPSHOT_TYPE, STATE_TYPE, entry_type,
+    };
+}
+
+pub mod metrics {
+    //! Names of the metrics this crate records through the `metrics` facade.
+    pub use crate::fsutil::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
+}
+
+pub mod fuzz {
+    //! Decoding of in-memory segment images: the fuzz target's body and `ReadAll` over bytes
+    //! that are not files.
+    pub use crate::fuzzing::{fuzz_decode, read_all_in_memory};
+}
+
+// Paths from before the modules above, kept so existing callers compile.
+#[doc(hidden)]
+pub use etcd::{EtcdReadOutcome, OpenMode, read_like_etcd};
+#[doc(hidden)]
+pub use format::{
+    CRC_TYPE, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, ENTRY_TYPE, METADATA_TYPE,
+    Record, SNAPSHOT_TYPE, STATE_TYPE, SegmentName, entry_type, list_segments, parse_segment_name,
+    segment_name, select_segments,
+};
+#[doc(hidden)]
+pub use fuzz::{fuzz_decode, read_all_in_memory};
+#[doc(hidden)]
+pub use metrics::{METRIC_FSYNC_SECONDS, METRIC_LAST_INDEX, METRIC_WRITE_BYTES};
 
 /// Refuses records that no etcd 3.4 reader would accept (`N + padding >= limit`).
 pub(crate) fn record_size_ok(rtype: i64, data_len: usize, limit: u64) -> Result<()> {

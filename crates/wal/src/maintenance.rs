@@ -1,18 +1,20 @@
-//! Verify, ValidSnapshotEntries, Repair and purge (spec §9.2, §10).
+//! Verify, ValidSnapshotEntries, Repair and purge: etcd's maintenance operations on a
+//! closed (or live, read-only) log.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::decoder::{Decoder, Seg};
 use crate::error::{Error, Result, io_err};
-use crate::frame::DEFAULT_MAX_RECORD_BYTES;
 use crate::fsutil::{datasync, lock_exclusive, open_ro, open_rw, try_lock_exclusive};
 use crate::names::{list_segments, select_segments};
+use crate::options::WalOptions;
 use crate::pb::{
     CRC_TYPE, ENTRY_TYPE, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
     decode_payload,
 };
 use crate::read::{matches_start, merge_metadata};
+use crate::walk::{EndOfLog, Walker};
 
 fn open_all(
     dir: &Path,
@@ -39,44 +41,29 @@ fn segs(files: &[(PathBuf, std::fs::File, u64)]) -> Vec<Seg<'_>> {
         .collect()
 }
 
-fn check_crc_record(dec: &mut Decoder<'_>, stored: u32) -> Result<()> {
-    if dec.crc() != 0 && stored != dec.crc() {
-        let (path, offset) = dec.last_record_at();
-        return Err(Error::CrcMismatch {
-            path: path.to_path_buf(),
-            offset,
-        });
-    }
-    dec.set_crc(stored);
-    Ok(())
-}
-
 /// etcd's `Verify`: reads (without locks) from the file selected by `snap`, checking
 /// metadata consistency, crc records, record CRCs and that `snap` is present with the right
 /// term. Entry and state contents are not decoded. A partial last record is fine.
 pub fn verify(dir: impl AsRef<Path>, snap: Snapshot) -> Result<()> {
+    verify_with(dir, snap, &WalOptions::default())
+}
+
+/// [`verify`] for a log written with `opts` (only `max_record_bytes` matters: a log written
+/// with a larger record limit needs that limit to be read).
+pub fn verify_with(dir: impl AsRef<Path>, snap: Snapshot, opts: &WalOptions) -> Result<()> {
     let dir = dir.as_ref();
     let names = list_segments(dir)?;
     let selected = select_segments(&names, snap.index)?;
     let files = open_all(dir, selected)?;
-    let mut dec = Decoder::new(segs(&files), DEFAULT_MAX_RECORD_BYTES);
+    let dec = Decoder::new(segs(&files), opts.max_record_bytes);
+    let mut walk = Walker::new(dec, EndOfLog::TornTailEnds);
     let mut metadata: Option<Vec<u8>> = None;
     let mut matched = false;
-    loop {
-        let rec = match dec.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) if e.is_unexpected_eof() => break,
-            Err(e) => return Err(e),
-        };
+    while let Some(rec) = walk.next_record()? {
         match rec.rtype {
             METADATA_TYPE => merge_metadata(&mut metadata, rec.data)?,
-            CRC_TYPE => {
-                let stored = rec.crc;
-                check_crc_record(&mut dec, stored)?;
-            }
             SNAPSHOT_TYPE => matched |= matches_start(rec.data, snap)?,
-            ENTRY_TYPE | STATE_TYPE => {}
+            ENTRY_TYPE | STATE_TYPE | CRC_TYPE => {}
             other => return Err(Error::UnexpectedRecordType { record_type: other }),
         }
     }
@@ -90,26 +77,25 @@ pub fn verify(dir: impl AsRef<Path>, snap: Snapshot) -> Result<()> {
 /// etcd's `ValidSnapshotEntries`: every snapshot record in the whole log (from the first
 /// file, read-only) whose index is at most the last hard state's commit, in log order.
 pub fn valid_snapshot_entries(dir: impl AsRef<Path>) -> Result<Vec<Snapshot>> {
+    valid_snapshot_entries_with(dir, &WalOptions::default())
+}
+
+/// [`valid_snapshot_entries`] for a log written with `opts`.
+pub fn valid_snapshot_entries_with(
+    dir: impl AsRef<Path>,
+    opts: &WalOptions,
+) -> Result<Vec<Snapshot>> {
     let dir = dir.as_ref();
     let names = list_segments(dir)?;
     let files = open_all(dir, &names)?;
-    let mut dec = Decoder::new(segs(&files), DEFAULT_MAX_RECORD_BYTES);
+    let dec = Decoder::new(segs(&files), opts.max_record_bytes);
+    let mut walk = Walker::new(dec, EndOfLog::TornTailEnds);
     let mut snaps = Vec::new();
     let mut state = HardState::default();
-    loop {
-        let rec = match dec.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) if e.is_unexpected_eof() => break,
-            Err(e) => return Err(e),
-        };
+    while let Some(rec) = walk.next_record()? {
         match rec.rtype {
             SNAPSHOT_TYPE => snaps.push(decode_payload::<Snapshot>("snapshot", rec.data)?),
             STATE_TYPE => state = decode_payload("hardstate", rec.data)?,
-            CRC_TYPE => {
-                let stored = rec.crc;
-                check_crc_record(&mut dec, stored)?;
-            }
             _ => {}
         }
     }
@@ -137,16 +123,26 @@ pub enum RepairOutcome {
 /// is cut off after copying the file to `<name>.broken`; any other error (CRC mismatch,
 /// bad record, crc-record mismatch, size limit) is returned unrepaired.
 pub fn repair(dir: impl AsRef<Path>) -> Result<RepairOutcome> {
-    repair_inner(dir.as_ref(), true)
+    repair_with(dir, &WalOptions::default())
+}
+
+/// [`repair`] for a log written with `opts` (only `max_record_bytes` matters).
+pub fn repair_with(dir: impl AsRef<Path>, opts: &WalOptions) -> Result<RepairOutcome> {
+    repair_inner(dir.as_ref(), opts, true)
 }
 
 /// Like [`repair`] but fails with [`Error::Locked`] instead of waiting when a writer holds
 /// the last segment.
 pub fn try_repair(dir: impl AsRef<Path>) -> Result<RepairOutcome> {
-    repair_inner(dir.as_ref(), false)
+    try_repair_with(dir, &WalOptions::default())
 }
 
-fn repair_inner(dir: &Path, wait: bool) -> Result<RepairOutcome> {
+/// [`try_repair`] for a log written with `opts` (only `max_record_bytes` matters).
+pub fn try_repair_with(dir: impl AsRef<Path>, opts: &WalOptions) -> Result<RepairOutcome> {
+    repair_inner(dir.as_ref(), opts, false)
+}
+
+fn repair_inner(dir: &Path, opts: &WalOptions, wait: bool) -> Result<RepairOutcome> {
     let names = list_segments(dir)?;
     let last = names.last().ok_or(Error::FileNotFound)?;
     let path = dir.join(&last.name);
@@ -162,32 +158,26 @@ fn repair_inner(dir: &Path, wait: bool) -> Result<RepairOutcome> {
         file: &file,
         limit: len,
     };
-    let mut dec = Decoder::new(vec![seg], DEFAULT_MAX_RECORD_BYTES);
-    loop {
-        let before = dec.last_valid_off();
-        match dec.next_record() {
-            Ok(Some(r)) => {
-                if r.rtype == CRC_TYPE {
-                    let stored = r.crc;
-                    check_crc_record(&mut dec, stored)?;
-                }
-            }
-            Ok(None) => return Ok(RepairOutcome::Clean),
-            Err(e) if e.is_unexpected_eof() => {
-                let broken = PathBuf::from(format!("{}.broken", path.display()));
-                copy_file(&file, &broken).map_err(io_err("copy to", &broken))?;
-                file.set_len(before).map_err(io_err("truncate", &path))?;
-                datasync(&file, &path)?;
-                tracing::info!(path = %path.display(), valid_len = before, "repaired WAL tail");
-                return Ok(RepairOutcome::Truncated {
-                    path,
-                    broken_copy: broken,
-                    valid_len: before,
-                });
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let mut walk = Walker::new(
+        Decoder::new(vec![seg], opts.max_record_bytes),
+        EndOfLog::TornTailEnds,
+    );
+    while walk.next_record()?.is_some() {}
+    // The torn record starts where the last valid one ends.
+    let Some(&(_, valid_len)) = walk.torn_tail() else {
+        return Ok(RepairOutcome::Clean);
+    };
+    drop(walk);
+    let broken = PathBuf::from(format!("{}.broken", path.display()));
+    copy_file(&file, &broken).map_err(io_err("copy to", &broken))?;
+    file.set_len(valid_len).map_err(io_err("truncate", &path))?;
+    datasync(&file, &path)?;
+    tracing::info!(path = %path.display(), valid_len, "repaired WAL tail");
+    Ok(RepairOutcome::Truncated {
+        path,
+        broken_copy: broken,
+        valid_len,
+    })
 }
 
 fn copy_file(src: &std::fs::File, dst: &Path) -> io::Result<()> {
@@ -257,6 +247,11 @@ pub struct LogSummary {
 /// sequence numbers, every frame, record CRCs, the CRC chain across segments, consistent
 /// metadata and known record types.
 pub fn verify_log(dir: impl AsRef<Path>) -> Result<LogSummary> {
+    verify_log_with(dir, &WalOptions::default())
+}
+
+/// [`verify_log`] for a log written with `opts` (only `max_record_bytes` matters).
+pub fn verify_log_with(dir: impl AsRef<Path>, opts: &WalOptions) -> Result<LogSummary> {
     let dir = dir.as_ref();
     let names = list_segments(dir)?;
     for w in names.windows(2) {
@@ -265,29 +260,18 @@ pub fn verify_log(dir: impl AsRef<Path>) -> Result<LogSummary> {
         }
     }
     let files = open_all(dir, &names)?;
-    let mut dec = Decoder::new(segs(&files), DEFAULT_MAX_RECORD_BYTES);
+    let dec = Decoder::new(segs(&files), opts.max_record_bytes);
+    let mut walk = Walker::new(dec, EndOfLog::TornTailEnds);
     let mut sum = LogSummary {
         segments: names.len(),
         ..LogSummary::default()
     };
     let mut metadata: Option<Vec<u8>> = None;
-    loop {
-        let rec = match dec.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(Error::UnexpectedEof { path, offset }) => {
-                sum.torn_tail = Some((path, offset));
-                break;
-            }
-            Err(e) => return Err(e),
-        };
+    while let Some(rec) = walk.next_record()? {
         sum.records += 1;
         match rec.rtype {
             METADATA_TYPE => merge_metadata(&mut metadata, rec.data)?,
-            CRC_TYPE => {
-                let stored = rec.crc;
-                check_crc_record(&mut dec, stored)?;
-            }
+            CRC_TYPE => {}
             SNAPSHOT_TYPE => {
                 decode_payload::<Snapshot>("snapshot", rec.data)?;
                 sum.snapshots += 1;
@@ -301,5 +285,6 @@ pub fn verify_log(dir: impl AsRef<Path>) -> Result<LogSummary> {
             other => return Err(Error::UnexpectedRecordType { record_type: other }),
         }
     }
+    sum.torn_tail = walk.torn_tail().cloned();
     Ok(sum)
 }

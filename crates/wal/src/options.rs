@@ -18,11 +18,11 @@ pub struct WalOptions {
     pub max_record_bytes: u64,
     /// Skip fdatasync (etcd's `--unsafe-no-fsync`); only for tests and benchmarks.
     pub unsafe_no_fsync: bool,
-    /// Opt-in, Linux: the scheduler time slice given to each thread the first time it
+    /// Opt-in (feature `tuning`), Linux: the scheduler time slice given to each thread the first time it
     /// fsyncs this WAL (`sched_setattr` custom slice, kept by the thread afterwards). A
     /// short slice (e.g. 100 µs) lets a saver woken by its finished fdatasync preempt
     /// CPU-bound neighbours instead of waiting up to a scheduler tick. `None`: unchanged.
-    pub sync_slice: Option<Duration>,
+    pub(crate) sync_slice: Option<Duration>,
 }
 
 impl Default for WalOptions {
@@ -55,8 +55,11 @@ impl WalOptions {
         self
     }
 
-    /// Gives threads that fsync this WAL a scheduler time slice of `slice` (Linux; the
-    /// kernel accepts 100 µs to 100 ms). See [`WalOptions::sync_slice`].
+    /// Opt-in (feature `tuning`; no production path uses it): gives threads that fsync this
+    /// WAL a scheduler time slice of `slice` (Linux `sched_setattr`; the kernel accepts
+    /// 100 µs to 100 ms), kept by the thread afterwards. A short slice (e.g. 100 µs) lets a
+    /// saver woken by its finished fdatasync preempt CPU-bound neighbours.
+    #[cfg(feature = "tuning")]
     pub fn sync_slice(mut self, slice: Duration) -> Self {
         self.sync_slice = Some(slice);
         self

@@ -1,12 +1,12 @@
-//! ReadAll (spec §8.3): walk the records of the selected files and rebuild metadata, the
-//! last hard state and the entries after the start snapshot, resolving raft overwrites.
+//! ReadAll: walk the records of the selected files and rebuild metadata, the last hard
+//! state and the entries after the start snapshot, resolving raft overwrites.
 
-use crate::decoder::Decoder;
 use crate::error::{Error, Result};
 use crate::pb::{
-    CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
-    decode_payload,
+    CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, RecordRef, SNAPSHOT_TYPE, STATE_TYPE,
+    Snapshot, decode_payload,
 };
+use crate::walk::{RecordSource, Walker};
 
 /// What a read of the log returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,15 +33,6 @@ impl WalContents {
             Err(Error::SnapshotNotFound)
         }
     }
-}
-
-/// End-of-log rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// Read mode: a partial last record (unexpected EOF) ends the log normally.
-    Read,
-    /// Write mode: only a clean end is accepted.
-    Write,
 }
 
 /// ReadAll's result plus the writer-relevant state.
@@ -76,79 +67,87 @@ pub(crate) fn matches_start(data: Option<&[u8]>, start: Snapshot) -> Result<bool
     Ok(true)
 }
 
-/// Runs ReadAll over `dec` for start snapshot `start`.
-pub(crate) fn read_all(dec: &mut Decoder<'_>, start: Snapshot, mode: Mode) -> Result<ReadOutcome> {
-    read_all_with(dec, start, mode, true)
+/// What the records other than entries say, folded in as a walk goes: the first metadata
+/// (a later, different one is [`Error::MetadataConflict`]), the last hard state, and
+/// whether a snapshot record matched the start snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct LogState {
+    /// Metadata record data seen so far.
+    pub(crate) metadata: Option<Vec<u8>>,
+    /// The last hard state seen so far.
+    pub(crate) hardstate: HardState,
+    /// Whether the start snapshot was matched so far.
+    pub(crate) snapshot_found: bool,
+}
+
+impl LogState {
+    /// Folds `rec` in; an entry record is returned decoded for the caller to place. Crc
+    /// records were chained by the decoder; unknown types are errors.
+    pub(crate) fn absorb(&mut self, rec: &RecordRef<'_>, start: Snapshot) -> Result<Option<Entry>> {
+        match rec.rtype {
+            ENTRY_TYPE => return Ok(Some(decode_payload("entry", rec.data)?)),
+            STATE_TYPE => self.hardstate = decode_payload("hardstate", rec.data)?,
+            METADATA_TYPE => merge_metadata(&mut self.metadata, rec.data)?,
+            CRC_TYPE => {}
+            SNAPSHOT_TYPE => self.snapshot_found |= matches_start(rec.data, start)?,
+            other => return Err(Error::UnexpectedRecordType { record_type: other }),
+        }
+        Ok(None)
+    }
+}
+
+/// Runs ReadAll over `walk` for start snapshot `start`.
+pub(crate) fn read_all<S: RecordSource>(
+    walk: &mut Walker<S>,
+    start: Snapshot,
+) -> Result<ReadOutcome> {
+    read_all_with(walk, start, true)
 }
 
 /// ReadAll that may drop the entries as it goes (`keep_entries` false): every check is the
 /// same (overwrite bounds included), only `contents.entries` stays empty, so a writer can
 /// reopen a log of any size in constant memory.
-pub(crate) fn read_all_with(
-    dec: &mut Decoder<'_>,
+///
+/// Raft overwrites: an entry with index `i` above the start snapshot replaces every entry
+/// from `i` on; an index past the next free slot is [`Error::SliceOutOfRange`].
+pub(crate) fn read_all_with<S: RecordSource>(
+    walk: &mut Walker<S>,
     start: Snapshot,
-    mode: Mode,
     keep_entries: bool,
 ) -> Result<ReadOutcome> {
-    let mut metadata: Option<Vec<u8>> = None;
-    let mut hardstate = HardState::default();
+    let mut state = LogState::default();
     let mut entries: Vec<Entry> = Vec::new();
     // Length `entries` would have (equal to it when entries are kept).
     let mut len = 0u64;
-    let mut matched = false;
     let mut enti = 0u64;
-    loop {
-        let rec = match dec.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) if e.is_unexpected_eof() && mode == Mode::Read => break,
-            Err(e) => return Err(e),
+    while let Some(rec) = walk.next_record()? {
+        let Some(e) = state.absorb(&rec, start)? else {
+            continue;
         };
-        match rec.rtype {
-            ENTRY_TYPE => {
-                let e: Entry = decode_payload("entry", rec.data)?;
-                if e.index > start.index {
-                    let up = e.index - start.index - 1;
-                    if up > len {
-                        return Err(Error::SliceOutOfRange {
-                            snapshot_index: start.index,
-                            entry_index: e.index,
-                            have: len,
-                        });
-                    }
-                    len = up + 1;
-                    enti = e.index;
-                    if keep_entries {
-                        entries.truncate(up as usize);
-                        entries.push(e);
-                    }
-                } else {
-                    enti = e.index;
-                }
-            }
-            STATE_TYPE => hardstate = decode_payload("hardstate", rec.data)?,
-            METADATA_TYPE => merge_metadata(&mut metadata, rec.data)?,
-            CRC_TYPE => {
-                let stored = rec.crc;
-                if dec.crc() != 0 && stored != dec.crc() {
-                    let (path, offset) = dec.last_record_at();
-                    return Err(Error::CrcMismatch {
-                        path: path.to_path_buf(),
-                        offset,
-                    });
-                }
-                dec.set_crc(stored);
-            }
-            SNAPSHOT_TYPE => matched |= matches_start(rec.data, start)?,
-            other => return Err(Error::UnexpectedRecordType { record_type: other }),
+        enti = e.index;
+        if e.index <= start.index {
+            continue;
+        }
+        let up = e.index - start.index - 1;
+        if up > len {
+            return Err(Error::SliceOutOfRange {
+                snapshot_index: start.index,
+                entry_index: e.index,
+                have: len,
+            });
+        }
+        len = up + 1;
+        if keep_entries {
+            entries.truncate(up as usize);
+            entries.push(e);
         }
     }
     Ok(ReadOutcome {
         contents: WalContents {
-            metadata,
-            hardstate,
+            metadata: state.metadata,
+            hardstate: state.hardstate,
             entries,
-            snapshot_found: matched,
+            snapshot_found: state.snapshot_found,
         },
         last_entry_index: enti,
     })

@@ -10,35 +10,25 @@
 //! [`EntryStream::raw_indexes`] to opt out).
 
 use std::fmt;
-use std::io::BufReader;
 use std::iter::FusedIterator;
 
-use crate::decoder::SegmentDecoder;
 use crate::error::{Error, Result};
-use crate::pb::{
-    CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
-    decode_payload,
-};
-use crate::read::{matches_start, merge_metadata};
-use crate::view::{ReadView, SegmentReader, ViewSegment};
-
-/// Capacity of the read buffer in front of each segment reader.
-const READ_BUF: usize = 64 * 1024;
+use crate::pb::{Entry, HardState, Snapshot};
+use crate::read::LogState;
+use crate::view::ReadView;
+use crate::walk::{EndOfLog, ViewSource, Walker};
 
 impl ReadView {
     /// Streams the view's entries after its start snapshot in log order, with the record
     /// limit the view was opened with. See [`EntryStream`].
     pub fn entries(&self) -> EntryStream<'_> {
+        // The view holds only whole records, so a partial one is corruption: strict end.
+        let source = ViewSource::new(self.segments(), self.max_record());
         EntryStream {
-            segments: self.segments(),
+            walk: Walker::new(source, EndOfLog::Strict),
+            segments: self.segments().len(),
             start: self.start(),
-            max_record: self.max_record(),
-            next_seg: 0,
-            cur: None,
-            crc: 0,
-            metadata: None,
-            hardstate: HardState::default(),
-            snapshot_found: false,
+            state: LogState::default(),
             last_index: None,
             yielded: 0,
             check_indexes: true,
@@ -71,15 +61,10 @@ impl ReadView {
 ///   available as the stream goes ([`EntryStream::metadata`], [`EntryStream::hardstate`],
 ///   [`EntryStream::snapshot_found`]); they are final once it returned `None`.
 pub struct EntryStream<'a> {
-    segments: &'a [ViewSegment],
+    walk: Walker<ViewSource<'a>>,
+    segments: usize,
     start: Snapshot,
-    max_record: u64,
-    next_seg: usize,
-    cur: Option<SegmentDecoder<'a, BufReader<SegmentReader<'a>>>>,
-    crc: u32,
-    metadata: Option<Vec<u8>>,
-    hardstate: HardState,
-    snapshot_found: bool,
+    state: LogState,
     last_index: Option<u64>,
     yielded: u64,
     check_indexes: bool,
@@ -90,8 +75,7 @@ impl fmt::Debug for EntryStream<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EntryStream")
             .field("start", &self.start)
-            .field("segments", &self.segments.len())
-            .field("next_seg", &self.next_seg)
+            .field("segments", &self.segments)
             .field("last_index", &self.last_index)
             .field("check_indexes", &self.check_indexes)
             .field("done", &self.done)
@@ -109,17 +93,17 @@ impl EntryStream<'_> {
 
     /// The metadata record's data seen so far (`None` before it, or when it has none).
     pub fn metadata(&self) -> Option<&[u8]> {
-        self.metadata.as_deref()
+        self.state.metadata.as_deref()
     }
 
     /// The last hard state seen so far (all zero before the first).
     pub fn hardstate(&self) -> HardState {
-        self.hardstate
+        self.state.hardstate
     }
 
     /// Whether a snapshot record matching the start snapshot was seen so far.
     pub fn snapshot_found(&self) -> bool {
-        self.snapshot_found
+        self.state.snapshot_found
     }
 
     /// Index of the last entry yielded, if any.
@@ -131,83 +115,46 @@ impl EntryStream<'_> {
     /// its record buffer (the largest frame read from that segment). Never more than one
     /// record plus 64 KiB, whatever the size of the log.
     pub fn buffered_bytes(&self) -> usize {
-        self.cur
-            .as_ref()
-            .map_or(0, |d| READ_BUF + d.buffer_capacity())
+        self.walk.source().buffered_bytes()
     }
 
     /// Reads records up to the next entry to yield; `Ok(None)` at the end of the view.
     fn step(&mut self) -> Result<Option<Entry>> {
-        loop {
-            if self.cur.is_none() {
-                let Some(seg) = self.segments.get(self.next_seg) else {
-                    return Ok(None);
-                };
-                let is_last = self.next_seg + 1 == self.segments.len();
-                self.next_seg += 1;
-                self.cur = Some(SegmentDecoder::new(
-                    seg.path(),
-                    BufReader::with_capacity(READ_BUF, seg.reader()),
-                    seg.valid_len(),
-                    is_last,
-                    self.max_record,
-                ));
-            }
-            let Some(dec) = self.cur.as_mut() else {
+        while let Some(rec) = self.walk.next_record()? {
+            let Some(e) = self.state.absorb(&rec, self.start)? else {
                 continue;
             };
-            let Some(rec) = dec.next_record(&mut self.crc)? else {
-                self.cur = None;
+            if e.index <= self.start.index {
+                // Covered by the start snapshot: skipped, as read_all does.
                 continue;
-            };
-            match rec.rtype {
-                ENTRY_TYPE => {
-                    let e: Entry = decode_payload("entry", rec.data)?;
-                    if e.index <= self.start.index {
-                        // Covered by the start snapshot: skipped, as read_all does.
-                        continue;
-                    }
-                    if self.check_indexes {
-                        let expected = self.last_index.unwrap_or(self.start.index) + 1;
-                        if e.index > expected {
-                            return Err(Error::SliceOutOfRange {
-                                snapshot_index: self.start.index,
-                                entry_index: e.index,
-                                have: self.yielded,
-                            });
-                        }
-                        if e.index < expected {
-                            return Err(Error::EntryOverwrite {
-                                entry_index: e.index,
-                                last_index: expected - 1,
-                            });
-                        }
-                    }
-                    self.last_index = Some(e.index);
-                    self.yielded += 1;
-                    return Ok(Some(e));
-                }
-                STATE_TYPE => self.hardstate = decode_payload("hardstate", rec.data)?,
-                METADATA_TYPE => merge_metadata(&mut self.metadata, rec.data)?,
-                CRC_TYPE => {
-                    // The crc record opening a segment carries the running CRC of the
-                    // previous one; a fresh chain (running CRC 0) adopts it.
-                    let stored = rec.crc;
-                    if self.crc != 0 && stored != self.crc {
-                        let offset = dec.last_record_off();
-                        let path = self
-                            .segments
-                            .get(self.next_seg.saturating_sub(1))
-                            .map(|s| s.path().to_path_buf())
-                            .unwrap_or_default();
-                        return Err(Error::CrcMismatch { path, offset });
-                    }
-                    self.crc = stored;
-                }
-                SNAPSHOT_TYPE => self.snapshot_found |= matches_start(rec.data, self.start)?,
-                other => return Err(Error::UnexpectedRecordType { record_type: other }),
             }
+            if self.check_indexes {
+                self.check_next(e.index)?;
+            }
+            self.last_index = Some(e.index);
+            self.yielded += 1;
+            return Ok(Some(e));
         }
+        Ok(None)
+    }
+
+    /// An entry's index must be the previous one plus 1 (a gap or an overwrite is an error).
+    fn check_next(&self, index: u64) -> Result<()> {
+        let expected = self.last_index.unwrap_or(self.start.index) + 1;
+        if index > expected {
+            return Err(Error::SliceOutOfRange {
+                snapshot_index: self.start.index,
+                entry_index: index,
+                have: self.yielded,
+            });
+        }
+        if index < expected {
+            return Err(Error::EntryOverwrite {
+                entry_index: index,
+                last_index: expected - 1,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -222,12 +169,12 @@ impl Iterator for EntryStream<'_> {
             Ok(Some(e)) => Some(Ok(e)),
             Ok(None) => {
                 self.done = true;
-                self.cur = None;
+                self.walk.source_mut().close();
                 None
             }
             Err(e) => {
                 self.done = true;
-                self.cur = None;
+                self.walk.source_mut().close();
                 Some(Err(e))
             }
         }

@@ -1,5 +1,7 @@
 //! The only place in this crate that calls into libc directly: OFD record locks,
-//! `fallocate`, `sync_file_range` and the thread's scheduler slice (`sched_setattr`). Everything here is a thin, documented wrapper over one syscall.
+//! `fallocate`, `sync_file_range` and, behind the opt-in `tuning` feature, the thread's
+//! scheduler slice (`sched_setattr`). Everything here is a thin, documented wrapper over one
+//! syscall.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -118,6 +120,7 @@ mod imp {
     }
 
     /// `struct sched_attr` (SCHED_ATTR_SIZE_VER1).
+    #[cfg(feature = "tuning")]
     #[repr(C)]
     #[derive(Debug, Default, Clone, Copy)]
     struct SchedAttr {
@@ -133,6 +136,7 @@ mod imp {
         util_max: u32,
     }
 
+    #[cfg(feature = "tuning")]
     fn get_attr() -> io::Result<SchedAttr> {
         let mut a = SchedAttr::default();
         let size = std::mem::size_of::<SchedAttr>() as libc::c_uint;
@@ -146,6 +150,7 @@ mod imp {
         }
     }
 
+    #[cfg(feature = "tuning")]
     fn set_attr(a: &SchedAttr) -> io::Result<()> {
         let mut a = *a;
         a.size = std::mem::size_of::<SchedAttr>() as u32;
@@ -161,6 +166,7 @@ mod imp {
 
     /// Sets the calling thread's fair-class time slice to `ns` when it is a normal thread
     /// with a longer one. `Ok(false)`: nothing to change (other policy, or already short).
+    #[cfg(feature = "tuning")]
     pub(crate) fn set_thread_slice(ns: u64) -> io::Result<bool> {
         let mut a = get_attr()?;
         let fair = a.policy == libc::SCHED_OTHER as u32 || a.policy == libc::SCHED_BATCH as u32;
@@ -173,7 +179,7 @@ mod imp {
     }
 
     /// The calling thread's current time slice in nanoseconds (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "tuning"))]
     pub(crate) fn thread_slice() -> io::Result<u64> {
         Ok(get_attr()?.runtime)
     }
@@ -216,11 +222,12 @@ mod imp {
         Ok(())
     }
 
+    #[cfg(feature = "tuning")]
     pub(crate) fn set_thread_slice(_ns: u64) -> io::Result<bool> {
         Ok(false)
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "tuning"))]
     pub(crate) fn thread_slice() -> io::Result<u64> {
         Ok(0)
     }
@@ -260,12 +267,13 @@ pub(crate) fn start_writeback(file: &File, off: u64, len: u64) -> io::Result<()>
 /// Sets the calling thread's scheduler time slice (Linux EEVDF custom slice, `sched_setattr`
 /// with `sched_runtime`) to `ns` if it is a normal thread with a longer one; a no-op
 /// elsewhere. Returns whether it changed anything.
+#[cfg(feature = "tuning")]
 pub(crate) fn set_thread_slice(ns: u64) -> io::Result<bool> {
     imp::set_thread_slice(ns)
 }
 
 /// The calling thread's scheduler time slice in nanoseconds (0 where unknown).
-#[cfg(test)]
+#[cfg(all(test, feature = "tuning"))]
 pub(crate) fn thread_slice() -> io::Result<u64> {
     imp::thread_slice()
 }

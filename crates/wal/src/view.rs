@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::decoder::{Decoder, Seg};
-use crate::error::{Error, Result, io_err};
+use crate::error::{Result, io_err};
 use crate::fsutil::open_ro;
 use crate::names::{list_segments, select_segments};
 use crate::options::WalOptions;
-use crate::pb::{CRC_TYPE, Snapshot};
-use crate::read::{Mode, WalContents, read_all};
+use crate::pb::Snapshot;
+use crate::read::{WalContents, read_all};
 use crate::sys::{self, LockKind, TryLock};
+use crate::walk::{EndOfLog, Walker};
 
 /// One opened segment file.
 #[derive(Debug)]
@@ -91,8 +92,9 @@ impl WalReader {
 
     /// Read-mode `ReadAll`: a partial last record ends the log normally.
     pub fn read_all(self) -> Result<WalContents> {
-        let mut dec = Decoder::new(segs_of(&self.files, None), self.max_record);
-        Ok(read_all(&mut dec, self.start, Mode::Read)?.contents)
+        let dec = Decoder::new(segs_of(&self.files, None), self.max_record);
+        let mut walk = Walker::new(dec, EndOfLog::TornTailEnds);
+        Ok(read_all(&mut walk, self.start)?.contents)
     }
 }
 
@@ -252,27 +254,10 @@ pub fn open_for_read_with(
 
 /// Decodes frames and the CRC chain; returns per-file valid lengths.
 fn scan(files: &[Opened], max_record: u64) -> Result<Vec<u64>> {
-    let mut dec = Decoder::new(segs_of(files, None), max_record);
-    loop {
-        match dec.next_record() {
-            Ok(Some(r)) if r.rtype == CRC_TYPE => {
-                let stored = r.crc;
-                if dec.crc() != 0 && dec.crc() != stored {
-                    let (path, offset) = dec.last_record_at();
-                    return Err(Error::CrcMismatch {
-                        path: path.to_path_buf(),
-                        offset,
-                    });
-                }
-                dec.set_crc(stored);
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) if e.is_unexpected_eof() => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(dec.ends().to_vec())
+    let dec = Decoder::new(segs_of(files, None), max_record);
+    let mut walk = Walker::new(dec, EndOfLog::TornTailEnds);
+    while walk.next_record()?.is_some() {}
+    Ok(walk.source().ends().to_vec())
 }
 
 impl ReadView {
@@ -302,7 +287,8 @@ impl ReadView {
                 limit: s.valid_len,
             })
             .collect();
-        let mut dec = Decoder::new(segs, self.max_record);
-        Ok(read_all(&mut dec, self.start, Mode::Read)?.contents)
+        let dec = Decoder::new(segs, self.max_record);
+        let mut walk = Walker::new(dec, EndOfLog::TornTailEnds);
+        Ok(read_all(&mut walk, self.start)?.contents)
     }
 }

@@ -18,9 +18,10 @@ use crate::options::WalOptions;
 use crate::pb::{
     CRC_TYPE, ENTRY_TYPE, Entry, HardState, METADATA_TYPE, SNAPSHOT_TYPE, STATE_TYPE, Snapshot,
 };
-use crate::read::{Mode, WalContents, read_all_with};
+use crate::read::{WalContents, read_all_with};
 use crate::record_size_ok;
 use crate::sys;
+use crate::walk::{EndOfLog, Walker};
 
 /// What [`Wal::append`] left to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,8 +188,9 @@ impl Wal {
         Self::open_with(dir, snap, &WalOptions::default())
     }
 
-    /// Opens the WAL for appending: selects the files for `snap` (spec §1.2) and takes a
-    /// non-blocking exclusive OFD lock on each (busy → [`Error::Locked`]).
+    /// Opens the WAL for appending: selects the files for `snap` (the last segment whose
+    /// name index is at most `snap.index`, and every later one) and takes a non-blocking
+    /// exclusive OFD lock on each (busy → [`Error::Locked`]).
     pub fn open_with(
         dir: impl AsRef<Path>,
         snap: Snapshot,
@@ -572,11 +574,12 @@ impl UnreadWal {
                 limit,
             });
         }
-        let mut dec = Decoder::new(segs, self.opts.max_record_bytes);
-        let out = read_all_with(&mut dec, self.start, Mode::Write, keep_entries)?;
-        let off = dec.last_valid_off();
-        let crc = dec.crc();
-        drop(dec);
+        let dec = Decoder::new(segs, self.opts.max_record_bytes);
+        let mut walk = Walker::new(dec, EndOfLog::Strict);
+        let out = read_all_with(&mut walk, self.start, keep_entries)?;
+        let off = walk.source().last_valid_off();
+        let crc = walk.source().crc();
+        drop(walk);
         let tail = self.held.last().ok_or(Error::FileNotFound)?;
         zero_to_end(&tail.file, &tail.path, off)?;
         let writeback = !self.opts.unsafe_no_fsync;

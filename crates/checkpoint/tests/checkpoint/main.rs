@@ -1,8 +1,6 @@
 //! Integration tests of snapshotd-checkpoint against local directories and InMemory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-mod crypto;
-mod destination;
 mod files;
 mod flaky;
 mod scenarios;

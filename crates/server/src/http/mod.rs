@@ -6,7 +6,8 @@
 //! [`serve_http`] serves plain HTTP; [`serve_https`] terminates TLS with a [`TlsConfig`] (the
 //! snapshot port's certificate, key and optional client CA) before any request is read.
 
-pub mod influxql;
+/// The InfluxQL subset `/query` accepts (the `snapshotd-influxql` crate).
+pub use snapshotd_influxql as influxql;
 mod query;
 mod write;
 

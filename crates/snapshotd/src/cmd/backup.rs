@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use snapshotd_checkpoint::{
-    Checkpoint, CheckpointOptions, Destination, Error as CpError, LockOptions, S3Options,
-    unlock_owner,
+    Checkpoint, CheckpointOptions, Destination, Error as CpError, LockOptions, unlock_owner,
 };
 use snapshotd_client::backup::backup;
 use snapshotd_client::resume::{
@@ -281,7 +280,7 @@ async fn checkpointed(
     opts: &mut BackupOptions,
     hooks: &mut Hooks,
 ) -> anyhow::Result<Outcome> {
-    let dest = Destination::open(&args.dest, &S3Options::from_env())?;
+    let dest = Destination::open(&args.dest, &super::s3_options())?;
     let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
     if args.no_resume {
         return Ok(Outcome::Done(backup(client, &storage, opts, hooks).await?));

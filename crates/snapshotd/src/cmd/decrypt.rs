@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use snapshotd_checkpoint::{Destination, MasterKey, S3Options, decrypt_destination};
+use snapshotd_checkpoint::{Destination, MasterKey, decrypt_destination};
 
 /// Flags of `snapshotd decrypt`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,7 @@ pub struct DecryptArgs {
 /// Runs `snapshotd decrypt`.
 pub fn run(args: DecryptArgs) -> anyhow::Result<ExitCode> {
     let key = MasterKey::from_file(&args.encrypt_key_file)?;
-    let mut s3 = S3Options::from_env();
+    let mut s3 = super::s3_options();
     if args.s3_endpoint.is_some() {
         s3.endpoint = args.s3_endpoint.clone();
     }

@@ -56,3 +56,9 @@ pub fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
+
+/// S3 settings from this process's environment (the standard `AWS_*` variables; see
+/// `S3Options::from_lookup`). Only the binary reads environment variables.
+pub(crate) fn s3_options() -> snapshotd_checkpoint::S3Options {
+    snapshotd_checkpoint::S3Options::from_lookup(|k| std::env::var(k).ok())
+}

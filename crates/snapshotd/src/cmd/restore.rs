@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context;
-use snapshotd_checkpoint::{CheckpointOptions, Destination, LockOptions, S3Options};
+use snapshotd_checkpoint::{CheckpointOptions, Destination, LockOptions};
 use snapshotd_client::restore::{rename_names, restore};
 use snapshotd_client::resume::{RestoreSink, prior_restore, restore_config};
 use snapshotd_client::{
@@ -184,7 +184,7 @@ async fn checkpointed(
     opts: &mut RestoreOptions,
     hooks: &mut Hooks,
 ) -> anyhow::Result<RestoreSummary> {
-    let dest = Destination::open(&args.src, &S3Options::from_env())?;
+    let dest = Destination::open(&args.src, &super::s3_options())?;
     let key = match &args.encrypt_key_file {
         Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
         None => None,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use snapshotd_checkpoint::{
-    Clock, Destination, LockInfo, S3Options, SystemClock, Unlocked, read_lock, unlock,
+    Clock, Destination, LockInfo, SystemClock, Unlocked, read_lock, unlock,
 };
 
 /// Flags of `snapshotd unlock`.
@@ -58,7 +58,7 @@ fn as_json(info: &LockInfo) -> serde_json::Value {
 
 /// Runs `snapshotd unlock`.
 pub fn run(args: UnlockArgs) -> anyhow::Result<ExitCode> {
-    let mut s3 = S3Options::from_env();
+    let mut s3 = super::s3_options();
     if args.s3_endpoint.is_some() {
         s3.endpoint = args.s3_endpoint.clone();
     }

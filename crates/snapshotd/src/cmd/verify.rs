@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use snapshotd_checkpoint::{Destination, ENC_SUFFIX, MasterKey, S3Options};
+use snapshotd_checkpoint::{Destination, ENC_SUFFIX, MasterKey};
 use snapshotd_client::Storage;
 use snapshotd_client::verify::{VerifyReport, verify};
 use snapshotd_wire::Limits;
@@ -31,7 +31,7 @@ pub struct VerifyArgs {
 
 /// Checks `src`, decrypting it first when a key is given.
 async fn check(args: &VerifyArgs, jobs: usize) -> anyhow::Result<VerifyReport> {
-    let dest = Destination::open(&args.src, &S3Options::from_env())?;
+    let dest = Destination::open(&args.src, &super::s3_options())?;
     let limit = Limits::default().max_meta_blob;
     match &args.encrypt_key_file {
         Some(f) => {

@@ -2,7 +2,7 @@
 //! real etcd's `member/wal`). `dump --mode read` takes no locks, so it works on a live etcd.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -298,16 +298,10 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// Where an error happened, when the error knows.
 fn context(e: &snapshotd_wal::Error) -> String {
-    use snapshotd_wal::Error as E;
-    let at = |p: &Path, off: &u64| format!(" (at {}:{off})", p.display());
-    match e {
-        E::CrcMismatch { path, offset }
-        | E::RecordCrcMismatch { path, offset }
-        | E::UnexpectedEof { path, offset }
-        | E::Protobuf { path, offset, .. }
-        | E::MaxEntrySizeExceeded { path, offset, .. } => at(path, offset),
-        E::Locked { path } => format!(" ({})", path.display()),
-        _ => String::new(),
+    match e.location() {
+        Some((path, Some(off))) => format!(" (at {}:{off})", path.display()),
+        Some((path, None)) => format!(" ({})", path.display()),
+        None => String::new(),
     }
 }
 

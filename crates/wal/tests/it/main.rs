@@ -8,6 +8,7 @@ mod corpus;
 mod corruption;
 mod crash;
 mod failure;
+mod large_records;
 mod readahead;
 mod replay;
 mod stream;

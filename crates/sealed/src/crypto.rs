@@ -15,6 +15,7 @@ const MAX_KEY_FILE: u64 = 4096;
 
 /// Why encryption, decryption or key loading failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CryptoError {
     /// The key file is not 32 raw bytes or 64 hex characters.
     #[error("key file {path}: {reason}")]

@@ -1,4 +1,14 @@
-//! A parser for the few InfluxQL statements an operator needs to set up and inspect a store.
+//! A parser for the few InfluxQL statements an operator needs to set up and inspect a store:
+//! `CREATE DATABASE`, `CREATE RETENTION POLICY`, `DROP DATABASE`, `SHOW DATABASES`,
+//! `SHOW RETENTION POLICIES`, `SHOW SHARDS`; errors worded like influx's.
+//!
+//! ```
+//! use snapshotd_influxql::{Statement, parse};
+//!
+//! let stmts = parse("CREATE DATABASE telegraf; SHOW DATABASES").unwrap();
+//! assert_eq!(stmts[1], Statement::ShowDatabases);
+//! assert!(parse("CREATE TABLE x").is_err());
+//! ```
 
 use std::time::Duration;
 

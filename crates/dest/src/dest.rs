@@ -8,7 +8,8 @@ use object_store::path::{Path, PathPart};
 
 use crate::error::{Error, Result};
 
-/// S3 connection settings. Build explicitly, or call [`S3Options::from_env`].
+/// S3 connection settings. Build explicitly, or with [`S3Options::from_lookup`] over the
+/// caller's environment (this library reads no environment variables itself).
 #[derive(Debug, Clone, Default)]
 pub struct S3Options {
     /// Endpoint override for S3-compatible servers (e.g. `http://127.0.0.1:9000`).
@@ -41,18 +42,15 @@ pub struct S3Options {
 }
 
 impl S3Options {
-    /// Reads the standard AWS variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3`
-    /// (or `AWS_ENDPOINT_URL`), `AWS_ALLOW_HTTP` (`true`/`1`), and the role credential
-    /// sources: `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`,
+    /// Settings from the standard AWS variables, looked up through `lookup` (empty values
+    /// count as unset): `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`),
+    /// `AWS_ALLOW_HTTP` (`true`/`1`), and the role credential sources:
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`,
     /// `AWS_ENDPOINT_URL_STS` (EKS IRSA), `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (ECS),
     /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` and `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`
-    /// (EKS Pod Identity). With none of them, the EC2 instance profile is used.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// [`S3Options::from_env`] over any variable lookup (empty values count as unset).
+    /// (EKS Pod Identity). With none of them, the EC2 instance profile is used. The binary
+    /// passes `|k| std::env::var(k).ok()`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
         Self {
@@ -322,7 +320,7 @@ impl Destination {
     }
 
     /// The local filesystem path of `rel` for local destinations.
-    pub(crate) fn local_file(&self, rel: &str) -> Option<PathBuf> {
+    pub fn local_file(&self, rel: &str) -> Option<PathBuf> {
         let root = self.local_root.as_ref()?;
         let mut p = root.clone();
         for part in self.prefix.parts() {

@@ -1,8 +1,10 @@
-//! Encryption streams and key files.
+//! Integration tests of `snapshotd-sealed`: encryption streams and key files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 
-use snapshotd_checkpoint::{
+use snapshotd_sealed::{
     CryptoError, DecryptingReader, EncryptingWriter, HEADER_LEN, MIN_CHUNK_SIZE, MasterKey,
     TAG_LEN, decrypt_bytes, encrypt_bytes,
 };

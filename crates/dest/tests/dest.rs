@@ -1,6 +1,8 @@
-//! Opening destinations from URLs and paths.
+//! Integration tests of `snapshotd-dest`: opening destinations from URLs and paths, S3 settings.
 
-use snapshotd_checkpoint::{Destination, Error, S3Options};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use snapshotd_dest::{Destination, Error, S3Options};
 
 #[test]
 fn local_paths_and_file_urls() {
