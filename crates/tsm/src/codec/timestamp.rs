@@ -42,14 +42,16 @@ pub fn encode(ts: &[i64], out: &mut Vec<u8>) {
         put_uvarint(out, ts.len() as u64);
         return;
     }
-    let mut last = (u64::MAX, 0);
+    let mut last: Option<(u64, u64)> = None;
     let scaled: Vec<u64> = deltas
         .iter()
-        .map(|d| {
-            if last.0 != *d {
-                last = (*d, d / div);
+        .map(|d| match last {
+            Some((prev, q)) if prev == *d => q,
+            _ => {
+                let q = d / div;
+                last = Some((*d, q));
+                q
             }
-            last.1
         })
         .collect();
     let start = out.len();
@@ -160,6 +162,8 @@ mod tests {
         // Equal and negative times still round-trip.
         round_trip(&[-5, -5, -5])?;
         round_trip(&[-3_000, -2_000, 0, 1_000])?;
+        // Deltas of -1 (u64::MAX as unsigned) then a jump: raw, every delta kept (fuzz find).
+        round_trip(&[10, 9, 8, 7, 1 << 50])?;
         Ok(())
     }
 

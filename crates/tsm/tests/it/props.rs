@@ -48,9 +48,14 @@ fn edge_f64_bits() -> impl Strategy<Value = u64> {
 /// Sequences shaped like real timestamps: regular runs (RLE), equal runs, jitter, any.
 fn times() -> impl Strategy<Value = Vec<i64>> {
     prop_oneof![
-        (any::<i64>(), any::<i64>(), 1usize..1200).prop_map(|(t0, step, n)| (0..n as i64)
-            .map(|i| t0.wrapping_add(step.wrapping_mul(i)))
-            .collect()),
+        (
+            any::<i64>(),
+            prop_oneof![-3i64..3, any::<i64>()],
+            1usize..1200
+        )
+            .prop_map(|(t0, step, n)| (0..n as i64)
+                .map(|i| t0.wrapping_add(step.wrapping_mul(i)))
+                .collect()),
         (edge_i64(), 1usize..50).prop_map(|(t, n)| vec![t; n]),
         (
             -5_000_000_000i64..5_000_000_000,
