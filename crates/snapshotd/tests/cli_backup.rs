@@ -16,6 +16,10 @@ use support::serve::serve_no_http;
 
 fn snapshotd(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .env(
+            "SNAPSHOTD_STATE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/snapshotd-state"),
+        )
         .args(args)
         .output()
         .unwrap()

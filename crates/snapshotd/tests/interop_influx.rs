@@ -17,6 +17,10 @@ use support::backup_env::file_names;
 
 fn snapshotd(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .env(
+            "SNAPSHOTD_STATE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/snapshotd-state"),
+        )
         .args(args)
         .output()
         .unwrap();

@@ -144,7 +144,11 @@ fn backup_to_s3_killed_resumes_and_restores_from_s3() {
     skipped_total += v["shards_skipped"].as_u64().unwrap();
     assert!(v["bytes_transferred"].as_u64().unwrap() <= total + 4096);
     let again = env::json(&run(&["backup", "--host", &srv.addr, "--json", &url]));
-    assert_eq!(again["already_complete"], true, "{again}");
+    assert_eq!(
+        again["resumed"], false,
+        "a finished run is never resumed: {again}"
+    );
+    assert_ne!(again["id"], v["id"], "{again}");
 
     // Restore from S3 into a fresh server; its data equals the source's.
     let fresh = serve(&work.path().join("fresh"));
