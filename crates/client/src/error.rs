@@ -138,6 +138,15 @@ pub enum ClientError {
     /// and published nothing more.
     #[error("{0}")]
     LeaseLost(snapshotd_checkpoint::Error),
+    /// A plain backup was asked for on a destination holding encrypted restore points.
+    #[error(
+        "{dest} holds encrypted restore points: pass --encrypt-key-file to add another, or \
+         use a separate destination for plain backups"
+    )]
+    EncryptedDestination {
+        /// The destination.
+        dest: String,
+    },
     /// An interrupted backup on the destination was made with other settings.
     #[error(
         "an interrupted backup on {dest} was made with different settings ({differences}): \

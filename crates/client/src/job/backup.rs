@@ -34,6 +34,11 @@ pub async fn run(
 ) -> Result<BackupOutcome> {
     crate::backup::validate(&opts)?;
     let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
+    if opts.key.is_none() && holds_encrypted_points(&storage).await? {
+        return Err(ClientError::EncryptedDestination {
+            dest: dest.to_string(),
+        });
+    }
     if !job.resume {
         let summary = backup(client, &storage, &opts, hooks).await?;
         return Ok(BackupOutcome {
@@ -45,6 +50,15 @@ pub async fn run(
     let resumed = opts.resume.is_some();
     let summary = under_checkpoint(client, &storage, &opts, hooks, cp).await?;
     Ok(BackupOutcome { summary, resumed })
+}
+
+/// Whether any restore point file in `storage` is encrypted (a forgotten key in a cron line
+/// must not start writing plain points beside encrypted ones).
+async fn holds_encrypted_points(storage: &Storage) -> Result<bool> {
+    Ok(storage.list().await?.iter().any(|e| {
+        crate::points::point_of(&e.name).is_some()
+            && e.name.ends_with(snapshotd_checkpoint::ENC_SUFFIX)
+    }))
 }
 
 /// Opens the checkpoint and decides between a new point and continuing an interrupted one

@@ -211,3 +211,189 @@ async fn apply(storage: &Storage, policy: &KeepPolicy, dry_run: bool) -> Result<
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A point at `ts` (`YYYYMMDDTHHMMSSZ`).
+    fn pt(ts: &str, complete: bool) -> RestorePoint {
+        RestorePoint {
+            id: ts.into(),
+            time: crate::resume::parse_timestamp(ts).unwrap_or_default(),
+            complete,
+            databases: vec![],
+            shards: 1,
+            bytes: 10,
+            encrypted: false,
+            verified_at: None,
+            by_snapshotd: true,
+            files: vec![format!("{ts}.manifest"), format!("{ts}.meta")],
+        }
+    }
+
+    fn kept(points: &[RestorePoint], policy: KeepPolicy) -> Vec<String> {
+        let mut v: Vec<String> = decide(points, &policy)
+            .into_iter()
+            .filter(|d| d.keep)
+            .map(|d| d.id)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn catalog(ids: &[&str]) -> Vec<RestorePoint> {
+        ids.iter().map(|id| pt(id, true)).collect()
+    }
+
+    #[test]
+    fn table() {
+        let nightly = catalog(&[
+            "20260101T020000Z",
+            "20260102T020000Z",
+            "20260103T020000Z",
+            "20260103T140000Z",
+            "20260104T020000Z",
+            "20260104T020500Z",
+        ]);
+        let weeks = catalog(&[
+            "20251231T000000Z", // ISO week 2026-W01 (Wednesday)
+            "20260103T000000Z", // 2026-W01
+            "20260105T000000Z", // 2026-W02
+            "20260111T000000Z", // 2026-W02
+            "20260112T000000Z", // 2026-W03
+        ]);
+        let months = catalog(&["20251115T000000Z", "20251130T000000Z", "20251201T000000Z"]);
+        let p = KeepPolicy::default;
+        type Case<'a> = (&'a str, &'a [RestorePoint], KeepPolicy, &'a [&'a str]);
+        let cases: Vec<Case> = vec![
+            (
+                "last 2",
+                &nightly,
+                KeepPolicy { last: 2, ..p() },
+                &["20260104T020000Z", "20260104T020500Z"],
+            ),
+            (
+                "daily 2: newest of each of the two newest days",
+                &nightly,
+                KeepPolicy { daily: 2, ..p() },
+                &["20260103T140000Z", "20260104T020500Z"],
+            ),
+            (
+                "hourly 3: 02:05 and 02:00 share an hour",
+                &nightly,
+                KeepPolicy { hourly: 3, ..p() },
+                &["20260103T020000Z", "20260103T140000Z", "20260104T020500Z"],
+            ),
+            (
+                "last 1 + daily 3 is the union",
+                &nightly,
+                KeepPolicy {
+                    last: 1,
+                    daily: 3,
+                    ..p()
+                },
+                &["20260102T020000Z", "20260103T140000Z", "20260104T020500Z"],
+            ),
+            (
+                "weekly 2 uses ISO weeks",
+                &weeks,
+                KeepPolicy { weekly: 2, ..p() },
+                &["20260111T000000Z", "20260112T000000Z"],
+            ),
+            (
+                "weekly 3 reaches back into the ISO week that began in December",
+                &weeks,
+                KeepPolicy { weekly: 3, ..p() },
+                &["20260103T000000Z", "20260111T000000Z", "20260112T000000Z"],
+            ),
+            (
+                "monthly 2",
+                &months,
+                KeepPolicy { monthly: 2, ..p() },
+                &["20251130T000000Z", "20251201T000000Z"],
+            ),
+            (
+                "yearly 5 with only two years",
+                &weeks,
+                KeepPolicy { yearly: 5, ..p() },
+                &["20251231T000000Z", "20260112T000000Z"],
+            ),
+            (
+                "within 2 days of the newest point, not of now",
+                &nightly,
+                KeepPolicy {
+                    within: Some(Duration::from_secs(2 * 86_400)),
+                    ..p()
+                },
+                &[
+                    "20260103T020000Z",
+                    "20260103T140000Z",
+                    "20260104T020000Z",
+                    "20260104T020500Z",
+                ],
+            ),
+            (
+                "more slots than points keeps all",
+                &months,
+                KeepPolicy { last: 10, ..p() },
+                &["20251115T000000Z", "20251130T000000Z", "20251201T000000Z"],
+            ),
+        ];
+        for (name, points, policy, want) in cases {
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(kept(points, policy), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn reasons_name_every_rule_that_keeps_a_point() {
+        let ps = catalog(&["20260101T000000Z", "20260102T000000Z"]);
+        let d = decide(
+            &ps,
+            &KeepPolicy {
+                last: 1,
+                daily: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(d[0].id, "20260102T000000Z");
+        assert_eq!(d[0].reasons, ["last", "daily"]);
+        assert!(!d[1].keep && d[1].reasons.is_empty());
+    }
+
+    #[test]
+    fn partial_points_go_only_when_a_newer_complete_one_exists() {
+        let ps = vec![
+            pt("20260101T000000Z", false),
+            pt("20260102T000000Z", true),
+            pt("20260103T000000Z", false),
+        ];
+        let decisions = decide(
+            &ps,
+            &KeepPolicy {
+                last: 1,
+                ..Default::default()
+            },
+        );
+        let gone: Vec<&str> = doomed(&ps, &decisions)
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(
+            gone,
+            ["20260101T000000Z"],
+            "the newest partial may be running"
+        );
+    }
+
+    #[test]
+    fn no_rule_is_refused() {
+        assert!(KeepPolicy::default().is_empty());
+        let dest = snapshotd_checkpoint::Destination::memory();
+        let rt = tokio::runtime::Builder::new_current_thread().build();
+        let r =
+            rt.map(|rt| rt.block_on(forget(&dest, &KeepPolicy::default(), false, Duration::ZERO)));
+        assert!(matches!(r, Ok(Err(ClientError::InvalidArgument(_)))));
+    }
+}

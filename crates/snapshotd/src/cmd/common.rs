@@ -195,3 +195,33 @@ pub fn fail(err: &anyhow::Error) -> ExitCode {
     eprintln!("snapshotd: error: {}", render(err));
     ExitCode::FAILURE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("50M"), Ok(50_000_000));
+        assert_eq!(parse_rate("4Mi"), Ok(4 << 20));
+        assert_eq!(parse_rate("10MB/s"), Ok(10_000_000));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("3X").is_err());
+    }
+
+    #[test]
+    fn causes_already_quoted_are_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = anyhow::Error::new(io)
+            .context("connect to 127.0.0.1:1: connection refused")
+            .context("backup failed");
+        assert_eq!(
+            render(&e),
+            "backup failed: connect to 127.0.0.1:1: connection refused"
+        );
+        let e = anyhow::anyhow!("bad magic 0x485454502f312e31 in meta reply");
+        assert!(render(&e).contains("this looks like an HTTP port"));
+    }
+}

@@ -2,17 +2,12 @@
 //! kill -9 at seeded random moments and re-run, two backups at once, an expired lock taken
 //! over from a paused (SIGSTOP) holder that is then fenced, tampered files.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::backup_env::{self as env, Lcg, file_names, flip};
-use support::serve::{serve, serve_loaded};
-use support::takeover::{self, LocalDir};
+use crate::support::backup_env::{self as env, Lcg, file_names, flip};
+use crate::support::serve::{serve, serve_loaded};
+use crate::support::takeover::{self, LocalDir};
 
 /// Kill cycles in CI; `SNAPSHOTD_KILL_CYCLES` raises it for a longer soak.
 fn cycles() -> u64 {
