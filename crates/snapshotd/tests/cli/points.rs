@@ -149,6 +149,9 @@ fn failed_restores_leave_nothing_and_the_corrected_command_succeeds() {
     let state = work.path().join("state");
     let s = state.to_str().unwrap();
     let before = (file_names(&plain), file_names(&enc));
+    let listed = points(&enc);
+    assert_eq!(listed[0]["encrypted"], true, "{listed:?}");
+    assert_eq!(points(&plain)[0]["encrypted"], false);
 
     // A --db typo: refused before anything is sent; nothing recorded anywhere.
     let target = serve(&work.path().join("t1"));

@@ -388,3 +388,36 @@ fn no_resume_writes_no_checkpoint_and_reruns_start_new_backups() {
     assert_eq!(manifests, 2);
     ok_verify(&dest);
 }
+
+#[test]
+fn ctrl_c_says_how_to_resume_and_the_same_command_does() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = serve_loaded(&work.path().join("data"));
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    let args = [
+        "backup",
+        "--host",
+        &srv.addr,
+        "--rate-limit",
+        "2M",
+        "--json",
+        d,
+    ];
+    let child = env::spawn(&args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while recorded(&dest).0 < 2 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env::signal(child.id(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("re-run the same command to resume"), "{err}");
+    let v = env::json(&out);
+    assert_eq!(v["status"], "error", "{v}");
+    let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
+    assert_eq!(v["resumed"], true, "{v}");
+    assert!(v["shards_skipped"].as_u64().unwrap() >= 2, "{v}");
+}
