@@ -81,7 +81,7 @@ async fn open_for_run(
     for _ in 0..3 {
         let cp = match open_checkpoint(dest, cp_opts.clone()).await {
             Err(ClientError::Checkpoint(CpError::ConfigMismatch { differences, .. })) => {
-                if !job.restart {
+                if !job.restart && wrote_files(dest, opts).await? {
                     return Err(ClientError::InterruptedWithOtherSettings {
                         dest: dest.to_string(),
                         differences: differences.join("; "),
@@ -122,6 +122,13 @@ async fn open_for_run(
     Err(ClientError::Layout(format!(
         "{dest}: the checkpoint keeps changing under this run (another backup?)"
     )))
+}
+
+/// Whether the run recorded in `dest`'s checkpoint wrote any file (a run that failed before
+/// its `.meta`, e.g. on a database typo, left nothing worth a choice).
+async fn wrote_files(dest: &Destination, opts: &BackupOptions) -> Result<bool> {
+    let prior = snapshotd_checkpoint::inspect(dest, opts.key.as_ref()).await?;
+    Ok(!prior.records.is_empty() || !prior.rejected.is_empty())
 }
 
 /// Runs the backup recording every finished file; stops as soon as the lease is lost. A

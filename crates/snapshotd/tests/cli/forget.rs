@@ -24,9 +24,53 @@ fn forget_keeps_what_the_policy_says_and_deletes_only_its_files() {
     let srv = serve_loaded(&work.path().join("data"));
     let dest = work.path().join("bk");
     let d = dest.to_str().unwrap();
+    let backup_prom = work.path().join("backup.prom");
+    let bp = backup_prom.to_str().unwrap();
     for _ in 0..4 {
-        env::backup_ok(&srv.addr, &[], &dest);
+        env::backup_ok(&srv.addr, &["--metrics-file", bp], &dest);
     }
+    let text = std::fs::read_to_string(&backup_prom).unwrap();
+    for want in [
+        "snapshotd_backup_success{dest=",
+        "snapshotd_backup_last_success_timestamp_seconds{dest=",
+        "snapshotd_backup_units{dest=",
+        "# TYPE snapshotd_backup_bytes gauge",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert!(text.contains("} 1\n"), "success 1: {text}");
+    // A failed run says so and keeps the last success time.
+    let last_ok = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("snapshotd_backup_last_success_timestamp_seconds{"))
+            .map(str::to_string)
+    };
+    let out = env::run(&[
+        "backup",
+        "--host",
+        "127.0.0.1:1",
+        "--attempts",
+        "1",
+        "--metrics-file",
+        bp,
+        d,
+    ]);
+    assert!(!out.status.success());
+    let after = std::fs::read_to_string(&backup_prom).unwrap();
+    assert!(
+        after.contains("snapshotd_backup_success{dest=") && after.contains("} 0\n"),
+        "{after}"
+    );
+    assert_eq!(last_ok(&after), last_ok(&text));
+    let verify_prom = work.path().join("verify.prom");
+    env::ok(&env::run(&[
+        "verify",
+        "--metrics-file",
+        verify_prom.to_str().unwrap(),
+        d,
+    ]));
+    let text = std::fs::read_to_string(&verify_prom).unwrap();
+    assert!(text.contains("snapshotd_verify_success{dest="), "{text}");
     // A file that is not part of any point stays.
     std::fs::write(dest.join("README.txt"), "mine").unwrap();
     let all = ids(&dest);

@@ -151,6 +151,11 @@ fn every_run_makes_a_new_point_and_only_an_interrupted_one_is_resumed() {
     ]));
     assert_eq!(third["resumed"], false, "{third}");
 
+    // A run that failed before writing anything (a database typo) does not block others.
+    let out = env::run(&["backup", "--host", &srv.addr, "--db", "bd", d]);
+    assert!(!out.status.success());
+    env::ok(&env::run(&["backup", "--host", &srv.addr, "--db", "db", d]));
+
     // Other settings after an interrupted run: a clear choice, then --restart.
     let child = env::spawn(&["backup", "--host", &srv.addr, "--rate-limit", "2M", d]);
     env::kill_once(child, || recorded(&dest).0 >= 1);
@@ -184,7 +189,7 @@ fn every_run_makes_a_new_point_and_only_an_interrupted_one_is_resumed() {
         .iter()
         .map(|p| p["complete"].as_bool().unwrap())
         .collect();
-    assert_eq!(states, [true, true, true, false, true], "{points}");
+    assert_eq!(states, [true, true, true, true, false, true], "{points}");
 }
 
 #[test]
