@@ -132,6 +132,8 @@ pub struct ForgetReport {
     pub bytes: u64,
     /// Nothing was deleted.
     pub dry_run: bool,
+    /// Points the policy does not keep but a running restore reads: left for a later run.
+    pub in_use: Vec<String>,
 }
 
 /// Points `policy` does not keep, with the partial ones no run can still need.
@@ -179,22 +181,32 @@ pub async fn forget(
             .await?,
         )
     };
-    let result = apply(&storage, policy, dry_run).await;
+    let result = apply(dest, &storage, policy, dry_run).await;
     if let Some(g) = guard {
         g.release().await?;
     }
     result
 }
 
-async fn apply(storage: &Storage, policy: &KeepPolicy, dry_run: bool) -> Result<ForgetReport> {
+async fn apply(
+    dest: &Destination,
+    storage: &Storage,
+    policy: &KeepPolicy,
+    dry_run: bool,
+) -> Result<ForgetReport> {
     let points = list_points(storage).await?;
     let decisions = decide(&points, policy);
+    let reading = super::readers::in_use(dest).await?;
     let mut report = ForgetReport {
         decisions,
         dry_run,
         ..Default::default()
     };
     for p in doomed(&points, &report.decisions) {
+        if reading.contains(&p.id) {
+            report.in_use.push(p.id.clone());
+            continue;
+        }
         if !p.complete {
             report.partial_removed.push(p.id.clone());
         }

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod forget;
 mod lease;
+pub mod readers;
 pub mod restore;
 
 use std::time::Duration;

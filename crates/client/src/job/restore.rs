@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use snapshotd_checkpoint::{
     Checkpoint, CheckpointOptions, Destination, Error as CpError, MasterKey,
@@ -12,6 +13,7 @@ use snapshotd_checkpoint::{
 
 use super::JobOptions;
 use super::lease::{discard_checkpoint, lock_options, open_checkpoint};
+use super::readers::{ReaderMark, wait_for_forget};
 use crate::backup::Hooks;
 use crate::conn::Client;
 use crate::error::{ClientError, Result};
@@ -32,8 +34,52 @@ pub struct RestoreJob {
     pub key: Option<MasterKey>,
 }
 
-/// Restores `src` into the server behind `client`.
+/// Restores `src` into the server behind `client`. The points it reads are marked so that
+/// `forget` leaves them alone (see [`super::readers`]).
 pub async fn run(
+    client: &Client,
+    src: &Destination,
+    opts: RestoreOptions,
+    job: &JobOptions,
+    rjob: &RestoreJob,
+    hooks: &Hooks,
+) -> Result<RestoreSummary> {
+    crate::restore::rename_names(&opts)?;
+    // `--no-resume` writes nothing anywhere, not even a mark.
+    let ids = match job.resume {
+        true => points_read(src, opts.at.as_deref()).await,
+        false => None,
+    };
+    let mark = match ids {
+        Some(ids) => ReaderMark::register(src, ids).await,
+        None => None,
+    };
+    if mark.is_some() {
+        wait_for_forget(src, Duration::from_secs(600)).await?;
+    }
+    let result = run_marked(client, src, opts, job, rjob, hooks).await;
+    if let Some(m) = mark {
+        m.release().await;
+    }
+    result
+}
+
+/// The complete points a restore of `at` may read: the chosen one and every older one (an
+/// incremental point takes shards from the points before it).
+async fn points_read(src: &Destination, at: Option<&str>) -> Option<Vec<String>> {
+    let storage = Storage::from_store(src.rooted_store(), src.to_string());
+    let points = crate::points::list_points(&storage).await.ok()?;
+    let chosen = crate::points::select(&points, at).ok()?.time;
+    Some(
+        points
+            .iter()
+            .filter(|p| p.complete && p.time <= chosen)
+            .map(|p| p.id.clone())
+            .collect(),
+    )
+}
+
+async fn run_marked(
     client: &Client,
     src: &Destination,
     mut opts: RestoreOptions,
@@ -41,7 +87,6 @@ pub async fn run(
     rjob: &RestoreJob,
     hooks: &Hooks,
 ) -> Result<RestoreSummary> {
-    crate::restore::rename_names(&opts)?;
     let _plain_copy;
     let storage = match &rjob.key {
         None => Storage::from_store(src.rooted_store(), src.to_string()),

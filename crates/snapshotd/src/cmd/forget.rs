@@ -88,28 +88,40 @@ pub fn run(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Ids of the complete points removed (not kept, not read by a running restore).
+fn removed_ids(r: &ForgetReport) -> Vec<&str> {
+    r.decisions
+        .iter()
+        .filter(|d| !d.keep && !r.in_use.contains(&d.id))
+        .map(|d| d.id.as_str())
+        .collect()
+}
+
 fn removed(r: &ForgetReport) -> usize {
-    r.decisions.iter().filter(|d| !d.keep).count() + r.partial_removed.len()
+    removed_ids(r).len() + r.partial_removed.len()
 }
 
 fn print(args: &ForgetArgs, r: &ForgetReport) {
     if args.json {
         let keep: Vec<_> = r.decisions.iter().filter(|d| d.keep).collect();
-        let remove: Vec<&str> = r
-            .decisions
-            .iter()
-            .filter(|d| !d.keep)
-            .map(|d| d.id.as_str())
-            .collect();
+        let remove = removed_ids(r);
         let v = serde_json::json!({
             "status": "ok", "dest": args.dest, "dry_run": r.dry_run,
             "keep": keep, "remove": remove, "partial_removed": r.partial_removed,
+            "in_use": r.in_use,
             "files": r.files, "bytes": r.bytes,
         });
         println!("{v}");
         return;
     }
     for d in &r.decisions {
+        if r.in_use.contains(&d.id) {
+            println!(
+                "keep   {} (read by a running restore; removed by a later forget)",
+                d.id
+            );
+            continue;
+        }
         let verdict = if d.keep { "keep  " } else { "remove" };
         println!("{verdict} {} {}", d.id, d.reasons.join(","));
     }

@@ -161,3 +161,47 @@ fn forget_racing_a_backup_breaks_neither() {
     assert_eq!(ids(&dest), [b["id"].as_str().unwrap().to_string()]);
     env::ok(&env::run(&["verify", d]));
 }
+
+#[test]
+fn forget_leaves_the_points_a_running_restore_reads() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = serve_loaded(&work.path().join("data"));
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    env::backup_ok(&srv.addr, &[], &dest);
+    env::backup_ok(&srv.addr, &[], &dest);
+    let all = ids(&dest);
+    let target = crate::support::serve::serve(&work.path().join("target"));
+    let restore = env::spawn(&[
+        "restore",
+        "--host",
+        &target.addr,
+        "--ack",
+        "--rate-limit",
+        "2M",
+        "--at",
+        &all[0],
+        "--json",
+        d,
+    ]);
+    let marks = dest.join("checkpoints/readers");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&marks).map_or(0, |r| r.count()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no reader mark");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let f = env::ok_json(&env::run(&["forget", "--keep-last", "1", "--json", d]));
+    assert_eq!(f["in_use"], serde_json::json!([all[0]]), "{f}");
+    assert_eq!(f["remove"], serde_json::json!([]), "{f}");
+    let r = env::ok_json(&restore.wait_with_output().unwrap());
+    assert_eq!(r["id"], all[0].as_str(), "{r}");
+    assert_eq!(
+        std::fs::read_dir(&marks).map_or(0, |r| r.count()),
+        0,
+        "mark removed"
+    );
+    // Once the restore is done, the point goes.
+    let f = env::ok_json(&env::run(&["forget", "--keep-last", "1", "--json", d]));
+    assert_eq!(f["remove"], serde_json::json!([all[0]]), "{f}");
+    assert_eq!(ids(&dest), all[1..].to_vec());
+}
