@@ -105,7 +105,13 @@ async fn a_restore_that_sent_nothing_leaves_no_checkpoint() {
     let a1 = Arc::new(A1::load());
     // The fake refuses the metastore import (it closes on type 6).
     let fake = Fake::start(Arc::clone(&a1).responder(|_, _, _| None)).await;
-    let src = snapshotd_testutil::vector("influx/backups/A1_full");
+    // A copy: the restore marks the points it reads in its source.
+    let vector = snapshotd_testutil::vector("influx/backups/A1_full");
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&vector).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, copy.path().join(p.file_name().unwrap())).unwrap();
+    }
     let state = tempfile::tempdir().unwrap();
     let cp_dir = state.path().join("restore/target");
     let rjob = RestoreJob {
@@ -119,11 +125,7 @@ async fn a_restore_that_sent_nothing_leaves_no_checkpoint() {
     };
     let err = snapshotd_client::job::restore::run(
         &crate::client(&fake.addr),
-        &Destination::from_store(
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&src).unwrap()),
-            Default::default(),
-            "A1_full",
-        ),
+        &Destination::local(copy.path()).unwrap(),
         opts,
         &JobOptions::default(),
         &rjob,
