@@ -414,7 +414,10 @@ pub async fn backup(
 async fn gate(hooks: &Hooks, what: &str) -> Result<()> {
     hooks.gate.check().await.map_err(|reason| {
         hooks.cancel.store(true, Ordering::Relaxed);
-        ClientError::Layout(format!("not publishing {what}: {reason}"))
+        ClientError::NotPublished {
+            what: what.to_string(),
+            reason,
+        }
     })
 }
 
@@ -663,10 +666,10 @@ impl PipeJob {
                     if let Err(e) = handle.block_on(writer.abort()) {
                         tracing::debug!(error = %e, "aborting an unpublished upload failed");
                     }
-                    return Err(ClientError::Layout(format!(
-                        "not publishing {}: {reason}",
-                        self.what
-                    )));
+                    return Err(ClientError::NotPublished {
+                        what: self.what,
+                        reason,
+                    });
                 }
                 handle
                     .block_on(writer.shutdown())

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// Everything that can go wrong talking to a snapshotter or handling a portable backup.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The TCP connection could not be opened.
     #[error("connect to {addr}: {source}")]
@@ -110,9 +111,67 @@ pub enum ClientError {
     /// The caller asked for something contradictory or unsafe.
     #[error("invalid arguments: {0}")]
     InvalidArgument(String),
-    /// The operation was cancelled because another part of it failed.
+    /// The operation was cancelled (Ctrl-C, a lost lease, or another part of it failed).
     #[error("cancelled")]
     Cancelled,
+    /// A finished file (or the manifest) was not made visible: the commit gate refused it,
+    /// e.g. because the destination lock was lost.
+    #[error("not publishing {what}: {reason}")]
+    NotPublished {
+        /// The file concerned.
+        what: String,
+        /// Why the gate refused.
+        reason: String,
+    },
+    /// `--at` names no complete restore point.
+    #[error("--at {at}: {detail}")]
+    PointNotFound {
+        /// What was asked for.
+        at: String,
+        /// Why nothing matched, with the points that exist.
+        detail: String,
+    },
+    /// The checkpoint (lock, records) of a job failed.
+    #[error(transparent)]
+    Checkpoint(#[from] snapshotd_checkpoint::Error),
+    /// The destination lock was lost during the run (taken over after a pause): it stopped
+    /// and published nothing more.
+    #[error("{0}")]
+    LeaseLost(snapshotd_checkpoint::Error),
+    /// A plain backup was asked for on a destination holding encrypted restore points.
+    #[error(
+        "{dest} holds encrypted restore points: pass --encrypt-key-file to add another, or \
+         use a separate destination for plain backups"
+    )]
+    EncryptedDestination {
+        /// The destination.
+        dest: String,
+    },
+    /// An interrupted backup on the destination was made with other settings.
+    #[error(
+        "an interrupted backup on {dest} was made with different settings ({differences}): \
+         re-run with those settings to finish it, or add --restart to leave it as a partial \
+         restore point (`snapshotd forget` removes it) and start a new one"
+    )]
+    InterruptedWithOtherSettings {
+        /// The destination.
+        dest: String,
+        /// The differing settings.
+        differences: String,
+    },
+    /// A partial restore into the same target was made with other settings.
+    #[error(
+        "a partial restore into {target} was made with different settings ({differences}); its \
+         metastore import already happened on the server. Re-run with the original settings to \
+         finish it, or add --restart to forget it and start over (drop the partly restored \
+         database on the server first, or restore under another --newdb)"
+    )]
+    RestoreSettingsChanged {
+        /// The restore target (server and database).
+        target: String,
+        /// The differing settings.
+        differences: String,
+    },
     /// A blocking worker panicked or was cancelled.
     #[error("worker task failed: {0}")]
     Join(String),

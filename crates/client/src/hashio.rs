@@ -82,9 +82,19 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The marker inside the I/O error a cancelled transfer reports.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct CancelledIo;
+
 /// The error a cancelled transfer reports (not `Interrupted`, which `std::io` retries).
 pub fn cancelled() -> io::Error {
-    io::Error::other("cancelled")
+    io::Error::other(CancelledIo)
+}
+
+/// Whether `e` is (or wraps) the error of a cancelled transfer.
+pub fn is_cancelled(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<CancelledIo>())
 }
 
 /// The shared accounting of a metered stream: cancel flag, rate limit, progress and count.

@@ -177,7 +177,19 @@ pub struct RestorePlan {
 
 /// Builds the restore plan from the manifests of `src`.
 pub async fn restore_plan(src: &Storage) -> Result<RestorePlan> {
-    let manifests = read_manifests(src).await?;
+    restore_plan_at(src, None).await
+}
+
+/// The restore plan of the point `at` names (see [`crate::points::select`]; `None` = the
+/// newest): influx's rule applied to that point's manifest and the older ones, so an
+/// incremental point still finds the shards of the full backup before it.
+pub async fn restore_plan_at(src: &Storage, at: Option<&str>) -> Result<RestorePlan> {
+    let mut manifests = read_manifests(src).await?;
+    if at.is_some() {
+        let points = crate::points::list_points(src).await?;
+        let chosen = manifest_name(&crate::points::select(&points, at)?.id);
+        manifests.retain(|m| m.name <= chosen);
+    }
     let existing: std::collections::HashSet<String> =
         src.list().await?.into_iter().map(|e| e.name).collect();
     let mut shards: BTreeMap<u64, FileRecord> = BTreeMap::new();

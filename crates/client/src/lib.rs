@@ -7,14 +7,18 @@
 //! - [`Client`]: one async method per request type (types 0/5 and 7 hand back the stream).
 //! - [`backup::backup`], [`restore::restore`], [`verify::verify`]: the orchestrators, writing
 //!   and reading through [`Storage`] (any `object_store`).
+//! - [`job`]: the same under a checkpoint, as the CLI runs them (restore points, resume,
+//!   locks), and `forget`; [`points`]: the catalog of restore points.
 //! - [`Progress`] and [`UnitSink`]: how a caller watches a run and records finished files.
 
 pub mod backup;
 pub mod conn;
 pub mod error;
 pub mod hashio;
+pub mod job;
 pub mod layout;
 pub mod limiter;
+pub mod points;
 pub mod progress;
 mod proto;
 pub mod restore;
@@ -30,7 +34,9 @@ pub use backup::{
 };
 pub use conn::{Client, ClientConfig, IdMap, RenameNames, ShardPath, Window};
 pub use error::{ClientError, Result};
+pub use job::JobOptions;
 pub use limiter::RateLimiter;
+pub use points::RestorePoint;
 pub use progress::{NoProgress, NoUnitSink, Progress, UnitDone, UnitSink};
 pub use proto::TOOL_VERSION;
 pub use restore::{RestoreOptions, RestoreResume, RestoreSummary};

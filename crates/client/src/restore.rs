@@ -43,6 +43,9 @@ pub struct RestoreOptions {
     pub acknowledged: bool,
     /// Continue an interrupted restore of the same manifest into the same server.
     pub resume: Option<RestoreResume>,
+    /// The restore point: an id (`TS`) or an RFC 3339 time (the newest point at or before
+    /// it); `None` = the newest.
+    pub at: Option<String>,
 }
 
 /// What an interrupted restore finished.
@@ -79,7 +82,7 @@ pub async fn restore(
     hooks: &Hooks,
 ) -> Result<RestoreSummary> {
     let names = rename_names(opts)?;
-    let plan = layout::restore_plan(src).await?;
+    let plan = layout::restore_plan_at(src, opts.at.as_deref()).await?;
     let selected: Vec<FileRecord> = plan
         .shards
         .iter()
@@ -377,7 +380,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
 }
 
 fn is_cancel(e: &ClientError) -> bool {
-    matches!(e, ClientError::Io { source, .. } if source.to_string() == "cancelled")
+    matches!(e, ClientError::Io { source, .. } if crate::hashio::is_cancelled(source))
 }
 
 struct UploadJob {

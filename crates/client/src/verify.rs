@@ -38,9 +38,26 @@ impl VerifyReport {
 /// decodes and matches its recorded size, and that every archive gunzips to a complete tar of
 /// the recorded size.
 pub async fn verify(src: &Storage, jobs: usize, max_meta_blob: u64) -> Result<VerifyReport> {
+    verify_at(src, jobs, max_meta_blob, None).await
+}
+
+/// [`verify`] limited to the restore point `at` names (see [`crate::points::select`]; `None`
+/// checks every manifest). Files of other points are then not reported as orphans.
+pub async fn verify_at(
+    src: &Storage,
+    jobs: usize,
+    max_meta_blob: u64,
+    at: Option<&str>,
+) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let listing = src.list().await?;
-    let names = layout::manifest_names(src).await?;
+    let mut listing = src.list().await?;
+    let mut names = layout::manifest_names(src).await?;
+    if at.is_some() {
+        let points = crate::points::list_points(src).await?;
+        let id = crate::points::select(&points, at)?.id.clone();
+        names.retain(|n| crate::points::point_of(n) == Some(id.as_str()));
+        listing.retain(|e| crate::points::point_of(&e.name) == Some(id.as_str()));
+    }
     if names.is_empty() {
         report.problems.push(format!(
             "no *.manifest in {}: not a portable backup, or an incomplete one (a manifest is \

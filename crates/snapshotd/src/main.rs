@@ -21,9 +21,6 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cmd::run(cli.command) {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("snapshotd: error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(err) => cmd::fail(&err),
     }
 }

@@ -17,6 +17,10 @@ use support::backup_env::file_names;
 
 fn snapshotd(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .env(
+            "SNAPSHOTD_STATE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/snapshotd-state"),
+        )
         .args(args)
         .output()
         .unwrap();
@@ -342,4 +346,54 @@ fn killed_backup_leaves_no_manifest_and_fails_verify() {
     let v = snapshotd(&["verify", d.to_str().unwrap()]);
     assert!(!v.status.success());
     assert!(String::from_utf8_lossy(&v.stdout).contains("no *.manifest"));
+}
+
+/// `SELECT count(v) FROM m` in `db` on `srv` (0 when the database holds no such points).
+fn points_in(srv: &Influxd, db: &str, m: &str) -> u64 {
+    let v = srv.query(&format!(
+        "SELECT count(v) FROM \"{db}\".\"autogen\".\"{m}\""
+    ));
+    v["results"][0]["series"][0]["values"][0][1]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop influx"]
+fn restore_at_an_older_point_restores_that_points_data_into_influxd() {
+    let a = Influxd::start();
+    let q = a.query("CREATE DATABASE pts");
+    assert!(q["results"][0]["error"].is_null(), "{q}");
+    let lines = |from: u64, n: u64| -> String {
+        (from..from + n)
+            .map(|i| {
+                format!(
+                    "m,host=h{} v={i}i {}\n",
+                    i % 3,
+                    1_700_000_000_000_000_000u64 + i * 1_000_000_000
+                )
+            })
+            .collect()
+    };
+    a.write("pts", None, &lines(0, 1000));
+    let work = snapshotd_testutil::temp_dir();
+    let d = work.path().join("nightly");
+    let first = json_of(&backup(&a.bind, &["--json"], &d));
+    a.write("pts", None, &lines(1000, 500));
+    let second = json_of(&backup(&a.bind, &["--json"], &d));
+    assert_eq!(points_in(&a, "pts", "m"), 1500);
+    assert_ne!(first["id"], second["id"]);
+
+    // The older point into a fresh influxd: exactly its 1000 points.
+    let c = Influxd::start();
+    let id = first["id"].as_str().unwrap();
+    let out = restore(&c.bind, &["--db", "pts", "--at", id, "--json"], &d);
+    assert!(out.status.success());
+    assert_eq!(json_of(&out)["id"], id);
+    assert_eq!(points_in(&c, "pts", "m"), 1000);
+    // The newest (default) into another: all 1500.
+    let e = Influxd::start();
+    let out = restore(&e.bind, &["--db", "pts"], &d);
+    assert!(out.status.success());
+    assert_eq!(points_in(&e, "pts", "m"), 1500);
 }

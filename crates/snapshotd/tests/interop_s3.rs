@@ -144,7 +144,11 @@ fn backup_to_s3_killed_resumes_and_restores_from_s3() {
     skipped_total += v["shards_skipped"].as_u64().unwrap();
     assert!(v["bytes_transferred"].as_u64().unwrap() <= total + 4096);
     let again = env::json(&run(&["backup", "--host", &srv.addr, "--json", &url]));
-    assert_eq!(again["already_complete"], true, "{again}");
+    assert_eq!(
+        again["resumed"], false,
+        "a finished run is never resumed: {again}"
+    );
+    assert_ne!(again["id"], v["id"], "{again}");
 
     // Restore from S3 into a fresh server; its data equals the source's.
     let fresh = serve(&work.path().join("fresh"));
@@ -266,4 +270,50 @@ fn encrypted_backup_on_s3_restores_with_the_key() {
     let back = work.path().join("back");
     env::backup_ok(&fresh.addr, &[], &back);
     assert_eq!(env::tsm_files(&back), env::tsm_files(&reference));
+}
+
+/// Complete point ids on an `s3://` destination, from `snapshots --json`.
+fn s3_points(url: &str) -> Vec<String> {
+    let v = env::ok_json(&run(&["snapshots", "--json", url]));
+    v["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["complete"] == true)
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop s3"]
+fn restore_points_on_s3_are_listed_forgotten_and_restored_at() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = serve_loaded(&work.path().join("data"));
+    let url = s3_url();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let v = env::ok_json(&run(&["backup", "--host", &srv.addr, "--json", &url]));
+        assert_eq!(v["resumed"], false, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(s3_points(&url), ids);
+
+    let v = env::ok_json(&run(&["forget", "--keep-last", "2", "--json", &url]));
+    assert_eq!(v["remove"], serde_json::json!([ids[0]]), "{v}");
+    assert_eq!(s3_points(&url), ids[1..].to_vec());
+    env::ok(&run(&["verify", &url]));
+
+    // The older remaining point restores from S3.
+    let fresh = serve(&work.path().join("fresh"));
+    let out = run(&[
+        "restore",
+        "--host",
+        &fresh.addr,
+        "--ack",
+        "--at",
+        &ids[1],
+        "--json",
+        &url,
+    ]);
+    assert_eq!(env::ok_json(&out)["id"], ids[1].as_str());
 }

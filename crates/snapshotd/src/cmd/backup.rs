@@ -1,33 +1,24 @@
-//! `snapshotd backup`: a portable backup (influx `-portable` layout) from influxd or snapshotd.
+//! `snapshotd backup`: a new restore point (influx `-portable` layout) from influxd or
+//! snapshotd; an interrupted run is continued by the same command.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use snapshotd_checkpoint::{
-    Checkpoint, CheckpointOptions, Destination, Error as CpError, LockOptions, unlock_owner,
-};
-use snapshotd_client::backup::backup;
-use snapshotd_client::resume::{
-    CheckpointSink, LeaseGate, Prior, backup_config, holder_is_dead_local, prior_run,
-    record_complete,
-};
-use snapshotd_client::{
-    BackupOptions, BackupSummary, Client, ClientConfig, Hooks, NoUnitSink, OpenGate, Progress,
-    RetryPolicy, Storage, TransferStats, Window,
-};
+use snapshotd_client::job::backup::BackupOutcome;
+use snapshotd_client::{BackupOptions, Hooks, RetryPolicy, TransferStats, Window};
 use snapshotd_wire::GoTime;
+
+use super::common::{ResumeFlags, ServerFlags, TermProgress, human_bytes, open_dest, runtime};
+use super::metrics_file::{self, RunMetrics};
 
 /// Flags of `snapshotd backup`.
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
-    /// Snapshotter address of the source (influxd `bind-address` or `snapshotd serve --bind`).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8088")]
-    pub host: String,
+    #[command(flatten)]
+    pub server: ServerFlags,
+    #[command(flatten)]
+    pub resume: ResumeFlags,
     /// Only this database.
     #[arg(long, alias = "database", value_name = "NAME")]
     pub db: Option<String>,
@@ -46,66 +37,23 @@ pub struct BackupArgs {
     /// Export data up to this RFC 3339 time.
     #[arg(long, value_name = "TIME")]
     pub end: Option<String>,
-    /// Shards downloaded at once [default: number of cores].
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Cap on the combined download rate, bytes per second (suffixes k, M, G, Ki, Mi, Gi).
-    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_rate)]
-    pub rate_limit: Option<u64>,
     /// gzip level, 0 (store) to 9 (smallest); influx uses its default (6), 1 is much faster.
     #[arg(long, value_name = "0-9", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
     /// Attempts per shard before the backup fails.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
-    /// Give up on a connection that makes no progress for this long.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub timeout: humantime::Duration,
-    /// Print one JSON summary object on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// Encrypt every stored file (`<name>.enc`) and the checkpoint records with this key
     /// (32 raw bytes or 64 hex characters). The manifest stays plain.
     #[arg(long, value_name = "FILE")]
     pub encrypt_key_file: Option<std::path::PathBuf>,
-    /// No checkpoint and no lock: nothing is written under DEST/checkpoints and a re-run
-    /// starts a new backup (with a new TS) instead of resuming.
-    #[arg(long)]
-    pub no_resume: bool,
-    /// Lock lease: a holder that stops refreshing for this long may be taken over.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub lock_ttl: humantime::Duration,
+    /// Write Prometheus metrics of this run here (node_exporter textfile format), atomically.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
     /// Destination: a directory (created if missing), `file://…` or `s3://bucket/prefix`.
-    /// Re-running the same command on the same DEST resumes an interrupted backup.
+    /// Every run adds a new restore point; re-running after an interruption continues it.
     #[arg(value_name = "DEST")]
     pub dest: String,
-}
-
-/// Parses a byte rate like `50M`, `512Ki` or `1000000`.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of bytes per second"))?;
-    let mult: u64 = match unit.trim_end_matches("/s").trim_end_matches('B') {
-        "" => 1,
-        "k" | "K" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?} (use k, M, G, Ki, Mi, Gi)")),
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    if v == 0 {
-        return Err("the rate must be positive".into());
-    }
-    Ok(v)
 }
 
 fn parse_time(flag: &str, s: &str) -> anyhow::Result<GoTime> {
@@ -139,26 +87,14 @@ fn window(args: &BackupArgs) -> anyhow::Result<Window> {
     Ok(Window::Export { start, end })
 }
 
-/// Default parallelism: the number of cores.
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-}
-
-/// Runs `snapshotd backup`.
-pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
-    let window = window(&args)?;
-    let mut cfg = ClientConfig::new(args.host.clone());
-    cfg.io_timeout = args.timeout.into();
-    let client = Client::new(cfg);
-    let mut opts = BackupOptions {
+fn options(args: &BackupArgs) -> anyhow::Result<BackupOptions> {
+    Ok(BackupOptions {
         db: args.db.clone(),
         rp: args.rp.clone(),
         shard: args.shard,
-        window,
-        jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
-        rate_limit: args.rate_limit,
+        window: window(args)?,
+        jobs: args.server.jobs(),
+        rate_limit: args.server.rate_limit,
         gzip_level: args.compression_level,
         retry: RetryPolicy {
             attempts: args.attempts,
@@ -170,345 +106,111 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
             Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
             None => None,
         },
-    };
+    })
+}
+
+/// Runs `snapshotd backup`.
+pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let opts = options(&args)?;
     snapshotd_client::backup::validate(&opts)?;
+    let client = args.server.client();
     let progress = TermProgress::new("backup");
-    let mut hooks = Hooks {
-        gate: Arc::new(OpenGate),
+    let hooks = Hooks {
         progress: progress.clone(),
-        units: Arc::new(NoUnitSink),
-        stats: Arc::new(TransferStats::default()),
-        cancel: Default::default(),
+        ..Hooks::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    stop_on_ctrl_c(&rt, &hooks);
+    let rt = runtime()?;
+    super::common::stop_on_ctrl_c(&rt, &hooks, !args.resume.no_resume);
     let began = Instant::now();
-    let result = rt.block_on(checkpointed(&args, &client, &mut opts, &mut hooks));
+    let job = args.resume.job();
+    let result = rt.block_on(async {
+        let dest = open_dest(&args.dest)?;
+        anyhow::Ok(snapshotd_client::job::backup::run(&client, &dest, opts, &job, &hooks).await?)
+    });
     progress.finish();
     let elapsed = began.elapsed();
-    let dest = args.dest.clone();
-    let summary = |status: &str, error: Option<String>| {
-        let s = &hooks.stats;
-        let mut v = serde_json::json!({
-            "status": status,
-            "dest": dest,
-            "shards_total": s.shards_total.load(Ordering::Relaxed),
-            "shards_done": s.shards_done.load(Ordering::Relaxed),
-            "shards_skipped": s.shards_skipped.load(Ordering::Relaxed),
-            "bytes_transferred": s.bytes_transferred.load(Ordering::Relaxed),
-            "bytes_written": s.bytes_written.load(Ordering::Relaxed),
-            "elapsed_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        });
-        if let (Some(e), Some(obj)) = (error, v.as_object_mut()) {
-            obj.insert("error".into(), serde_json::Value::String(e));
-        }
-        v
-    };
+    if let Some(path) = &args.metrics_file {
+        let m = RunMetrics {
+            ok: result.is_ok(),
+            duration: elapsed,
+            bytes: TransferStats::get(&hooks.stats.bytes_written),
+            units: TransferStats::get(&hooks.stats.shards_done)
+                + TransferStats::get(&hooks.stats.shards_skipped),
+        };
+        metrics_file::write(path, "backup", &args.dest, &m)?;
+    }
+    report(&args, &hooks, elapsed.as_secs_f64(), result)
+}
+
+/// The `--json` summary fields every outcome shares.
+fn summary(args: &BackupArgs, hooks: &Hooks, elapsed: f64, status: &str) -> serde_json::Value {
+    let s = &hooks.stats;
+    serde_json::json!({
+        "status": status,
+        "dest": args.dest,
+        "shards_total": TransferStats::get(&s.shards_total),
+        "shards_done": TransferStats::get(&s.shards_done),
+        "shards_skipped": TransferStats::get(&s.shards_skipped),
+        "bytes_transferred": TransferStats::get(&s.bytes_transferred),
+        "bytes_written": TransferStats::get(&s.bytes_written),
+        "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+    })
+}
+
+/// Prints the outcome and picks the exit code.
+fn report(
+    args: &BackupArgs,
+    hooks: &Hooks,
+    elapsed: f64,
+    result: anyhow::Result<BackupOutcome>,
+) -> anyhow::Result<ExitCode> {
     match result {
-        Ok(Outcome::AlreadyComplete(manifest)) => {
-            if args.json {
-                let mut v = summary("ok", None);
+        Ok(o) => {
+            let st = &hooks.stats;
+            if args.server.json {
+                let mut v = summary(args, hooks, elapsed, "ok");
                 if let Some(obj) = v.as_object_mut() {
-                    obj.insert("already_complete".into(), true.into());
-                    obj.insert("manifest".into(), manifest.into());
+                    obj.insert("id".into(), o.summary.timestamp.clone().into());
+                    obj.insert("resumed".into(), o.resumed.into());
+                    obj.insert("manifest".into(), o.summary.manifest.clone().into());
                 }
                 println!("{v}");
             } else {
                 eprintln!(
-                    "backup already complete: {dest}/{manifest} (nothing to do; \
-                     use a new DEST for a new backup)"
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(Outcome::Done(s)) => {
-            if args.json {
-                println!("{}", summary("ok", None));
-            } else {
-                let st = &hooks.stats;
-                eprintln!(
-                    "backup complete: {} shard(s), {} received, {} written in {:.1}s → {}/{}",
-                    st.shards_done.load(Ordering::Relaxed),
-                    human_bytes(st.bytes_transferred.load(Ordering::Relaxed)),
-                    human_bytes(st.bytes_written.load(Ordering::Relaxed)),
-                    elapsed.as_secs_f64(),
-                    dest,
-                    s.manifest
+                    "backup complete: restore point {}{}: {} shard(s), {} received, {} written in {elapsed:.1}s → {}/{}",
+                    o.summary.timestamp,
+                    if o.resumed { " (resumed)" } else { "" },
+                    TransferStats::get(&st.shards_done) + TransferStats::get(&st.shards_skipped),
+                    human_bytes(TransferStats::get(&st.bytes_transferred)),
+                    human_bytes(TransferStats::get(&st.bytes_written)),
+                    args.dest,
+                    o.summary.manifest
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            if args.json {
-                println!("{}", summary("error", Some(format!("{e:#}"))));
+            if !args.resume.no_resume && is_cancelled(&e) {
+                eprintln!("re-run the same command to resume");
+            }
+            if args.server.json {
+                let mut v = summary(args, hooks, elapsed, "error");
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("error".into(), super::common::render(&e).into());
+                }
+                println!("{v}");
             }
             Err(e.context("backup failed; no manifest was written"))
         }
     }
 }
 
-/// Opens the checkpoint; the lock of a killed process on this host is removed first.
-pub async fn open_checkpoint(
-    dest: &Destination,
-    opts: CheckpointOptions,
-) -> anyhow::Result<Checkpoint> {
-    match Checkpoint::open(dest, opts.clone()).await {
-        Err(CpError::Locked { holder, .. }) if holder_is_dead_local(&holder) => {
-            tracing::warn!("removing the lock of a process that no longer exists: {holder}");
-            unlock_owner(dest, &holder.owner).await?;
-            Ok(Checkpoint::open(dest, opts).await?)
-        }
-        r => Ok(r?),
-    }
-}
-
-/// How a run ended well.
-enum Outcome {
-    /// This run wrote the manifest.
-    Done(BackupSummary),
-    /// An earlier run on this DEST already completed; its manifest.
-    AlreadyComplete(String),
-}
-
-/// The backup under the destination's checkpoint: lock, resume, record, fence.
-async fn checkpointed(
-    args: &BackupArgs,
-    client: &Client,
-    opts: &mut BackupOptions,
-    hooks: &mut Hooks,
-) -> anyhow::Result<Outcome> {
-    let dest = Destination::open(&args.dest, &super::s3_options())?;
-    let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
-    if args.no_resume {
-        return Ok(Outcome::Done(backup(client, &storage, opts, hooks).await?));
-    }
-    let cp_opts = CheckpointOptions {
-        config: backup_config(opts),
-        key: opts.key.clone(),
-        lock: LockOptions {
-            ttl: args.lock_ttl.into(),
-            hint: "snapshotd backup".into(),
-            ..Default::default()
-        },
-        // Every finished shard is flushed at once, so a crash redoes at most the shards
-        // in flight.
-        max_buffered: 1,
-        ..Default::default()
-    };
-    let cp = open_checkpoint(&dest, cp_opts).await?;
-    for r in &cp.resume().rejected {
-        tracing::warn!("ignored checkpoint object: {r:?}");
-    }
-    match prior_run(&cp) {
-        Prior::Complete(manifest) => {
-            cp.finish().await?;
-            return Ok(Outcome::AlreadyComplete(manifest));
-        }
-        Prior::Interrupted(r) => {
-            let ts = snapshotd_client::layout::timestamp(r.started);
-            let manifest = snapshotd_client::layout::manifest_name(&ts);
-            if storage.size(&manifest).await?.is_some() {
-                // It completed but was stopped before recording so.
-                record_complete(&cp, &manifest)?;
-                cp.finish().await?;
-                return Ok(Outcome::AlreadyComplete(manifest));
-            }
-            tracing::info!(
-                "resuming backup {ts}: {} shard(s) recorded as done",
-                r.skip_shards.len()
-            );
-            opts.resume = Some(r);
-        }
-        Prior::Fresh => {}
-    }
-
-    // Record every finished file; stop as soon as the lease is lost.
-    let cp = Arc::new(cp);
-    hooks.units = Arc::new(CheckpointSink::new(
-        Arc::clone(&cp),
-        Arc::clone(&hooks.cancel),
-    ));
-    hooks.gate = Arc::new(LeaseGate(Arc::clone(&cp)));
-    let watch = {
-        let weak = Arc::downgrade(&cp);
-        let cancel = Arc::clone(&hooks.cancel);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let Some(cp) = weak.upgrade() else { return };
-                if let Err(e) = cp.health() {
-                    tracing::error!("stopping: {e}");
-                    cancel.store(true, Ordering::Relaxed);
-                    return;
-                }
-            }
-        })
-    };
-    let result = backup(client, &storage, opts, hooks).await;
-    hooks.units = Arc::new(NoUnitSink);
-    hooks.gate = Arc::new(OpenGate);
-    watch.abort();
-    let _ = watch.await;
-    let cp = Arc::try_unwrap(cp)
-        .map_err(|_| anyhow::anyhow!("internal error: checkpoint still in use after the run"))?;
-    let health = cp.health();
-    match result {
-        Ok(s) => {
-            health?;
-            record_complete(&cp, &s.manifest)?;
-            cp.finish().await?;
-            Ok(Outcome::Done(s))
-        }
-        Err(e) => {
-            let finished = cp.finish().await;
-            // A lost lease explains a cancelled run better than "cancelled".
-            if let Err(lost) = health {
-                return Err(anyhow::Error::new(lost).context(e.to_string()));
-            }
-            if let Err(f) = finished {
-                tracing::warn!("checkpoint: {f}");
-            }
-            Err(e.into())
-        }
-    }
-}
-
-/// First Ctrl-C: stop the run cleanly (no manifest, no partial files); second: exit now.
-pub fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime, hooks: &Hooks) {
-    let cancel = Arc::clone(&hooks.cancel);
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping transfers (Ctrl-C again to quit at once)");
-            cancel.store(true, Ordering::Relaxed);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-}
-
-/// `1.5 MiB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
-
-/// Progress on stderr: an indicatif bar on a terminal, plain log lines otherwise.
-pub struct TermProgress {
-    bar: Option<ProgressBar>,
-    verb: &'static str,
-    units: std::sync::atomic::AtomicU64,
-    done: std::sync::atomic::AtomicU64,
-}
-
-impl TermProgress {
-    /// A progress reporter for `verb` ("backup", "restore").
-    pub fn new(verb: &'static str) -> Arc<Self> {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            b.set_prefix(verb);
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
-        });
-        Arc::new(TermProgress {
-            bar,
-            verb,
-            units: Default::default(),
-            done: Default::default(),
-        })
-    }
-
-    fn shards_msg(&self) -> String {
-        format!(
-            "shards {}/{}",
-            self.done.load(Ordering::Relaxed),
-            self.units.load(Ordering::Relaxed)
+/// Whether the run stopped because it was cancelled (Ctrl-C).
+fn is_cancelled(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<snapshotd_client::ClientError>(),
+            Some(snapshotd_client::ClientError::Cancelled)
         )
-    }
-
-    /// Clears the bar.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for TermProgress {
-    fn plan(&self, units: u64, bytes: Option<u64>) {
-        self.units.store(units, Ordering::Relaxed);
-        match &self.bar {
-            Some(b) => {
-                if let Some(total) = bytes {
-                    b.set_length(total);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
-                }
-                b.set_message(self.shards_msg());
-            }
-            None => tracing::info!("{}: {units} shard(s) to transfer", self.verb),
-        }
-    }
-
-    fn bytes(&self, n: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(n);
-        }
-    }
-
-    fn retrying(&self, name: &str, attempt: u32, error: &str) {
-        let line = format!("{name}: attempt {attempt} failed ({error}); retrying");
-        match &self.bar {
-            Some(b) => b.println(line),
-            None => tracing::warn!("{line}"),
-        }
-    }
-
-    fn unit_done(&self, name: &str, bytes: u64) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-        match &self.bar {
-            Some(b) => b.set_message(self.shards_msg()),
-            None => tracing::info!(
-                "{} {name} ({}), {}",
-                self.verb,
-                human_bytes(bytes),
-                self.shards_msg()
-            ),
-        }
-    }
-
-    fn message(&self, msg: &str) {
-        match &self.bar {
-            Some(b) => b.println(msg),
-            None => tracing::info!("{msg}"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_parse_with_units() {
-        assert_eq!(parse_rate("1000"), Ok(1000));
-        assert_eq!(parse_rate("50M"), Ok(50_000_000));
-        assert_eq!(parse_rate("4Mi"), Ok(4 << 20));
-        assert_eq!(parse_rate("10MB/s"), Ok(10_000_000));
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("3X").is_err());
-    }
+    })
 }

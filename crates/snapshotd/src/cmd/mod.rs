@@ -4,10 +4,17 @@ mod decrypt;
 mod unlock;
 
 mod backup;
+mod common;
+mod forget;
+mod metrics_file;
+mod progress;
 mod restore;
 mod serve;
+mod snapshots;
 mod verify;
 mod wal;
+
+pub use common::fail;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -23,6 +30,10 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Check a backup directory against its manifests (sizes, sha256, meta, archives).
     Verify(verify::VerifyArgs),
+    /// List the restore points of a backup location (ours or influxd's).
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Remove the restore points a retention policy does not keep (restic's rules).
+    Forget(forget::ForgetArgs),
     /// Serve the snapshot protocol (port 8088) and the HTTP API over the built-in store.
     Serve(serve::ServeArgs),
     /// Show who holds a destination's checkpoint lock, then remove it.
@@ -39,6 +50,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Snapshots(args) => snapshots::run(args),
+        Command::Forget(args) => forget::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Unlock(args) => unlock::run(args),
         Command::Decrypt(args) => decrypt::run(args),

@@ -1,28 +1,28 @@
-//! `snapshotd restore`: a portable backup (ours or influxd's) into influxd or snapshotd.
+//! `snapshotd restore`: a restore point of a portable backup (ours or influxd's) into influxd
+//! or snapshotd. Progress is recorded under the target's identity in the state directory,
+//! never in the backup, so a read-only backup resumes too.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::Context;
-use snapshotd_checkpoint::{CheckpointOptions, Destination, LockOptions};
-use snapshotd_client::restore::{rename_names, restore};
-use snapshotd_client::resume::{RestoreSink, prior_restore, restore_config};
-use snapshotd_client::{
-    Client, ClientConfig, Hooks, NoUnitSink, RestoreOptions, RestoreSummary, Storage, TransferStats,
-};
+use snapshotd_checkpoint::Destination;
+use snapshotd_client::job::restore::RestoreJob;
+use snapshotd_client::{Hooks, RestoreOptions, RestoreSummary, TransferStats};
 
-use super::backup::{
-    TermProgress, default_jobs, human_bytes, open_checkpoint, parse_rate, stop_on_ctrl_c,
-};
+use super::common::{ResumeFlags, ServerFlags, TermProgress, human_bytes, open_existing, runtime};
 
 /// Flags of `snapshotd restore`.
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
-    /// Snapshotter address of the target (influxd `bind-address` or `snapshotd serve --bind`).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8088")]
-    pub host: String,
+    #[command(flatten)]
+    pub server: ServerFlags,
+    #[command(flatten)]
+    pub resume: ResumeFlags,
+    /// The restore point: its id (see `snapshotd snapshots`) or an RFC 3339 time (the newest
+    /// point at or before it) [default: the newest].
+    #[arg(long, value_name = "ID|TIME")]
+    pub at: Option<String>,
     /// Only this database of the backup.
     #[arg(long, alias = "database", value_name = "NAME")]
     pub db: Option<String>,
@@ -38,130 +38,38 @@ pub struct RestoreArgs {
     /// Only this shard (its ID in the backup).
     #[arg(long, value_name = "ID")]
     pub shard: Option<u64>,
-    /// Shards uploaded at once [default: number of cores].
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Cap on the combined upload rate, bytes per second (suffixes k, M, G, Ki, Mi, Gi).
-    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_rate)]
-    pub rate_limit: Option<u64>,
     /// Require the server to acknowledge every shard upload, so a shard the server failed to
     /// restore is reported (snapshotd serve only; influxd cannot acknowledge).
     #[arg(long)]
     pub ack: bool,
-    /// Give up on a connection that makes no progress for this long.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub timeout: humantime::Duration,
-    /// Print one JSON summary object on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// Key of an encrypted backup (see `snapshotd backup --encrypt-key-file`). SRC is first
     /// decrypted (every file authenticated) into a temporary directory beside the system temp
     /// dir, which needs room for the backup; it is removed afterwards.
     #[arg(long, value_name = "FILE")]
-    pub encrypt_key_file: Option<std::path::PathBuf>,
-    /// Do not record progress under SRC (for read-only backups): a re-run starts over.
-    #[arg(long)]
-    pub no_resume: bool,
-    /// Lock lease of the restore checkpoint (see `snapshotd backup --lock-ttl`).
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub lock_ttl: humantime::Duration,
-    /// Backup location: a directory, `file://…` or `s3://bucket/prefix`. Progress is
-    /// recorded under `SRC/restore/<host>-<target>/`, so a re-run resumes.
+    pub encrypt_key_file: Option<PathBuf>,
+    /// Where restore progress is kept, per target server and database
+    /// [default: $XDG_STATE_HOME/snapshotd or ~/.local/state/snapshotd].
+    #[arg(long, value_name = "DIR", env = "SNAPSHOTD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Backup location: a directory, `file://…` or `s3://bucket/prefix` (only read).
     #[arg(value_name = "SRC")]
     pub src: String,
 }
 
-/// Runs `snapshotd restore`.
-pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = ClientConfig::new(args.host.clone());
-    cfg.io_timeout = args.timeout.into();
-    let client = Client::new(cfg);
-    let mut opts = RestoreOptions {
-        db: args.db.clone(),
-        new_db: args.newdb.clone(),
-        rp: args.rp.clone(),
-        new_rp: args.newrp.clone(),
-        shard: args.shard,
-        jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
-        rate_limit: args.rate_limit,
-        acknowledged: args.ack,
-        resume: None,
-    };
-    rename_names(&opts)?;
-    let progress = TermProgress::new("restore");
-    let mut hooks = Hooks {
-        gate: Arc::new(snapshotd_client::OpenGate),
-        progress: progress.clone(),
-        units: Arc::new(NoUnitSink),
-        stats: Arc::new(TransferStats::default()),
-        cancel: Default::default(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    stop_on_ctrl_c(&rt, &hooks);
-    let began = Instant::now();
-    let result = rt.block_on(checkpointed(&args, &client, &mut opts, &mut hooks));
-    progress.finish();
-    let elapsed = began.elapsed().as_secs_f64();
-    let st = &hooks.stats;
-    match result {
-        Ok(s) => {
-            if args.json {
-                let v = serde_json::json!({
-                    "status": "ok",
-                    "src": args.src,
-                    "manifest": s.manifest,
-                    "shards_skipped": st.shards_skipped.load(Ordering::Relaxed),
-                    "shards_total": st.shards_total.load(Ordering::Relaxed),
-                    "shards_done": st.shards_done.load(Ordering::Relaxed),
-                    "shards_unmapped": s.unmapped,
-                    "id_map": s.restored,
-                    "checksums_verified": s.checksums_verified,
-                    "bytes_transferred": st.bytes_transferred.load(Ordering::Relaxed),
-                    "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
-                });
-                println!("{v}");
-            } else {
-                let pairs: Vec<String> =
-                    s.restored.iter().map(|(o, n)| format!("{o}→{n}")).collect();
-                eprintln!(
-                    "restore complete: {} shard(s) [{}], {} sent in {elapsed:.1}s{}",
-                    s.restored.len(),
-                    pairs.join(", "),
-                    human_bytes(st.bytes_transferred.load(Ordering::Relaxed)),
-                    if s.checksums_verified {
-                        "; every file matched its manifest sha256"
-                    } else {
-                        "; backup has no checksums (written by influxd): sizes only"
-                    }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            if args.json {
-                let v = serde_json::json!({
-                    "status": "error",
-                    "src": args.src,
-                    "shards_done": st.shards_done.load(Ordering::Relaxed),
-                    "error": format!("{e:#}"),
-                });
-                println!("{v}");
-            }
-            Err(e.context("restore failed"))
-        }
-    }
-}
-
-/// `restore/<host>-<target>`: the checkpoint namespace of one restore target.
-fn checkpoint_child(args: &RestoreArgs) -> String {
-    let target = args
-        .newdb
+/// The target's name: `--newdb`, else `--db`, else `all`.
+fn target_db(args: &RestoreArgs) -> &str {
+    args.newdb
         .as_deref()
         .or(args.db.as_deref())
-        .unwrap_or("all");
+        .unwrap_or("all")
+}
+
+/// `restore/<host>-<target>` under the state directory: the checkpoint of one target.
+fn checkpoint_dir(args: &RestoreArgs) -> anyhow::Result<Option<Destination>> {
+    let Some(state) = super::common::state_dir(args.state_dir.as_ref()) else {
+        tracing::warn!("no state directory (set HOME or --state-dir): this restore cannot resume");
+        return Ok(None);
+    };
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -173,80 +81,121 @@ fn checkpoint_child(args: &RestoreArgs) -> String {
             })
             .collect()
     };
-    format!("restore/{}-{}", clean(&args.host), clean(target))
+    let dir = state.join("restore").join(format!(
+        "{}-{}",
+        clean(&args.server.host),
+        clean(target_db(args))
+    ));
+    Ok(Some(Destination::local(dir)?))
 }
 
-/// The restore under its checkpoint: a completed metastore import and every uploaded shard
-/// are recorded, so a re-run skips them. A finished restore removes its checkpoint.
-async fn checkpointed(
-    args: &RestoreArgs,
-    client: &Client,
-    opts: &mut RestoreOptions,
-    hooks: &mut Hooks,
-) -> anyhow::Result<RestoreSummary> {
-    let dest = Destination::open(&args.src, &super::s3_options())?;
+fn options(args: &RestoreArgs) -> RestoreOptions {
+    RestoreOptions {
+        db: args.db.clone(),
+        new_db: args.newdb.clone(),
+        rp: args.rp.clone(),
+        new_rp: args.newrp.clone(),
+        shard: args.shard,
+        jobs: args.server.jobs(),
+        rate_limit: args.server.rate_limit,
+        acknowledged: args.ack,
+        resume: None,
+        at: args.at.clone(),
+    }
+}
+
+/// Runs `snapshotd restore`.
+pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let opts = options(&args);
+    snapshotd_client::restore::rename_names(&opts)?;
+    let src = open_existing(&args.src)?;
     let key = match &args.encrypt_key_file {
         Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
         None => None,
     };
-    let _plain_copy;
-    let src = match &key {
-        None => Storage::from_store(dest.rooted_store(), dest.to_string()),
-        Some(k) => {
-            let dir = tempfile::Builder::new()
-                .prefix("snapshotd-restore-")
-                .tempdir()
-                .context("create a temporary directory for the decrypted copy")?;
-            hooks.progress.message("decrypting the backup");
-            snapshotd_checkpoint::decrypt_destination(k, &dest, dir.path())
-                .await
-                .with_context(|| format!("decrypt {}", dest))?;
-            let s = Storage::local(dir.path(), false)?;
-            _plain_copy = dir;
-            s
-        }
+    let client = args.server.client();
+    let progress = TermProgress::new("restore");
+    let hooks = Hooks {
+        progress: progress.clone(),
+        ..Hooks::default()
     };
-    if args.no_resume {
-        return Ok(restore(client, &src, opts, hooks).await?);
-    }
-    let plan = snapshotd_client::layout::restore_plan(&src).await?;
-    let cp_opts = CheckpointOptions {
-        config: restore_config(opts, &plan.manifest),
-        key,
-        lock: LockOptions {
-            ttl: args.lock_ttl.into(),
-            hint: "snapshotd restore".into(),
-            ..Default::default()
-        },
-        max_buffered: 1,
-        ..Default::default()
-    };
-    let cp = open_checkpoint(&dest.child(&checkpoint_child(args)), cp_opts).await?;
-    opts.resume = prior_restore(&cp);
-    if let Some(r) = &opts.resume {
-        tracing::info!(
-            "resuming restore of {}: metastore imported, {} shard(s) already uploaded",
-            r.manifest,
-            r.done.len()
-        );
-    }
-    let cp = Arc::new(cp);
-    hooks.units = Arc::new(RestoreSink::new(Arc::clone(&cp), Arc::clone(&hooks.cancel)));
-    let result = restore(client, &src, opts, hooks).await;
-    hooks.units = Arc::new(NoUnitSink);
-    let cp = Arc::try_unwrap(cp)
-        .map_err(|_| anyhow::anyhow!("internal error: checkpoint still in use after the run"))?;
+    let rt = runtime()?;
+    super::common::stop_on_ctrl_c(&rt, &hooks, !args.resume.no_resume);
+    let began = Instant::now();
+    let job = args.resume.job();
+    let result = rt.block_on(async {
+        let rjob = RestoreJob {
+            checkpoint: if job.resume {
+                checkpoint_dir(&args)?
+            } else {
+                None
+            },
+            target: format!("{} database {}", args.server.host, target_db(&args)),
+            key,
+        };
+        let s =
+            snapshotd_client::job::restore::run(&client, &src, opts, &job, &rjob, &hooks).await?;
+        anyhow::Ok(s)
+    });
+    progress.finish();
+    report(&args, &hooks, began.elapsed().as_secs_f64(), result)
+}
+
+/// Prints the outcome and picks the exit code.
+fn report(
+    args: &RestoreArgs,
+    hooks: &Hooks,
+    elapsed: f64,
+    result: anyhow::Result<RestoreSummary>,
+) -> anyhow::Result<ExitCode> {
+    let st = &hooks.stats;
     match result {
         Ok(s) => {
-            cp.health()?;
-            cp.finish_and_remove().await?;
-            Ok(s)
+            if args.server.json {
+                let v = serde_json::json!({
+                    "status": "ok",
+                    "src": args.src,
+                    "manifest": s.manifest,
+                    "id": s.manifest.trim_end_matches(".manifest"),
+                    "shards_skipped": TransferStats::get(&st.shards_skipped),
+                    "shards_total": TransferStats::get(&st.shards_total),
+                    "shards_done": TransferStats::get(&st.shards_done),
+                    "shards_unmapped": s.unmapped,
+                    "id_map": s.restored,
+                    "checksums_verified": s.checksums_verified,
+                    "bytes_transferred": TransferStats::get(&st.bytes_transferred),
+                    "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+                });
+                println!("{v}");
+            } else {
+                let pairs: Vec<String> =
+                    s.restored.iter().map(|(o, n)| format!("{o}→{n}")).collect();
+                eprintln!(
+                    "restore of {} complete: {} shard(s) [{}], {} sent in {elapsed:.1}s{}",
+                    s.manifest.trim_end_matches(".manifest"),
+                    s.restored.len(),
+                    pairs.join(", "),
+                    human_bytes(TransferStats::get(&st.bytes_transferred)),
+                    if s.checksums_verified {
+                        "; every file matched its manifest sha256"
+                    } else {
+                        "; backup has no checksums (written by influxd): sizes only"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            if let Err(f) = cp.finish().await {
-                tracing::warn!("checkpoint: {f}");
+            if args.server.json {
+                let v = serde_json::json!({
+                    "status": "error",
+                    "src": args.src,
+                    "shards_done": TransferStats::get(&st.shards_done),
+                    "error": super::common::render(&e),
+                });
+                println!("{v}");
             }
-            Err(e.into())
+            Err(e.context("restore failed"))
         }
     }
 }

@@ -62,6 +62,12 @@ pub fn run(args: UnlockArgs) -> anyhow::Result<ExitCode> {
     if args.s3_endpoint.is_some() {
         s3.endpoint = args.s3_endpoint.clone();
     }
+    if !args.dest.contains("://") && !std::path::Path::new(&args.dest).is_dir() {
+        anyhow::bail!(
+            "{} does not exist or is not a directory (check the path; nothing was created)",
+            args.dest
+        );
+    }
     let dest = Destination::open(&args.dest, &s3)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

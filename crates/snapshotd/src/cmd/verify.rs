@@ -1,15 +1,18 @@
-//! `snapshotd verify`: check a backup directory against its manifests, offline.
+//! `snapshotd verify`: check a backup (every restore point, or one with `--at`) against its
+//! manifests, offline, and note when each point was last found intact.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use snapshotd_checkpoint::{Destination, ENC_SUFFIX, MasterKey};
 use snapshotd_client::Storage;
-use snapshotd_client::verify::{VerifyReport, verify};
+use snapshotd_client::verify::{VerifyReport, verify_at};
 use snapshotd_wire::Limits;
 
-use super::backup::default_jobs;
+use super::common::{default_jobs, open_existing, runtime};
+use super::metrics_file::{self, RunMetrics};
 
 /// Flags of `snapshotd verify`.
 #[derive(Debug, clap::Args)]
@@ -20,62 +23,108 @@ pub struct VerifyArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Only this restore point: its id or an RFC 3339 time (the newest point at or before it).
+    #[arg(long, value_name = "ID|TIME")]
+    pub at: Option<String>,
     /// Key of a backup written with `--encrypt-key-file`: every `.enc` file is authenticated
     /// and decrypted into a private temporary directory, then checked like a plain backup.
     #[arg(long, value_name = "FILE")]
     pub encrypt_key_file: Option<PathBuf>,
+    /// Do not leave `TS.verified` beside the points found intact (the "verified" column of
+    /// `snapshotd snapshots`).
+    #[arg(long)]
+    pub no_record: bool,
+    /// Write Prometheus metrics of this run here (node_exporter textfile format), atomically.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
     /// Backup location: a directory, `file://…` or `s3://bucket/prefix`.
     #[arg(value_name = "SRC")]
     pub src: String,
 }
 
 /// Checks `src`, decrypting it first when a key is given.
-async fn check(args: &VerifyArgs, jobs: usize) -> anyhow::Result<VerifyReport> {
-    let dest = Destination::open(&args.src, &super::s3_options())?;
+async fn check(args: &VerifyArgs, dest: &Destination, jobs: usize) -> anyhow::Result<VerifyReport> {
     let limit = Limits::default().max_meta_blob;
-    match &args.encrypt_key_file {
-        Some(f) => {
-            let key = MasterKey::from_file(f)?;
-            let plain = tempfile::Builder::new()
-                .prefix("snapshotd-verify-")
-                .tempdir()
-                .context("create a temporary directory for the decrypted copy")?;
-            snapshotd_checkpoint::decrypt_destination(&key, &dest, plain.path())
-                .await
-                .with_context(|| format!("decrypt {dest} (wrong key or tampered file?)"))?;
-            let src = Storage::local(plain.path(), false)?;
-            let mut report = verify(&src, jobs, limit).await?;
+    let at = args.at.as_deref();
+    let Some(f) = &args.encrypt_key_file else {
+        let src = Storage::from_store(dest.rooted_store(), dest.to_string());
+        let encrypted = src
+            .list()
+            .await?
+            .iter()
+            .any(|e| e.name.ends_with(ENC_SUFFIX));
+        let mut report = verify_at(&src, jobs, limit, at).await?;
+        if encrypted {
+            report.problems.push(format!(
+                "{dest} holds encrypted files ({ENC_SUFFIX}): pass --encrypt-key-file to verify them"
+            ));
+        }
+        return Ok(report);
+    };
+    let key = MasterKey::from_file(f)?;
+    let plain = tempfile::Builder::new()
+        .prefix("snapshotd-verify-")
+        .tempdir()
+        .context("create a temporary directory for the decrypted copy")?;
+    snapshotd_checkpoint::decrypt_destination(&key, dest, plain.path())
+        .await
+        .with_context(|| format!("decrypt {dest} (wrong key or tampered file?)"))?;
+    let src = Storage::local(plain.path(), false)?;
+    let mut report = verify_at(&src, jobs, limit, at).await?;
+    report
+        .notes
+        .push("encrypted backup: every file authenticated and decrypted".into());
+    Ok(report)
+}
+
+/// Leaves `TS.verified` beside every point found intact; a read-only location gets a note.
+async fn record(dest: &Destination, report: &mut VerifyReport) {
+    let src = Storage::from_store(dest.rooted_store(), dest.to_string());
+    for m in report.manifests.clone() {
+        let id = m.trim_end_matches(".manifest");
+        if let Err(e) =
+            snapshotd_client::points::record_verified(&src, id, report.files_checked).await
+        {
             report
                 .notes
-                .push("encrypted backup: every file authenticated and decrypted".into());
-            Ok(report)
-        }
-        None => {
-            let src = Storage::from_store(dest.rooted_store(), dest.to_string());
-            let encrypted = src
-                .list()
-                .await?
-                .iter()
-                .any(|e| e.name.ends_with(ENC_SUFFIX));
-            let mut report = verify(&src, jobs, limit).await?;
-            if encrypted {
-                report.problems.push(format!(
-                    "{dest} holds encrypted files ({ENC_SUFFIX}): pass --encrypt-key-file to verify them"
-                ));
-            }
-            Ok(report)
+                .push(format!("could not record the verification of {id}: {e}"));
+            return;
         }
     }
 }
 
 /// Runs `snapshotd verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
+    let dest = open_existing(&args.src)?;
+    let rt = runtime()?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
-    let report = rt.block_on(check(&args, jobs))?;
+    let began = Instant::now();
+    let result = rt.block_on(async {
+        let mut report = check(&args, &dest, jobs).await?;
+        if report.ok() && !args.no_record {
+            record(&dest, &mut report).await;
+        }
+        anyhow::Ok(report)
+    });
+    if let Some(path) = &args.metrics_file {
+        let m = RunMetrics {
+            ok: result.as_ref().is_ok_and(VerifyReport::ok),
+            duration: began.elapsed(),
+            bytes: 0,
+            units: result.as_ref().map_or(0, |r| r.files_checked as u64),
+        };
+        metrics_file::write(path, "verify", &args.src, &m)?;
+    }
+    let report = result?;
+    print(&args, &report);
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print(args: &VerifyArgs, report: &VerifyReport) {
     if args.json {
         let v = serde_json::json!({
             "status": if report.ok() { "ok" } else { "error" },
@@ -87,31 +136,26 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             "notes": report.notes,
         });
         println!("{v}");
-    } else {
-        for n in &report.notes {
-            println!("note: {n}");
-        }
-        for p in &report.problems {
-            println!("FAIL: {p}");
-        }
-        if report.ok() {
-            println!(
-                "OK: {} file(s) in {} manifest(s) verified{}",
-                report.files_checked,
-                report.manifests.len(),
-                if report.without_checksum > 0 {
-                    " (sizes and structure only where influxd wrote no checksum)"
-                } else {
-                    " (sizes, sha256, meta and tar structure)"
-                }
-            );
-        } else {
-            println!("FAILED: {} problem(s)", report.problems.len());
-        }
+        return;
     }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+    for p in &report.problems {
+        println!("FAIL: {p}");
+    }
+    if report.ok() {
+        println!(
+            "OK: {} file(s) in {} manifest(s) verified{}",
+            report.files_checked,
+            report.manifests.len(),
+            if report.without_checksum > 0 {
+                " (sizes and structure only where influxd wrote no checksum)"
+            } else {
+                " (sizes, sha256, meta and tar structure)"
+            }
+        );
     } else {
-        ExitCode::FAILURE
-    })
+        println!("FAILED: {} problem(s)", report.problems.len());
+    }
 }

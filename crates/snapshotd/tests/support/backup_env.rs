@@ -10,8 +10,14 @@ use std::time::{Duration, Instant};
 
 /// The `snapshotd` binary under test.
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_snapshotd"));
+    // Restore checkpoints go to the state directory: keep the tests' out of $HOME.
+    c.env("SNAPSHOTD_STATE_DIR", STATE_DIR);
+    c
 }
+
+/// The state directory the tests' runs use.
+pub const STATE_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/snapshotd-state");
 
 /// Runs `snapshotd ARGS` to completion.
 pub fn run(args: &[&str]) -> Output {
@@ -109,7 +115,13 @@ pub type Shard = (String, String, u64, Vec<u8>);
 /// What must be equal between two backups of the same data: per shard (db, rp, id, tar
 /// size, decompressed tar bytes), and the meta's size.
 pub fn content(dir: &Path) -> (u64, BTreeMap<u64, Shard>) {
-    let m = manifest(dir);
+    content_of(dir, &manifest_name(dir))
+}
+
+/// [`content`] of the restore point whose manifest is `manifest`.
+pub fn content_of(dir: &Path, manifest: &str) -> (u64, BTreeMap<u64, Shard>) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(manifest)).unwrap()).unwrap();
     let mut out = BTreeMap::new();
     for f in m["files"].as_array().unwrap() {
         let name = f["fileName"].as_str().unwrap();

@@ -125,5 +125,10 @@ pub fn paused_holder_is_taken_over_after_expiry_and_fenced(work: &Path, dest: &d
     );
     assert_eq!(env::content(&after).1, want);
     let v = env::json(&run(&["backup", "--host", &srv.addr, "--json", d]));
-    assert_eq!(v["already_complete"], true);
+    // The finished run is never "resumed": a re-run is a new restore point.
+    assert_eq!(
+        (&v["status"], &v["resumed"]),
+        (&"ok".into(), &false.into()),
+        "{v}"
+    );
 }

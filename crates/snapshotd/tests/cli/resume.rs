@@ -2,17 +2,12 @@
 //! kill -9 at seeded random moments and re-run, two backups at once, an expired lock taken
 //! over from a paused (SIGSTOP) holder that is then fenced, tampered files.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::backup_env::{self as env, Lcg, file_names, flip};
-use support::serve::{serve, serve_loaded};
-use support::takeover::{self, LocalDir};
+use crate::support::backup_env::{self as env, Lcg, file_names, flip};
+use crate::support::serve::{serve, serve_loaded};
+use crate::support::takeover::{self, LocalDir};
 
 /// Kill cycles in CI; `SNAPSHOTD_KILL_CYCLES` raises it for a longer soak.
 fn cycles() -> u64 {
@@ -80,27 +75,32 @@ fn kill_nine_at_random_moments_then_rerun_resumes() {
 
         let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", &d]));
         let moved = v["bytes_transferred"].as_u64().unwrap();
+        let resumed = v["resumed"] == true;
         eprintln!(
             "cycle {cycle}: killed run exit {:?}; {done_before} shard(s) recorded, \
              {remaining} of {total} tar bytes remained; re-run moved {moved}, skipped {}{}",
             killed.status.code(),
             v["shards_skipped"],
-            if v["already_complete"] == true {
-                " (already complete)"
+            if resumed {
+                " (resumed)"
             } else {
-                ""
+                " (new point)"
             }
         );
-        assert!(
-            moved <= remaining + meta_size + largest,
-            "cycle {cycle}: moved {moved} > remaining {remaining} + meta + one shard"
-        );
-        if v["already_complete"] != true {
+        if resumed {
+            assert!(
+                moved <= remaining + meta_size + largest,
+                "cycle {cycle}: moved {moved} > remaining {remaining} + meta + one shard"
+            );
             assert_eq!(v["shards_skipped"].as_u64().unwrap(), done_before);
+        } else {
+            // The killed run had finished (or not started): this run is a new point.
+            assert_eq!(v["shards_skipped"], 0, "{v}");
         }
         ok_verify(&dest);
+        let manifest = v["manifest"].as_str().unwrap();
         assert_eq!(
-            env::content(&dest),
+            env::content_of(&dest, manifest),
             (meta_size, want.clone()),
             "cycle {cycle}"
         );
@@ -135,23 +135,102 @@ fn ok_verify(dest: &Path) {
 }
 
 #[test]
-fn a_finished_backup_reports_complete_and_other_settings_are_refused() {
+fn every_run_makes_a_new_point_and_only_an_interrupted_one_is_resumed() {
     let work = snapshotd_testutil::temp_dir();
     let srv = serve_loaded(&work.path().join("data"));
     let dest = work.path().join("bk");
     let d = dest.to_str().unwrap();
-    env::backup_ok(&srv.addr, &[], &dest);
-    let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
-    assert_eq!(v["already_complete"], true);
-    assert_eq!(v["bytes_transferred"], 0);
+    let first = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
+    let second = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
+    assert_eq!(second["resumed"], false, "{second}");
+    assert_ne!(first["id"], second["id"]);
+    assert!(second["bytes_transferred"].as_u64().unwrap() > 0);
+    // Other settings after a completed run: simply another point.
+    let third = env::ok_json(&env::run(&[
+        "backup", "--host", &srv.addr, "--db", "db", "--json", d,
+    ]));
+    assert_eq!(third["resumed"], false, "{third}");
 
+    // A run that failed before writing anything (a database typo) does not block others.
+    let out = env::run(&["backup", "--host", &srv.addr, "--db", "bd", d]);
+    assert!(!out.status.success());
+    env::ok(&env::run(&["backup", "--host", &srv.addr, "--db", "db", d]));
+
+    // Other settings after an interrupted run: a clear choice, then --restart.
+    let child = env::spawn(&["backup", "--host", &srv.addr, "--rate-limit", "2M", d]);
+    env::kill_once(child, || recorded(&dest).0 >= 1);
     let out = env::run(&["backup", "--host", &srv.addr, "--db", "db", d]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("different settings") && err.contains("db:"),
+        err.contains("different settings") && err.contains("db:") && err.contains("--restart"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("different settings").count(),
+        1,
+        "cause printed once: {err}"
+    );
+    let v = env::ok_json(&env::run(&[
+        "backup",
+        "--host",
+        &srv.addr,
+        "--db",
+        "db",
+        "--restart",
+        "--json",
+        d,
+    ]));
+    assert_eq!(v["resumed"], false, "{v}");
+    let points = env::ok_json(&env::run(&["snapshots", "--json", d]));
+    let states: Vec<bool> = points["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["complete"].as_bool().unwrap())
+        .collect();
+    assert_eq!(states, [true, true, true, true, false, true], "{points}");
+}
+
+#[test]
+fn cron_six_runs_with_the_third_killed_make_five_complete_points() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = serve_loaded(&work.path().join("data"));
+    let dest = work.path().join("nightly");
+    let d = dest.to_str().unwrap();
+    let mut ids = Vec::new();
+    for run in 1..=6 {
+        if run == 3 {
+            let child = env::spawn(&["backup", "--host", &srv.addr, "--rate-limit", "2M", d]);
+            env::kill_once(child, || recorded(&dest).0 >= 2);
+            let listed = env::ok_json(&env::run(&["snapshots", "--json", d]));
+            let partial = &listed["points"].as_array().unwrap()[2];
+            assert_eq!(
+                partial["complete"], false,
+                "a killed run is partial: {listed}"
+            );
+            continue;
+        }
+        let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
+        assert_eq!(v["resumed"], run == 4, "run {run}: {v}");
+        if run == 4 {
+            assert!(v["shards_skipped"].as_u64().unwrap() >= 2, "{v}");
+        }
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let listed = env::ok_json(&env::run(&["snapshots", "--json", d]));
+    let points = listed["points"].as_array().unwrap();
+    let got: Vec<&str> = points.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(got, ids, "{listed}");
+    for p in points {
+        assert_eq!(p["complete"], true, "{p}");
+        assert_eq!(
+            p["shards"].as_u64(),
+            Some(env::content(&dest).1.len() as u64),
+            "{p}"
+        );
+    }
+    ok_verify(&dest);
 }
 
 #[test]
@@ -244,10 +323,13 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
     let total: u64 = shards.values().map(|s| s.2).sum();
 
     let target = serve(&work.path().join("target"));
+    let state = work.path().join("state");
     let args = [
         "restore",
         "--host",
         &target.addr,
+        "--state-dir",
+        state.to_str().unwrap(),
         "--ack",
         "--jobs",
         "1",
@@ -257,7 +339,7 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
     throttled.extend(["--rate-limit", "2M", b]);
     let child = env::spawn(&throttled);
     // Kill once the metastore import and a few shards are recorded.
-    let cp = bk.join("restore");
+    let cp = state.join("restore");
     env::kill_once(child, || {
         let n = std::fs::read_dir(&cp)
             .ok()
@@ -280,15 +362,19 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
         "every shard is in the id map: {v}"
     );
     // The finished restore removed its checkpoint; the target has the same data.
-    for e in cp.read_dir().unwrap() {
-        let data = e.unwrap().path().join("checkpoints/data");
-        let left = std::fs::read_dir(&data).map_or(0, |d| d.count());
-        assert_eq!(left, 0, "{} still has record files", data.display());
-    }
+    assert_eq!(
+        cp.read_dir().unwrap().count(),
+        0,
+        "restore checkpoint left behind"
+    );
+    assert!(
+        !bk.join("restore").exists(),
+        "nothing is written into the backup"
+    );
     let again = work.path().join("again");
     env::backup_ok(&target.addr, &[], &again);
     assert_eq!(env::tsm_files(&again), env::tsm_files(&bk));
-    // The restore bookkeeping under SRC does not disturb the backup itself.
+    // The backup itself is untouched.
     ok_verify(&bk);
 }
 
@@ -306,4 +392,37 @@ fn no_resume_writes_no_checkpoint_and_reruns_start_new_backups() {
         .count();
     assert_eq!(manifests, 2);
     ok_verify(&dest);
+}
+
+#[test]
+fn ctrl_c_says_how_to_resume_and_the_same_command_does() {
+    let work = snapshotd_testutil::temp_dir();
+    let srv = serve_loaded(&work.path().join("data"));
+    let dest = work.path().join("bk");
+    let d = dest.to_str().unwrap();
+    let args = [
+        "backup",
+        "--host",
+        &srv.addr,
+        "--rate-limit",
+        "2M",
+        "--json",
+        d,
+    ];
+    let child = env::spawn(&args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while recorded(&dest).0 < 2 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env::signal(child.id(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("re-run the same command to resume"), "{err}");
+    let v = env::json(&out);
+    assert_eq!(v["status"], "error", "{v}");
+    let v = env::ok_json(&env::run(&["backup", "--host", &srv.addr, "--json", d]));
+    assert_eq!(v["resumed"], true, "{v}");
+    assert!(v["shards_skipped"].as_u64().unwrap() >= 2, "{v}");
 }

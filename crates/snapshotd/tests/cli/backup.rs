@@ -1,21 +1,18 @@
 //! `snapshotd backup | restore | verify` as a user runs them, against a fake snapshotter
 //! serving the influx 1.6.7 captures (no influxd needed).
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "../../client/tests/fake/mod.rs"]
-mod fake;
-mod support;
-
 use std::process::Output;
 use std::sync::Arc;
 
-use fake::{A1, Fake, Received, Reply, capture, capture_dir};
-use support::serve::serve_no_http;
+use crate::fake::{A1, Fake, Received, Reply, capture, capture_dir};
+use crate::support::serve::serve_no_http;
 
 fn snapshotd(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .env(
+            "SNAPSHOTD_STATE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/snapshotd-state"),
+        )
         .args(args)
         .output()
         .unwrap()

@@ -2,15 +2,10 @@
 //! every stored file is `<name>.enc`, resume works, `snapshotd decrypt` gives a plain portable
 //! backup, `restore --encrypt-key-file` restores it, and tampering is an error.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::Path;
 
-use support::backup_env::{self as env, file_names, flip};
-use support::serve::{serve, serve_loaded};
+use crate::support::backup_env::{self as env, file_names, flip};
+use crate::support::serve::{serve, serve_loaded};
 
 fn recorded_shards(dest: &Path, key: &Path) -> usize {
     let r = env::checkpoint_records(dest, Some(key));
@@ -63,10 +58,12 @@ fn encrypted_backup_resumes_decrypts_restores_and_detects_tampering() {
     let m = std::fs::read_to_string(dest.join(env::manifest_name(&dest))).unwrap();
     assert!(!m.contains(".enc"), "{m}");
 
-    // Without the key the settings differ (key id) and nothing is touched.
+    // Without the key, no plain point is added beside the encrypted ones.
+    let before = file_names(&dest);
     let out = env::run(&["backup", "--host", &srv.addr, d]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("encryption.key_id"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--encrypt-key-file"));
+    assert_eq!(file_names(&dest), before);
 
     // decrypt → a plain portable backup equal to the reference.
     let plain = work.path().join("plain");
