@@ -1,0 +1,277 @@
+//! Merge a backup's points into an existing database through `/write`: one job per shard,
+//! `jobs` at once, each holding at most two batches (one being built, one in flight), so
+//! memory stays within jobs x 2 x batch. A shard is reported done only after its last batch
+//! was acknowledged; a re-run rewrites unfinished shards (same points, same values: writes
+//! are idempotent, and the backup's value wins as influx keeps the last write).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use tokio::sync::mpsc;
+
+use crate::error::{InfluxApiError, Result, io};
+use crate::http::{InfluxHttp, quote_ident};
+use crate::line::{UnsignedMode, push_lines};
+use crate::shard::{label, unpack, walk};
+use crate::source::{Backup, BackupShard};
+
+/// What to do with a shard whose time range already holds data in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictMode {
+    /// Write every point (the backup's value wins for points on both sides).
+    Merge,
+    /// Leave such shards untouched; restore the others.
+    Skip,
+}
+
+/// Settings of [`merge`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MergeOptions {
+    /// Database in the backup.
+    pub db: String,
+    /// Database written on the target (the backup's name when `None`).
+    pub new_db: Option<String>,
+    /// Only this retention policy.
+    pub rp: Option<String>,
+    /// Shards merged at once.
+    pub jobs: usize,
+    /// Lines per `/write` request.
+    pub batch_lines: usize,
+    /// Merge or skip shards that overlap existing data.
+    pub mode: ConflictMode,
+    /// How unsigned values are written.
+    pub unsigned: UnsignedMode,
+    /// Where shards are unpacked (needs room for the largest `jobs` shards).
+    pub tmp_dir: PathBuf,
+}
+
+impl MergeOptions {
+    /// Defaults for `db`: 2 jobs, 5000 lines per batch, merge, the system temp dir.
+    pub fn new(db: impl Into<String>) -> Self {
+        MergeOptions {
+            db: db.into(),
+            new_db: None,
+            rp: None,
+            jobs: 2,
+            batch_lines: 5000,
+            mode: ConflictMode::Merge,
+            unsigned: UnsignedMode::Refuse,
+            tmp_dir: std::env::temp_dir(),
+        }
+    }
+
+    /// The database name on the target.
+    pub fn target_db(&self) -> &str {
+        self.new_db.as_deref().unwrap_or(&self.db)
+    }
+}
+
+/// What [`merge`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeReport {
+    /// Shards written in this run.
+    pub merged: Vec<u64>,
+    /// Shards already done in an earlier run (from the caller's done set).
+    pub already_done: Vec<u64>,
+    /// Shards left alone by `skip` because the target already has data in their range.
+    pub skipped: Vec<u64>,
+    /// Field values written.
+    pub points: u64,
+    /// `/write` requests sent.
+    pub batches: u64,
+}
+
+/// Called with a shard's backup ID once all its points are acknowledged by the target.
+pub type DoneFn = Arc<dyn Fn(u64) -> Result<()> + Send + Sync>;
+
+/// Merges the shards of `opts.db` into `opts.target_db()` (which, with its RPs, must exist:
+/// see [`crate::schema::restore_schema`]). Shards in `done` are not touched; `on_done` is
+/// called for each shard finished. Stops early when `cancel` is set.
+pub async fn merge(
+    http: &InfluxHttp,
+    backup: &Backup,
+    opts: &MergeOptions,
+    done: &HashSet<u64>,
+    on_done: DoneFn,
+    cancel: Arc<AtomicBool>,
+) -> Result<MergeReport> {
+    let mut report = MergeReport::default();
+    let mut todo = Vec::new();
+    for s in backup.shards_of(&opts.db, opts.rp.as_deref()) {
+        if done.contains(&s.shard_id) {
+            report.already_done.push(s.shard_id);
+        } else if opts.mode == ConflictMode::Skip && has_data(http, backup, s, opts).await? {
+            report.skipped.push(s.shard_id);
+        } else {
+            todo.push(s.clone());
+        }
+    }
+    let points = Arc::new(AtomicU64::new(0));
+    let batches = Arc::new(AtomicU64::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    let mut queue = todo.into_iter();
+    let mut first_err = None;
+    loop {
+        while set.len() < opts.jobs.max(1) && first_err.is_none() {
+            let Some(s) = queue.next() else { break };
+            let job = ShardJob {
+                http: http.clone(),
+                opts: opts.clone(),
+                points: points.clone(),
+                batches: batches.clone(),
+                cancel: cancel.clone(),
+            };
+            set.spawn(async move { job.run(s).await });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok(Ok(id)) => {
+                on_done(id)?;
+                report.merged.push(id);
+            }
+            Ok(Err(e)) => {
+                cancel.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                cancel.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(InfluxApiError::Refused(format!("merge job failed: {e}")));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    report.points = points.load(Ordering::Relaxed);
+    report.batches = batches.load(Ordering::Relaxed);
+    report.merged.sort_unstable();
+    Ok(report)
+}
+
+/// Whether the target already has a point in the shard group's time range of `s`.
+async fn has_data(
+    http: &InfluxHttp,
+    backup: &Backup,
+    s: &BackupShard,
+    opts: &MergeOptions,
+) -> Result<bool> {
+    let Some((start, end)) = backup.shard_range(s) else {
+        return Ok(false);
+    };
+    let q = format!(
+        "SELECT * FROM {}.{}./.*/ WHERE time >= {start} AND time < {end} LIMIT 1",
+        quote_ident(opts.target_db()),
+        quote_ident(&s.policy)
+    );
+    let what = format!("look for existing data in the range of {}", label(s));
+    let series = http.query(Some(opts.target_db()), &q, &what).await?;
+    Ok(series.iter().any(|s| !s.values.is_empty()))
+}
+
+struct ShardJob {
+    http: InfluxHttp,
+    opts: MergeOptions,
+    points: Arc<AtomicU64>,
+    batches: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl ShardJob {
+    /// Decodes the shard on a blocking thread and writes its batches as they come.
+    async fn run(self, s: BackupShard) -> Result<u64> {
+        let (tx, mut rx) = mpsc::channel::<(Vec<u8>, u64)>(1);
+        let (opts, cancel, shard) = (self.opts.clone(), self.cancel.clone(), s.clone());
+        let producer = tokio::task::spawn_blocking(move || produce(&shard, &opts, &cancel, &tx));
+        let what = format!("write {} into {}", label(&s), self.opts.target_db());
+        let mut write_err = None;
+        while let Some((gz, n)) = rx.recv().await {
+            if let Err(e) = self
+                .http
+                .write_gz(self.opts.target_db(), &s.policy, gz, &what)
+                .await
+            {
+                self.cancel.store(true, Ordering::Relaxed);
+                write_err = Some(e);
+                break;
+            }
+            self.points.fetch_add(n, Ordering::Relaxed);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(rx);
+        let produced = producer
+            .await
+            .map_err(|e| InfluxApiError::Refused(format!("{}: decoder failed: {e}", label(&s))))?;
+        if let Some(e) = write_err {
+            return Err(e);
+        }
+        produced?;
+        Ok(s.shard_id)
+    }
+}
+
+/// Unpacks and walks one shard, sending gzip batches of `batch_lines` lines.
+fn produce(
+    s: &BackupShard,
+    opts: &MergeOptions,
+    cancel: &AtomicBool,
+    tx: &mpsc::Sender<(Vec<u8>, u64)>,
+) -> Result<()> {
+    let u = unpack(s, &opts.tmp_dir)?;
+    let batch = opts.batch_lines.max(1);
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut lines = 0usize;
+    let send = |buf: &mut Vec<u8>, lines: &mut usize| -> Result<()> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(InfluxApiError::Cancelled);
+        }
+        let mut gz = GzEncoder::new(Vec::with_capacity(buf.len() / 4), Compression::fast());
+        gz.write_all(buf)
+            .and_then(|()| gz.flush())
+            .map_err(io("compress a batch"))?;
+        let body = gz.finish().map_err(io("compress a batch"))?;
+        tx.blocking_send((body, *lines as u64))
+            .map_err(|_| InfluxApiError::Cancelled)?;
+        buf.clear();
+        *lines = 0;
+        Ok(())
+    };
+    walk(&u, |series, field, vals| {
+        let mut at = 0;
+        while at < vals.len() {
+            let take = (batch - lines).min(vals.len() - at);
+            push_lines(&mut buf, series, field, vals, at, at + take, opts.unsigned)
+                .map_err(|e| in_shard(s, e))?;
+            at += take;
+            lines += take;
+            if lines >= batch {
+                send(&mut buf, &mut lines)?;
+            }
+        }
+        Ok(())
+    })?;
+    if lines > 0 {
+        send(&mut buf, &mut lines)?;
+    }
+    Ok(())
+}
+
+/// Prefixes a key-level error with the shard it was found in.
+fn in_shard(s: &BackupShard, e: InfluxApiError) -> InfluxApiError {
+    match e {
+        InfluxApiError::Corrupt { context, message } => InfluxApiError::Corrupt {
+            context: format!("{}: {context}", label(s)),
+            message,
+        },
+        e => e,
+    }
+}
