@@ -4,6 +4,8 @@ mod decrypt;
 mod unlock;
 
 mod backup;
+mod deep;
+mod merge;
 mod restore;
 mod serve;
 mod verify;

@@ -69,10 +69,17 @@ pub struct RestoreArgs {
     /// recorded under `SRC/restore/<host>-<target>/`, so a re-run resumes.
     #[arg(value_name = "SRC")]
     pub src: String,
+    // [merge-wiring] issue 15: merge/skip/offline/check flags (cmd/merge.rs).
+    #[command(flatten)]
+    pub merge: super::merge::MergeArgs,
 }
 
 /// Runs `snapshotd restore`.
 pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    // [merge-wiring] issue 15: HTTP-API merge/skip and offline restores.
+    if let Some(code) = super::merge::run_if_requested(&args)? {
+        return Ok(code);
+    }
     let mut cfg = ClientConfig::new(args.host.clone());
     cfg.io_timeout = args.timeout.into();
     let client = Client::new(cfg);
@@ -137,6 +144,10 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
                         "; backup has no checksums (written by influxd): sizes only"
                     }
                 );
+            }
+            // [merge-wiring] issue 15: --check compares counts with the target.
+            if args.merge.check {
+                return super::merge::check_after(&args);
             }
             Ok(ExitCode::SUCCESS)
         }

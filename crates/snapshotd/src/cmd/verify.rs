@@ -27,6 +27,9 @@ pub struct VerifyArgs {
     /// Backup location: a directory, `file://…` or `s3://bucket/prefix`.
     #[arg(value_name = "SRC")]
     pub src: String,
+    // [merge-wiring] issue 15: --deep (cmd/deep.rs).
+    #[command(flatten)]
+    pub deep: super::deep::DeepArgs,
 }
 
 /// Checks `src`, decrypting it first when a key is given.
@@ -70,6 +73,10 @@ async fn check(args: &VerifyArgs, jobs: usize) -> anyhow::Result<VerifyReport> {
 
 /// Runs `snapshotd verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    // [merge-wiring] issue 15: verify --deep decodes every TSM block.
+    if let Some(code) = super::deep::run_if_requested(&args.deep, &args.src, args.json)? {
+        return Ok(code);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
