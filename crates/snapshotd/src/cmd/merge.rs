@@ -194,6 +194,7 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     let new_db = args.newdb.clone().unwrap_or_else(|| db.clone());
     let schema = restore_schema(&http, &backup.meta, &db, &new_db).await?;
     let grants = restore_grants(&http, &backup.meta, &db, &new_db).await?;
+    print_schema_and_grants(&new_db, &schema, &grants);
     let mut opts = MergeOptions::new(db.clone());
     opts.new_db = args.newdb.clone();
     opts.rp = args.rp.clone();
@@ -229,7 +230,6 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("merge of {db} into {new_db} at {} stopped (re-run to resume: finished shards are recorded)", http.url()))?;
     let secs = began.elapsed().as_secs_f64();
     print_merge(&db, &new_db, &report, secs, args.json);
-    print_schema_and_grants(&new_db, &schema, &grants);
     let mut code = ExitCode::SUCCESS;
     if !schema.conflicts.is_empty() {
         eprintln!(
