@@ -206,7 +206,7 @@ impl InfluxHttp {
     }
 
     /// Posts one gzip-compressed line-protocol body to `/write` (precision ns).
-    pub async fn write_gz(&self, db: &str, rp: &str, gz: Vec<u8>, what: &str) -> Result<()> {
+    pub async fn write_gz(&self, db: &str, rp: &str, gz: bytes::Bytes, what: &str) -> Result<()> {
         let params = form_urlencoded::Serializer::new(String::new())
             .append_pair("db", db)
             .append_pair("rp", rp)

@@ -17,6 +17,7 @@ mod line;
 mod merge;
 mod offline;
 mod schema;
+mod series;
 mod shard;
 mod source;
 
@@ -26,8 +27,9 @@ pub use duration::{influxql_duration, parse_go_duration};
 pub use error::{InfluxApiError, Result};
 pub use grants::{GrantsReport, privilege_name, restore_grants};
 pub use http::{Credentials, HttpOptions, InfluxHttp, Series, quote_ident, quote_str};
-pub use line::{UnsignedMode, push_field_key, push_float, push_lines, push_string};
+pub use line::{UnsignedMode, push_field_key, push_float, push_lines, push_string, push_value};
 pub use merge::{ConflictMode, DoneFn, MergeOptions, MergeReport, merge};
 pub use offline::{OfflineReport, write_meta_offline};
 pub use schema::{SchemaReport, restore_schema};
+pub use series::series_lines;
 pub use source::{Backup, BackupShard, read_meta};

@@ -55,8 +55,55 @@ pub fn push_float(out: &mut Vec<u8>, v: f64) -> Option<()> {
     r.ok()
 }
 
-/// Appends one line per point of `vals`: `series field=value time\n`. `key` names the
-/// TSM key in errors.
+/// Appends the value of point `i` of `vals` in line-protocol form and returns its time;
+/// `key` names the TSM key in errors.
+pub fn push_value(
+    out: &mut Vec<u8>,
+    vals: &Values,
+    i: usize,
+    unsigned: UnsignedMode,
+    key: &dyn Fn() -> String,
+) -> Result<i64> {
+    use std::io::Write;
+    let missing = || corrupt(key(), format!("no point {i}"));
+    Ok(match vals {
+        Values::Float(v) => {
+            let &(t, x) = v.get(i).ok_or_else(missing)?;
+            push_float(out, x)
+                .ok_or_else(|| corrupt(key(), format!("non-finite float {x} at {t}")))?;
+            t
+        }
+        Values::Integer(v) => {
+            let &(t, x) = v.get(i).ok_or_else(missing)?;
+            let _ = write!(out, "{x}i");
+            t
+        }
+        Values::Unsigned(v) => {
+            let &(t, x) = v.get(i).ok_or_else(missing)?;
+            if unsigned == UnsignedMode::Refuse {
+                return Err(corrupt(
+                    key(),
+                    "unsigned field: the target does not accept unsigned values (pass the \
+                     option for targets that support `u`)",
+                ));
+            }
+            let _ = write!(out, "{x}u");
+            t
+        }
+        Values::Boolean(v) => {
+            let &(t, x) = v.get(i).ok_or_else(missing)?;
+            out.extend_from_slice(if x { b"true" } else { b"false" });
+            t
+        }
+        Values::String(v) => {
+            let (t, x) = v.get(i).ok_or_else(missing)?;
+            push_string(out, x);
+            *t
+        }
+    })
+}
+
+/// Appends one line per point of `vals` in `from..to`: `series field=value time\n`.
 pub fn push_lines(
     out: &mut Vec<u8>,
     series: &[u8],
@@ -67,7 +114,7 @@ pub fn push_lines(
     unsigned: UnsignedMode,
 ) -> Result<()> {
     use std::io::Write;
-    let show = || {
+    let key = || {
         format!(
             "key {}#!~#{}",
             String::from_utf8_lossy(series),
@@ -79,41 +126,7 @@ pub fn push_lines(
         out.push(b' ');
         push_field_key(out, field);
         out.push(b'=');
-        let t = match vals {
-            Values::Float(v) => {
-                let (t, x) = v[i];
-                push_float(out, x)
-                    .ok_or_else(|| corrupt(show(), format!("non-finite float {x} at {t}")))?;
-                t
-            }
-            Values::Integer(v) => {
-                let (t, x) = v[i];
-                let _ = write!(out, "{x}i");
-                t
-            }
-            Values::Unsigned(v) => {
-                let (t, x) = v[i];
-                if unsigned == UnsignedMode::Refuse {
-                    return Err(corrupt(
-                        show(),
-                        "unsigned field: the target does not accept unsigned values (pass the \
-                         option for targets that support `u`)",
-                    ));
-                }
-                let _ = write!(out, "{x}u");
-                t
-            }
-            Values::Boolean(v) => {
-                let (t, x) = v[i];
-                out.extend_from_slice(if x { b"true" } else { b"false" });
-                t
-            }
-            Values::String(v) => {
-                let (t, x) = &v[i];
-                push_string(out, x);
-                *t
-            }
-        };
+        let t = push_value(out, vals, i, unsigned, &key)?;
         let _ = writeln!(out, " {t}");
     }
     Ok(())

@@ -16,8 +16,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{InfluxApiError, Result, io};
 use crate::http::{InfluxHttp, quote_ident};
-use crate::line::{UnsignedMode, push_lines};
-use crate::shard::{label, unpack, walk};
+use crate::line::UnsignedMode;
+use crate::series::series_lines;
+use crate::shard::{for_each_file, label, unpack};
 use crate::source::{Backup, BackupShard};
 
 /// What to do with a shard whose time range already holds data in the target.
@@ -195,11 +196,7 @@ impl ShardJob {
         let what = format!("write {} into {}", label(&s), self.opts.target_db());
         let mut write_err = None;
         while let Some((gz, n)) = rx.recv().await {
-            if let Err(e) = self
-                .http
-                .write_gz(self.opts.target_db(), &s.policy, gz, &what)
-                .await
-            {
+            if let Err(e) = self.write_retrying(&s.policy, gz.into(), &what).await {
                 self.cancel.store(true, Ordering::Relaxed);
                 write_err = Some(e);
                 break;
@@ -219,6 +216,32 @@ impl ShardJob {
     }
 }
 
+impl ShardJob {
+    /// One `/write`, retried (up to 3 times, backing off) when the transport failed or the
+    /// target answered 5xx; a 4xx (bad data, partial write, auth) fails at once.
+    async fn write_retrying(&self, rp: &str, gz: bytes::Bytes, what: &str) -> Result<()> {
+        let mut delay = std::time::Duration::from_millis(500);
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .http
+                .write_gz(self.opts.target_db(), rp, gz.clone(), what)
+                .await;
+            let transient = match &r {
+                Err(InfluxApiError::Http { .. }) => true,
+                Err(InfluxApiError::Server { status, .. }) => *status >= 500,
+                _ => false,
+            };
+            if !transient || attempt == 3 || self.cancel.load(Ordering::Relaxed) {
+                return r;
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+}
+
 /// Unpacks and walks one shard, sending gzip batches of `batch_lines` lines.
 fn produce(
     s: &BackupShard,
@@ -230,7 +253,8 @@ fn produce(
     let batch = opts.batch_lines.max(1);
     let mut buf = Vec::with_capacity(1 << 20);
     let mut lines = 0usize;
-    let send = |buf: &mut Vec<u8>, lines: &mut usize| -> Result<()> {
+    let mut values = 0u64;
+    let send = |buf: &mut Vec<u8>, lines: &mut usize, values: &mut u64| -> Result<()> {
         if cancel.load(Ordering::Relaxed) {
             return Err(InfluxApiError::Cancelled);
         }
@@ -239,39 +263,26 @@ fn produce(
             .and_then(|()| gz.flush())
             .map_err(io("compress a batch"))?;
         let body = gz.finish().map_err(io("compress a batch"))?;
-        tx.blocking_send((body, *lines as u64))
+        tx.blocking_send((body, *values))
             .map_err(|_| InfluxApiError::Cancelled)?;
         buf.clear();
         *lines = 0;
+        *values = 0;
         Ok(())
     };
-    walk(&u, |series, field, vals| {
-        let mut at = 0;
-        while at < vals.len() {
-            let take = (batch - lines).min(vals.len() - at);
-            push_lines(&mut buf, series, field, vals, at, at + take, opts.unsigned)
-                .map_err(|e| in_shard(s, e))?;
-            at += take;
-            lines += take;
-            if lines >= batch {
-                send(&mut buf, &mut lines)?;
-            }
+    let mut line_done = |buf: &mut Vec<u8>, fields: usize| -> Result<()> {
+        lines += 1;
+        values += fields as u64;
+        if lines >= batch {
+            send(buf, &mut lines, &mut values)?;
         }
         Ok(())
+    };
+    for_each_file(&u, |r, tombs, ctx| {
+        series_lines(r, tombs, opts.unsigned, ctx, &mut buf, &mut line_done)
     })?;
     if lines > 0 {
-        send(&mut buf, &mut lines)?;
+        send(&mut buf, &mut lines, &mut values)?;
     }
     Ok(())
-}
-
-/// Prefixes a key-level error with the shard it was found in.
-fn in_shard(s: &BackupShard, e: InfluxApiError) -> InfluxApiError {
-    match e {
-        InfluxApiError::Corrupt { context, message } => InfluxApiError::Corrupt {
-            context: format!("{}: {context}", label(s)),
-            message,
-        },
-        e => e,
-    }
 }

@@ -75,30 +75,41 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
     })
 }
 
-/// Calls `visit(series, field, values)` for every block of every TSM file in order, with
-/// deleted points removed; each block is CRC-checked and checked against its index entry.
-pub fn walk(
+/// Opens each TSM file of `u` in order with its tombstones and calls `f(reader, tombstones,
+/// context)`, the context naming the shard and file for errors.
+pub fn for_each_file(
     u: &Unpacked,
-    mut visit: impl FnMut(&[u8], &[u8], &Values) -> Result<()>,
+    mut f: impl FnMut(&mut TsmReader<BufReader<File>>, &Tombstones, &str) -> Result<()>,
 ) -> Result<()> {
     for (tsm, tomb) in &u.files {
         let ctx = format!("{}: {}", u.label, file_name(tsm));
         let tombs = match tomb {
             Some(p) => {
-                let f = File::open(p).map_err(io(format!("open {}", p.display())))?;
-                Tombstones::read(f).map_err(|source| InfluxApiError::Tsm {
+                let fh = File::open(p).map_err(io(format!("open {}", p.display())))?;
+                Tombstones::read(fh).map_err(|source| InfluxApiError::Tsm {
                     context: format!("{}: {}", u.label, file_name(p)),
                     source,
                 })?
             }
             None => Tombstones::default(),
         };
-        let tsm_err = |source| InfluxApiError::Tsm {
+        let fh = File::open(tsm).map_err(io(format!("open {}", tsm.display())))?;
+        let mut r = TsmReader::open(BufReader::new(fh)).map_err(|source| InfluxApiError::Tsm {
             context: ctx.clone(),
             source,
-        };
-        let f = File::open(tsm).map_err(io(format!("open {}", tsm.display())))?;
-        let mut r = TsmReader::open(BufReader::new(f)).map_err(tsm_err)?;
+        })?;
+        f(&mut r, &tombs, &ctx)?;
+    }
+    Ok(())
+}
+
+/// Calls `visit(series, field, values)` for every block of every TSM file in order, with
+/// deleted points removed; each block is CRC-checked and checked against its index entry.
+pub fn walk(
+    u: &Unpacked,
+    mut visit: impl FnMut(&[u8], &[u8], &Values) -> Result<()>,
+) -> Result<()> {
+    for_each_file(u, |r, tombs, ctx| {
         let n = r.keys().len();
         for k in 0..n {
             let Some(ki) = r.keys().get(k) else { break };
@@ -117,8 +128,8 @@ pub fn walk(
                 }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn file_name(p: &Path) -> String {

@@ -233,10 +233,9 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     if !schema.conflicts.is_empty() {
         eprintln!(
-            "error: {} definition(s) differ on the target and were left unchanged (see above)",
+            "warning: {} definition(s) differ on the target and were left unchanged (named above)",
             schema.conflicts.len()
         );
-        code = ExitCode::FAILURE;
     }
     if m.check {
         let rep = run_check(&http, &backup, &db, &new_db, true).await?;
@@ -335,7 +334,7 @@ fn print_schema_and_grants(
         s.rps_created, s.rps_same, s.cqs_created, s.cqs_same
     );
     for c in &s.conflicts {
-        eprintln!("conflict: {c}");
+        eprintln!("warning: conflict: {c}");
     }
     for (u, p) in &g.applied {
         eprintln!("granted {p} on {new_db} to {u}");
