@@ -13,6 +13,7 @@ mod duration;
 mod error;
 mod grants;
 mod http;
+mod import;
 mod line;
 mod merge;
 mod offline;

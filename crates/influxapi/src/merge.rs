@@ -51,6 +51,10 @@ pub struct MergeOptions {
     pub unsigned: UnsignedMode,
     /// Where shards are unpacked (needs room for the largest `jobs` shards).
     pub tmp_dir: PathBuf,
+    /// The target's snapshotter address: shards that ended in the past and whose range holds
+    /// no data on the target are uploaded whole there (see `import.rs`) instead of written
+    /// point by point.
+    pub import_addr: Option<String>,
 }
 
 impl MergeOptions {
@@ -65,6 +69,7 @@ impl MergeOptions {
             mode: ConflictMode::Merge,
             unsigned: UnsignedMode::Refuse,
             tmp_dir: std::env::temp_dir(),
+            import_addr: None,
         }
     }
 
@@ -78,8 +83,10 @@ impl MergeOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MergeReport {
-    /// Shards written in this run.
+    /// Shards written in this run (uploaded whole or point by point).
     pub merged: Vec<u64>,
+    /// Of those, the shards uploaded whole through the snapshotter port.
+    pub imported: Vec<u64>,
     /// Shards already done in an earlier run (from the caller's done set).
     pub already_done: Vec<u64>,
     /// Shards left alone by `skip` because the target already has data in their range.
@@ -106,14 +113,25 @@ pub async fn merge(
 ) -> Result<MergeReport> {
     let mut report = MergeReport::default();
     let mut todo = Vec::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| d.as_nanos() as i64);
     for s in backup.shards_of(&opts.db, opts.rp.as_deref()) {
         if done.contains(&s.shard_id) {
             report.already_done.push(s.shard_id);
-        } else if opts.mode == ConflictMode::Skip && has_data(http, backup, s, opts).await? {
-            report.skipped.push(s.shard_id);
-        } else {
-            todo.push(s.clone());
+            continue;
         }
+        let wants_check = opts.mode == ConflictMode::Skip || opts.import_addr.is_some();
+        let empty = !wants_check || !has_data(http, backup, s, opts).await?;
+        if opts.mode == ConflictMode::Skip && !empty {
+            report.skipped.push(s.shard_id);
+            continue;
+        }
+        let range = backup.shard_range(s).filter(|r| r.1 < now);
+        let import = (opts.import_addr.is_some() && wants_check && empty && s.files.len() == 1)
+            .then_some(range)
+            .flatten();
+        todo.push((s.clone(), import));
     }
     let points = Arc::new(AtomicU64::new(0));
     let batches = Arc::new(AtomicU64::new(0));
@@ -122,7 +140,9 @@ pub async fn merge(
     let mut first_err = None;
     loop {
         while set.len() < opts.jobs.max(1) && first_err.is_none() {
-            let Some(s) = queue.next() else { break };
+            let Some((s, import)) = queue.next() else {
+                break;
+            };
             let job = ShardJob {
                 http: http.clone(),
                 opts: opts.clone(),
@@ -130,15 +150,18 @@ pub async fn merge(
                 batches: batches.clone(),
                 cancel: cancel.clone(),
             };
-            set.spawn(async move { job.run(s).await });
+            set.spawn(async move { job.run(s, import).await });
         }
         let Some(joined) = set.join_next().await else {
             break;
         };
         match joined {
-            Ok(Ok(id)) => {
+            Ok(Ok((id, imported))) => {
                 on_done(id)?;
                 report.merged.push(id);
+                if imported {
+                    report.imported.push(id);
+                }
             }
             Ok(Err(e)) => {
                 cancel.store(true, Ordering::Relaxed);
@@ -188,8 +211,15 @@ struct ShardJob {
 }
 
 impl ShardJob {
-    /// Decodes the shard on a blocking thread and writes its batches as they come.
-    async fn run(self, s: BackupShard) -> Result<u64> {
+    /// Uploads the shard whole when `import` (its range) is given and the target's shard
+    /// lines up, else decodes it on a blocking thread and writes its batches as they come.
+    /// Returns the shard ID and whether it was uploaded whole.
+    async fn run(self, s: BackupShard, import: Option<(i64, i64)>) -> Result<(u64, bool)> {
+        if let Some(range) = import
+            && self.try_import(&s, range).await?
+        {
+            return Ok((s.shard_id, true));
+        }
         let (tx, mut rx) = mpsc::channel::<(Vec<u8>, u64)>(1);
         let (opts, cancel, shard) = (self.opts.clone(), self.cancel.clone(), s.clone());
         let producer = tokio::task::spawn_blocking(move || produce(&shard, &opts, &cancel, &tx));
@@ -212,7 +242,32 @@ impl ShardJob {
             return Err(e);
         }
         produced?;
-        Ok(s.shard_id)
+        Ok((s.shard_id, false))
+    }
+
+    /// The fast path: seed the target shard with the backup's first point, find it, upload
+    /// the shard's files into it. `false` when the target's shard group does not line up.
+    async fn try_import(&self, s: &BackupShard, (start, end): (i64, i64)) -> Result<bool> {
+        let (sh, tmp) = (s.clone(), self.opts.tmp_dir.clone());
+        let seed = tokio::task::spawn_blocking(move || crate::import::seed_line(&sh, &tmp))
+            .await
+            .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
+        let Some(seed) = seed else { return Ok(true) };
+        let what = format!("write {} into {}", label(s), self.opts.target_db());
+        self.write_retrying(&s.policy, gzip(&seed)?.into(), &what)
+            .await?;
+        let (db, rp) = (self.opts.target_db().to_string(), s.policy.clone());
+        let Some(id) = crate::import::target_shard(&self.http, &db, &rp, start, end).await? else {
+            return Ok(false);
+        };
+        let Some(addr) = self.opts.import_addr.clone() else {
+            return Ok(false);
+        };
+        let sh = s.clone();
+        tokio::task::spawn_blocking(move || crate::import::upload_shard(&sh, &addr, &db, &rp, id))
+            .await
+            .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
+        Ok(true)
     }
 }
 
@@ -258,11 +313,7 @@ fn produce(
         if cancel.load(Ordering::Relaxed) {
             return Err(InfluxApiError::Cancelled);
         }
-        let mut gz = GzEncoder::new(Vec::with_capacity(buf.len() / 4), Compression::fast());
-        gz.write_all(buf)
-            .and_then(|()| gz.flush())
-            .map_err(io("compress a batch"))?;
-        let body = gz.finish().map_err(io("compress a batch"))?;
+        let body = gzip(buf)?;
         tx.blocking_send((body, *values))
             .map_err(|_| InfluxApiError::Cancelled)?;
         buf.clear();
@@ -285,4 +336,11 @@ fn produce(
         send(&mut buf, &mut lines, &mut values)?;
     }
     Ok(())
+}
+
+/// `data` gzip-compressed (fast level: the target's CPU, not the link, is the bottleneck).
+fn gzip(data: &[u8]) -> Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::fast());
+    gz.write_all(data).map_err(io("compress a batch"))?;
+    gz.finish().map_err(io("compress a batch"))
 }

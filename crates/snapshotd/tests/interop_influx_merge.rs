@@ -573,3 +573,64 @@ fn verify_deep_counts_and_catches_a_flipped_bit() {
         "{text}"
     );
 }
+
+#[test]
+#[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
+fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
+    let src = Influxd::start();
+    load_source(&src, 4);
+    let bdir = temp_dir();
+    influxd_backup(&src, bdir.path());
+    let b = bdir.path().to_str().unwrap();
+    let tgt = Influxd::start();
+    let url = format!("http://{}", tgt.http);
+    for db in ["pts", "upl"] {
+        tgt.query(&format!("CREATE DATABASE {db}"));
+        tgt.query(&format!(
+            "CREATE RETENTION POLICY rpx ON {db} DURATION 520w REPLICATION 1 SHARD DURATION 1d"
+        ));
+        tgt.write(db, Some("rpx"), &target_lines());
+    }
+    let out = snapshotd(&[
+        "restore",
+        "--db",
+        "mdb",
+        "--newdb",
+        "pts",
+        "--on-conflict",
+        "merge",
+        "--http",
+        &url,
+        b,
+    ]);
+    assert!(out.status.success());
+    let out = snapshotd(&[
+        "restore",
+        "--db",
+        "mdb",
+        "--newdb",
+        "upl",
+        "--on-conflict",
+        "merge",
+        "--http",
+        &url,
+        "--upload-empty-shards",
+        "--host",
+        &tgt.bind,
+        b,
+    ]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    // Day 1 overlaps the target's points (written point by point), days 0, 2, 3 and autogen
+    // were empty on the target and are uploaded whole; target data on day 20 is untouched.
+    assert!(err.contains("4 shard(s) uploaded whole"), "{err}");
+    for rp in ["rpx", "autogen"] {
+        assert_eq!(
+            dump(&tgt, "upl", rp),
+            dump(&tgt, "pts", rp),
+            "upl.{rp} != pts.{rp}"
+        );
+    }
+    let n = tgt.query("SELECT count(usage) FROM upl.rpx.cpu WHERE host = 'target'");
+    assert_eq!(n["results"][0]["series"][0]["values"][0][1], 2 * 144);
+}

@@ -52,6 +52,12 @@ pub struct MergeArgs {
     /// Lines per /write request (memory is bounded by jobs x 2 x batch).
     #[arg(long, value_name = "LINES", default_value_t = 5000)]
     pub batch: usize,
+    /// Merge fast path: a shard whose time range ended in the past and holds no data on the
+    /// target is uploaded whole through the snapshotter at --host into the target's shard for
+    /// that range (when its shard group lines up) instead of point by point. Points written by
+    /// others into that range during the upload would be replaced.
+    #[arg(long)]
+    pub upload_empty_shards: bool,
     /// Write unsigned fields as `u` (targets with unsigned support); refused otherwise.
     #[arg(long)]
     pub unsigned: bool,
@@ -210,6 +216,7 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         UnsignedMode::Refuse
     };
+    opts.import_addr = m.upload_empty_shards.then(|| args.host.clone());
     let done_file =
         (!args.no_resume).then(|| done_path(&backup.dir, http.url(), &new_db, args.rp.as_deref()));
     let done = match &done_file {
@@ -304,16 +311,17 @@ fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
     if json {
         let v = serde_json::json!({
             "status": "ok", "database": db, "target_database": new_db,
-            "shards_merged": r.merged, "shards_already_done": r.already_done,
+            "shards_merged": r.merged, "shards_uploaded_whole": r.imported, "shards_already_done": r.already_done,
             "shards_skipped_with_data": r.skipped, "points": r.points, "batches": r.batches,
             "elapsed_s": (secs * 1000.0).round() / 1000.0, "points_per_s": rate.round(),
         });
         println!("{v}");
     } else {
         eprintln!(
-            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
+            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) uploaded whole; {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
             r.points,
             r.merged.len(),
+            r.imported.len(),
             r.already_done.len(),
             r.skipped.len(),
             r.skipped
