@@ -553,6 +553,20 @@ fn verify_deep_counts_and_catches_a_flipped_bit() {
         .unwrap();
     assert_eq!(weird["values"], 2 * 144 * 4);
 
+    // The restore drill: a snapshotter restore, then --check compares counts through HTTP.
+    let tgt = Influxd::start();
+    let url = format!("http://{}", tgt.http);
+    let out = snapshotd(&[
+        "restore", "--host", &tgt.bind, "--db", "mdb", "--newdb", "fresh", "--check", "--http",
+        &url, b,
+    ]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("check passed: 2 measurement(s)"),
+        "{}",
+        stderr(&out)
+    );
+
     let shard = std::fs::read_dir(bdir.path())
         .unwrap()
         .flatten()

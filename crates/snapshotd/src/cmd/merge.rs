@@ -194,6 +194,12 @@ fn credentials(file: Option<&Path>) -> anyhow::Result<Option<Credentials>> {
 
 /// The merge: schema, grants, points, then the optional check.
 async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    if args.newrp.is_some() || args.shard.is_some() || args.encrypt_key_file.is_some() {
+        bail!(
+            "--on-conflict merge|skip does not support --newrp, --shard or --encrypt-key-file yet \
+             (decrypt first with `snapshotd decrypt`; merge whole retention policies with --rp)"
+        );
+    }
     let (backup, db) = open_backup(args)?;
     let m = &args.merge;
     let http = connect(m).await?;
