@@ -169,8 +169,7 @@ pub async fn check_target(
     at_least: bool,
 ) -> Result<CheckReport> {
     let mut out = CheckReport::default();
-    for ((d, rp, m), st) in rep.measurements.iter().filter(|((d, _, _), _)| d == db) {
-        let _ = d;
+    for ((_, rp, m), st) in rep.measurements.iter().filter(|((d, _, _), _)| d == db) {
         let q = format!(
             "SELECT count(*) FROM {}.{}.{}",
             quote_ident(new_db),
