@@ -349,6 +349,27 @@ fn skip_and_newdb_conflicts_are_reported_not_overwritten() {
         "{cq}"
     );
 
+    // A database the merge creates gets the backup's RPs with the backup's default (rpx).
+    let out = snapshotd(&[
+        "restore",
+        "--db",
+        "mdb",
+        "--newdb",
+        "brandnew",
+        "--on-conflict",
+        "merge",
+        "--http",
+        &url,
+        b,
+    ]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("created database brandnew"));
+    let rps = tgt.query("SHOW RETENTION POLICIES ON brandnew")["results"][0]["series"][0]["values"]
+        .clone();
+    let src_rps =
+        src.query("SHOW RETENTION POLICIES ON mdb")["results"][0]["series"][0]["values"].clone();
+    assert_eq!(rps, src_rps, "same RPs, same definitions, same default");
+
     // A conflicting RP definition is reported with its name and left unchanged.
     tgt.query("CREATE DATABASE third");
     tgt.query(
