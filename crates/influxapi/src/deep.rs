@@ -12,7 +12,7 @@ use snapshotd_tsm::{TsmReader, join_key, parse_series_key};
 use crate::error::{InfluxApiError, Result};
 use crate::http::{InfluxHttp, quote_ident};
 use crate::shard::{Unpacked, unpack, walk};
-use crate::source::Backup;
+use crate::source::{Backup, BackupShard};
 
 /// Counts of one measurement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,12 +49,20 @@ pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<Deep
         .filter(|s| db.is_none_or(|d| s.database == d))
     {
         let u = unpack(s, tmp)?;
-        let multi = keys_in_several_files(&u)?;
+        shard_stats(&u, s, &mut rep)?;
+    }
+    Ok(rep)
+}
+
+/// Adds the counts of one unpacked shard to `rep` (every block decoded and checked).
+pub(crate) fn shard_stats(u: &Unpacked, s: &BackupShard, rep: &mut DeepReport) -> Result<()> {
+    {
+        let multi = keys_in_several_files(u)?;
         let mut seen: HashMap<Vec<u8>, HashSet<i64>> = HashMap::new();
         let mut last: Option<(Vec<u8>, String)> = None;
         rep.shards += 1;
         rep.tsm_files += u.files.len() as u64;
-        walk(&u, |series, field, vals| {
+        walk(u, |series, field, vals| {
             rep.blocks += 1;
             if last.as_ref().is_none_or(|(k, _)| k != series) {
                 let m = std::str::from_utf8(series)
@@ -100,7 +108,7 @@ pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<Deep
             Ok(())
         })?;
     }
-    Ok(rep)
+    Ok(())
 }
 
 /// Keys that appear in more than one TSM file of the shard (their points may repeat).

@@ -21,9 +21,13 @@ use crate::line::UnsignedMode;
 use crate::shard::{for_each_file, label, unpack};
 use crate::source::BackupShard;
 
-/// The first point of the shard as one line of line protocol, `None` for an empty shard.
-pub fn seed_line(s: &BackupShard, tmp: &Path) -> Result<Option<Vec<u8>>> {
+/// The first point of the shard as one line of line protocol (`None` for an empty shard) and
+/// the number of field values the shard holds (every block decoded and checked).
+pub fn seed_line(s: &BackupShard, tmp: &Path) -> Result<(Option<Vec<u8>>, u64)> {
     let u = unpack(s, tmp)?;
+    let mut stats = crate::deep::DeepReport::default();
+    crate::deep::shard_stats(&u, s, &mut stats)?;
+    let values = stats.measurements.values().map(|m| m.values).sum();
     let mut seed = None;
     let r = for_each_file(&u, |r, tombs, ctx| {
         if seed.is_some() {
@@ -43,9 +47,37 @@ pub fn seed_line(s: &BackupShard, tmp: &Path) -> Result<Option<Vec<u8>>> {
         )
     });
     match r {
-        Ok(()) | Err(InfluxApiError::Cancelled) => Ok(seed),
+        Ok(()) | Err(InfluxApiError::Cancelled) => Ok((seed, values)),
         Err(e) => Err(e),
     }
+}
+
+/// Field values the target holds in `[start, end)` of `db`/`rp` (`count(*)` summed).
+pub async fn values_in_range(
+    http: &InfluxHttp,
+    db: &str,
+    rp: &str,
+    start: i64,
+    end: i64,
+) -> Result<u64> {
+    let q = format!(
+        "SELECT count(*) FROM {}.{}./.*/ WHERE time >= {start} AND time < {end}",
+        crate::http::quote_ident(db),
+        crate::http::quote_ident(rp)
+    );
+    let series = http
+        .query(
+            Some(db),
+            &q,
+            &format!("count the values of {db}/{rp} in a shard range"),
+        )
+        .await?;
+    Ok(series
+        .iter()
+        .flat_map(|s| s.values.iter())
+        .flat_map(|row| row.iter().skip(1))
+        .filter_map(serde_json::Value::as_u64)
+        .sum())
 }
 
 /// The ID of the target shard of `db`/`rp` whose group is exactly `[start, end)`.

@@ -249,9 +249,10 @@ impl ShardJob {
     /// the shard's files into it. `false` when the target's shard group does not line up.
     async fn try_import(&self, s: &BackupShard, (start, end): (i64, i64)) -> Result<bool> {
         let (sh, tmp) = (s.clone(), self.opts.tmp_dir.clone());
-        let seed = tokio::task::spawn_blocking(move || crate::import::seed_line(&sh, &tmp))
-            .await
-            .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
+        let (seed, expected) =
+            tokio::task::spawn_blocking(move || crate::import::seed_line(&sh, &tmp))
+                .await
+                .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
         let Some(seed) = seed else { return Ok(true) };
         let what = format!("write {} into {}", label(s), self.opts.target_db());
         self.write_retrying(&s.policy, gzip(&seed)?.into(), &what)
@@ -267,6 +268,25 @@ impl ShardJob {
         tokio::task::spawn_blocking(move || crate::import::upload_shard(&sh, &addr, &db, &rp, id))
             .await
             .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
+        let got = crate::import::values_in_range(
+            &self.http,
+            self.opts.target_db(),
+            &s.policy,
+            start,
+            end,
+        )
+        .await?;
+        if got != expected {
+            return Err(InfluxApiError::Server {
+                what: format!("upload {} into {}", label(s), self.opts.target_db()),
+                status: 200,
+                message: format!(
+                    "after the upload the target holds {got} value(s) in the shard's time range, \
+                     the backup {expected}: the target did not restore the shard (see its log); \
+                     re-run without --upload-empty-shards"
+                ),
+            });
+        }
         Ok(true)
     }
 }
