@@ -95,6 +95,14 @@ fn count(s: &Influxd, db: &str) -> u64 {
         .sum()
 }
 
+/// Like [`count`], 0 while the database cannot answer yet.
+fn count_or_zero(s: &Influxd, db: &str) -> u64 {
+    let v = s.query(&format!("SELECT count(*) FROM \"{db}\".\"autogen\".cpu"));
+    v["results"][0]["series"][0]["values"][0]
+        .as_array()
+        .map_or(0, |row| row.iter().skip(1).filter_map(|x| x.as_u64()).sum())
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probes with --list.
@@ -176,6 +184,13 @@ fn main() {
             ])
             .arg(&dir),
     );
+    // influxd restore returns before the restored shards are open ("engine is closed"): wait
+    // (untimed, in the workaround's favour) until tmp answers with all its values.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count_or_zero(&b, "tmp") < values {
+        assert!(Instant::now() < deadline, "tmp never became readable");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let t = Instant::now();
     let out = Command::new("curl")
         .args(["-sf", "-XPOST", &format!("{url}/query"), "--data-urlencode"])
