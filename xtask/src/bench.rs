@@ -1,4 +1,4 @@
-//! `cargo xtask bench [wal|backup|restore|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench [wal|backup|restore|tsm|all]`: our benchmarks beside the peers'.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
 //! takes N ms longer (a FUSE passthrough, see slowfs.rs).
 
@@ -17,6 +17,8 @@ pub enum Which {
     Restore,
     /// Merge into an existing database, against `influxd restore -newdb` + `SELECT INTO`.
     Merge,
+    /// TSM encode/decode throughput per value type.
+    Tsm,
     /// Everything.
     All,
 }
@@ -77,6 +79,9 @@ pub fn run(args: Args) -> Result<()> {
             "snapshotd",
             "merge",
         ));
+    }
+    if matches!(args.which, Which::Tsm | Which::All) {
+        benches.push(("TSM encode/decode per type", "snapshotd-tsm", "tsm"));
     }
     if matches!(args.which, Which::All) {
         benches.push((

@@ -2,26 +2,57 @@
 
 use crate::codec::{boolean, float, integer, put_uvarint, string, timestamp, uvarint};
 use crate::error::{Result, corrupt};
-use crate::values::{BlockType, Values, each};
+use crate::values::{BlockType, Values};
 
 /// Encodes `values` (one block's worth) as block data, without the CRC.
 pub fn encode_block(values: &Values, out: &mut Vec<u8>) -> Result<()> {
-    let ts: Vec<i64> = each!(values, v => v.iter().map(|p| p.0).collect());
+    encode_range(values, 0, values.len(), out)
+}
+
+/// Encodes the points `[from, to)` of `values` as block data, without the CRC.
+pub(crate) fn encode_range(
+    values: &Values,
+    from: usize,
+    to: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let typ = values.block_type().byte();
+    match values {
+        Values::Float(v) => pack(typ, &v[from..to], out, |x, o| {
+            float::encode(&x.iter().map(|p| p.1).collect::<Vec<_>>(), o)
+        }),
+        Values::Integer(v) => pack(typ, &v[from..to], out, |x, o| {
+            integer::encode(&x.iter().map(|p| p.1).collect::<Vec<_>>(), o);
+            Ok(())
+        }),
+        Values::Unsigned(v) => pack(typ, &v[from..to], out, |x, o| {
+            integer::encode_unsigned(&x.iter().map(|p| p.1).collect::<Vec<_>>(), o);
+            Ok(())
+        }),
+        Values::Boolean(v) => pack(typ, &v[from..to], out, |x, o| {
+            boolean::encode(&x.iter().map(|p| p.1).collect::<Vec<_>>(), o);
+            Ok(())
+        }),
+        Values::String(v) => pack(typ, &v[from..to], out, |x, o| {
+            string::encode(&x.iter().map(|p| p.1.as_str()).collect::<Vec<_>>(), o)
+        }),
+    }
+}
+
+/// Writes the type byte, the timestamp section with its length, then the values by `enc`.
+fn pack<T>(
+    typ: u8,
+    points: &[(i64, T)],
+    out: &mut Vec<u8>,
+    enc: impl FnOnce(&[(i64, T)], &mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let ts: Vec<i64> = points.iter().map(|p| p.0).collect();
     let mut tsb = Vec::with_capacity(16);
     timestamp::encode(&ts, &mut tsb);
-    out.push(values.block_type().byte());
+    out.push(typ);
     put_uvarint(out, tsb.len() as u64);
     out.extend_from_slice(&tsb);
-    match values {
-        Values::Float(v) => float::encode(&v.iter().map(|p| p.1).collect::<Vec<_>>(), out)?,
-        Values::Integer(v) => integer::encode(&v.iter().map(|p| p.1).collect::<Vec<_>>(), out),
-        Values::Unsigned(v) => {
-            integer::encode_unsigned(&v.iter().map(|p| p.1).collect::<Vec<_>>(), out)
-        }
-        Values::Boolean(v) => boolean::encode(&v.iter().map(|p| p.1).collect::<Vec<_>>(), out),
-        Values::String(v) => string::encode(&v.iter().map(|p| &p.1).collect::<Vec<_>>(), out)?,
-    }
-    Ok(())
+    enc(points, out)
 }
 
 /// Splits block data into (type, timestamp section, value section).

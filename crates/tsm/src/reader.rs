@@ -146,10 +146,14 @@ impl<R: Read + Seek> TsmReader<R> {
                 entry.offset
             )));
         }
-        let mut buf = vec![0u8; entry.size as usize];
-        read_at(&mut self.r, entry.offset, &mut buf)?;
-        let stored = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let computed = crc32fast::hash(&buf[4..]);
+        let mut crc = [0u8; 4];
+        read_at(&mut self.r, entry.offset, &mut crc)?;
+        let mut buf = vec![0u8; entry.size as usize - 4];
+        self.r
+            .read_exact(&mut buf)
+            .map_err(|e| eof_is_corrupt(e, entry.offset))?;
+        let stored = u32::from_be_bytes(crc);
+        let computed = crc32fast::hash(&buf);
         if stored != computed {
             return Err(TsmError::Crc {
                 offset: entry.offset,
@@ -157,7 +161,6 @@ impl<R: Read + Seek> TsmReader<R> {
                 computed,
             });
         }
-        buf.drain(..4);
         Ok(buf)
     }
 
@@ -225,11 +228,16 @@ impl<R: Read + Seek> TsmReader<R> {
 
 fn read_at<R: Read + Seek>(r: &mut R, at: u64, buf: &mut [u8]) -> Result<()> {
     r.seek(SeekFrom::Start(at)).map_err(io("seek TSM file"))?;
-    r.read_exact(buf).map_err(|e| match e.kind() {
+    r.read_exact(buf).map_err(|e| eof_is_corrupt(e, at))
+}
+
+/// A short read means the file is truncated; other failures stay I/O errors.
+fn eof_is_corrupt(e: std::io::Error, at: u64) -> TsmError {
+    match e.kind() {
         std::io::ErrorKind::UnexpectedEof => corrupt(format!("file truncated at offset {at}")),
         _ => TsmError::Io {
             context: "read TSM file",
             source: e,
         },
-    })
+    }
 }

@@ -82,7 +82,6 @@ macro_rules! each {
         }
     };
 }
-pub(crate) use each;
 
 impl Values {
     /// The block type these values are stored as.
@@ -140,8 +139,10 @@ impl Values {
         Ok(())
     }
 
-    /// The points `[from, to)` as a new vector of the same type.
+    /// The points `[from, to)` (clamped to the points present) as a new vector of the same type.
     pub fn slice(&self, from: usize, to: usize) -> Values {
+        let to = to.min(self.len());
+        let from = from.min(to);
         match self {
             Values::Float(v) => Values::Float(v[from..to].to_vec()),
             Values::Integer(v) => Values::Integer(v[from..to].to_vec()),
@@ -149,5 +150,35 @@ impl Values {
             Values::Boolean(v) => Values::Boolean(v[from..to].to_vec()),
             Values::String(v) => Values::String(v[from..to].to_vec()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_helpers() {
+        let mut v = Values::Integer(vec![(1, 10), (2, 20), (3, 30)]);
+        assert_eq!(v.slice(1, 99), Values::Integer(vec![(2, 20), (3, 30)]));
+        assert_eq!(v.slice(5, 2), Values::Integer(vec![]));
+        assert_eq!(
+            v.append(Values::Float(vec![(4, 1.0)])),
+            Err(Values::Float(vec![(4, 1.0)]))
+        );
+        assert_eq!(v.append(Values::Integer(vec![(4, 40)])), Ok(()));
+        v.retain_times(|t| t % 2 == 0);
+        assert_eq!((v.len(), v.time(0), v.time(1)), (2, Some(2), Some(4)));
+        for t in [
+            BlockType::Float,
+            BlockType::Integer,
+            BlockType::Boolean,
+            BlockType::String,
+            BlockType::Unsigned,
+        ] {
+            assert_eq!(BlockType::from_byte(t.byte()), Some(t));
+            assert_eq!(Values::empty(t).block_type(), t);
+        }
+        assert_eq!(BlockType::from_byte(5), None);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::block::encode_block;
+use crate::block::encode_range;
 use crate::error::{Result, TsmError, io, show};
 use crate::index::{self, HEADER_SIZE, IndexEntry, MAGIC, VERSION};
 use crate::values::{BlockType, Values};
@@ -85,13 +85,12 @@ impl<W: Write> TsmWriter<W> {
         let mut from = 0;
         while from < values.len() {
             let to = (from + self.max_points).min(values.len());
-            let chunk = values.slice(from, to);
             let mut data = std::mem::take(&mut self.buf);
             data.clear();
-            encode_block(&chunk, &mut data)?;
+            encode_range(values, from, to, &mut data)?;
             let (min, max) = (
-                chunk.time(0).unwrap_or(0),
-                chunk.time(to - from - 1).unwrap_or(0),
+                values.time(from).unwrap_or(0),
+                values.time(to - 1).unwrap_or(0),
             );
             let r = self.put_block(min, max, &data);
             self.buf = data;

@@ -2,10 +2,11 @@
 
 use crate::error::{Result, corrupt};
 
-/// Appends bits to a byte vector, high bit of each byte first.
+/// Appends bits to a byte vector, high bit of each byte first, 8 bytes at a time.
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
-    acc: u64,
+    /// Pending bits in the low `n` bits (higher bits are already flushed).
+    acc: u128,
     n: u32,
 }
 
@@ -16,29 +17,27 @@ impl<'a> BitWriter<'a> {
     }
 
     /// Writes the low `n` (<= 64) bits of `v`, most significant first.
+    #[inline]
     pub(crate) fn write(&mut self, v: u64, n: u32) {
-        if n > 32 {
-            self.write(v >> 32, n - 32);
-            self.write(v & 0xFFFF_FFFF, 32);
+        if n == 0 {
             return;
         }
-        let v = if n == 0 {
-            0
-        } else {
-            v & (u64::MAX >> (64 - n))
-        };
-        self.acc = (self.acc << n) | v;
+        let v = v & (u64::MAX >> (64 - n));
+        self.acc = (self.acc << n) | u128::from(v);
         self.n += n;
-        while self.n >= 8 {
-            self.n -= 8;
-            self.out.push((self.acc >> self.n) as u8);
+        if self.n >= 64 {
+            self.n -= 64;
+            self.out
+                .extend_from_slice(&((self.acc >> self.n) as u64).to_be_bytes());
         }
     }
 
-    /// Pads the last byte with zero bits.
+    /// Flushes the pending bits, padding the last byte with zero bits.
     pub(crate) fn finish(self) {
-        if self.n > 0 {
-            self.out.push((self.acc << (8 - self.n)) as u8);
+        let bytes = self.n.div_ceil(8);
+        let v = (self.acc << (bytes * 8 - self.n)) as u64;
+        for i in (0..bytes).rev() {
+            self.out.push((v >> (i * 8)) as u8);
         }
     }
 }
@@ -61,21 +60,36 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n` (<= 64) bits as the low bits of the result.
+    #[inline]
     pub(crate) fn read(&mut self, n: u32) -> Result<u64> {
         if (n as usize) > self.remaining() {
             return Err(corrupt("float stream truncated"));
         }
-        let mut v = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.b[self.pos / 8];
-            let used = (self.pos % 8) as u32;
-            let take = (8 - used).min(left);
-            let bits = (u64::from(byte) >> (8 - used - take)) & ((1u64 << take) - 1);
-            v = if take == 64 { bits } else { (v << take) | bits };
-            self.pos += take as usize;
-            left -= take;
+        if n == 0 {
+            return Ok(0);
         }
+        let at = self.pos / 8;
+        let shift = (self.pos % 8) as u32;
+        let word = match self
+            .b
+            .get(at..at + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        {
+            Some(w) => w,
+            None => {
+                let mut w = [0u8; 8];
+                let avail = self.b.len() - at;
+                w[..avail].copy_from_slice(&self.b[at..]);
+                w
+            }
+        };
+        let mut v = (u64::from_be_bytes(word) << shift) >> (64 - n);
+        // A read crossing into a 9th byte takes its remaining low bits from there.
+        if shift + n > 64 {
+            let k = shift + n - 64;
+            v |= u64::from(self.b[at + 8]) >> (8 - k);
+        }
+        self.pos += n as usize;
         Ok(v)
     }
 }

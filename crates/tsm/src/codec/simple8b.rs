@@ -28,7 +28,13 @@ pub fn encode(src: &[u64], out: &mut Vec<u8>) -> Result<()> {
     let mut i = 0;
     while i < src.len() {
         let rest = &src[i..];
-        let sel = (0..16)
+        // Selectors narrower than the next value cannot fit; start at the first that can.
+        let need = 64 - rest[0].leading_zeros();
+        let first = match rest[0] {
+            1 => 0,
+            _ => (2..16).find(|&s| BITS[s] >= need).unwrap_or(16),
+        };
+        let sel = (first..16)
             .find(|&s| can_pack(rest, N[s], BITS[s]))
             .ok_or_else(|| {
                 crate::TsmError::Unsupported(format!("value {} exceeds 2^60-1", rest[0]))

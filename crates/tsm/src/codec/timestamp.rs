@@ -22,7 +22,13 @@ pub fn encode(ts: &[i64], out: &mut Vec<u8>) {
         .collect();
     let mut div = 1_000_000_000_000u64;
     let mut log = 12u8;
+    let mut last = None;
     for d in &deltas {
+        // A repeated delta (the common case) is already known to divide.
+        if last == Some(*d) {
+            continue;
+        }
+        last = Some(*d);
         while div > 1 && d % div != 0 {
             div /= 10;
             log -= 1;
@@ -36,7 +42,18 @@ pub fn encode(ts: &[i64], out: &mut Vec<u8>) {
         put_uvarint(out, ts.len() as u64);
         return;
     }
-    let scaled: Vec<u64> = deltas.iter().map(|d| d / div).collect();
+    let mut last: Option<(u64, u64)> = None;
+    let scaled: Vec<u64> = deltas
+        .iter()
+        .map(|d| match last {
+            Some((prev, q)) if prev == *d => q,
+            _ => {
+                let q = d / div;
+                last = Some((*d, q));
+                q
+            }
+        })
+        .collect();
     let start = out.len();
     out.push(PACKED << 4 | log);
     out.extend_from_slice(&(first as u64).to_be_bytes());
@@ -145,6 +162,8 @@ mod tests {
         // Equal and negative times still round-trip.
         round_trip(&[-5, -5, -5])?;
         round_trip(&[-3_000, -2_000, 0, 1_000])?;
+        // Deltas of -1 (u64::MAX as unsigned) then a jump: raw, every delta kept (fuzz find).
+        round_trip(&[10, 9, 8, 7, 1 << 50])?;
         Ok(())
     }
 

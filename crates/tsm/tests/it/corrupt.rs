@@ -59,3 +59,21 @@ fn absurd_index_sizes_are_refused_before_allocation() {
         })
     ));
 }
+
+#[test]
+fn absurd_block_counts_with_valid_crcs_are_refused_before_allocation() {
+    // A boolean block whose RLE timestamp section claims 2^40 times and whose value section
+    // claims 2^40 booleans, with a correct CRC: only the count bound can stop it.
+    let mut data = vec![2u8, 16];
+    data.extend([0x20, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+    data.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+    data.extend([0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0xFF]);
+    let mut w = snapshotd_tsm::TsmWriter::new(Vec::new());
+    w.write_block(b"k#!~#b", 1, 1, &data).unwrap_or_default();
+    let file = w.finish().unwrap_or_default();
+    let err = read_all(file);
+    assert!(
+        matches!(err, Err(TsmError::LimitExceeded { what: "block value count", got, .. }) if got == 1 << 40),
+        "{err:?}"
+    );
+}
