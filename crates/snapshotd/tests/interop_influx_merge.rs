@@ -523,6 +523,40 @@ fn offline_restore_brings_users_back_with_their_passwords() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("cq1"));
+
+    // Merge into the auth-enabled influxd with credentials from the environment or a file.
+    let url = format!("http://{}", own.http);
+    let args = [
+        "restore",
+        "--db",
+        "mdb",
+        "--newdb",
+        "authdb",
+        "--on-conflict",
+        "merge",
+        "--http",
+        &url,
+        b,
+    ];
+    let run = |user: &str, pw: &str| {
+        Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+            .args(args)
+            .env("INFLUX_USERNAME", user)
+            .env("INFLUX_PASSWORD", pw)
+            .output()
+            .unwrap()
+    };
+    let bad = run("root", "wrong");
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("401"), "{}", stderr(&bad));
+    let good = run("root", "r00t-pw");
+    assert!(good.status.success(), "{}", stderr(&good));
+    let creds = bdir.path().join("creds");
+    std::fs::write(&creds, "root:r00t-pw\n").unwrap();
+    let mut with_file: Vec<&str> = args[..args.len() - 1].to_vec();
+    with_file.extend(["--credentials-file", creds.to_str().unwrap(), b]);
+    let out = snapshotd(&with_file);
+    assert!(out.status.success());
 }
 
 /// Flips one bit inside the first TSM block of shard file `gz` and rewrites it gzip'd.
