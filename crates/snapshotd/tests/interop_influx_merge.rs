@@ -407,6 +407,7 @@ fn skip_and_newdb_conflicts_are_reported_not_overwritten() {
 struct OwnInfluxd {
     dir: tempfile::TempDir,
     http: String,
+    scheme: &'static str,
     child: Option<ChildGuard>,
 }
 
@@ -432,6 +433,7 @@ impl OwnInfluxd {
         OwnInfluxd {
             dir,
             http,
+            scheme: "http",
             child: None,
         }
     }
@@ -455,12 +457,12 @@ impl OwnInfluxd {
     /// HTTP status of `SHOW DATABASES` as `user:password` (0 when nothing answers).
     fn status(&self, user: &str, pw: &str) -> u16 {
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-XPOST"]);
+        cmd.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-XPOST"]);
         if !user.is_empty() {
             cmd.args(["-u", &format!("{user}:{pw}")]);
         }
         let out = cmd
-            .arg(format!("http://{}/query", self.http))
+            .arg(format!("{}://{}/query", self.scheme, self.http))
             .args(["--data-urlencode", "q=SHOW DATABASES"])
             .output()
             .unwrap();
@@ -702,4 +704,82 @@ fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
     }
     let n = tgt.query("SELECT count(usage) FROM upl.rpx.cpu WHERE host = 'target'");
     assert_eq!(n["results"][0]["series"][0]["values"][0][1], 2 * 144);
+}
+
+#[test]
+#[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
+fn merge_over_https_trusts_the_given_ca_only() {
+    let src = Influxd::start();
+    load_source(&src, 1);
+    let bdir = temp_dir();
+    influxd_backup(&src, bdir.path());
+    let b = bdir.path().to_str().unwrap();
+    let mut own = OwnInfluxd::new();
+    let d = own.dir.path().to_path_buf();
+    let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", stderr(&st));
+    let conf = std::fs::read_to_string(d.join("influxd.conf")).unwrap();
+    let tls = conf
+        .replacen("https-enabled = false", "https-enabled = true", 1)
+        .replacen("/etc/ssl/influxdb.pem", cert.to_str().unwrap(), 1)
+        .replacen(
+            "https-private-key = \"\"",
+            &format!("https-private-key = \"{}\"", key.display()),
+            1,
+        );
+    std::fs::write(d.join("tls.conf"), tls).unwrap();
+    own.scheme = "https";
+    own.start("tls.conf");
+    let url = format!("https://{}", own.http);
+    let args = [
+        "restore",
+        "--db",
+        "mdb",
+        "--newdb",
+        "tlsdb",
+        "--on-conflict",
+        "merge",
+        "--http",
+        &url,
+    ];
+    let mut untrusted: Vec<&str> = args.to_vec();
+    untrusted.push(b);
+    let out = snapshotd(&untrusted);
+    assert!(
+        !out.status.success(),
+        "a self-signed certificate is not trusted by default"
+    );
+    let mut trusted: Vec<&str> = args.to_vec();
+    trusted.extend(["--http-ca", cert.to_str().unwrap(), b]);
+    let out = snapshotd(&trusted);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("merge complete: 2880 point(s)"),
+        "{}",
+        stderr(&out)
+    );
 }
