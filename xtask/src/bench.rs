@@ -15,6 +15,8 @@ pub enum Which {
     Backup,
     /// Restore, against `influxd restore -portable`.
     Restore,
+    /// Merge into an existing database, against `influxd restore -newdb` + `SELECT INTO`.
+    Merge,
     /// TSM encode/decode throughput per value type.
     Tsm,
     /// Everything.
@@ -70,6 +72,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     if matches!(args.which, Which::Backup | Which::Restore | Which::All) {
         benches.push(("backup/restore vs influxd -portable", "snapshotd", "backup"));
+    }
+    if matches!(args.which, Which::Merge | Which::All) {
+        benches.push((
+            "merge vs influx's -newdb + SELECT INTO",
+            "snapshotd",
+            "merge",
+        ));
     }
     if matches!(args.which, Which::Tsm | Which::All) {
         benches.push(("TSM encode/decode per type", "snapshotd-tsm", "tsm"));

@@ -36,7 +36,7 @@ impl Suite {
         match self {
             // `interop_go` checks our JSON against Go's encoding/json; it needs only `go`.
             Suite::Etcd => &["interop_etcd", "interop_go"],
-            Suite::Influx => &["interop_influx"],
+            Suite::Influx => &["interop_influx", "interop_influx_merge"],
             Suite::S3 => &["interop_s3"],
             Suite::All => &[],
         }

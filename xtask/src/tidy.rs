@@ -51,6 +51,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["snapshotd-wire", "snapshotd-store", "snapshotd-influxql"],
     ),
     (
+        "snapshotd-influxapi",
+        &["snapshotd-tsm", "snapshotd-wire", "snapshotd-store"],
+    ),
+    (
         "snapshotd-client",
         &[
             "snapshotd-wire",
@@ -68,6 +72,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "snapshotd-sealed",
             "snapshotd-checkpoint",
             "snapshotd-influxql",
+            "snapshotd-influxapi",
             "snapshotd-tsm",
             "snapshotd-etcd",
             "snapshotd-store",
@@ -80,7 +85,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// (crate, dependency, feature): normal dependencies that must turn default features off
 /// and not enable the feature (the server sees only the `Store` traits, never the on-disk
 /// store and its WAL).
-const FEATURE_BANS: &[(&str, &str, &str)] = &[("snapshotd-server", "snapshotd-store", "builtin")];
+const FEATURE_BANS: &[(&str, &str, &str)] = &[
+    ("snapshotd-server", "snapshotd-store", "builtin"),
+    ("snapshotd-influxapi", "snapshotd-store", "builtin"),
+];
 
 /// The crate that test code may depend on and nothing else may.
 const TESTUTIL: &str = "snapshotd-testutil";

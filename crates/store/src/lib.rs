@@ -17,7 +17,7 @@ mod types;
 
 #[cfg(feature = "builtin")]
 pub mod builtin;
-#[cfg(any(feature = "builtin", feature = "testkit"))]
+#[cfg(feature = "meta")]
 pub mod meta;
 #[cfg(feature = "testkit")]
 pub mod testkit;

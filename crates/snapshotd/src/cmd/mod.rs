@@ -5,7 +5,9 @@ mod unlock;
 
 mod backup;
 mod common;
+mod deep;
 mod forget;
+mod merge;
 mod metrics_file;
 mod progress;
 mod restore;

@@ -54,6 +54,9 @@ pub struct RestoreArgs {
     /// Backup location: a directory, `file://…` or `s3://bucket/prefix` (only read).
     #[arg(value_name = "SRC")]
     pub src: String,
+    /// Merge/skip into a live database, offline metastore restore, `--check`.
+    #[command(flatten)]
+    pub merge: super::merge::MergeArgs,
 }
 
 /// The target's name: `--newdb`, else `--db`, else `all`.
@@ -106,6 +109,9 @@ fn options(args: &RestoreArgs) -> RestoreOptions {
 
 /// Runs `snapshotd restore`.
 pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::merge::run_if_requested(&args)? {
+        return Ok(code);
+    }
     let opts = options(&args);
     snapshotd_client::restore::rename_names(&opts)?;
     let src = open_existing(&args.src)?;
@@ -182,6 +188,9 @@ fn report(
                         "; backup has no checksums (written by influxd): sizes only"
                     }
                 );
+            }
+            if args.merge.check {
+                return super::merge::check_after(args);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -40,6 +40,9 @@ pub struct VerifyArgs {
     /// Backup location: a directory, `file://…` or `s3://bucket/prefix`.
     #[arg(value_name = "SRC")]
     pub src: String,
+    /// `--deep`: decode every TSM block and count points.
+    #[command(flatten)]
+    pub deep: super::deep::DeepArgs,
 }
 
 /// Checks `src`, decrypting it first when a key is given.
@@ -95,6 +98,9 @@ async fn record(dest: &Destination, report: &mut VerifyReport) {
 
 /// Runs `snapshotd verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::deep::run_if_requested(&args.deep, &args.src, args.json)? {
+        return Ok(code);
+    }
     let dest = open_existing(&args.src)?;
     let rt = runtime()?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);

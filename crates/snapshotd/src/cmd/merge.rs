@@ -1,0 +1,448 @@
+//! `snapshotd restore --on-conflict merge|skip`, `--offline` and `--check`: the restore paths
+//! that go through influx's v1 HTTP API or its metastore file (see `snapshotd-influxapi`).
+//! The lead wires [`run_if_requested`] at the top of `restore::run`.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use snapshotd_influxapi::{
+    Backup, CheckReport, ConflictMode, Credentials, HttpOptions, InfluxHttp, MergeOptions,
+    MergeReport, UnsignedMode, check_target, deep_verify, merge, restore_grants, restore_schema,
+    write_meta_offline,
+};
+
+use super::restore::RestoreArgs;
+
+/// What to do when the target database already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnConflict {
+    /// Refuse (the snapshotter restore; influx's behaviour).
+    Error,
+    /// Write the backup's points into the existing database through the HTTP API.
+    Merge,
+    /// Like merge, but leave shards whose time range already holds data untouched.
+    Skip,
+}
+
+/// The merge / offline / check flags of `snapshotd restore`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// When the target database exists: error (default), merge through the HTTP API, or skip
+    /// shards whose time range already holds data and merge the rest.
+    #[arg(long, value_enum, default_value = "error")]
+    pub on_conflict: OnConflict,
+    /// The target's HTTP API (influxd `[http]`), e.g. http://127.0.0.1:8086 or https://…
+    #[arg(long = "http", value_name = "URL")]
+    pub http_url: Option<String>,
+    /// File with `user:password` (or the user on line 1 and the password on line 2);
+    /// otherwise INFLUX_USERNAME / INFLUX_PASSWORD are used when set.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for an https:// target.
+    #[arg(long, value_name = "FILE")]
+    pub http_ca: Option<PathBuf>,
+    /// Accept any certificate from an https:// target (testing only).
+    #[arg(long)]
+    pub http_insecure: bool,
+    /// Lines per /write request (memory is bounded by jobs x 2 x batch).
+    #[arg(long, value_name = "LINES", default_value_t = 5000)]
+    pub batch: usize,
+    /// Merge fast path: a shard whose time range ended in the past and holds no data on the
+    /// target is uploaded whole through the snapshotter at --host into the target's shard for
+    /// that range (when its shard group lines up) instead of point by point. Points written by
+    /// others into that range during the upload would be replaced.
+    #[arg(long)]
+    pub upload_empty_shards: bool,
+    /// Write unsigned fields as `u` (targets with unsigned support); refused otherwise.
+    #[arg(long)]
+    pub unsigned: bool,
+    /// Write the backup's complete metastore (users with password hashes, grants, CQs,
+    /// subscriptions) into a stopped influxd's meta dir, keeping a copy of the old meta.db.
+    #[arg(long, requires = "influx_meta_dir")]
+    pub offline: bool,
+    /// The meta dir of the stopped influxd (`[meta] dir`), for --offline.
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    pub influx_meta_dir: Option<PathBuf>,
+    /// After the restore, decode the backup and compare per-measurement counts with the target
+    /// through --http; fails if any differs.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Runs the merge, skip or offline restore when one was asked for; `None` means "do the
+/// snapshotter restore" (and then [`check_after`] if `--check`).
+pub fn run_if_requested(args: &RestoreArgs) -> anyhow::Result<Option<ExitCode>> {
+    let m = &args.merge;
+    if m.offline {
+        return offline(args).map(Some);
+    }
+    if m.on_conflict == OnConflict::Error {
+        return Ok(None);
+    }
+    let rt = runtime()?;
+    let code = rt.block_on(merge_run(args))?;
+    Ok(Some(code))
+}
+
+/// `--check` after a snapshotter restore: target counts must equal the backup's.
+pub fn check_after(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (backup, db) = open_backup(args)?;
+        let http = connect(&args.merge).await?;
+        let new_db = args.newdb.clone().unwrap_or_else(|| db.clone());
+        let rep = run_check(&http, &backup, &db, &new_db, false).await?;
+        Ok(check_verdict(&rep))
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+/// The backup directory and the database to restore (`--db`, or the backup's only one).
+fn open_backup(args: &RestoreArgs) -> anyhow::Result<(Backup, String)> {
+    let dir = args.src.strip_prefix("file://").unwrap_or(&args.src);
+    if dir.contains("://") {
+        bail!(
+            "{}: merge, --offline and --check read a local backup directory (copy it locally first)",
+            args.src
+        );
+    }
+    let backup = Backup::open(Path::new(dir))?;
+    let db = match &args.db {
+        Some(d) => d.clone(),
+        None => {
+            let names: Vec<&str> = backup
+                .meta
+                .databases
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
+            match names.as_slice() {
+                [one] => one.to_string(),
+                _ => bail!("the backup holds databases {names:?}: name one with --db"),
+            }
+        }
+    };
+    if backup.meta.database(&db).is_none() {
+        bail!("database {db:?} is not in the backup {dir}");
+    }
+    Ok((backup, db))
+}
+
+/// An HTTP client for --http with the caller's credentials.
+async fn connect(m: &MergeArgs) -> anyhow::Result<InfluxHttp> {
+    let Some(url) = &m.http_url else {
+        bail!(
+            "--on-conflict merge|skip and --check talk to the target's HTTP API: pass --http URL (e.g. http://127.0.0.1:8086)"
+        );
+    };
+    let mut o = HttpOptions::new(url.clone());
+    o.credentials = credentials(m.credentials_file.as_deref())?;
+    o.insecure = m.http_insecure;
+    if let Some(ca) = &m.http_ca {
+        o.ca_pem =
+            Some(std::fs::read(ca).with_context(|| format!("read --http-ca {}", ca.display()))?);
+    }
+    let http = InfluxHttp::new(&o)?;
+    http.ping()
+        .await
+        .with_context(|| format!("the target at {url} does not answer /ping"))?;
+    Ok(http)
+}
+
+/// Credentials from the file, else from INFLUX_USERNAME / INFLUX_PASSWORD.
+fn credentials(file: Option<&Path>) -> anyhow::Result<Option<Credentials>> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("read --credentials-file {}", f.display()))?;
+        let text = text.trim_end_matches(['\n', '\r']);
+        let (u, p) = match text.split_once('\n') {
+            Some((u, p)) => (u.trim_end_matches('\r'), p.trim_end_matches(['\n', '\r'])),
+            None => text.split_once(':').with_context(|| {
+                format!(
+                    "{}: expected `user:password` or the user and password on two lines",
+                    f.display()
+                )
+            })?,
+        };
+        return Ok(Some(Credentials {
+            username: u.into(),
+            password: p.into(),
+        }));
+    }
+    match (
+        std::env::var("INFLUX_USERNAME"),
+        std::env::var("INFLUX_PASSWORD"),
+    ) {
+        (Ok(u), Ok(p)) if !u.is_empty() => Ok(Some(Credentials {
+            username: u,
+            password: p,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The merge: schema, grants, points, then the optional check.
+async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    if args.newrp.is_some() || args.shard.is_some() || args.encrypt_key_file.is_some() {
+        bail!(
+            "--on-conflict merge|skip does not support --newrp, --shard or --encrypt-key-file yet \
+             (decrypt first with `snapshotd decrypt`; merge whole retention policies with --rp)"
+        );
+    }
+    let (backup, db) = open_backup(args)?;
+    let m = &args.merge;
+    let http = connect(m).await?;
+    let new_db = args.newdb.clone().unwrap_or_else(|| db.clone());
+    let schema = restore_schema(&http, &backup.meta, &db, &new_db).await?;
+    let grants = restore_grants(&http, &backup.meta, &db, &new_db).await?;
+    print_schema_and_grants(&new_db, &schema, &grants);
+    let mut opts = MergeOptions::new(db.clone());
+    opts.new_db = args.newdb.clone();
+    opts.rp = args.rp.clone();
+    opts.jobs = args
+        .server
+        .jobs
+        .unwrap_or_else(super::common::default_jobs)
+        .max(1);
+    opts.batch_lines = m.batch.max(1);
+    opts.mode = if m.on_conflict == OnConflict::Skip {
+        ConflictMode::Skip
+    } else {
+        ConflictMode::Merge
+    };
+    opts.unsigned = if m.unsigned {
+        UnsignedMode::Native
+    } else {
+        UnsignedMode::Refuse
+    };
+    opts.import_addr = m.upload_empty_shards.then(|| args.server.host.clone());
+    let done_file = (!args.resume.no_resume)
+        .then(|| super::common::state_dir(args.state_dir.as_ref()))
+        .flatten()
+        .map(|state| done_path(&state, &backup.dir, http.url(), &new_db, args.rp.as_deref()));
+    let done = match &done_file {
+        Some(p) => read_done(p)?,
+        None => HashSet::new(),
+    };
+    let on_done = done_recorder(done_file.clone());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let began = std::time::Instant::now();
+    let report = merge(&http, &backup, &opts, &done, on_done, cancel)
+        .await
+        .with_context(|| format!("merge of {db} into {new_db} at {} stopped (re-run to resume: finished shards are recorded)", http.url()))?;
+    let secs = began.elapsed().as_secs_f64();
+    print_merge(&db, &new_db, &report, secs, args.server.json);
+    let mut code = ExitCode::SUCCESS;
+    if !schema.conflicts.is_empty() {
+        eprintln!(
+            "warning: {} definition(s) differ on the target and were left unchanged (named above)",
+            schema.conflicts.len()
+        );
+    }
+    if m.check {
+        let rep = run_check(&http, &backup, &db, &new_db, true).await?;
+        if check_verdict(&rep) != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    if code == ExitCode::SUCCESS
+        && let Some(p) = &done_file
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(code)
+}
+
+/// `STATE/merge/<src>-<url>-<db>[-<rp>].done`: the shards one merge has finished (never
+/// inside the backup it reads).
+fn done_path(state: &Path, src: &Path, url: &str, db: &str, rp: Option<&str>) -> PathBuf {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let rp = rp.map(|r| format!("-{}", clean(r))).unwrap_or_default();
+    let src = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
+    state.join("merge").join(format!(
+        "{}-{}-{}{rp}.done",
+        clean(&src.to_string_lossy()),
+        clean(url),
+        clean(db)
+    ))
+}
+
+fn read_done(p: &Path) -> anyhow::Result<HashSet<u64>> {
+    match std::fs::read_to_string(p) {
+        Ok(t) => Ok(t.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
+        Err(e) => Err(e).with_context(|| format!("read the merge progress {}", p.display())),
+    }
+}
+
+/// Appends each finished shard to the done file, synced before the next shard counts as done.
+fn done_recorder(file: Option<PathBuf>) -> snapshotd_influxapi::DoneFn {
+    Arc::new(move |id| {
+        let Some(p) = &file else { return Ok(()) };
+        let res = (|| -> std::io::Result<()> {
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?;
+            writeln!(f, "{id}")?;
+            f.sync_all()
+        })();
+        res.map_err(|source| snapshotd_influxapi::InfluxApiError::Io {
+            context: format!("record shard {id} as merged in {}", p.display()),
+            source,
+        })
+    })
+}
+
+fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
+    let rate = r.points as f64 / secs.max(1e-9);
+    if json {
+        let v = serde_json::json!({
+            "status": "ok", "database": db, "target_database": new_db,
+            "shards_merged": r.merged, "shards_uploaded_whole": r.imported, "shards_already_done": r.already_done,
+            "shards_skipped_with_data": r.skipped, "points": r.points, "batches": r.batches,
+            "elapsed_s": (secs * 1000.0).round() / 1000.0, "points_per_s": rate.round(),
+        });
+        println!("{v}");
+    } else {
+        eprintln!(
+            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) uploaded whole; {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
+            r.points,
+            r.merged.len(),
+            r.imported.len(),
+            r.already_done.len(),
+            r.skipped.len(),
+            r.skipped
+        );
+    }
+}
+
+fn print_schema_and_grants(
+    new_db: &str,
+    s: &snapshotd_influxapi::SchemaReport,
+    g: &snapshotd_influxapi::GrantsReport,
+) {
+    if s.created_db {
+        eprintln!("created database {new_db}");
+    }
+    eprintln!(
+        "retention policies: created {:?}, already identical {:?}; continuous queries: created {:?}, already identical {:?}",
+        s.rps_created, s.rps_same, s.cqs_created, s.cqs_same
+    );
+    for c in &s.conflicts {
+        eprintln!("warning: conflict: {c}");
+    }
+    for (u, p) in &g.applied {
+        eprintln!("granted {p} on {new_db} to {u}");
+    }
+    if !g.missing_users.is_empty() {
+        eprintln!(
+            "note: users {:?} hold privileges on this database in the backup but do not exist on the target; the HTTP API cannot set a password hash: create them (CREATE USER) and re-run, or use --offline to restore the metastore with their hashes",
+            g.missing_users
+        );
+    }
+}
+
+async fn run_check(
+    http: &InfluxHttp,
+    backup: &Backup,
+    db: &str,
+    new_db: &str,
+    at_least: bool,
+) -> anyhow::Result<CheckReport> {
+    let b2 = backup.clone();
+    let d2 = db.to_string();
+    let deep =
+        tokio::task::spawn_blocking(move || deep_verify(&b2, Some(&d2), &std::env::temp_dir()))
+            .await
+            .context("deep verify task")??;
+    Ok(check_target(http, &deep, db, new_db, at_least).await?)
+}
+
+fn check_verdict(rep: &CheckReport) -> ExitCode {
+    for r in &rep.rows {
+        eprintln!(
+            "check {}/{}/{}: backup {} value(s), target {}{}",
+            r.database,
+            r.rp,
+            r.measurement,
+            r.backup,
+            r.target,
+            if r.ok { "" } else { "  <-- MISMATCH" }
+        );
+    }
+    let bad = rep.failures().count();
+    if bad == 0 {
+        eprintln!("check passed: {} measurement(s) compared", rep.rows.len());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: check failed for {bad} measurement(s) (named above)");
+        ExitCode::FAILURE
+    }
+}
+
+/// `--offline --influx-meta-dir DIR`: the complete metastore of the backup into a stopped influxd.
+fn offline(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    if args.newdb.is_some() || args.newrp.is_some() {
+        bail!(
+            "--offline writes the backup's metastore as it was: --newdb/--newrp cannot be combined with it"
+        );
+    }
+    let dir = args.src.strip_prefix("file://").unwrap_or(&args.src);
+    let backup = Backup::open(Path::new(dir))?;
+    let Some(meta_dir) = &args.merge.influx_meta_dir else {
+        bail!("--offline needs --influx-meta-dir DIR");
+    };
+    let stamp = chrono_stamp();
+    let r = write_meta_offline(&backup.meta, meta_dir, &stamp)?;
+    eprintln!(
+        "offline restore: wrote {} ({} database(s), {} user(s) with password hashes, {} continuous query(ies)){}",
+        r.meta_db.display(),
+        r.databases,
+        r.users,
+        r.continuous_queries,
+        match &r.backup_copy {
+            Some(c) => format!("; the previous meta.db is kept as {}", c.display()),
+            None => String::new(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn chrono_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    secs.to_string()
+}
