@@ -1,6 +1,7 @@
-//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench`.
+//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench | chaos`.
 
 mod bench;
+mod chaos;
 mod fuzz;
 mod interop;
 mod slowfs;
@@ -27,6 +28,8 @@ enum Cmd {
     Fuzz(fuzz::Args),
     /// Benchmarks, side by side with the peer measured in the same run.
     Bench(bench::Args),
+    /// Seeded fault campaign on loopback (proxy faults, signals, full disks, hostile load).
+    Chaos(chaos::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Interop(a) => interop::run(a),
         Cmd::Fuzz(a) => fuzz::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Chaos(a) => chaos::run(a),
     }
 }

@@ -1,0 +1,141 @@
+//! A loopback TCP proxy that injects network faults into the server-to-client direction:
+//! delay, throttle, reset, half-close and blackhole (no FIN) after a number of bytes.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to the replies of connections opened while the mode is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward as is.
+    Pass,
+    /// Hold every chunk this many ms.
+    Delay(u64),
+    /// At most this many bytes per second.
+    Throttle(u64),
+    /// Forward this many bytes, then reset the client connection (RST).
+    Reset(u64),
+    /// Forward this many bytes, then close the client's read side with a FIN.
+    HalfClose(u64),
+    /// Forward this many bytes, then forward nothing and send no FIN (for at most 60 s).
+    Blackhole(u64),
+}
+
+/// Longest a blackholed connection is held open.
+const BLACKHOLE_HOLD: Duration = Duration::from_secs(60);
+
+/// A running proxy: connect to `addr`, traffic goes to the target.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    /// Starts a proxy on a loopback port in front of `target` (loopback too).
+    pub fn start(target: SocketAddr) -> Result<Proxy> {
+        anyhow::ensure!(
+            target.ip().is_loopback(),
+            "chaos proxies only loopback addresses"
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let mode = Arc::new(Mutex::new(Mode::Pass));
+        let m = Arc::clone(&mode);
+        rt.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let now = *m.lock().unwrap_or_else(PoisonError::into_inner);
+                tokio::spawn(pipe(client, target, now));
+            }
+        });
+        Ok(Proxy {
+            addr,
+            mode,
+            _rt: rt,
+        })
+    }
+
+    /// Sets the mode for connections opened from now on.
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+    }
+}
+
+async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode) {
+    let Ok(server) = TcpStream::connect(target).await else {
+        return;
+    };
+    if matches!(mode, Mode::Reset(_)) {
+        // Closing with a zero linger time sends RST instead of FIN.
+        let _ = client.set_zero_linger();
+    }
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        let _ = sw.shutdown().await;
+    });
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let n = match sr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let cut = match mode {
+            Mode::Reset(at) | Mode::HalfClose(at) | Mode::Blackhole(at) => at.checked_sub(sent),
+            _ => None,
+        };
+        if let Some(left) = cut.filter(|l| *l < n as u64) {
+            let left = usize::try_from(left).unwrap_or(0);
+            let _ = cw.write_all(&buf[..left]).await;
+            return fail(mode, cw, up).await;
+        }
+        match mode {
+            Mode::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Mode::Throttle(bps) => {
+                let ms = (n as u64).saturating_mul(1000) / bps.max(1);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            _ => {}
+        }
+        if cw.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        sent += n as u64;
+    }
+    let _ = cw.shutdown().await;
+    let _ = up.await;
+}
+
+/// Ends a connection the way `mode` says (the zero linger makes the Reset close an RST).
+async fn fail(
+    mode: Mode,
+    mut cw: tokio::net::tcp::OwnedWriteHalf,
+    up: tokio::task::JoinHandle<()>,
+) {
+    match mode {
+        Mode::HalfClose(_) => {
+            let _ = cw.shutdown().await;
+            up.abort();
+        }
+        Mode::Blackhole(_) => {
+            tokio::time::sleep(BLACKHOLE_HOLD).await;
+            up.abort();
+        }
+        _ => up.abort(),
+    }
+    let _ = up.await;
+    drop(cw);
+}
