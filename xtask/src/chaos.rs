@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::util::{cargo, step, target_dir, which};
-use fault::Fault;
+use fault::{Fault, Workload};
 use round::{Ctx, Outcome, Row};
 
 /// Flags of `cargo xtask chaos`.
@@ -70,8 +70,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut rng = Rng(args.seed);
     let plan = plan(&args, &mut rng);
     let mut rows = Vec::new();
-    for (k, (faults, backup)) in plan.iter().enumerate() {
-        let row = round::round(&mut ctx, k, faults, *backup, rng.next())?;
+    for (k, (faults, w)) in plan.iter().enumerate() {
+        let row = round::round(&mut ctx, k, faults, *w, rng.next())?;
         eprintln!(
             "xtask chaos: round {k}: {} x {} -> {:?} ({})",
             row.faults, row.workload, row.outcome, row.detail
@@ -110,14 +110,12 @@ fn build(debug: bool) -> Result<PathBuf> {
 /// Server with `chaos` data, influxd, proxies and a verified baseline backup.
 fn setup(bin: &std::path::Path, influxd: &std::path::Path, work: &std::path::Path) -> Result<Ctx> {
     let server = env::Server::start(bin, &work.join("serve-data"), &work.join("serve.log"))?;
-    let acked = workload::ingest(&server, "chaos", 20)?;
-    workload::ingest(&server, "flood", 1)?;
+    let acked_serve = workload::ingest(server.http, "chaos", 20)?;
     let influx = env::Influxd::start(influxd, &work.join("influxd"))?;
+    let acked = workload::ingest(influx.http, "chaos", 20)?;
     let baseline = workload::fresh_dir(work, "baseline")?;
-    let r = workload::run(
-        workload::backup(bin, &server.bind.to_string(), &baseline),
-        |_| {},
-    )?;
+    let host = influx.bind.to_string();
+    let r = workload::run(workload::backup(bin, &host, &baseline), |_| {})?;
     if !r.ok() {
         bail!("baseline backup failed: {}", r.stderr);
     }
@@ -129,6 +127,7 @@ fn setup(bin: &std::path::Path, influxd: &std::path::Path, work: &std::path::Pat
         server,
         influxd: influx,
         acked,
+        acked_serve,
         baseline,
         max_rss_kib: 0,
         injected: 0,
@@ -136,37 +135,30 @@ fn setup(bin: &std::path::Path, influxd: &std::path::Path, work: &std::path::Pat
 }
 
 /// Every applicable single fault for each workload, some combinations, then random rounds.
-fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, bool)> {
+fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
     use load::Load;
     let mut plan = Vec::new();
     for f in fault::all() {
-        if f.for_backup() {
-            plan.push((vec![f], true));
-        }
-        if f.for_restore() {
-            plan.push((vec![f], false));
+        for w in Workload::ALL {
+            if f.applies(w) {
+                plan.push((vec![f], w));
+            }
         }
     }
-    plan.push((vec![Fault::Delay, Fault::Load(Load::Slowloris)], true));
-    plan.push((vec![Fault::Throttle, Fault::KillServer], true));
     plan.push((
-        vec![Fault::Load(Load::Churn), Fault::Load(Load::Malformed)],
-        true,
+        vec![Fault::Delay, Fault::Load(Load::Slowloris)],
+        Workload::Serve,
     ));
+    plan.push((vec![Fault::Throttle, Fault::KillServer], Workload::Serve));
+    let hostile = vec![Fault::Load(Load::Churn), Fault::Load(Load::Malformed)];
+    plan.push((hostile, Workload::Serve));
     if args.quick {
         return plan;
     }
     let all = fault::all();
     for _ in 0..args.rounds {
-        let backup = rng.next().is_multiple_of(2);
-        let ok = |f: &Fault| {
-            if backup {
-                f.for_backup()
-            } else {
-                f.for_restore()
-            }
-        };
-        let pool: Vec<Fault> = all.iter().copied().filter(ok).collect();
+        let w = rng.pick(&Workload::ALL);
+        let pool: Vec<Fault> = all.iter().copied().filter(|f| f.applies(w)).collect();
         let a = rng.pick(&pool);
         let b = rng.pick(&pool);
         // At most one proxy mode per round: the proxy applies one.
@@ -175,7 +167,7 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, bool)> {
         } else {
             vec![a, b]
         };
-        plan.push((faults, backup));
+        plan.push((faults, w));
     }
     plan
 }
@@ -221,6 +213,7 @@ fn json(rows: &[Row], ctx: &Ctx, seed: u64) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "seed": seed, "faults_injected": ctx.injected, "acked_points": ctx.acked,
+        "acked_points_serve": ctx.acked_serve,
         "server_max_rss_kib": ctx.max_rss_kib, "rounds": list,
     })
 }

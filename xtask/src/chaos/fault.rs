@@ -2,6 +2,32 @@
 //! must contain for each.
 
 use super::load::Load;
+
+/// What a round runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// `snapshotd backup` from influxd 1.6.7 (checked by restoring into influxd and counting).
+    Backup,
+    /// `snapshotd restore` of a verified backup into influxd 1.6.7 (checked by counting).
+    Restore,
+    /// `snapshotd backup` from `snapshotd serve` (checked by verify and an acknowledged
+    /// restore into the server).
+    Serve,
+}
+
+impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 3] = [Workload::Backup, Workload::Restore, Workload::Serve];
+
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Backup => "backup<-influxd",
+            Workload::Restore => "restore->influxd",
+            Workload::Serve => "backup<-serve",
+        }
+    }
+}
 use super::proxy::Mode;
 
 /// One injected fault.
@@ -29,7 +55,7 @@ pub enum Fault {
     KillInfluxd,
     /// SIGSTOP of influxd for 3 s, then SIGCONT.
     StopInfluxd,
-    /// The destination is a 96 KiB tmpfs.
+    /// The destination is a 48 KiB tmpfs.
     Enospc,
     /// The destination is a read-only tmpfs.
     ReadOnly,
@@ -58,21 +84,26 @@ impl Fault {
         })
     }
 
-    /// Whether the fault applies to a backup (else to a restore) workload.
-    pub fn for_backup(self) -> bool {
-        !matches!(self, Fault::KillInfluxd | Fault::StopInfluxd)
-    }
-
-    /// Whether the fault applies to a restore workload.
-    pub fn for_restore(self) -> bool {
-        !matches!(
+    /// Whether the fault sends a signal to a process.
+    pub fn signals(self) -> bool {
+        matches!(
             self,
             Fault::KillServer
                 | Fault::StopServer
-                | Fault::Enospc
-                | Fault::ReadOnly
-                | Fault::Load(_)
+                | Fault::KillClient
+                | Fault::KillInfluxd
+                | Fault::StopInfluxd
         )
+    }
+
+    /// Whether the fault applies to workload `w`.
+    pub fn applies(self, w: Workload) -> bool {
+        match self {
+            Fault::KillServer | Fault::StopServer | Fault::Load(_) => w == Workload::Serve,
+            Fault::KillInfluxd | Fault::StopInfluxd => w != Workload::Serve,
+            Fault::Enospc | Fault::ReadOnly => w != Workload::Restore,
+            _ => true,
+        }
     }
 
     /// Phrases (lower case) of which a failure caused by this fault must name one.
@@ -80,7 +111,7 @@ impl Fault {
         match self {
             Fault::Reset => &["connection reset", "reset by peer"],
             Fault::HalfClose => &["incomplete", "sent no data", "closed the connection"],
-            Fault::Blackhole => &["timed out"],
+            Fault::Blackhole => &["timed out", "no progress for"],
             Fault::KillServer | Fault::KillInfluxd => &[
                 "connection refused",
                 "connection reset",
@@ -92,7 +123,7 @@ impl Fault {
             Fault::ReadOnly => &["read-only file system"],
             Fault::Load(_) => &["server at connection limit"],
             Fault::StopServer | Fault::StopInfluxd | Fault::Delay | Fault::Throttle => {
-                &["timed out"]
+                &["timed out", "no progress for"]
             }
             Fault::None | Fault::KillClient => &[],
         }

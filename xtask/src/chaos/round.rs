@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::env::{Influxd, Server, serves};
-use super::fault::Fault;
+use super::fault::{Fault, Workload};
 use super::load;
 use super::proxy::{Mode, Proxy};
 use super::workload::{self as wl, Run};
@@ -29,8 +29,10 @@ pub struct Ctx {
     pub to_server: Proxy,
     /// Proxy in front of influxd's snapshot port.
     pub to_influxd: Proxy,
-    /// Points of database `chaos` acknowledged by `/write`.
+    /// Points of database `chaos` acknowledged by influxd's `/write`.
     pub acked: u64,
+    /// Points of database `chaos` acknowledged by the server's `/write`.
+    pub acked_serve: u64,
     /// A verified backup of `chaos` (restore rounds copy it).
     pub baseline: PathBuf,
     /// Largest server RSS seen after a round, KiB.
@@ -63,7 +65,7 @@ pub enum Outcome {
 pub struct Row {
     /// The faults, joined with `+`.
     pub faults: String,
-    /// `backup` or `restore`.
+    /// The workload's name.
     pub workload: &'static str,
     /// The verdict.
     pub outcome: Outcome,
@@ -77,12 +79,12 @@ pub struct Row {
 pub const RSS_BOUND_KIB: u64 = 512 * 1024;
 
 /// Runs one round of `workload` under `faults`; `seed` places cuts and signals.
-pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], backup: bool, seed: u64) -> Result<Row> {
+pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) -> Result<Row> {
     let started = Instant::now();
     let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
     let dest = wl::fresh_dir(&dir, "dest")?;
     let newdb = format!("r{k}");
-    if !backup {
+    if w == Workload::Restore {
         copy_dir(&ctx.baseline, &dest)?;
     }
     let names = faults
@@ -90,7 +92,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], backup: bool, seed: u64)
         .map(|f| f.name())
         .collect::<Vec<_>>()
         .join("+");
-    let workload = if backup { "backup" } else { "restore" };
+    let workload = w.name();
     let mounts = match mount_faults(faults, &dest) {
         Ok(m) => m,
         Err(e) => {
@@ -103,18 +105,16 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], backup: bool, seed: u64)
             });
         }
     };
-    let proxy = if backup {
-        &ctx.to_server
-    } else {
-        &ctx.to_influxd
+    let (proxy, target) = match w {
+        Workload::Serve => (&ctx.to_server, ctx.server.bind),
+        _ => (&ctx.to_influxd, ctx.influxd.bind),
     };
-    let target = if backup {
-        ctx.server.bind
-    } else {
-        ctx.influxd.bind
-    };
-    let cut = 20_000 + seed % 150_000;
-    let modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
+    let cut = 2_000 + seed % 30_000;
+    let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
+    if modes.is_empty() && faults.iter().any(|f| f.signals()) {
+        // Slow the transfer down so that the seeded signal lands mid-stream.
+        modes.push(Mode::Throttle(64 * 1024));
+    }
     let host = match modes.first() {
         Some(m) => {
             proxy.set(*m);
@@ -130,19 +130,39 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], backup: bool, seed: u64)
         })
         .collect();
     let host = host.to_string();
-    let cmd = |c: &Ctx| command(c, backup, &host, &dest, &newdb);
+    let cmd = |c: &Ctx| command(c, w, &host, &dest, &newdb);
     let signals = signal_plan(ctx, faults, seed);
-    let first = wl::run(cmd(ctx), |pid| spawn_signals(signals, pid))?;
+    let mut pending = Vec::new();
+    let first = wl::run(cmd(ctx), |pid| pending = spawn_signals(signals, pid))?;
+    for h in pending {
+        let _ = h.join();
+    }
     for l in loads {
         l.stop();
     }
     proxy.set(Mode::Pass);
+    // Checked before a fault filesystem goes away: no incomplete backup under a final name.
+    let published = first.ok() || published_ok(ctx, &dest, w != Workload::Restore)?;
+    // A run that succeeded on a fault filesystem is checked on a copy of what it wrote.
+    let checked = if first.ok() && !mounts.is_empty() {
+        let kept = wl::fresh_dir(&dir, "kept")?;
+        copy_dir(&dest, &kept)?;
+        kept
+    } else {
+        dest.clone()
+    };
     unmount(&mounts);
-    recover(ctx, faults)?;
+    recover(ctx)?;
     ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
-    let (outcome, detail) = judge(ctx, faults, backup, &first, &dest, &newdb, || {
-        wl::run(cmd(ctx), |_| {})
-    })?;
+    let (outcome, detail) = judge(
+        ctx,
+        faults,
+        w,
+        (&first, published),
+        &checked,
+        &newdb,
+        || wl::run(cmd(ctx), |_| {}),
+    )?;
     let (outcome, detail) = health(ctx, outcome, detail);
     Ok(Row {
         faults: names,
@@ -153,11 +173,10 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], backup: bool, seed: u64)
     })
 }
 
-fn command(ctx: &Ctx, backup: bool, host: &str, dest: &Path, newdb: &str) -> Command {
-    if backup {
-        wl::backup(&ctx.bin, host, dest)
-    } else {
-        wl::restore(&ctx.bin, host, dest, newdb)
+fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Command {
+    match w {
+        Workload::Restore => wl::restore(&ctx.bin, host, dest, newdb, false),
+        _ => wl::backup(&ctx.bin, host, dest),
     }
 }
 
@@ -180,12 +199,13 @@ fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
         .collect()
 }
 
-fn spawn_signals(plan: Vec<Signal>, client: u32) {
+fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<()>> {
+    let mut out = Vec::new();
     for (pid, sig, at, stop_ms) in plan {
         let Some(pid) = pid.or(Some(client)) else {
             continue;
         };
-        std::thread::spawn(move || {
+        out.push(std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(at));
             let _ = Command::new("kill")
                 .arg(format!("-{sig}"))
@@ -198,18 +218,13 @@ fn spawn_signals(plan: Vec<Signal>, client: u32) {
                     .arg(pid.to_string())
                     .status();
             }
-        });
+        }));
     }
+    out
 }
 
-/// Restarts whatever a fault killed, after any SIGSTOP has been lifted.
-fn recover(ctx: &mut Ctx, faults: &[Fault]) -> Result<()> {
-    if faults
-        .iter()
-        .any(|f| matches!(f, Fault::StopServer | Fault::StopInfluxd))
-    {
-        std::thread::sleep(Duration::from_millis(4700));
-    }
+/// Restarts whatever a fault killed (every signal has been sent and any SIGSTOP lifted).
+fn recover(ctx: &mut Ctx) -> Result<()> {
     let dead = |p: &mut Option<super::env::Proc>| {
         p.as_mut()
             .is_none_or(|p| p.child.try_wait().ok().flatten().is_some())
@@ -226,8 +241,8 @@ fn recover(ctx: &mut Ctx, faults: &[Fault]) -> Result<()> {
 fn judge(
     ctx: &Ctx,
     faults: &[Fault],
-    backup: bool,
-    first: &Run,
+    w: Workload,
+    (first, published): (&Run, bool),
     dest: &Path,
     newdb: &str,
     rerun: impl FnOnce() -> Result<Run>,
@@ -239,10 +254,10 @@ fn judge(
         ));
     }
     if first.ok() {
-        return check_data(ctx, backup, dest, newdb, "first run");
+        return check_data(ctx, w, dest, newdb, "first run");
     }
     let err = last_line(&first.stderr);
-    if !published_ok(ctx, dest, backup)? {
+    if !published {
         return Ok((
             Outcome::DataLost,
             format!("incomplete backup published: {err}"),
@@ -264,49 +279,58 @@ fn judge(
     if !second.ok() {
         return Ok((Outcome::RerunFailed, last_line(&second.stderr)));
     }
-    let (o, d) = check_data(ctx, backup, dest, newdb, "rerun")?;
+    let (o, d) = check_data(ctx, w, dest, newdb, "rerun")?;
     Ok((o, format!("failed first ({err}); {d}")))
 }
 
-/// After a successful run: the backup verifies and restores exactly the acked points, or the
-/// restored database holds exactly them.
+/// After a successful run: a backup verifies and restores exactly the acked points (into
+/// influxd, counted there; into the server, acknowledged shard by shard), a restore holds
+/// exactly them.
 fn check_data(
     ctx: &Ctx,
-    backup: bool,
+    w: Workload,
     dest: &Path,
     newdb: &str,
     which: &str,
 ) -> Result<(Outcome, String)> {
-    let db = if backup {
+    if w != Workload::Restore {
         let v = wl::run(wl::verify(&ctx.bin, dest), |_| {})?;
         if !v.ok() {
+            let e = last_line(&v.stderr);
             return Ok((
                 Outcome::DataLost,
-                format!(
-                    "{which} exited 0 but verify failed: {}",
-                    last_line(&v.stderr)
-                ),
+                format!("{which} exited 0 but verify failed: {e}"),
             ));
         }
-        let check = format!("{newdb}c");
-        let host = ctx.influxd.bind.to_string();
-        let r = wl::run(wl::restore(&ctx.bin, &host, dest, &check), |_| {})?;
-        if !r.ok() {
-            return Ok((
-                Outcome::DataLost,
-                format!("verified backup does not restore: {}", last_line(&r.stderr)),
-            ));
-        }
-        check
-    } else {
-        newdb.to_string()
+    }
+    let check = format!("{newdb}c");
+    let (host, ack) = match w {
+        Workload::Restore => return count_check(ctx, newdb, which),
+        Workload::Backup => (ctx.influxd.bind.to_string(), false),
+        Workload::Serve => (ctx.server.bind.to_string(), true),
     };
-    let n = ctx.influxd.count(&db)?;
-    if n != ctx.acked {
+    let r = wl::run(wl::restore(&ctx.bin, &host, dest, &check, ack), |_| {})?;
+    if !r.ok() {
+        let e = last_line(&r.stderr);
         return Ok((
             Outcome::DataLost,
-            format!("{which}: influxd has {n} of {} acked points", ctx.acked),
+            format!("verified backup does not restore: {e}"),
         ));
+    }
+    if w == Workload::Serve {
+        return Ok((
+            Outcome::Survived,
+            format!("{which} ok, verified, restore acknowledged"),
+        ));
+    }
+    count_check(ctx, &check, which)
+}
+
+fn count_check(ctx: &Ctx, db: &str, which: &str) -> Result<(Outcome, String)> {
+    let n = ctx.influxd.count(db)?;
+    if n != ctx.acked {
+        let d = format!("{which}: influxd has {n} of {} acked points", ctx.acked);
+        return Ok((Outcome::DataLost, d));
     }
     Ok((Outcome::Survived, format!("{which} ok, {n} points")))
 }
@@ -353,7 +377,7 @@ fn last_line(s: &str) -> String {
 
 fn mount_faults(faults: &[Fault], dest: &Path) -> Result<Vec<PathBuf>> {
     let opts = if faults.contains(&Fault::Enospc) {
-        "size=96k"
+        "size=48k"
     } else if faults.contains(&Fault::ReadOnly) {
         "ro,size=1m"
     } else {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::env::{Server, http};
+use std::net::SocketAddr;
+
+use super::env::http;
 
 /// Longest a client command may run before the round counts as hung.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(75);
@@ -40,10 +42,11 @@ pub fn batch(first: u64, n: u64) -> Vec<u8> {
     out
 }
 
-/// Creates `db` and writes `batches` batches of 500 points; returns the points acknowledged.
-pub fn ingest(server: &Server, db: &str, batches: u64) -> Result<u64> {
+/// Creates `db` over the HTTP API at `api` (snapshotd serve or influxd) and writes
+/// `batches` batches of 500 points; returns the points acknowledged.
+pub fn ingest(api: SocketAddr, db: &str, batches: u64) -> Result<u64> {
     let q = format!("/query?q=CREATE%20DATABASE%20{db}");
-    let (code, body) = http(server.http, "POST", &q, b"")?;
+    let (code, body) = http(api, "POST", &q, b"")?;
     if code != 200 {
         bail!(
             "CREATE DATABASE {db}: HTTP {code}: {}",
@@ -53,7 +56,7 @@ pub fn ingest(server: &Server, db: &str, batches: u64) -> Result<u64> {
     let mut acked = 0;
     for b in 0..batches {
         let path = format!("/write?db={db}&precision=s");
-        let (code, body) = http(server.http, "POST", &path, &batch(b * 500, 500))?;
+        let (code, body) = http(api, "POST", &path, &batch(b * 500, 500))?;
         if code != 204 {
             bail!(
                 "/write batch {b}: HTTP {code}: {}",
@@ -136,24 +139,17 @@ pub fn verify(bin: &Path, src: &Path) -> Command {
     client(bin, &["verify", &src.display().to_string()])
 }
 
-/// `snapshotd restore --db chaos --newdb <newdb>` of `src` into `host`.
-pub fn restore(bin: &Path, host: &str, src: &Path, newdb: &str) -> Command {
+/// `snapshotd restore --db chaos --newdb <newdb>` of `src` into `host` (with `--ack` for a
+/// snapshotd server, which acknowledges every shard).
+pub fn restore(bin: &Path, host: &str, src: &Path, newdb: &str, ack: bool) -> Command {
     let src = src.display().to_string();
-    client(
-        bin,
-        &[
-            "restore",
-            "--host",
-            host,
-            "--db",
-            "chaos",
-            "--newdb",
-            newdb,
-            "--timeout",
-            "8s",
-            &src,
-        ],
-    )
+    let mut args = vec!["restore", "--host", host, "--db", "chaos", "--newdb", newdb];
+    args.extend(["--timeout", "8s"]);
+    if ack {
+        args.push("--ack");
+    }
+    args.push(&src);
+    client(bin, &args)
 }
 
 /// A fresh destination directory for a round.
