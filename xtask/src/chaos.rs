@@ -84,7 +84,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     let bad = rows
         .iter()
-        .filter(|r| !matches!(r.outcome, Outcome::Survived | Outcome::Skipped))
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                Outcome::Survived | Outcome::Skipped | Outcome::NotTriggered
+            )
+        })
         .count();
     if bad > 0 {
         bail!(
@@ -111,6 +116,8 @@ fn build(debug: bool) -> Result<PathBuf> {
 fn setup(bin: &std::path::Path, influxd: &std::path::Path, work: &std::path::Path) -> Result<Ctx> {
     let server = env::Server::start(bin, &work.join("serve-data"), &work.join("serve.log"))?;
     let acked_serve = workload::ingest(server.http, "chaos", 20)?;
+    // The /write flood goes to its own database.
+    workload::ingest(server.http, "flood", 1)?;
     let influx = env::Influxd::start(influxd, &work.join("influxd"))?;
     let acked = workload::ingest(influx.http, "chaos", 20)?;
     let baseline = workload::fresh_dir(work, "baseline")?;
@@ -187,7 +194,7 @@ fn print_table(rows: &[Row], ctx: &Ctx) {
     }
     let count = |o: Outcome| rows.iter().filter(|r| r.outcome == o).count();
     println!(
-        "\nrounds {}, faults injected {}, survived {}, data lost {}, wrong message {}, hung {}, rerun failed {}, server unhealthy {}, skipped {}; server max RSS {} KiB",
+        "\nrounds {}, faults injected {}, survived {}, data lost {}, wrong message {}, hung {}, rerun failed {}, server unhealthy {}, not triggered {}, skipped {}; server max RSS {} KiB",
         rows.len(),
         ctx.injected,
         count(Outcome::Survived),
@@ -196,6 +203,7 @@ fn print_table(rows: &[Row], ctx: &Ctx) {
         count(Outcome::Hung),
         count(Outcome::RerunFailed),
         count(Outcome::ServerUnhealthy),
+        count(Outcome::NotTriggered),
         count(Outcome::Skipped),
         ctx.max_rss_kib
     );

@@ -2,6 +2,7 @@
 //! delay, throttle, reset, half-close and blackhole (no FIN) after a number of bytes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
+    cuts: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -53,17 +55,25 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let mode = Arc::new(Mutex::new(Mode::Pass));
         let m = Arc::clone(&mode);
+        let cuts = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&cuts);
         rt.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let now = *m.lock().unwrap_or_else(PoisonError::into_inner);
-                tokio::spawn(pipe(client, target, now));
+                tokio::spawn(pipe(client, target, now, Arc::clone(&c)));
             }
         });
         Ok(Proxy {
             addr,
             mode,
+            cuts,
             _rt: rt,
         })
+    }
+
+    /// Connections cut (reset, half-closed or blackholed) so far.
+    pub fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::Relaxed)
     }
 
     /// Sets the mode for connections opened from now on.
@@ -72,7 +82,7 @@ impl Proxy {
     }
 }
 
-async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode) {
+async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<AtomicU64>) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
@@ -100,6 +110,7 @@ async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode) {
         if let Some(left) = cut.filter(|l| *l < n as u64) {
             let left = usize::try_from(left).unwrap_or(0);
             let _ = cw.write_all(&buf[..left]).await;
+            cuts.fetch_add(1, Ordering::Relaxed);
             return fail(mode, cw, up).await;
         }
         match mode {

@@ -58,6 +58,8 @@ pub enum Outcome {
     ServerUnhealthy,
     /// The fault cannot be injected here (e.g. mounting needs root).
     Skipped,
+    /// The fault did not land: the run ended before the cut or the signal.
+    NotTriggered,
 }
 
 /// One line of the table.
@@ -109,7 +111,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         Workload::Serve => (&ctx.to_server, ctx.server.bind),
         _ => (&ctx.to_influxd, ctx.influxd.bind),
     };
-    let cut = 2_000 + seed % 30_000;
+    let cut = 512 + seed % 8_192;
     let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
     if modes.is_empty() && faults.iter().any(|f| f.signals()) {
         // Slow the transfer down so that the seeded signal lands mid-stream.
@@ -132,11 +134,17 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     let host = host.to_string();
     let cmd = |c: &Ctx| command(c, w, &host, &dest, &newdb);
     let signals = signal_plan(ctx, faults, seed);
+    let cuts_before = proxy.cuts();
     let mut pending = Vec::new();
     let first = wl::run(cmd(ctx), |pid| pending = spawn_signals(signals, pid))?;
+    let mut landed = true;
     for h in pending {
-        let _ = h.join();
+        landed &= h.join().unwrap_or(false);
     }
+    let cut_mode = faults
+        .iter()
+        .any(|f| matches!(f, Fault::Reset | Fault::HalfClose | Fault::Blackhole));
+    landed &= !cut_mode || proxy.cuts() > cuts_before;
     for l in loads {
         l.stop();
     }
@@ -164,6 +172,14 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         || wl::run(cmd(ctx), |_| {}),
     )?;
     let (outcome, detail) = health(ctx, outcome, detail);
+    let (outcome, detail) = if !landed && outcome == Outcome::Survived && first.ok() {
+        (
+            Outcome::NotTriggered,
+            format!("fault did not land before the run ended; {detail}"),
+        )
+    } else {
+        (outcome, detail)
+    };
     Ok(Row {
         faults: names,
         workload,
@@ -184,7 +200,7 @@ fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Comm
 type Signal = (Option<u32>, &'static str, u64, u64);
 
 fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
-    let at = 100 + seed % 1400;
+    let at = 100 + seed % 500;
     let pid = |p: &Option<super::env::Proc>| p.as_ref().map(|p| p.child.id());
     faults
         .iter()
@@ -199,7 +215,9 @@ fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
         .collect()
 }
 
-fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<()>> {
+/// Sends each planned signal at its moment; each thread returns whether the client was still
+/// running then (the signal landed mid-run).
+fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<bool>> {
     let mut out = Vec::new();
     for (pid, sig, at, stop_ms) in plan {
         let Some(pid) = pid.or(Some(client)) else {
@@ -207,6 +225,7 @@ fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<
         };
         out.push(std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(at));
+            let running = client_running(client);
             let _ = Command::new("kill")
                 .arg(format!("-{sig}"))
                 .arg(pid.to_string())
@@ -218,13 +237,25 @@ fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<
                     .arg(pid.to_string())
                     .status();
             }
+            running
         }));
     }
     out
 }
 
+/// Whether the client process `pid` is still running (not exited, not a zombie).
+fn client_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
 /// Restarts whatever a fault killed (every signal has been sent and any SIGSTOP lifted).
 fn recover(ctx: &mut Ctx) -> Result<()> {
+    // A SIGKILLed process may take a moment to become reapable.
+    std::thread::sleep(Duration::from_millis(500));
     let dead = |p: &mut Option<super::env::Proc>| {
         p.as_mut()
             .is_none_or(|p| p.child.try_wait().ok().flatten().is_some())
