@@ -1,4 +1,5 @@
-//! A loopback TCP proxy that injects network faults into the server-to-client direction:
+//! A loopback TCP proxy that injects network faults into both directions (delay and throttle
+//! only into replies):
 //! delay, throttle, reset, half-close and blackhole (no FIN) after a number of bytes.
 
 use std::net::SocketAddr;
@@ -10,7 +11,8 @@ use anyhow::Result;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// What the proxy does to the replies of connections opened while the mode is set.
+/// What the proxy does to connections opened while the mode is set (cuts count the bytes of
+/// each direction separately).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Forward as is.
@@ -82,6 +84,15 @@ impl Proxy {
     }
 }
 
+/// How one direction of a proxied connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The sender closed (or an error): passed on as a FIN.
+    Eof,
+    /// The fault cut it.
+    Cut,
+}
+
 async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<AtomicU64>) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
@@ -90,16 +101,35 @@ async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<Atomi
         // Closing with a zero linger time sends RST instead of FIN.
         let _ = client.set_zero_linger();
     }
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let up = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-        let _ = sw.shutdown().await;
-    });
+    // `io::split` halves never shut down on drop, so a reset is a bare RST.
+    let (cr, cw) = tokio::io::split(client);
+    let (sr, sw) = tokio::io::split(server);
+    let mut up = Box::pin(forward(cr, sw, mode, false));
+    let mut down = Box::pin(forward(sr, cw, mode, true));
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        let end = tokio::select! {
+            e = &mut up, if !up_done => { up_done = true; e }
+            e = &mut down, if !down_done => { down_done = true; e }
+        };
+        if end == End::Cut {
+            cuts.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+    }
+}
+
+/// Copies `r` to `w`, applying `mode` (delays only to replies, `reply`); at the cut it sends
+/// the bytes before it, then half-closes, holds (blackhole) or returns for the reset.
+async fn forward<R, W>(mut r: R, mut w: W, mode: Mode, reply: bool) -> End
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut sent = 0u64;
     let mut buf = vec![0u8; 8 * 1024];
     loop {
-        let n = match sr.read(&mut buf).await {
+        let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -109,44 +139,29 @@ async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<Atomi
         };
         if let Some(left) = cut.filter(|l| *l < n as u64) {
             let left = usize::try_from(left).unwrap_or(0);
-            let _ = cw.write_all(&buf[..left]).await;
-            cuts.fetch_add(1, Ordering::Relaxed);
-            return fail(mode, cw, up).await;
+            let _ = w.write_all(&buf[..left]).await;
+            match mode {
+                Mode::HalfClose(_) => {
+                    let _ = w.shutdown().await;
+                }
+                Mode::Blackhole(_) => tokio::time::sleep(BLACKHOLE_HOLD).await,
+                _ => {}
+            }
+            return End::Cut;
         }
         match mode {
-            Mode::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-            Mode::Throttle(bps) => {
+            Mode::Delay(ms) if reply => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Mode::Throttle(bps) if reply => {
                 let ms = (n as u64).saturating_mul(1000) / bps.max(1);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             _ => {}
         }
-        if cw.write_all(&buf[..n]).await.is_err() {
+        if w.write_all(&buf[..n]).await.is_err() {
             break;
         }
         sent += n as u64;
     }
-    let _ = cw.shutdown().await;
-    let _ = up.await;
-}
-
-/// Ends a connection the way `mode` says (the zero linger makes the Reset close an RST).
-async fn fail(
-    mode: Mode,
-    mut cw: tokio::net::tcp::OwnedWriteHalf,
-    up: tokio::task::JoinHandle<()>,
-) {
-    match mode {
-        Mode::HalfClose(_) => {
-            let _ = cw.shutdown().await;
-            up.abort();
-        }
-        Mode::Blackhole(_) => {
-            tokio::time::sleep(BLACKHOLE_HOLD).await;
-            up.abort();
-        }
-        _ => up.abort(),
-    }
-    let _ = up.await;
-    drop(cw);
+    let _ = w.shutdown().await;
+    End::Eof
 }

@@ -111,7 +111,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         Workload::Serve => (&ctx.to_server, ctx.server.bind),
         _ => (&ctx.to_influxd, ctx.influxd.bind),
     };
-    let cut = 512 + seed % 8_192;
+    let cut = 256 + seed % 2_048;
     let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
     if modes.is_empty() && faults.iter().any(|f| f.signals()) {
         // Slow the transfer down so that the seeded signal lands mid-stream.
