@@ -39,6 +39,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     cuts: Arc<AtomicU64>,
+    epoch: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -59,16 +60,24 @@ impl Proxy {
         let m = Arc::clone(&mode);
         let cuts = Arc::new(AtomicU64::new(0));
         let c = Arc::clone(&cuts);
+        let epoch = Arc::new(AtomicU64::new(0));
+        let ep = Arc::clone(&epoch);
         rt.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let now = *m.lock().unwrap_or_else(PoisonError::into_inner);
-                tokio::spawn(pipe(client, target, now, Arc::clone(&c)));
+                let fault = Fault {
+                    mode: now,
+                    cuts: Arc::clone(&c),
+                    epoch: Arc::clone(&ep),
+                };
+                tokio::spawn(pipe(client, target, fault));
             }
         });
         Ok(Proxy {
             addr,
             mode,
             cuts,
+            epoch,
             _rt: rt,
         })
     }
@@ -81,6 +90,8 @@ impl Proxy {
     /// Sets the mode for connections opened from now on.
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+        // Ends the holds of connections blackholed under the previous mode.
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -93,7 +104,16 @@ enum End {
     Cut,
 }
 
-async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<AtomicU64>) {
+/// A connection's mode, the proxy's cut counter and its mode epoch.
+#[derive(Debug, Clone)]
+struct Fault {
+    mode: Mode,
+    cuts: Arc<AtomicU64>,
+    epoch: Arc<AtomicU64>,
+}
+
+async fn pipe(client: TcpStream, target: SocketAddr, fault: Fault) {
+    let mode = fault.mode;
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
@@ -104,8 +124,8 @@ async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<Atomi
     // `io::split` halves never shut down on drop, so a reset is a bare RST.
     let (cr, cw) = tokio::io::split(client);
     let (sr, sw) = tokio::io::split(server);
-    let mut up = Box::pin(forward(cr, sw, mode, false));
-    let mut down = Box::pin(forward(sr, cw, mode, true));
+    let mut up = Box::pin(forward(cr, sw, fault.clone(), false));
+    let mut down = Box::pin(forward(sr, cw, fault.clone(), true));
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
         let end = tokio::select! {
@@ -113,7 +133,7 @@ async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<Atomi
             e = &mut down, if !down_done => { down_done = true; e }
         };
         if end == End::Cut {
-            cuts.fetch_add(1, Ordering::Relaxed);
+            fault.cuts.fetch_add(1, Ordering::Relaxed);
             break;
         }
     }
@@ -121,11 +141,12 @@ async fn pipe(client: TcpStream, target: SocketAddr, mode: Mode, cuts: Arc<Atomi
 
 /// Copies `r` to `w`, applying `mode` (delays only to replies, `reply`); at the cut it sends
 /// the bytes before it, then half-closes, holds (blackhole) or returns for the reset.
-async fn forward<R, W>(mut r: R, mut w: W, mode: Mode, reply: bool) -> End
+async fn forward<R, W>(mut r: R, mut w: W, fault: Fault, reply: bool) -> End
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let mode = fault.mode;
     let mut sent = 0u64;
     let mut buf = vec![0u8; 8 * 1024];
     loop {
@@ -144,7 +165,7 @@ where
                 Mode::HalfClose(_) => {
                     let _ = w.shutdown().await;
                 }
-                Mode::Blackhole(_) => tokio::time::sleep(BLACKHOLE_HOLD).await,
+                Mode::Blackhole(_) => hold(&fault.epoch).await,
                 _ => {}
             }
             return End::Cut;
@@ -164,4 +185,13 @@ where
     }
     let _ = w.shutdown().await;
     End::Eof
+}
+
+/// Holds a blackholed connection until the proxy's mode changes or [`BLACKHOLE_HOLD`] passes.
+async fn hold(epoch: &AtomicU64) {
+    let start = epoch.load(Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + BLACKHOLE_HOLD;
+    while epoch.load(Ordering::Relaxed) == start && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -358,7 +358,10 @@ fn check_data(
 }
 
 fn count_check(ctx: &Ctx, db: &str, which: &str) -> Result<(Outcome, String)> {
-    let n = ctx.influxd.count(db)?;
+    let n = match ctx.influxd.count(db) {
+        Ok(n) => n,
+        Err(e) => return Ok((Outcome::Hung, format!("{which}: influxd query failed: {e}"))),
+    };
     if n != ctx.acked {
         let d = format!("{which}: influxd has {n} of {} acked points", ctx.acked);
         return Ok((Outcome::DataLost, d));
