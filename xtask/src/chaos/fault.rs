@@ -37,7 +37,7 @@ pub enum Fault {
     None,
     /// Proxy holds every reply chunk 50 ms.
     Delay,
-    /// Proxy forwards at most 256 KiB/s.
+    /// Proxy forwards at most 256 KiB/s each way.
     Throttle,
     /// Proxy resets connections mid-stream.
     Reset,

@@ -1,5 +1,5 @@
-//! A loopback TCP proxy that injects network faults into both directions (delay and throttle
-//! only into replies):
+//! A loopback TCP proxy that injects network faults into both directions (delay only into
+//! replies):
 //! delay, throttle, reset, half-close and blackhole (no FIN) after a number of bytes.
 
 use std::net::SocketAddr;
@@ -172,7 +172,7 @@ where
         }
         match mode {
             Mode::Delay(ms) if reply => tokio::time::sleep(Duration::from_millis(ms)).await,
-            Mode::Throttle(bps) if reply => {
+            Mode::Throttle(bps) => {
                 let ms = (n as u64).saturating_mul(1000) / bps.max(1);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }

@@ -114,8 +114,14 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     let cut = 256 + seed % 2_048;
     let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
     if modes.is_empty() && faults.iter().any(|f| f.signals()) {
-        // Slow the transfer down so that the seeded signal lands mid-stream.
-        modes.push(Mode::Throttle(64 * 1024));
+        // Slow the transfer down so that the seeded signal lands mid-stream (influxd's
+        // backups of the campaign's data are a few KiB).
+        let rate = if w == Workload::Serve {
+            64 * 1024
+        } else {
+            2 * 1024
+        };
+        modes.push(Mode::Throttle(rate));
     }
     let host = match modes.first() {
         Some(m) => {
