@@ -118,10 +118,24 @@ impl Admission {
         let now = Instant::now();
         let mut t = self.lock();
         let peer_full = t.per_peer.get(&peer).copied().unwrap_or(0) >= self.per_peer;
+        let global = || {
+            format!(
+                "all {} connections have requests in progress; retry later or raise the \
+                 server's max-connections",
+                self.max
+            )
+        };
         let full = if peer_full && !t.evict_one(Some(peer), now) {
-            Some(format!("{} connections from {peer}", self.per_peer))
+            Some(if self.per_peer < self.max {
+                format!(
+                    "all {} connections allowed from {peer} have requests in progress; retry later",
+                    self.per_peer
+                )
+            } else {
+                global()
+            })
         } else if t.conns.len() >= self.max && !t.evict_one(None, now) {
-            Some(format!("{} connections", self.max))
+            Some(global())
         } else {
             None
         };
@@ -200,7 +214,7 @@ pub(crate) struct BusySlot {
 }
 
 impl BusySlot {
-    /// The limit that was reached, e.g. "64 connections from 10.0.0.5".
+    /// Which limit was reached and what to do, for the busy reply.
     pub(crate) fn limit(&self) -> &str {
         &self.limit
     }

@@ -48,10 +48,7 @@ pub(crate) fn upload_ack(files: u64) -> BytesMut {
 
 /// The in-band "busy" reply for a refused client that opted in.
 pub(crate) fn busy(limit: &str) -> Option<BytesMut> {
-    let message = format!(
-        "server at connection limit ({limit}, all with requests in progress); retry later, \
-         or raise the server's max-connections / max-connections-per-peer"
-    );
+    let message = format!("server at connection limit: {limit}");
     let mut out = BytesMut::new();
     ErrorReply::new(ErrorCode::Busy, message)
         .encode(&mut out)
