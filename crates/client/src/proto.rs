@@ -33,7 +33,8 @@ fn decode_whole<C: Decoder<Error = WireError>>(
 }
 
 /// The client error for a reply that did not decode: the server's own in-band error when it
-/// sent one, else a protocol violation.
+/// sent one, a reply cut short by the connection closing (an I/O error, worth retrying),
+/// else a protocol violation.
 pub fn reply_error(what: &str, e: WireError) -> ClientError {
     match e {
         WireError::Remote(r) => ClientError::Remote {
@@ -41,6 +42,10 @@ pub fn reply_error(what: &str, e: WireError) -> ClientError {
             code: r.code,
             message: r.message,
         },
+        e @ WireError::Truncated { .. } => ClientError::io(
+            format!("{what}: reply cut short"),
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
+        ),
         e => ClientError::protocol(what, e),
     }
 }

@@ -110,13 +110,19 @@ impl Fault {
     pub fn phrases(self) -> &'static [&'static str] {
         match self {
             Fault::Reset => &["connection reset", "reset by peer"],
-            Fault::HalfClose => &["incomplete", "sent no data", "closed the connection"],
+            Fault::HalfClose => &[
+                "incomplete",
+                "sent no data",
+                "cut short",
+                "closed mid-frame",
+            ],
             Fault::Blackhole => &["timed out", "no progress for"],
             Fault::KillServer | Fault::KillInfluxd => &[
                 "connection refused",
                 "connection reset",
                 "incomplete",
                 "sent no data",
+                "cut short",
                 "broken pipe",
             ],
             Fault::Enospc => &["no space left"],

@@ -155,3 +155,33 @@ async fn a_silent_close_on_the_metastore_request_is_retried() {
     quick_client(&fake.addr).metastore_backup().await.unwrap();
     assert_eq!(fake.received().len(), 2);
 }
+
+#[tokio::test]
+async fn a_metastore_reply_cut_short_is_retried_then_reported_as_cut_short() {
+    let a1 = Arc::new(A1::load());
+    let a = Arc::clone(&a1);
+    let fake = Fake::start(Arc::new(move |_: &Received, n| {
+        let half = a.meta_frame[..a.meta_frame.len() / 2].to_vec();
+        if n == 0 {
+            Reply::Bytes(half)
+        } else {
+            Reply::Bytes(a.meta_frame.clone())
+        }
+    }))
+    .await;
+    quick_client(&fake.addr).metastore_backup().await.unwrap();
+    assert_eq!(fake.received().len(), 2);
+
+    let a = Arc::clone(&a1);
+    let always_cut = Fake::start(Arc::new(move |_: &Received, _| {
+        Reply::Bytes(a.meta_frame[..a.meta_frame.len() / 2].to_vec())
+    }))
+    .await;
+    let err = quick_client(&always_cut.addr)
+        .metastore_backup()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("reply cut short"), "{err}");
+    assert!(err.to_string().contains("closed mid-frame"), "{err}");
+    assert_eq!(always_cut.received().len(), 4);
+}
