@@ -1,6 +1,7 @@
-//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench | tidy`.
+//! Project automation for snapshotd: `cargo xtask test | interop | fuzz | bench | tidy | chaos`.
 
 mod bench;
+mod chaos;
 mod fuzz;
 mod interop;
 mod slowfs;
@@ -31,6 +32,8 @@ enum Cmd {
     /// Architecture invariants: allowed dependency edges, no env/print/exit in libraries,
     /// files named by docs/architecture.md exist, no "spec §" citations.
     Tidy(tidy::Args),
+    /// Seeded fault campaign on loopback (proxy faults, signals, full disks, hostile load).
+    Chaos(chaos::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fuzz(a) => fuzz::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Tidy(a) => tidy::run(a),
+        Cmd::Chaos(a) => chaos::run(a),
     }
 }

@@ -40,6 +40,34 @@ pub enum ClientError {
         /// What was wrong.
         detail: String,
     },
+    /// The server refused the request because it is at its connection limit (told in-band),
+    /// on every attempt.
+    #[error(
+        "{what} ({addr}): server at connection limit, still busy after {attempts} attempt(s) \
+         over {waited:?}: {message}"
+    )]
+    ServerBusy {
+        /// Which request.
+        what: String,
+        /// Server address.
+        addr: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent retrying.
+        waited: Duration,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server reported a failure in-band (a client that opted in to error replies).
+    #[error("{what}: the server replied {code}: {message}")]
+    Remote {
+        /// Which request.
+        what: String,
+        /// The server's class of failure.
+        code: snapshotd_wire::ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
     /// The server closed the connection without sending anything.
     #[error(
         "{what}: the server sent no data (it closes silently on errors: missing database/RP/shard or a server-side failure; check its log)"

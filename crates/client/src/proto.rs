@@ -10,6 +10,7 @@ use snapshotd_wire::{
 use tokio_util::codec::Decoder;
 
 use crate::conn::Window;
+use crate::error::ClientError;
 use crate::layout::{FileRecord, ManifestDraft, MetaRecord, ParsedManifest};
 
 /// The client's version, recorded in manifests.
@@ -29,6 +30,24 @@ fn decode_whole<C: Decoder<Error = WireError>>(
     // A second call checks that nothing but permitted whitespace follows.
     codec.decode_eof(&mut buf)?;
     Ok(item)
+}
+
+/// The client error for a reply that did not decode: the server's own in-band error when it
+/// sent one, a reply cut short by the connection closing (an I/O error, worth retrying),
+/// else a protocol violation.
+pub fn reply_error(what: &str, e: WireError) -> ClientError {
+    match e {
+        WireError::Remote(r) => ClientError::Remote {
+            what: what.to_string(),
+            code: r.code,
+            message: r.message,
+        },
+        e @ WireError::Truncated { .. } => ClientError::io(
+            format!("{what}: reply cut short"),
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
+        ),
+        e => ClientError::protocol(what, e),
+    }
 }
 
 /// The `meta.Data` blob of a type-1 reply.

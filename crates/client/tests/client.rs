@@ -6,6 +6,7 @@
 
 mod fake;
 mod jobs;
+mod retry;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -68,13 +69,16 @@ async fn backup_writes_influx_layout_with_checksums_and_sends_influx_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let dest = Storage::local(dir.path(), false).unwrap();
     let hooks = Hooks::default();
-    let summary = backup(&client(&fake.addr), &dest, &opts(), &hooks)
+    let mut influx_like = client(&fake.addr).config().clone();
+    influx_like.error_replies = false;
+    let summary = backup(&Client::new(influx_like), &dest, &opts(), &hooks)
         .await
         .unwrap();
     assert_eq!(summary.manifest, format!("{TS}.manifest"));
 
     // Requests: type 1, type 3 with "", then one type 0 per shard — byte for byte what
-    // `influxd backup -portable` sent (shards may arrive in any order).
+    // `influxd backup -portable` sent (shards may arrive in any order) once the in-band
+    // error opt-in is off.
     let got = fake.received();
     assert_eq!(got.len(), 8);
     assert_eq!(got[0].raw, a1.c2s[0]);

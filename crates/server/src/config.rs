@@ -36,8 +36,12 @@ impl Default for Timeouts {
 pub struct ServerConfig {
     /// Phase timeouts.
     pub timeouts: Timeouts,
-    /// Connections served at once; further connections are closed right after accept.
+    /// Connections served at once. At the limit a new connection evicts the oldest one that
+    /// has not sent a complete request yet; if every slot is serving, it is refused (with an
+    /// in-band "busy" reply to clients that opt in to error replies).
     pub max_connections: usize,
+    /// Connections one peer address may hold at once (same eviction rule per peer).
+    pub max_connections_per_peer: usize,
     /// How long running streams may continue after shutdown was requested.
     pub shutdown_grace: Duration,
     /// Wire size limits (request JSON, type-6 payload), checked before allocation.
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
         ServerConfig {
             timeouts: Timeouts::default(),
             max_connections: 256,
+            max_connections_per_peer: 64,
             shutdown_grace: Duration::from_secs(30),
             limits: Limits::default(),
             chunk_size: 64 * 1024,

@@ -9,6 +9,7 @@ use tracing::{debug, info, warn};
 
 use snapshotd_store::{Store, StoreError};
 
+use crate::admission::{Phase, Slot};
 use crate::config::ServerConfig;
 use crate::decode::{self, DecodeFailure, Decoded};
 use crate::error::RequestError;
@@ -17,18 +18,19 @@ use crate::handlers;
 /// The snapshotter's mux byte.
 const MUX_SNAPSHOTTER: u8 = 0x03;
 
-/// Serves one connection to completion and closes it.
+/// Serves one connection to completion and closes it; `slot` is its admission entry.
 pub(crate) async fn handle<S>(
     mut stream: S,
     store: Arc<dyn Store>,
     config: Arc<ServerConfig>,
     cancel: CancellationToken,
+    slot: &Slot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let started = Instant::now();
     let mut kind = "none";
-    let result = serve_one(&mut stream, &store, &config, &cancel, &mut kind).await;
+    let result = serve_one(&mut stream, &store, &config, &cancel, slot, &mut kind).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(out) => info!(
@@ -43,6 +45,12 @@ pub(crate) async fn handle<S>(
             crate::metrics::error(kind, e.reason());
             match &e {
                 RequestError::Shutdown => debug!("closed idle connection at shutdown"),
+                RequestError::Evicted => {
+                    debug!(
+                        elapsed_ms,
+                        "evicted at the connection limit before a request"
+                    )
+                }
                 RequestError::Timeout(_) | RequestError::BadMux(_) => {
                     info!(request = kind, error = %e, elapsed_ms, "connection closed")
                 }
@@ -70,6 +78,7 @@ async fn serve_one<S>(
     store: &Arc<dyn Store>,
     config: &ServerConfig,
     cancel: &CancellationToken,
+    slot: &Slot,
     kind: &mut &'static str,
 ) -> Result<handlers::Outcome, RequestError>
 where
@@ -77,6 +86,7 @@ where
 {
     let mux = tokio::select! {
         () = cancel.cancelled() => return Err(RequestError::Shutdown),
+        () = slot.evicted().cancelled() => return Err(RequestError::Evicted),
         r = tokio::time::timeout(config.timeouts.mux, stream.read_u8()) => match r {
             Err(_) => return Err(RequestError::Timeout("the mux byte")),
             Ok(Err(source)) => return Err(RequestError::Io { op: "read mux byte", source }),
@@ -86,10 +96,13 @@ where
     if mux != MUX_SNAPSHOTTER {
         return Err(RequestError::BadMux(mux));
     }
+    slot.enter(Phase::Reading);
     let decoded = tokio::select! {
         () = cancel.cancelled() => return Err(RequestError::Shutdown),
+        () = slot.evicted().cancelled() => return Err(RequestError::Evicted),
         r = decode::read_request(stream, config) => r,
     };
+    slot.enter(Phase::Serving);
     let Decoded {
         request,
         error_replies,

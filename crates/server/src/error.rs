@@ -51,6 +51,9 @@ pub(crate) enum RequestError {
     /// Shutting down before the request was read.
     #[error("server shutting down")]
     Shutdown,
+    /// Closed before its request was complete to make room for a newer connection.
+    #[error("evicted at the connection limit before the request was complete")]
+    Evicted,
 }
 
 impl RequestError {
@@ -72,6 +75,7 @@ impl RequestError {
             },
             RequestError::Io { .. } => "socket",
             RequestError::Shutdown => "shutdown",
+            RequestError::Evicted => "evicted",
         }
     }
 

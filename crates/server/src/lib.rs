@@ -7,8 +7,10 @@
 //! work against it); [`http`] is the operator API (`/write`, `/query`, `/ping`, `/metrics`)
 //! over an [`snapshotd_store::AdminStore`]. [`bind`] holds the bind-address security policy.
 
+mod admission;
 pub mod bind;
 mod bridge;
+mod busy;
 mod config;
 mod conn;
 mod decode;

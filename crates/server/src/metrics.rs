@@ -10,8 +10,12 @@ pub const BYTES_SENT: &str = "snapshotd_bytes_sent_total";
 pub const BYTES_RECEIVED: &str = "snapshotd_bytes_received_total";
 /// Connections currently being served.
 pub const ACTIVE_CONNECTIONS: &str = "snapshotd_active_connections";
-/// Connections closed right after accept because the connection limit was reached.
+/// Connections refused because every slot was serving (closed, or told "busy" in-band).
 pub const REJECTED_CONNECTIONS: &str = "snapshotd_connections_rejected_total";
+/// Connections without a complete request closed to make room for a newer connection.
+pub const EVICTED_CONNECTIONS: &str = "snapshotd_connections_evicted_total";
+/// In-band "busy" replies sent to refused clients that opted in to error replies.
+pub const BUSY_REPLIES: &str = "snapshotd_busy_replies_total";
 /// HTTP requests, labels `path` and `status`.
 pub const HTTP_REQUESTS: &str = "snapshotd_http_requests_total";
 /// Points written over HTTP `/write`.

@@ -46,12 +46,23 @@ pub(crate) fn upload_ack(files: u64) -> BytesMut {
     out
 }
 
+/// The in-band "busy" reply for a refused client that opted in.
+pub(crate) fn busy(limit: &str) -> Option<BytesMut> {
+    let message = format!("server at connection limit: {limit}");
+    let mut out = BytesMut::new();
+    ErrorReply::new(ErrorCode::Busy, message)
+        .encode(&mut out)
+        .ok()?;
+    Some(out)
+}
+
 /// The in-band error reply for a client that opted in.
 pub(crate) fn error_reply(e: &RequestError) -> Option<BytesMut> {
     let code = match e {
         RequestError::Unsupported(_) => ErrorCode::Unsupported,
         RequestError::Protocol(_) | RequestError::Timeout(_) => ErrorCode::BadRequest,
         RequestError::Shutdown => ErrorCode::Unavailable,
+        RequestError::Evicted => ErrorCode::Busy,
         _ => match e.store_error() {
             Some(StoreError::NotFound { .. }) => ErrorCode::NotFound,
             Some(StoreError::Conflict(_)) => ErrorCode::AlreadyExists,

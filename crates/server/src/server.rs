@@ -4,14 +4,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use snapshotd_store::Store;
 
+use crate::admission::{Admission, Admit, BusySlot, Slot};
+use crate::busy;
 use crate::config::ServerConfig;
 use crate::conn;
 use crate::tls::TlsConfig;
@@ -65,7 +66,10 @@ impl SnapshotServer {
             client_auth = self.tls.as_ref().is_some_and(TlsConfig::authenticates_clients),
             "snapshot service listening"
         );
-        let permits = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
+        let admission = Admission::new(
+            self.config.max_connections,
+            self.config.max_connections_per_peer,
+        );
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -83,49 +87,80 @@ impl SnapshotServer {
                     }
                 },
             };
-            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                metrics::counter!(crate::metrics::REJECTED_CONNECTIONS).increment(1);
-                debug!(%peer, "connection limit reached, closing");
-                drop(stream);
-                continue;
-            };
             let _ = stream.set_nodelay(true);
-            let store = Arc::clone(&self.store);
-            let config = Arc::clone(&self.config);
-            let token = cancel.child_token();
-            let tls = self.tls.clone();
-            let span = info_span!("snapshot_conn", %peer, request = tracing::field::Empty);
-            tasks.spawn(
-                async move {
-                    let _active = crate::metrics::ActiveGuard::new();
-                    match tls {
-                        None => conn::handle(stream, store, config, token).await,
-                        Some(tls) => {
-                            let handshake = tokio::select! {
-                                () = token.cancelled() => return,
-                                r = tokio::time::timeout(config.timeouts.mux, tls.accept(stream)) => r,
-                            };
-                            match handshake {
-                                Ok(Ok(s)) => conn::handle(s, store, config, token).await,
-                                Ok(Err(e)) => {
-                                    crate::metrics::error("none", "tls");
-                                    warn!(error = %e, "TLS handshake failed");
-                                }
-                                Err(_) => {
-                                    crate::metrics::error("none", "timeout");
-                                    info!("TLS handshake timed out");
-                                }
-                            }
-                        }
-                    }
-                    drop(permit);
+            match admission.admit(peer.ip()) {
+                Admit::Slot(slot) => {
+                    let span = info_span!("snapshot_conn", %peer, request = tracing::field::Empty);
+                    tasks.spawn(
+                        self.clone()
+                            .serve_conn(stream, slot, cancel.child_token())
+                            .instrument(span),
+                    );
                 }
-                .instrument(span),
-            );
+                Admit::Busy(busy) => {
+                    metrics::counter!(crate::metrics::REJECTED_CONNECTIONS).increment(1);
+                    let span = info_span!("snapshot_refused", %peer);
+                    tasks.spawn(
+                        self.clone()
+                            .refuse_conn(stream, busy, cancel.child_token())
+                            .instrument(span),
+                    );
+                }
+                Admit::Refused => {
+                    metrics::counter!(crate::metrics::REJECTED_CONNECTIONS).increment(1);
+                    debug!(%peer, "connection limit reached and too many refusals pending, closing");
+                    drop(stream);
+                }
+            }
         }
         drop(listener);
         shutdown_tasks(&mut tasks, &cancel, &self.config, local).await;
         Ok(())
+    }
+
+    /// One admitted connection: TLS handshake if configured, then the request.
+    async fn serve_conn(self, stream: TcpStream, slot: Slot, token: CancellationToken) {
+        let _active = crate::metrics::ActiveGuard::new();
+        let config = self.config;
+        let Some(tls) = self.tls else {
+            return conn::handle(stream, self.store, config, token, &slot).await;
+        };
+        let handshake = tokio::select! {
+            () = token.cancelled() => return,
+            () = slot.evicted().cancelled() => return,
+            r = tokio::time::timeout(config.timeouts.mux, tls.accept(stream)) => r,
+        };
+        match handshake {
+            Ok(Ok(s)) => conn::handle(s, self.store, config, token, &slot).await,
+            Ok(Err(e)) => {
+                crate::metrics::error("none", "tls");
+                warn!(error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                crate::metrics::error("none", "timeout");
+                info!("TLS handshake timed out");
+            }
+        }
+    }
+
+    /// One refused connection: told "busy" if it opted in to error replies, else closed.
+    async fn refuse_conn(self, stream: TcpStream, busy: BusySlot, token: CancellationToken) {
+        let config = self.config;
+        let refusal = async {
+            match self.tls {
+                None => busy::refuse(stream, config, busy).await,
+                Some(tls) => {
+                    let hs = tokio::time::timeout(busy::BUSY_READ, tls.accept(stream)).await;
+                    if let Ok(Ok(s)) = hs {
+                        busy::refuse(s, config, busy).await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = token.cancelled() => {}
+            () = refusal => {}
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The server refused for lack of resources (too many connections, disk full).
     Unavailable,
+    /// The server is at its connection limit and did not run the request; retry later.
+    Busy,
     /// Any other server-side failure.
     Internal,
     /// A code this version does not know (sent by a newer peer).
@@ -39,6 +41,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         })

@@ -4,6 +4,7 @@
 mod builtin;
 mod captures;
 mod common;
+mod exhaustion;
 mod extensions;
 mod hostile;
 mod http;

@@ -1,0 +1,452 @@
+//! One round: a workload under one or more faults, then the invariants — nothing acked lost,
+//! nothing incomplete published, a failure names its fault, a rerun after the fault clears
+//! completes, and the server stays small and serving.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::env::{Influxd, Server, serves};
+use super::fault::{Fault, Workload};
+use super::load;
+use super::proxy::{Mode, Proxy};
+use super::workload::{self as wl, Run};
+
+/// Everything a campaign keeps between rounds.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The snapshotd binary.
+    pub bin: PathBuf,
+    /// Scratch directory of the campaign.
+    pub work: PathBuf,
+    /// The server under test.
+    pub server: Server,
+    /// The restore target.
+    pub influxd: Influxd,
+    /// Proxy in front of the server's snapshot port.
+    pub to_server: Proxy,
+    /// Proxy in front of influxd's snapshot port.
+    pub to_influxd: Proxy,
+    /// Points of database `chaos` acknowledged by influxd's `/write`.
+    pub acked: u64,
+    /// Points of database `chaos` acknowledged by the server's `/write`.
+    pub acked_serve: u64,
+    /// A verified backup of `chaos` (restore rounds copy it).
+    pub baseline: PathBuf,
+    /// Largest server RSS seen after a round, KiB.
+    pub max_rss_kib: u64,
+    /// Faults injected so far.
+    pub injected: u64,
+}
+
+/// How a round ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Invariants held (success, or a loud failure and a complete rerun).
+    Survived,
+    /// Acked points missing or extra after restore, or an incomplete backup published.
+    DataLost,
+    /// The failure did not name the fault.
+    WrongMessage,
+    /// A command ran past its time limit.
+    Hung,
+    /// The rerun after the fault cleared did not complete.
+    RerunFailed,
+    /// The server was over its memory bound or not serving again in time.
+    ServerUnhealthy,
+    /// The fault cannot be injected here (e.g. mounting needs root).
+    Skipped,
+    /// The fault did not land: the run ended before the cut or the signal.
+    NotTriggered,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The faults, joined with `+`.
+    pub faults: String,
+    /// The workload's name.
+    pub workload: &'static str,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// Why (first line of the relevant error, or the check that failed).
+    pub detail: String,
+    /// Wall time of the round.
+    pub secs: f64,
+}
+
+/// Resident memory bound of the server, KiB.
+pub const RSS_BOUND_KIB: u64 = 512 * 1024;
+
+/// Runs one round of `workload` under `faults`; `seed` places cuts and signals.
+pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) -> Result<Row> {
+    let started = Instant::now();
+    let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
+    let dest = wl::fresh_dir(&dir, "dest")?;
+    let newdb = format!("r{k}");
+    if w == Workload::Restore {
+        copy_dir(&ctx.baseline, &dest)?;
+    }
+    let names = faults
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join("+");
+    let workload = w.name();
+    let mounts = match mount_faults(faults, &dest) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(Row {
+                faults: names,
+                workload,
+                outcome: Outcome::Skipped,
+                detail: e.to_string(),
+                secs: 0.0,
+            });
+        }
+    };
+    let (proxy, target) = match w {
+        Workload::Serve => (&ctx.to_server, ctx.server.bind),
+        _ => (&ctx.to_influxd, ctx.influxd.bind),
+    };
+    let cut = 256 + seed % 2_048;
+    let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
+    if modes.is_empty() && faults.iter().any(|f| f.signals()) {
+        // Slow the transfer down so that the seeded signal lands mid-stream (influxd's
+        // backups of the campaign's data are a few KiB).
+        let rate = if w == Workload::Serve {
+            64 * 1024
+        } else {
+            2 * 1024
+        };
+        modes.push(Mode::Throttle(rate));
+    }
+    let host = match modes.first() {
+        Some(m) => {
+            proxy.set(*m);
+            proxy.addr
+        }
+        None => target,
+    };
+    let loads: Vec<load::Running> = faults
+        .iter()
+        .filter_map(|f| match f {
+            Fault::Load(l) => Some(load::start(*l, ctx.server.bind, ctx.server.http, seed)),
+            _ => None,
+        })
+        .collect();
+    let host = host.to_string();
+    let cmd = |c: &Ctx| command(c, w, &host, &dest, &newdb);
+    let signals = signal_plan(ctx, faults, seed);
+    let cuts_before = proxy.cuts();
+    let mut pending = Vec::new();
+    let first = wl::run(cmd(ctx), |pid| pending = spawn_signals(signals, pid))?;
+    let mut landed = true;
+    for h in pending {
+        landed &= h.join().unwrap_or(false);
+    }
+    let cut_mode = faults
+        .iter()
+        .any(|f| matches!(f, Fault::Reset | Fault::HalfClose | Fault::Blackhole));
+    landed &= !cut_mode || proxy.cuts() > cuts_before;
+    for l in loads {
+        l.stop();
+    }
+    proxy.set(Mode::Pass);
+    // Checked before a fault filesystem goes away: no incomplete backup under a final name.
+    let published = first.ok() || published_ok(ctx, &dest, w != Workload::Restore)?;
+    // A run that succeeded on a fault filesystem is checked on a copy of what it wrote.
+    let checked = if first.ok() && !mounts.is_empty() {
+        let kept = wl::fresh_dir(&dir, "kept")?;
+        copy_dir(&dest, &kept)?;
+        kept
+    } else {
+        dest.clone()
+    };
+    unmount(&mounts);
+    recover(ctx)?;
+    ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
+    let (outcome, detail) = judge(
+        ctx,
+        faults,
+        w,
+        (&first, published),
+        &checked,
+        &newdb,
+        || wl::run(cmd(ctx), |_| {}),
+    )?;
+    let (outcome, detail) = health(ctx, outcome, detail);
+    let (outcome, detail) = if !landed && outcome == Outcome::Survived && first.ok() {
+        (
+            Outcome::NotTriggered,
+            format!("fault did not land before the run ended; {detail}"),
+        )
+    } else {
+        (outcome, detail)
+    };
+    Ok(Row {
+        faults: names,
+        workload,
+        outcome,
+        detail,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Command {
+    match w {
+        Workload::Restore => wl::restore(&ctx.bin, host, dest, newdb, false),
+        _ => wl::backup(&ctx.bin, host, dest),
+    }
+}
+
+/// (pid or None = the client, signal, delay ms, stop for ms).
+type Signal = (Option<u32>, &'static str, u64, u64);
+
+fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
+    let at = 100 + seed % 500;
+    let pid = |p: &Option<super::env::Proc>| p.as_ref().map(|p| p.child.id());
+    faults
+        .iter()
+        .filter_map(|f| match f {
+            Fault::KillServer => Some((pid(&ctx.server.proc), "KILL", at, 0)),
+            Fault::StopServer => Some((pid(&ctx.server.proc), "STOP", at, 3000)),
+            Fault::KillInfluxd => Some((pid(&ctx.influxd.proc), "KILL", at, 0)),
+            Fault::StopInfluxd => Some((pid(&ctx.influxd.proc), "STOP", at, 3000)),
+            Fault::KillClient => Some((None, "KILL", at, 0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends each planned signal at its moment; each thread returns whether the client was still
+/// running then (the signal landed mid-run).
+fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<bool>> {
+    let mut out = Vec::new();
+    for (pid, sig, at, stop_ms) in plan {
+        let Some(pid) = pid.or(Some(client)) else {
+            continue;
+        };
+        out.push(std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(at));
+            let running = client_running(client);
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+            if stop_ms > 0 {
+                std::thread::sleep(Duration::from_millis(stop_ms));
+                let _ = Command::new("kill")
+                    .arg("-CONT")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            running
+        }));
+    }
+    out
+}
+
+/// Whether the client process `pid` is still running (not exited, not a zombie).
+fn client_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Restarts whatever a fault killed (every signal has been sent and any SIGSTOP lifted).
+fn recover(ctx: &mut Ctx) -> Result<()> {
+    // A SIGKILLed process may take a moment to become reapable.
+    std::thread::sleep(Duration::from_millis(500));
+    let dead = |p: &mut Option<super::env::Proc>| {
+        p.as_mut()
+            .is_none_or(|p| p.child.try_wait().ok().flatten().is_some())
+    };
+    if dead(&mut ctx.server.proc) {
+        ctx.server.restart()?;
+    }
+    if dead(&mut ctx.influxd.proc) {
+        ctx.influxd.restart()?;
+    }
+    Ok(())
+}
+
+fn judge(
+    ctx: &Ctx,
+    faults: &[Fault],
+    w: Workload,
+    (first, published): (&Run, bool),
+    dest: &Path,
+    newdb: &str,
+    rerun: impl FnOnce() -> Result<Run>,
+) -> Result<(Outcome, String)> {
+    if first.hung {
+        return Ok((
+            Outcome::Hung,
+            format!("no exit after {:?}", wl::COMMAND_LIMIT),
+        ));
+    }
+    if first.ok() {
+        return check_data(ctx, w, dest, newdb, "first run");
+    }
+    let err = last_line(&first.stderr);
+    if !published {
+        return Ok((
+            Outcome::DataLost,
+            format!("incomplete backup published: {err}"),
+        ));
+    }
+    let killed_client = first.code.is_none() && faults.contains(&Fault::KillClient);
+    let lower = first.stderr.to_lowercase();
+    let named = faults
+        .iter()
+        .flat_map(|f| f.phrases())
+        .any(|p| lower.contains(p));
+    if !killed_client && !named {
+        return Ok((Outcome::WrongMessage, err));
+    }
+    let second = rerun()?;
+    if second.hung {
+        return Ok((Outcome::Hung, "rerun did not exit".into()));
+    }
+    if !second.ok() {
+        return Ok((Outcome::RerunFailed, last_line(&second.stderr)));
+    }
+    let (o, d) = check_data(ctx, w, dest, newdb, "rerun")?;
+    Ok((o, format!("failed first ({err}); {d}")))
+}
+
+/// After a successful run: a backup verifies and restores exactly the acked points (into
+/// influxd, counted there; into the server, acknowledged shard by shard), a restore holds
+/// exactly them.
+fn check_data(
+    ctx: &Ctx,
+    w: Workload,
+    dest: &Path,
+    newdb: &str,
+    which: &str,
+) -> Result<(Outcome, String)> {
+    if w != Workload::Restore {
+        let v = wl::run(wl::verify(&ctx.bin, dest), |_| {})?;
+        if !v.ok() {
+            let e = last_line(&v.stderr);
+            return Ok((
+                Outcome::DataLost,
+                format!("{which} exited 0 but verify failed: {e}"),
+            ));
+        }
+    }
+    let check = format!("{newdb}c");
+    let (host, ack) = match w {
+        Workload::Restore => return count_check(ctx, newdb, which),
+        Workload::Backup => (ctx.influxd.bind.to_string(), false),
+        Workload::Serve => (ctx.server.bind.to_string(), true),
+    };
+    let r = wl::run(wl::restore(&ctx.bin, &host, dest, &check, ack), |_| {})?;
+    if !r.ok() {
+        let e = last_line(&r.stderr);
+        return Ok((
+            Outcome::DataLost,
+            format!("verified backup does not restore: {e}"),
+        ));
+    }
+    if w == Workload::Serve {
+        return Ok((
+            Outcome::Survived,
+            format!("{which} ok, verified, restore acknowledged"),
+        ));
+    }
+    count_check(ctx, &check, which)
+}
+
+fn count_check(ctx: &Ctx, db: &str, which: &str) -> Result<(Outcome, String)> {
+    let n = match ctx.influxd.count(db) {
+        Ok(n) => n,
+        Err(e) => return Ok((Outcome::Hung, format!("{which}: influxd query failed: {e}"))),
+    };
+    if n != ctx.acked {
+        let d = format!("{which}: influxd has {n} of {} acked points", ctx.acked);
+        return Ok((Outcome::DataLost, d));
+    }
+    Ok((Outcome::Survived, format!("{which} ok, {n} points")))
+}
+
+/// A failed backup may leave a manifest only if that backup verifies.
+fn published_ok(ctx: &Ctx, dest: &Path, backup: bool) -> Result<bool> {
+    if !backup {
+        return Ok(true);
+    }
+    let has_manifest = std::fs::read_dir(dest)?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().ends_with(".manifest"));
+    Ok(!has_manifest || wl::run(wl::verify(&ctx.bin, dest), |_| {})?.ok())
+}
+
+fn health(ctx: &mut Ctx, outcome: Outcome, detail: String) -> (Outcome, String) {
+    let rss = ctx.server.rss_kib().unwrap_or(0);
+    ctx.max_rss_kib = ctx.max_rss_kib.max(rss);
+    if rss > RSS_BOUND_KIB {
+        return (
+            Outcome::ServerUnhealthy,
+            format!("server RSS {rss} KiB > bound; {detail}"),
+        );
+    }
+    if !serves(ctx.server.bind, Duration::from_secs(30)) {
+        return (
+            Outcome::ServerUnhealthy,
+            format!("server not serving within 30 s; {detail}"),
+        );
+    }
+    (outcome, detail)
+}
+
+fn last_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+fn mount_faults(faults: &[Fault], dest: &Path) -> Result<Vec<PathBuf>> {
+    let opts = if faults.contains(&Fault::Enospc) {
+        "size=48k"
+    } else if faults.contains(&Fault::ReadOnly) {
+        "ro,size=1m"
+    } else {
+        return Ok(Vec::new());
+    };
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+        .arg(dest)
+        .status()?;
+    anyhow::ensure!(
+        ok.success(),
+        "mount tmpfs on {} failed (needs root)",
+        dest.display()
+    );
+    Ok(vec![dest.to_path_buf()])
+}
+
+fn unmount(mounts: &[PathBuf]) {
+    for m in mounts {
+        let _ = Command::new("umount").arg(m).status();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
