@@ -56,8 +56,9 @@ pub struct BackupArgs {
     /// gzip level, 0 (store) to 9 (smallest); influx uses its default (6), 1 is much faster.
     #[arg(long, value_name = "0-9", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
-    /// auto: deflate what shrinks by >= 20 % and store the rest (TSM is already
-    /// compressed); gzip: always deflate; none: store. Every mode writes a valid .tar.gz.
+    /// auto: deflate what shrinks by half or more at --compression-level and store the rest
+    /// (TSM is already compressed); gzip: always deflate (smaller, slower); none: store.
+    /// Every mode writes a valid .tar.gz.
     #[arg(long, value_enum, default_value = "auto")]
     pub compression: Compression,
     /// Attempts per shard before the backup fails.
