@@ -246,6 +246,9 @@ fn run_set(influxd: &Path, set: &str, quick: bool) {
     let mut shards = 0;
     let mut tsm = 0u64;
     for rp in std::fs::read_dir(&data).unwrap().filter_map(|e| e.ok()) {
+        if rp.file_name().to_string_lossy().starts_with('_') {
+            continue; // `_series`: the database's series file, not a retention policy.
+        }
         for sh in std::fs::read_dir(rp.path()).unwrap().filter_map(|e| e.ok()) {
             shards += 1;
             tsm += dir_bytes(&sh.path());
