@@ -16,6 +16,7 @@
 
 mod member;
 mod parallel;
+mod worker;
 
 pub use member::{encode_member, shrinks_enough};
 pub use parallel::{GzStats, ParallelGz};

@@ -3,10 +3,11 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::worker::{Done, Job, worker};
 use super::{
     CompressionMode, GzSettings, PROBE_EVERY, SAMPLE_BYTES, encode_member, shrinks_enough,
 };
@@ -22,22 +23,6 @@ pub struct GzStats {
     pub deflated_members: u64,
     /// Members stored (level 0).
     pub stored_members: u64,
-}
-
-/// One chunk for a worker, with the buffer its member goes into.
-struct Job {
-    data: Vec<u8>,
-    out: Vec<u8>,
-    level: u32,
-    filename: Option<Vec<u8>>,
-    reply: SyncSender<Done>,
-}
-
-/// A worker's answer: the chunk buffer back (for reuse) and the member.
-struct Done {
-    data: Vec<u8>,
-    level: u32,
-    member: io::Result<Vec<u8>>,
 }
 
 /// Splits what is written into chunks, deflates each as an independent gzip member on a
@@ -284,30 +269,4 @@ fn middle(data: &[u8], n: usize) -> &[u8] {
     }
     let start = (data.len() - n) / 2;
     &data[start..start + n]
-}
-
-/// Deflates jobs until the job channel closes.
-fn worker(rx: &Mutex<Receiver<Job>>) {
-    loop {
-        let job = match rx.lock() {
-            Ok(r) => r.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
-        let Job {
-            data,
-            mut out,
-            level,
-            filename,
-            reply,
-        } = job;
-        out.clear();
-        let member = encode_member(&data, level, filename.as_deref(), out);
-        // The writer may have been abandoned; then nobody waits for this member.
-        let _ = reply.send(Done {
-            data,
-            level,
-            member,
-        });
-    }
 }
