@@ -27,7 +27,7 @@ pub struct GzStats {
 
 /// Splits what is written into chunks, deflates each as an independent gzip member on a
 /// pool of worker threads, and writes the members to `inner` in order. Memory is bounded by
-/// about 2 × workers chunks in flight, each with its member. Call [`finish`](Self::finish)
+/// workers + 1 chunks in flight, each with its member. Call [`finish`](Self::finish)
 /// to write the last member; a stream given no bytes still becomes a valid (empty) gzip.
 pub struct ParallelGz<W: Write> {
     inner: Option<W>,
@@ -152,7 +152,7 @@ impl<W: Write> ParallelGz<W> {
             return Err(io::Error::other("gzip workers stopped"));
         }
         self.pending.push_back(rx);
-        while self.pending.len() >= 2 * self.settings.workers {
+        while self.pending.len() > self.settings.workers {
             self.drain_one()?;
         }
         // Write whatever is already done at the front, so output keeps flowing.

@@ -38,6 +38,9 @@ pub(super) fn worker(rx: &Mutex<Receiver<Job>>) {
             reply,
         } = job;
         out.clear();
+        // A stored member is its data plus 5 bytes per 64 KiB block and the framing:
+        // reserving that once keeps the recycled buffer from doubling.
+        out.reserve(data.len() + data.len() / 8192 + 1024);
         let member = encode_member(&data, level, filename.as_deref(), out);
         // The writer may have been abandoned; then nobody waits for this member.
         let _ = reply.send(Done {
