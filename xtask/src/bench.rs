@@ -1,4 +1,6 @@
 //! `cargo xtask bench [wal|backup|restore|tsm|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench backup [--sets metrics,mixed] [--snapshotd-args FLAGS]` compares
+//! `snapshotd backup/restore` (default flags unless FLAGS) with `influxd … -portable`.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
 //! takes N ms longer (a FUSE passthrough, see slowfs.rs).
 
@@ -32,6 +34,14 @@ pub struct Args {
     /// A short smoke run.
     #[arg(long)]
     quick: bool,
+    /// Only with `backup`/`restore`: the data sets, comma-separated (`metrics`: 1-day shards
+    /// of a metrics workload; `mixed`: 48 one-hour shards plus one large shard).
+    #[arg(long, value_name = "SETS", default_value = "metrics,mixed")]
+    sets: String,
+    /// Only with `backup`/`restore`: extra `snapshotd backup` flags, e.g.
+    /// `--snapshotd-args='--compression gzip'` (the defaults are measured without any).
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    snapshotd_args: Option<String>,
     /// Only with `wal`: compare on a FUSE mount whose fsync sleeps this many milliseconds
     /// first, as a disk without a fast write cache (needs `apt-get install fuse libfuse2`).
     #[arg(long, value_name = "MS")]
@@ -95,6 +105,12 @@ pub fn run(args: Args) -> Result<()> {
         cmd.args(["bench", "-p", pkg, "--bench", bench]);
         if args.quick {
             cmd.env("SNAPSHOTD_BENCH_QUICK", "1");
+        }
+        if bench == "backup" {
+            cmd.env("SNAPSHOTD_BENCH_SETS", &args.sets);
+            if let Some(f) = &args.snapshotd_args {
+                cmd.env("SNAPSHOTD_BENCH_SNAPSHOTD_ARGS", f);
+            }
         }
         step(&format!("bench {label}"), &mut cmd)?;
     }

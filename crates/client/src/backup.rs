@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use flate2::{Compression, GzBuilder};
 use futures::StreamExt;
 use object_store::buffered::BufWriter as ObjectWriter;
 use snapshotd_checkpoint::{EncryptingWriter, MasterKey, encrypt_bytes, encrypted_name};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
 
+use crate::compress::{CompressionMode, GzSettings, ParallelGz};
 use crate::conn::{Client, Conn, ShardPath, Window};
 use crate::error::{ClientError, Result};
 use crate::hashio::{HashingWriter, MeteredReader, sha256_hex};
@@ -48,6 +48,8 @@ pub struct BackupOptions {
     pub rate_limit: Option<u64>,
     /// gzip level 0–9.
     pub gzip_level: u32,
+    /// Which shard chunks are deflated (`Auto`: those that shrink by a useful margin).
+    pub compression: CompressionMode,
     /// Retries of a failed shard.
     pub retry: RetryPolicy,
     /// Start time naming the files (`TS`); now when `None`.
@@ -79,6 +81,7 @@ impl Default for BackupOptions {
             jobs: 1,
             rate_limit: None,
             gzip_level: 1,
+            compression: CompressionMode::Auto,
             retry: RetryPolicy::default(),
             started: None,
             resume: None,
@@ -312,6 +315,7 @@ pub async fn backup(
         ts: ts.clone(),
         window: opts.window,
         level: opts.gzip_level.min(9),
+        compression: opts.compression,
         retry: opts.retry,
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         hooks: hooks.clone(),
@@ -514,6 +518,7 @@ struct ShardCtx {
     ts: String,
     window: Window,
     level: u32,
+    compression: CompressionMode,
     retry: RetryPolicy,
     limiter: Option<Arc<RateLimiter>>,
     hooks: Hooks,
@@ -573,8 +578,10 @@ async fn fetch_once(ctx: &ShardCtx, shard: &ShardPath, name: &str) -> Result<Uni
         key: ctx.key.clone(),
         context: name.to_string(),
         what: format!("shard {shard}"),
-        inner_name: layout::gzip_inner_name(&ctx.ts, shard.id),
-        level: ctx.level,
+        gz: GzSettings {
+            filename: Some(layout::gzip_inner_name(&ctx.ts, shard.id).into_bytes()),
+            ..GzSettings::new(ctx.compression, ctx.level)
+        },
         limiter: ctx.limiter.clone(),
         progress: Arc::clone(&ctx.hooks.progress),
         cancel: Arc::clone(&ctx.cancel),
@@ -598,8 +605,7 @@ struct PipeJob {
     key: Option<MasterKey>,
     context: String,
     what: String,
-    inner_name: String,
-    level: u32,
+    gz: GzSettings,
     limiter: Option<Arc<RateLimiter>>,
     progress: Arc<dyn Progress>,
     cancel: Arc<AtomicBool>,
@@ -638,19 +644,17 @@ impl PipeJob {
             ),
         };
         let hashing = HashingWriter::new(out);
-        let mut gz = GzBuilder::new()
-            .filename(self.inner_name.as_bytes())
-            .operating_system(255)
-            .write(hashing, Compression::new(self.level));
+        let mut gz = ParallelGz::new(hashing, self.gz.clone());
 
         let checked = copy_validated(&mut src, &mut gz);
         let received = src.get_ref().count();
         TransferStats::add(&self.stats.bytes_transferred, received);
         match checked {
             Ok(stats) => {
-                let finished = gz
+                let (finished, z) = gz
                     .finish()
                     .map_err(|e| ClientError::io(format!("{}: compress", self.what), e))?;
+                tracing::debug!(shard = %self.what, deflated = z.deflated_members, stored = z.stored_members, "gzip members");
                 let (out, sha256, stored_bytes) = finished.finish();
                 let bufw = out
                     .finish()
@@ -732,8 +736,8 @@ impl Out {
 }
 
 /// Drops a failed attempt's output so that nothing appears under the final name.
-fn abort(gz: flate2::write::GzEncoder<HashingWriter<Out>>, handle: &tokio::runtime::Handle) {
-    let Ok(hashing) = gz.finish() else { return };
+fn abort(gz: ParallelGz<HashingWriter<Out>>, handle: &tokio::runtime::Handle) {
+    let Some(hashing) = gz.abandon() else { return };
     let (out, _, _) = hashing.finish();
     let Ok(bufw) = out.finish() else { return };
     let Ok(sink) = bufw.into_inner() else { return };

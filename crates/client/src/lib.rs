@@ -12,6 +12,7 @@
 //! - [`Progress`] and [`UnitSink`]: how a caller watches a run and records finished files.
 
 pub mod backup;
+pub mod compress;
 pub mod conn;
 pub mod error;
 pub mod hashio;
@@ -32,6 +33,7 @@ pub use backup::{
     BackupOptions, BackupSummary, CommitGate, Hooks, OpenGate, ResumeFrom, RetryPolicy,
     TransferStats,
 };
+pub use compress::CompressionMode;
 pub use conn::{Client, ClientConfig, IdMap, RenameNames, ShardPath, Window};
 pub use error::{ClientError, Result};
 pub use job::JobOptions;

@@ -58,6 +58,7 @@ pub fn backup_config(opts: &BackupOptions) -> JobConfig {
         .with("window.start", a)
         .with("window.end", b)
         .with("compression_level", opts.gzip_level.min(9).to_string())
+        .with("compression", format!("{:?}", opts.compression))
 }
 
 /// Parses a `TS` (`YYYYMMDDTHHMMSSZ`) back into the start time it names.

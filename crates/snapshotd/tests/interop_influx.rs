@@ -6,6 +6,7 @@
 
 #[path = "../../client/tests/support/influxd.rs"]
 mod influxd;
+mod interop_compress;
 mod support;
 
 use std::path::Path;

@@ -40,6 +40,11 @@ pub struct BackupArgs {
     /// gzip level, 0 (store) to 9 (smallest); influx uses its default (6), 1 is much faster.
     #[arg(long, value_name = "0-9", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
+    /// auto: deflate what shrinks by half or more at --compression-level and store the rest
+    /// (TSM is already compressed); gzip: always deflate (smaller, slower); none: store.
+    /// Every mode writes a valid .tar.gz.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub compression: Compression,
     /// Attempts per shard before the backup fails.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
@@ -54,6 +59,27 @@ pub struct BackupArgs {
     /// Every run adds a new restore point; re-running after an interruption continues it.
     #[arg(value_name = "DEST")]
     pub dest: String,
+}
+
+/// `--compression` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Compression {
+    /// Deflate what shrinks by a useful margin, store the rest.
+    Auto,
+    /// Always deflate at --compression-level.
+    Gzip,
+    /// Store only (gzip framing, level 0).
+    None,
+}
+
+impl From<Compression> for snapshotd_client::CompressionMode {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Auto => Self::Auto,
+            Compression::Gzip => Self::Gzip,
+            Compression::None => Self::None,
+        }
+    }
 }
 
 fn parse_time(flag: &str, s: &str) -> anyhow::Result<GoTime> {
@@ -96,6 +122,7 @@ fn options(args: &BackupArgs) -> anyhow::Result<BackupOptions> {
         jobs: args.server.jobs(),
         rate_limit: args.server.rate_limit,
         gzip_level: args.compression_level,
+        compression: args.compression.into(),
         retry: RetryPolicy {
             attempts: args.attempts,
             ..RetryPolicy::default()
