@@ -139,6 +139,22 @@ pub enum ClientError {
     /// The caller asked for something contradictory or unsafe.
     #[error("invalid arguments: {0}")]
     InvalidArgument(String),
+    /// A shard was sent without acknowledgement and the server gave no sign of having stored
+    /// it (it reset the connection, or stopped answering right after).
+    #[error(
+        "{file}: upload to shard {shard} ({target}) was not confirmed: {detail}; the shard is \
+         not recorded as restored, re-run the same command to send it again"
+    )]
+    UploadUnconfirmed {
+        /// The backup file.
+        file: String,
+        /// The target shard id.
+        shard: u64,
+        /// `db/rp` on the target.
+        target: String,
+        /// What the server did.
+        detail: String,
+    },
     /// The operation was cancelled (Ctrl-C, a lost lease, or another part of it failed).
     #[error("cancelled")]
     Cancelled,

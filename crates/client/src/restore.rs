@@ -362,6 +362,8 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         hooks: ctx.hooks.clone(),
         cancel: Arc::clone(&ctx.cancel),
     };
+    let target = format!("{}/{}", job.target_db, job.target_rp);
+    let target_db = job.target_db.clone();
     let handle = tokio::runtime::Handle::current();
     let sent = tokio::task::spawn_blocking(move || job.run(reader, conn, handle))
         .await
@@ -372,11 +374,42 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         }
         other => other?,
     };
+    if !ctx.acknowledged {
+        confirm_alive(ctx, f, new_id, &target, &target_db).await?;
+    }
     TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
     TransferStats::add(&ctx.hooks.stats.shards_done, 1);
     ctx.hooks.progress.unit_done(&f.file_name, sent);
     ctx.hooks.units.shard_restored(f.shard_id, new_id);
     Ok((f.shard_id, new_id))
+}
+
+/// Without acknowledgements (influxd) the only sign a shard was stored is the server still
+/// answering afterwards and listing it: a server that died mid-restore fails the shard here.
+async fn confirm_alive(
+    ctx: &UploadCtx,
+    f: &FileRecord,
+    new_id: u64,
+    target: &str,
+    db: &str,
+) -> Result<()> {
+    let unconfirmed = |detail: String| ClientError::UploadUnconfirmed {
+        file: f.file_name.clone(),
+        shard: new_id,
+        target: target.to_string(),
+        detail,
+    };
+    let shards = ctx
+        .client
+        .database_info(db)
+        .await
+        .map_err(|e| unconfirmed(format!("the server stopped answering after it ({e})")))?;
+    if !shards.iter().any(|s| s.id == new_id) {
+        return Err(unconfirmed(format!(
+            "the server no longer lists shard {new_id} of database {db:?}"
+        )));
+    }
+    Ok(())
 }
 
 fn is_cancel(e: &ClientError) -> bool {
@@ -457,7 +490,14 @@ impl UploadJob {
             })?;
             tracing::debug!(file = %name, files, "upload acknowledged");
         } else if let Err(e) = read {
-            tracing::debug!(file = %name, error = %e, "reading the server's close");
+            // influxd closes with a FIN once it has stored the shard; a reset means it
+            // dropped the upload (or died), so the shard must not count as restored.
+            return Err(ClientError::UploadUnconfirmed {
+                file: name,
+                shard: self.new_id,
+                target: format!("{}/{}", self.target_db, self.target_rp),
+                detail: format!("the server reset the connection instead of closing it ({e})"),
+            });
         }
         Ok(sent)
     }
