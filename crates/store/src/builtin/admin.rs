@@ -280,6 +280,11 @@ impl AdminStore for BuiltinStore {
             }
             if let Some(w) = writer.as_mut() {
                 w.append(entry)?;
+                if self.shared.over(w.pending(), w.bytes_since)
+                    && let Some(c) = &self.compactor
+                {
+                    c.request(id);
+                }
             }
         }
         Ok(WriteStats {
