@@ -173,3 +173,7 @@ pub(crate) fn purge_covered(w: &mut ShardLog, hook: Hook<'_>) -> Result<usize> {
     }
     Ok(purged)
 }
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod tests;

@@ -15,7 +15,11 @@ use crate::error::{Result, StoreError};
 /// Directory of the log inside a shard.
 pub(crate) const DIR: &str = "wal";
 /// Segment size of shard logs (etcd uses 64 MB; shards are many and small).
+#[cfg(not(test))]
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Small segments in unit tests, so that purges have several segments to delete.
+#[cfg(test)]
+const SEGMENT_BYTES: u64 = 64 * 1024;
 /// Raft term of every entry we write.
 const TERM: u64 = 1;
 
