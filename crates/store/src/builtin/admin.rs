@@ -276,7 +276,10 @@ impl AdminStore for BuiltinStore {
             let slot = self.slot(id);
             let mut writer = lock(&slot);
             if writer.is_none() {
-                *writer = Some(shard_log::ShardLog::open(&dir)?);
+                *writer = Some(shard_log::ShardLog::open(
+                    &dir,
+                    self.shared.policy.segment_bytes,
+                )?);
             }
             if let Some(w) = writer.as_mut() {
                 w.append(entry)?;

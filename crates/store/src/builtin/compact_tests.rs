@@ -39,7 +39,7 @@ fn append(slot: &Slot, from: u64, to: u64) -> Result<()> {
 
 /// Every (series, time, field) value readable from the shard: TSM files, then the log tail.
 fn read_all(dir: &Path) -> Result<Vec<(Key, String)>> {
-    let log = ShardLog::open(dir)?; // first: recovery finishes a committed compaction
+    let log = ShardLog::open(dir, 64 * 1024)?; // first: recovery finishes a committed compaction
     let mut out = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| StoreError::io("ls", e))?
@@ -94,7 +94,7 @@ fn same(got: &[(Key, String)], want: &[(Key, String)], what: &str) {
 }
 
 fn open_slot(dir: &Path) -> Result<Slot> {
-    Ok(Arc::new(Mutex::new(Some(ShardLog::open(dir)?))))
+    Ok(Arc::new(Mutex::new(Some(ShardLog::open(dir, 64 * 1024)?))))
 }
 
 fn crash_at(step: Step) -> impl Fn(Step) -> Result<()> {
@@ -161,7 +161,7 @@ fn reopen_replays_only_the_tail_and_old_segments_are_purged() -> Result<()> {
     assert!(o.purged >= before.len() - 2, "{o:?}");
     append(&slot, 200, 205)?;
     drop(slot);
-    let log = ShardLog::open(d.path())?;
+    let log = ShardLog::open(d.path(), 64 * 1024)?;
     assert_eq!((log.compacted, log.last_index()), (200, 205));
     let tail = log.view()?.map(|v| v.indexed().count()).unwrap_or(0);
     assert_eq!(tail, 5, "only the tail is replayed");

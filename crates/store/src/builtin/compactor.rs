@@ -27,6 +27,9 @@ pub struct CompactionPolicy {
     pub tick: Duration,
     /// Run the background compactor (off: only explicit and shutdown compactions).
     pub background: bool,
+    /// Segment size of shard logs; purge deletes whole segments, so the log left after a
+    /// compaction is at most about one segment.
+    pub segment_bytes: u64,
 }
 
 impl Default for CompactionPolicy {
@@ -37,6 +40,7 @@ impl Default for CompactionPolicy {
             idle: Duration::from_secs(30),
             tick: Duration::from_secs(1),
             background: true,
+            segment_bytes: super::shard_log::SEGMENT_BYTES,
         }
     }
 }
@@ -53,6 +57,12 @@ impl CompactionPolicy {
     pub fn with_idle(mut self, idle: Duration, tick: Duration) -> Self {
         self.idle = idle;
         self.tick = tick.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the segment size of shard logs (at least 64 KiB).
+    pub fn with_segment_bytes(mut self, n: u64) -> Self {
+        self.segment_bytes = n.max(64 * 1024);
         self
     }
 

@@ -295,7 +295,7 @@ impl BuiltinStore {
         let slot = self.slot(id);
         let mut writer = lock(&slot);
         if writer.is_none() && shard_log::exists(dir) {
-            match shard_log::ShardLog::open(dir) {
+            match shard_log::ShardLog::open(dir, self.shared.policy.segment_bytes) {
                 Ok(w) => *writer = Some(w),
                 Err(e) => tracing::warn!(shard = id, error = %e, "shard log not writable"),
             }
@@ -337,7 +337,10 @@ impl BuiltinStore {
         let slot = self.slot(shard_id);
         let mut writer = lock(&slot);
         if writer.is_none() && shard_log::exists(&dir) {
-            *writer = Some(shard_log::ShardLog::open(&dir)?);
+            *writer = Some(shard_log::ShardLog::open(
+                &dir,
+                self.shared.policy.segment_bytes,
+            )?);
         }
         let Some(w) = writer.as_ref() else {
             return Ok(LogStats::default());

@@ -14,12 +14,8 @@ use crate::error::{Result, StoreError};
 
 /// Directory of the log inside a shard.
 pub(crate) const DIR: &str = "wal";
-/// Segment size of shard logs (etcd uses 64 MB; shards are many and small).
-#[cfg(not(test))]
-const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// Small segments in unit tests, so that purges have several segments to delete.
-#[cfg(test)]
-const SEGMENT_BYTES: u64 = 64 * 1024;
+/// Default segment size of shard logs (etcd uses 64 MB; shards are many and small).
+pub(crate) const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Raft term of every entry we write.
 const TERM: u64 = 1;
 
@@ -39,7 +35,7 @@ pub(crate) fn wal_err(e: snapshotd_wal::Error) -> StoreError {
 }
 
 fn options() -> WalOptions {
-    WalOptions::default().segment_size_bytes(SEGMENT_BYTES)
+    WalOptions::default()
 }
 
 /// Whether a shard-relative path (components) names one of our WAL segments.
@@ -117,13 +113,14 @@ impl ShardLog {
     /// Opens the shard's log at its compaction marker (finishing or undoing a compaction
     /// interrupted by a crash), creating it when absent; a torn tail left by a crash is
     /// repaired first (only unacknowledged bytes are dropped).
-    pub(crate) fn open(shard_dir: &Path) -> Result<Self> {
+    pub(crate) fn open(shard_dir: &Path, segment_bytes: u64) -> Result<Self> {
         let compacted = super::marker::recover(shard_dir)?;
         let dir = shard_dir.join(DIR);
+        let opts = options().segment_size_bytes(segment_bytes);
         let wal = if snapshotd_wal::wal_exists(&dir) {
-            open_writer(&dir, start_at(compacted))?
+            open_writer(&dir, start_at(compacted), &opts)?
         } else {
-            Wal::create_with(&dir, b"snapshotd shard log", &options()).map_err(wal_err)?
+            Wal::create_with(&dir, b"snapshotd shard log", &opts).map_err(wal_err)?
         };
         Ok(ShardLog {
             wal,
@@ -189,8 +186,8 @@ impl ShardLog {
 }
 
 /// Opens the writer at `start`, repairing a torn tail first when needed.
-fn open_writer(dir: &Path, start: Snapshot) -> Result<Wal> {
-    let opened = Wal::open_with(dir, start, &options())
+fn open_writer(dir: &Path, start: Snapshot, opts: &WalOptions) -> Result<Wal> {
+    let opened = Wal::open_with(dir, start, opts)
         .map_err(wal_err)?
         .into_writer();
     let (wal, _) = match opened {
@@ -198,7 +195,7 @@ fn open_writer(dir: &Path, start: Snapshot) -> Result<Wal> {
         Err(e) if e.is_unexpected_eof() => {
             tracing::warn!(dir = %dir.display(), "repairing torn shard log tail");
             snapshotd_wal::repair(dir).map_err(wal_err)?;
-            Wal::open_with(dir, start, &options())
+            Wal::open_with(dir, start, opts)
                 .map_err(wal_err)?
                 .into_writer()
                 .map_err(wal_err)?
