@@ -1,4 +1,4 @@
-//! `cargo xtask bench [wal|backup|restore|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench [wal|backup|restore|store|all]`: our benchmarks beside the peers'.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
 //! takes N ms longer (a FUSE passthrough, see slowfs.rs).
 
@@ -15,6 +15,8 @@ pub enum Which {
     Backup,
     /// Restore, against `influxd restore -portable`.
     Restore,
+    /// The built-in store: `/write` ingest, compaction, backup, against influxd 1.6.7.
+    Store,
     /// Everything.
     All,
 }
@@ -68,6 +70,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     if matches!(args.which, Which::Backup | Which::Restore | Which::All) {
         benches.push(("backup/restore vs influxd -portable", "snapshotd", "backup"));
+    }
+    if matches!(args.which, Which::Store | Which::All) {
+        benches.push((
+            "built-in store vs influxd 1.6.7",
+            "snapshotd-store",
+            "store",
+        ));
     }
     if matches!(args.which, Which::All) {
         benches.push((

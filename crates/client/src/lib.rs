@@ -15,6 +15,7 @@ pub mod error;
 pub mod hashio;
 pub mod layout;
 pub mod limiter;
+pub mod loadable;
 pub mod progress;
 mod proto;
 pub mod restore;

@@ -50,8 +50,8 @@ pub(crate) struct Outcome {
 struct Start {
     dir: std::path::PathBuf,
     epoch: u64,
+    from: u64,
     last: u64,
-    view: LogView,
 }
 
 /// Compacts the shard of `slot` once (at most [`MAX_VALUES_PER_FILE`] values), then purges.
@@ -70,17 +70,19 @@ pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
                 ..Outcome::default()
             }));
         }
-        let view = LogView::open_at(&w.shard_dir, w.compacted)?
-            .ok_or_else(|| StoreError::Corrupt("shard log vanished".into()))?;
         Start {
             dir: w.shard_dir.clone(),
             epoch: w.epoch,
+            from: w.compacted,
             last: w.last_index(),
-            view,
         }
     };
-    let (set, through) = gather(&start.view, start.last)?;
-    drop(start.view);
+    // Opened after the lock is released: scanning the log must not hold up writes. Entries
+    // up to `last` are durable; the writer's segment locks keep purges away meanwhile.
+    let view = LogView::open_at(&start.dir, start.from)?
+        .ok_or_else(|| StoreError::Corrupt("shard log vanished".into()))?;
+    let (set, through) = gather(&view, start.last)?;
+    drop(view);
     let name = marker::next_tsm_name(&start.dir)?;
     let tmp = start.dir.join(marker::tmp_name(&name));
     let values = set.len() as u64;
