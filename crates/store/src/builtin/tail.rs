@@ -14,7 +14,8 @@ use crate::error::Result;
 pub(crate) const CHUNK_VALUES: usize = 250_000;
 
 /// Appends the view's points for which `keep(time)` holds as TSM files named from
-/// generation `first_gen` up; returns the number of files appended.
+/// generation `first_gen` up, dated by the view's newest segment (so backups of unchanged
+/// data are byte-identical); returns the number of files appended.
 pub(crate) fn append_tail(
     tar: &mut TarOut<'_>,
     prefix: &str,
@@ -22,6 +23,7 @@ pub(crate) fn append_tail(
     view: &LogView,
     keep: &dyn Fn(i64) -> bool,
 ) -> Result<u64> {
+    let mtime = view.newest_mtime().unwrap_or(SystemTime::UNIX_EPOCH);
     let mut generation = first_gen;
     let mut set = PointSet::default();
     for entry in view.indexed() {
@@ -32,20 +34,26 @@ pub(crate) fn append_tail(
             }
         }
         if set.len() >= CHUNK_VALUES {
-            flush(tar, prefix, generation, std::mem::take(&mut set))?;
+            flush(tar, prefix, generation, mtime, std::mem::take(&mut set))?;
             generation += 1;
         }
     }
     if !set.is_empty() {
-        flush(tar, prefix, generation, set)?;
+        flush(tar, prefix, generation, mtime, set)?;
         generation += 1;
     }
     Ok(generation - first_gen)
 }
 
-fn flush(tar: &mut TarOut<'_>, prefix: &str, generation: u64, set: PointSet) -> Result<()> {
+fn flush(
+    tar: &mut TarOut<'_>,
+    prefix: &str,
+    generation: u64,
+    mtime: SystemTime,
+    set: PointSet,
+) -> Result<()> {
     let name = marker::tsm_name(generation);
     let buf = set.write_tsm(Vec::new(), &name)?;
     let full = format!("{prefix}/{name}");
-    tar.append(&full, buf.len() as u64, SystemTime::now(), &mut &buf[..])
+    tar.append(&full, buf.len() as u64, mtime, &mut &buf[..])
 }
