@@ -1,4 +1,4 @@
-//! `cargo xtask bench [wal|backup|restore|tsm|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench [wal|backup|restore|tsm|merge|store|all]`: our benchmarks beside the peers'.
 //! `cargo xtask bench backup [--sets metrics,mixed] [--snapshotd-args FLAGS]` compares
 //! `snapshotd backup/restore` (default flags unless FLAGS) with `influxd … -portable`.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
@@ -21,6 +21,8 @@ pub enum Which {
     Merge,
     /// TSM encode/decode throughput per value type.
     Tsm,
+    /// The built-in store: `/write` ingest, compaction, backup, against influxd 1.6.7.
+    Store,
     /// Everything.
     All,
 }
@@ -92,6 +94,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     if matches!(args.which, Which::Tsm | Which::All) {
         benches.push(("TSM encode/decode per type", "snapshotd-tsm", "tsm"));
+    }
+    if matches!(args.which, Which::Store | Which::All) {
+        benches.push((
+            "built-in store vs influxd 1.6.7",
+            "snapshotd-store",
+            "store",
+        ));
     }
     if matches!(args.which, Which::All) {
         benches.push((

@@ -19,6 +19,7 @@ pub mod hashio;
 pub mod job;
 pub mod layout;
 pub mod limiter;
+pub mod loadable;
 pub mod points;
 pub mod progress;
 mod proto;

@@ -30,4 +30,4 @@ pub use types::{
 };
 
 #[cfg(feature = "builtin")]
-pub use builtin::{BuiltinStore, RestoreLimits};
+pub use builtin::{BuiltinStore, CompactionPolicy, CompactionStats, LogStats, RestoreLimits};

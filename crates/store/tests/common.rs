@@ -70,3 +70,31 @@ pub fn tree(dir: &std::path::Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Points in a canonical form: one point per (measurement, tags, time) with every field
+/// written for it (the last write of a field wins), fields by name, points by series then
+/// time. Log and TSM reads of the same writes compare equal in this form.
+pub fn canon(points: Vec<snapshotd_store::builtin::Point>) -> Vec<snapshotd_store::builtin::Point> {
+    use std::collections::BTreeMap;
+    type Key = (String, Vec<(String, String)>, i64);
+    let mut rows: BTreeMap<Key, BTreeMap<String, snapshotd_store::builtin::Value>> =
+        BTreeMap::new();
+    for p in points {
+        let mut tags = p.tags;
+        tags.sort();
+        let row = rows.entry((p.measurement, tags, p.time_ns)).or_default();
+        for (k, v) in p.fields {
+            row.insert(k, v);
+        }
+    }
+    rows.into_iter()
+        .map(
+            |((measurement, tags, time_ns), f)| snapshotd_store::builtin::Point {
+                measurement,
+                tags,
+                fields: f.into_iter().collect(),
+                time_ns,
+            },
+        )
+        .collect()
+}

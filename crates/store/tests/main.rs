@@ -1,6 +1,7 @@
 //! Integration tests of the built-in store (one binary, several modules).
 
 mod common;
+mod compaction;
 mod hostile;
 mod influx_shards;
 mod kit;

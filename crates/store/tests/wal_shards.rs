@@ -12,7 +12,7 @@ use snapshotd_store::{
     StoreError, TimeRange,
 };
 
-use crate::common::{TestResult, backup, store};
+use crate::common::{TestResult, backup, canon, store};
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_609_459_200; // 2021-01-01T00:00:00Z, a Friday
@@ -76,7 +76,7 @@ fn writes_route_to_aligned_groups_and_survive_backup_restore() -> TestResult {
         ("s".to_string(), Value::String("a \"q\"".into()))
     );
     let (_d2, b) = copy_db(&a, "w")?;
-    assert_eq!(b.read_points("w", None)?, pts);
+    assert_eq!(canon(b.read_points("w", None)?), canon(pts));
     // The restored log takes new writes after the restored records.
     b.write_lines(
         "w",
@@ -229,8 +229,13 @@ fn export_of_a_many_segment_log_streams_the_window() -> TestResult {
     let mut out = Vec::new();
     a.export_shard(id, range, &mut out)?;
     let files = tar_files(&out)?;
-    let exported_segments = files.keys().filter(|k| k.ends_with(".wal")).count();
-    assert!(exported_segments >= 2, "{:?}", files.keys());
+    // Only files influxd loads: the log's points in the window come as TSM files.
+    assert!(
+        files.keys().all(|k| k.ends_with(".tsm")),
+        "{:?}",
+        files.keys()
+    );
+    assert!(!files.is_empty());
     // Restore the export into a copy of the database: exactly the points in the window.
     let (_d2, b) = store()?;
     let req = ImportRequest {
@@ -240,7 +245,10 @@ fn export_of_a_many_segment_log_streams_the_window() -> TestResult {
     let map = b.import_meta(&a.meta_snapshot()?, &req)?;
     let new = map.0[0].1;
     b.restore_shard(new, &mut rename_tar(&out, "w", "autogen", new)?.as_slice())?;
-    assert!(b.read_points("w", None)? == want, "exported points differ");
+    assert!(
+        canon(b.read_points("w", None)?) == canon(want),
+        "exported points differ"
+    );
     Ok(())
 }
 

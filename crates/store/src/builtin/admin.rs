@@ -276,10 +276,18 @@ impl AdminStore for BuiltinStore {
             let slot = self.slot(id);
             let mut writer = lock(&slot);
             if writer.is_none() {
-                *writer = Some(shard_log::ShardLog::open(&dir)?);
+                *writer = Some(shard_log::ShardLog::open(
+                    &dir,
+                    self.shared.policy.segment_bytes,
+                )?);
             }
             if let Some(w) = writer.as_mut() {
                 w.append(entry)?;
+                if self.shared.over(w.pending(), w.bytes_since)
+                    && let Some(c) = &self.compactor
+                {
+                    c.request(id);
+                }
             }
         }
         Ok(WriteStats {

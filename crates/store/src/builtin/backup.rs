@@ -1,14 +1,15 @@
 //! Point-in-time shard backup: every file is opened before streaming starts (an open file
-//! survives a concurrent unlink), WAL segments come from the log's read-only view and are
-//! shipped up to their last whole record, with the view's segment locks held to the end.
+//! survives a concurrent unlink); the log entries not yet compacted come from the log's
+//! read-only view taken at the same instant and are shipped as TSM files (influxd ignores
+//! WAL segments), with the view held to the end.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::shard_log;
 use super::tarout::TarOut;
+use super::{marker, shard_log, tail};
 use crate::error::{Result, StoreError};
 use crate::types::BackupStats;
 
@@ -56,8 +57,13 @@ pub(crate) fn opaque_files(shard_dir: &Path) -> Result<Vec<Item>> {
     Ok(out)
 }
 
+/// Whether influxd loads a shard file of this name (TSM data and tombstones).
+pub(crate) fn is_loadable(rel: &str) -> bool {
+    rel.ends_with(".tsm") || rel.ends_with(".tombstone")
+}
+
 /// Streams a point-in-time tar of the shard (files opened and log view taken beforehand)
-/// to `out`.
+/// to `out`: its TSM and tombstone files, then the log tail as TSM files.
 pub(crate) fn backup(
     prefix: &str,
     since: Option<SystemTime>,
@@ -65,22 +71,21 @@ pub(crate) fn backup(
     log_view: Option<shard_log::LogView>,
     out: &mut dyn Write,
 ) -> Result<BackupStats> {
-    let view = log_view;
-    let segments = match &view {
-        Some(v) => v.segments()?,
-        None => Vec::new(),
-    };
     let keep = |t: SystemTime| since.is_none_or(|s| t > s);
+    let first_gen = marker::max_generation(items.iter().map(|i| i.rel.as_str())) + 1;
     let mut tar = TarOut::new(out);
-    for mut item in items.into_iter().filter(|i| keep(i.mtime)) {
-        let name = format!("{prefix}/{}", item.rel);
-        tar.append(&name, item.len, item.mtime, &mut item.file)?;
+    for mut item in items.into_iter().filter(|i| is_loadable(&i.rel)) {
+        if keep(item.mtime) {
+            let name = format!("{prefix}/{}", item.rel);
+            tar.append(&name, item.len, item.mtime, &mut item.file)?;
+        }
     }
-    for mut seg in segments.into_iter().filter(|s| keep(s.mtime)) {
-        let name = format!("{prefix}/{}", seg.rel);
-        tar.append(&name, seg.len, seg.mtime, &mut seg.reader)?;
+    if let Some(view) = &log_view
+        && view.newest_mtime().is_none_or(keep)
+    {
+        tail::append_tail(&mut tar, prefix, first_gen, view, &|_| true)?;
     }
     let stats = tar.finish()?;
-    drop(view); // segment locks are released only now, after the last byte
+    drop(log_view); // the view (and what it keeps from purge) ends only after the last byte
     Ok(stats)
 }

@@ -1,6 +1,6 @@
 //! Shard export restricted to a time window: TSM files filtered at block granularity as
 //! influx 1.6 does (minus its bugs: no duplicate for an exact fit, no abort on a gap, `None`
-//! bounds are ±∞), WAL entries filtered point by point into a fresh WAL.
+//! bounds are ±∞); the log's points inside the window are shipped as TSM files.
 
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom, Write};
@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::backup::Item;
-use super::shard_log::{LogView, NewLog};
+use super::shard_log::LogView;
 use super::tarout::TarOut;
-use super::{tsm, write};
+use super::{marker, tail, tsm};
 use crate::error::{Result, StoreError};
 use crate::types::{BackupStats, TimeRange};
 
@@ -39,6 +39,7 @@ pub(crate) fn export(
     let scratch = Scratch(tmp_root.join(format!("export-{:016x}", rand::random::<u64>())));
     fs::create_dir_all(&scratch.0)
         .map_err(|err| StoreError::io(format!("create {}", scratch.0.display()), err))?;
+    let names: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
     let mut tar = TarOut::new(out);
     for mut item in files {
         let name = format!("{prefix}/{}", item.rel);
@@ -49,41 +50,9 @@ pub(crate) fn export(
         export_tsm(&mut tar, &name, &mut item, &scratch.0, s, e)?;
     }
     if let Some(view) = view {
-        // Entry by entry: kept points go to the fresh log as they are found, so memory is
-        // bounded by one entry whatever the size of the shard's log.
-        let log_home = scratch.0.join("shard");
-        let mut fresh: Option<NewLog> = None;
-        for entry in view.entries() {
-            let points = write::decode_entry(&entry?)?;
-            let inside: Vec<_> = points
-                .iter()
-                .filter(|p| range.contains(p.time_ns))
-                .collect();
-            if inside.is_empty() {
-                continue;
-            }
-            for data in write::encode_points(&inside)? {
-                if fresh.is_none() {
-                    fs::create_dir_all(&log_home).map_err(|err| {
-                        StoreError::io(format!("create {}", log_home.display()), err)
-                    })?;
-                    fresh = Some(NewLog::create(&log_home)?);
-                }
-                if let Some(log) = fresh.as_mut() {
-                    log.append(data)?;
-                }
-            }
-        }
-        drop(view);
-        if let Some(log) = fresh {
-            log.finish()?;
-            if let Some(v) = LogView::open(&log_home)? {
-                for mut seg in v.segments()? {
-                    let name = format!("{prefix}/{}", seg.rel);
-                    tar.append(&name, seg.len, seg.mtime, &mut seg.reader)?;
-                }
-            }
-        }
+        // Chunk by chunk: memory is bounded whatever the size of the shard's log.
+        let first_gen = marker::max_generation(names.iter().map(String::as_str)) + 1;
+        tail::append_tail(&mut tar, prefix, first_gen, &view, &|t| range.contains(t))?;
     }
     tar.finish()
 }

@@ -7,12 +7,17 @@
 
 mod admin;
 mod backup;
+mod compact;
+mod compactor;
 mod export;
 mod import;
+mod marker;
 mod meta_store;
+mod points_tsm;
 mod restore;
 mod shard;
 mod shard_log;
+mod tail;
 mod tarout;
 mod tombstone;
 mod tsm;
@@ -25,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+pub use compactor::CompactionPolicy;
 pub use restore::RestoreLimits;
 pub use write::{Point, Value};
 
@@ -50,8 +56,38 @@ pub struct BuiltinStore {
     root: PathBuf,
     _lock: meta_store::DirLock,
     meta: Mutex<Data>,
-    slots: Mutex<HashMap<u64, Slot>>,
+    slots: Arc<Mutex<HashMap<u64, Slot>>>,
     limits: RestoreLimits,
+    shared: compactor::Shared,
+    compactor: Option<compactor::Compactor>,
+}
+
+/// What [`BuiltinStore::compact_all`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionStats {
+    /// Shards whose log was compacted or purged.
+    pub shards: u64,
+    /// Field values written to TSM files.
+    pub values: u64,
+    /// TSM bytes written.
+    pub bytes: u64,
+    /// WAL segments deleted.
+    pub segments_purged: u64,
+}
+
+/// The state of one shard's write log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogStats {
+    /// Index of the last entry written.
+    pub last_index: u64,
+    /// Index through which entries are in TSM files.
+    pub compacted_through: u64,
+    /// Segment files on disk.
+    pub segments: u64,
+    /// Entries still held by the segment files on disk.
+    pub entries_on_disk: u64,
 }
 
 impl std::fmt::Debug for BuiltinStore {
@@ -90,6 +126,15 @@ impl BuiltinStore {
 
     /// Like [`BuiltinStore::open`] with explicit restore limits.
     pub fn open_with_limits(data_dir: impl AsRef<Path>, limits: RestoreLimits) -> Result<Self> {
+        Self::open_with(data_dir, limits, CompactionPolicy::default())
+    }
+
+    /// Like [`BuiltinStore::open`] with explicit restore limits and compaction policy.
+    pub fn open_with(
+        data_dir: impl AsRef<Path>,
+        limits: RestoreLimits,
+        policy: CompactionPolicy,
+    ) -> Result<Self> {
         let root = data_dir.as_ref().to_path_buf();
         mkdir(&root)?;
         let lock = meta_store::DirLock::acquire(&root)?;
@@ -102,14 +147,27 @@ impl BuiltinStore {
         mkdir(&tmp)?;
         meta_store::clean_temps(&root);
         let data = meta_store::load(&root)?;
-        let store = BuiltinStore {
+        let slots = Arc::new(Mutex::new(HashMap::new()));
+        let shared = compactor::Shared {
+            slots: slots.clone(),
+            running: Arc::new(Mutex::new(())),
+            policy,
+        };
+        let mut store = BuiltinStore {
             root,
             _lock: lock,
             meta: Mutex::new(data),
-            slots: Mutex::new(HashMap::new()),
+            slots,
             limits,
+            shared,
+            compactor: None,
         };
         store.recover()?;
+        if store.shared.policy.background {
+            let c = compactor::Compactor::start(store.shared.clone())
+                .map_err(|e| StoreError::io("start the compactor thread", e))?;
+            store.compactor = Some(c);
+        }
         Ok(store)
     }
 
@@ -236,15 +294,66 @@ impl BuiltinStore {
     fn shard_view(&self, id: u64, dir: &Path) -> Result<ShardView> {
         let slot = self.slot(id);
         let mut writer = lock(&slot);
-        let files = backup::opaque_files(dir)?;
         if writer.is_none() && shard_log::exists(dir) {
-            match shard_log::ShardLog::open(dir) {
+            match shard_log::ShardLog::open(dir, self.shared.policy.segment_bytes) {
                 Ok(w) => *writer = Some(w),
                 Err(e) => tracing::warn!(shard = id, error = %e, "shard log not writable"),
             }
         }
-        let log = shard_log::LogView::open(dir)?;
+        let files = backup::opaque_files(dir)?;
+        let log = match writer.as_ref() {
+            Some(w) => w.view()?,
+            None => {
+                let at = marker::read(dir)?.map_or(0, |(i, _)| i);
+                shard_log::LogView::open_at(dir, at)?
+            }
+        };
         Ok(ShardView { files, log })
+    }
+
+    /// Compacts every open shard log into TSM files now and purges the segments it covers
+    /// (segments a live backup view holds are kept until a later pass).
+    pub fn compact_all(&self) -> Result<CompactionStats> {
+        let slots: Vec<(u64, Slot)> = lock(&self.slots)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let mut stats = CompactionStats::default();
+        for (_, slot) in slots {
+            if let Some(o) = self.shared.until_done(&slot, &|_| Ok(()))? {
+                stats.shards += 1;
+                stats.values += o.values;
+                stats.bytes += o.bytes;
+                stats.segments_purged += o.purged as u64;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The state of a shard's write log (all zero when it has none).
+    pub fn log_stats(&self, shard_id: u64) -> Result<LogStats> {
+        let loc = self.locate(shard_id)?;
+        let dir = self.shard_dir(&loc.db, &loc.rp, shard_id);
+        let slot = self.slot(shard_id);
+        let mut writer = lock(&slot);
+        if writer.is_none() && shard_log::exists(&dir) {
+            *writer = Some(shard_log::ShardLog::open(
+                &dir,
+                self.shared.policy.segment_bytes,
+            )?);
+        }
+        let Some(w) = writer.as_ref() else {
+            return Ok(LogStats::default());
+        };
+        let segs =
+            snapshotd_wal::list_segments(&dir.join(shard_log::DIR)).map_err(shard_log::wal_err)?;
+        let first = segs.first().map_or(0, |s| s.index.max(1));
+        Ok(LogStats {
+            last_index: w.last_index(),
+            compacted_through: w.compacted,
+            segments: segs.len() as u64,
+            entries_on_disk: (w.last_index() + 1).saturating_sub(first),
+        })
     }
 
     /// Creates the directories of the given shards; shards of deleted groups (imported as
@@ -256,6 +365,18 @@ impl BuiltinStore {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for BuiltinStore {
+    /// Clean shutdown: stops the compactor and compacts every open shard log.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.compactor.take() {
+            c.stop();
+        }
+        if let Err(e) = self.compact_all() {
+            tracing::warn!(error = %e, "compaction at shutdown failed; the log keeps the points");
+        }
     }
 }
 

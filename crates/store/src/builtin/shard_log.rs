@@ -1,8 +1,12 @@
 //! The only place that talks to `snapshotd-wal`: a shard's write log under `<shard>/wal/`,
-//! one WAL entry per write batch (term 1, consecutive indexes from 1).
+//! one WAL entry per write batch (term 1, consecutive indexes from 1). Entries up to the
+//! compaction marker live in TSM files; the log is opened at that index (only the tail is
+//! replayed) and segments wholly below it are purged.
 
-use std::path::Path;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime};
 
 use snapshotd_wal::{Entry, HardState, ReadView, Snapshot, Wal, WalOptions};
 
@@ -10,12 +14,12 @@ use crate::error::{Result, StoreError};
 
 /// Directory of the log inside a shard.
 pub(crate) const DIR: &str = "wal";
-/// Segment size of shard logs (etcd uses 64 MB; shards are many and small).
-const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Default segment size of shard logs (etcd uses 64 MB; shards are many and small).
+pub(crate) const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Raft term of every entry we write.
 const TERM: u64 = 1;
 
-fn wal_err(e: snapshotd_wal::Error) -> StoreError {
+pub(crate) fn wal_err(e: snapshotd_wal::Error) -> StoreError {
     use snapshotd_wal::Error as W;
     match e {
         W::Locked { path } => StoreError::Locked(path.display().to_string()),
@@ -31,7 +35,7 @@ fn wal_err(e: snapshotd_wal::Error) -> StoreError {
 }
 
 fn options() -> WalOptions {
-    WalOptions::default().segment_size_bytes(SEGMENT_BYTES)
+    WalOptions::default()
 }
 
 /// Whether a shard-relative path (components) names one of our WAL segments.
@@ -42,58 +46,132 @@ pub(crate) fn is_log_file(rel: &[String]) -> bool {
     }
 }
 
-/// One segment of a [`LogView`] to ship.
-pub(crate) struct Segment<'a> {
-    /// Name relative to the shard directory.
-    pub rel: String,
-    /// Whole-record bytes.
-    pub len: u64,
-    /// Modification time.
-    pub mtime: SystemTime,
-    /// Reader over exactly `len` bytes.
-    pub reader: Box<dyn std::io::Read + 'a>,
-}
-
 /// Whether the shard has a log.
 pub(crate) fn exists(shard_dir: &Path) -> bool {
     snapshotd_wal::wal_exists(&shard_dir.join(DIR))
 }
 
+/// The start snapshot of a log compacted through `index` (0 = never compacted).
+pub(crate) fn start_at(index: u64) -> Snapshot {
+    if index == 0 {
+        Snapshot::default()
+    } else {
+        Snapshot::new(index, TERM)
+    }
+}
+
+/// Distinguishes successive opens of shard logs (a compaction started under one open must
+/// not commit into another, e.g. after a restore or DROP).
+static EPOCH: AtomicU64 = AtomicU64::new(1);
+
+/// Counts the live read views of a shard log; purge waits until none is left.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ViewCount(Arc<AtomicUsize>);
+
+/// Keeps a view counted until dropped.
+pub(crate) struct ViewGuard(Arc<AtomicUsize>);
+
+impl Drop for ViewGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl ViewCount {
+    /// Counts one more live view.
+    pub(crate) fn hold(&self) -> ViewGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ViewGuard(self.0.clone())
+    }
+
+    /// Number of live views.
+    pub(crate) fn live(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// An open, writable shard log (holds the WAL's segment locks).
 pub(crate) struct ShardLog {
     wal: Wal,
+    /// The shard directory.
+    pub shard_dir: PathBuf,
+    /// Index through which entries are in TSM files.
+    pub compacted: u64,
+    /// Identity of this open.
+    pub epoch: u64,
+    /// Live read views of this shard's log.
+    pub views: ViewCount,
+    /// When the last append landed.
+    pub last_write: Instant,
+    /// Bytes appended since the last compaction (approximate).
+    pub bytes_since: u64,
+    /// A purge was held back by a live view.
+    pub purge_due: bool,
 }
 
 impl ShardLog {
-    /// Opens the shard's log, creating it when absent; a torn tail left by a crash is
+    /// Opens the shard's log at its compaction marker (finishing or undoing a compaction
+    /// interrupted by a crash), creating it when absent; a torn tail left by a crash is
     /// repaired first (only unacknowledged bytes are dropped).
-    pub(crate) fn open(shard_dir: &Path) -> Result<Self> {
+    pub(crate) fn open(shard_dir: &Path, segment_bytes: u64) -> Result<Self> {
+        let compacted = super::marker::recover(shard_dir)?;
         let dir = shard_dir.join(DIR);
-        if !snapshotd_wal::wal_exists(&dir) {
-            let wal =
-                Wal::create_with(&dir, b"snapshotd shard log", &options()).map_err(wal_err)?;
-            return Ok(ShardLog { wal });
-        }
-        let opened = Wal::open_with(&dir, Snapshot::default(), &options())
-            .map_err(wal_err)?
-            .into_writer();
-        let (wal, _) = match opened {
-            Ok(ok) => ok,
-            Err(e) if e.is_unexpected_eof() => {
-                tracing::warn!(dir = %dir.display(), "repairing torn shard log tail");
-                snapshotd_wal::repair(&dir).map_err(wal_err)?;
-                Wal::open_with(&dir, Snapshot::default(), &options())
-                    .map_err(wal_err)?
-                    .into_writer()
-                    .map_err(wal_err)?
-            }
-            Err(e) => return Err(wal_err(e)),
+        let opts = options().segment_size_bytes(segment_bytes);
+        let wal = if snapshotd_wal::wal_exists(&dir) {
+            open_writer(&dir, start_at(compacted), &opts)?
+        } else {
+            Wal::create_with(&dir, b"snapshotd shard log", &opts).map_err(wal_err)?
         };
-        Ok(ShardLog { wal })
+        Ok(ShardLog {
+            wal,
+            shard_dir: shard_dir.to_path_buf(),
+            compacted,
+            epoch: EPOCH.fetch_add(1, Ordering::SeqCst),
+            views: ViewCount::default(),
+            last_write: Instant::now(),
+            bytes_since: 0,
+            purge_due: false,
+        })
+    }
+
+    /// Index of the last entry written.
+    pub(crate) fn last_index(&self) -> u64 {
+        self.wal.last_index()
+    }
+
+    /// Entries not yet compacted.
+    pub(crate) fn pending(&self) -> u64 {
+        self.last_index().saturating_sub(self.compacted)
+    }
+
+    /// Records (durably) that a compaction through `index` may be committed: a log reopened
+    /// at `index` needs this snapshot record.
+    pub(crate) fn mark_snapshot(&mut self, index: u64) -> Result<()> {
+        self.wal
+            .save_snapshot(&Snapshot::new(index, TERM))
+            .map_err(wal_err)
+    }
+
+    /// Releases the writer's locks on segments wholly below `compacted`.
+    pub(crate) fn release_compacted(&mut self) -> Result<()> {
+        self.wal
+            .release_lock_to(self.compacted + 1)
+            .map_err(wal_err)
+    }
+
+    /// A read view at the compaction marker, counted in [`ShardLog::views`].
+    pub(crate) fn view(&self) -> Result<Option<LogView>> {
+        let mut v = LogView::open_at(&self.shard_dir, self.compacted)?;
+        if let Some(v) = v.as_mut() {
+            v.guard = Some(self.views.hold());
+        }
+        Ok(v)
     }
 
     /// Appends entries in one save; returns after they are durable.
     pub(crate) fn append(&mut self, entries: Vec<Vec<u8>>) -> Result<()> {
+        self.last_write = Instant::now();
+        self.bytes_since += entries.iter().map(|e| e.len() as u64).sum::<u64>();
         let first = self.wal.last_index() + 1;
         let entries: Vec<Entry> = entries
             .into_iter()
@@ -107,45 +185,66 @@ impl ShardLog {
     }
 }
 
+/// Opens the writer at `start`, repairing a torn tail first when needed.
+fn open_writer(dir: &Path, start: Snapshot, opts: &WalOptions) -> Result<Wal> {
+    let opened = Wal::open_with(dir, start, opts)
+        .map_err(wal_err)?
+        .into_writer();
+    let (wal, _) = match opened {
+        Ok(ok) => ok,
+        Err(e) if e.is_unexpected_eof() => {
+            tracing::warn!(dir = %dir.display(), "repairing torn shard log tail");
+            snapshotd_wal::repair(dir).map_err(wal_err)?;
+            Wal::open_with(dir, start, opts)
+                .map_err(wal_err)?
+                .into_writer()
+                .map_err(wal_err)?
+        }
+        Err(e) => return Err(wal_err(e)),
+    };
+    Ok(wal)
+}
+
 /// A point-in-time read-only view of a shard log: whole records only, segments share-locked
-/// until dropped.
+/// (or counted as a live view of the writer) until dropped.
 pub(crate) struct LogView {
     view: ReadView,
+    /// Index the view starts after (entries up to it are in TSM files).
+    pub start: u64,
+    guard: Option<ViewGuard>,
 }
 
 impl LogView {
-    /// Opens the view, or `None` when the shard has no log.
-    pub(crate) fn open(shard_dir: &Path) -> Result<Option<Self>> {
+    /// Opens the view after entry `start`, or `None` when the shard has no log.
+    pub(crate) fn open_at(shard_dir: &Path, start: u64) -> Result<Option<Self>> {
         let dir = shard_dir.join(DIR);
         if !snapshotd_wal::wal_exists(&dir) {
             return Ok(None);
         }
-        let view = snapshotd_wal::open_for_read_with(&dir, Snapshot::default(), &options())
+        let view = snapshotd_wal::open_for_read_with(&dir, start_at(start), &options())
             .map_err(wal_err)?;
-        Ok(Some(LogView { view }))
+        Ok(Some(LogView {
+            view,
+            start,
+            guard: None,
+        }))
     }
 
-    /// The segments to ship, each up to its last whole record, read through the handles
-    /// opened with the view.
-    pub(crate) fn segments(&self) -> Result<Vec<Segment<'_>>> {
-        let mut out = Vec::new();
-        for seg in self.view.segments() {
-            let name = seg
-                .path()
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| StoreError::Corrupt("WAL segment name".into()))?;
-            let mtime = std::fs::metadata(seg.path())
-                .and_then(|m| m.modified())
-                .unwrap_or_else(|_| SystemTime::now());
-            out.push(Segment {
-                rel: format!("{DIR}/{name}"),
-                len: seg.valid_len(),
-                mtime,
-                reader: Box::new(seg.reader()),
-            });
-        }
-        Ok(out)
+    /// (index, payload) of the entries after the view's start, in log order.
+    pub(crate) fn indexed(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> + '_ {
+        self.view.entries().filter_map(|r| match r {
+            Ok(e) => e.data.map(|d| Ok((e.index, d))),
+            Err(e) => Some(Err(wal_err(e))),
+        })
+    }
+
+    /// Modification time of the newest segment of the view.
+    pub(crate) fn newest_mtime(&self) -> Option<SystemTime> {
+        self.view
+            .segments()
+            .iter()
+            .filter_map(|s| std::fs::metadata(s.path()).and_then(|m| m.modified()).ok())
+            .max()
     }
 
     /// Entry payloads in log order, streamed one record at a time: memory is bounded by
@@ -157,36 +256,5 @@ impl LogView {
             Ok(e) => e.data.map(Ok),
             Err(e) => Some(Err(wal_err(e))),
         })
-    }
-}
-
-/// A fresh log written entry by entry, one save per entry (scratch use: no fsync).
-pub(crate) struct NewLog {
-    wal: Wal,
-}
-
-impl NewLog {
-    /// Creates the log in `shard_dir` (which must not hold one yet).
-    pub(crate) fn create(shard_dir: &Path) -> Result<Self> {
-        let opts = options().unsafe_no_fsync(true);
-        let wal = Wal::create_with(shard_dir.join(DIR), b"snapshotd shard log", &opts)
-            .map_err(wal_err)?;
-        Ok(NewLog { wal })
-    }
-
-    /// Appends one entry at the next index.
-    pub(crate) fn append(&mut self, data: Vec<u8>) -> Result<()> {
-        let index = self.wal.last_index() + 1;
-        self.wal
-            .save(
-                &HardState::new(TERM, 0, index),
-                &[Entry::new(index, TERM, data)],
-            )
-            .map_err(wal_err)
-    }
-
-    /// Closes the log.
-    pub(crate) fn finish(self) -> Result<()> {
-        self.wal.close().map_err(wal_err)
     }
 }

@@ -1,0 +1,265 @@
+//! The built-in store against a real influxd 1.6.7 in the same run, on the same data:
+//! `/write` ingest (gzip bodies, 5000-point batches, one keep-alive connection) with p50/p99/max
+//! batch latency while background compactions run, compaction throughput, and the backup of
+//! the compacted store vs influxd's, both taken by `influxd backup -portable`.
+//! Run: `cargo xtask bench store` (`SNAPSHOTD_BENCH_QUICK=1`: a smaller smoke run).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use snapshotd_server::http::{HttpState, serve_http};
+use snapshotd_server::{ServerConfig, SnapshotServer};
+use snapshotd_store::{AdminStore, BuiltinStore, CompactionPolicy, DatabaseSpec, RestoreLimits};
+use snapshotd_testutil::influxd::{Influxd, influxd_bin};
+use snapshotd_testutil::temp_dir;
+
+const BATCH: usize = 5000;
+const T0: i64 = 1_609_459_200_000_000_000;
+
+/// gzip bodies of `n` batches of [`BATCH`] points (1000 series, 3 fields, ns timestamps).
+fn batches(n: usize) -> (Vec<Vec<u8>>, u64) {
+    let mut raw = 0u64;
+    let out = (0..n)
+        .map(|b| {
+            let mut text = String::with_capacity(BATCH * 90);
+            for k in 0..BATCH {
+                let i = (b * BATCH + k) as i64;
+                let t = T0 + (i / 1000) * 10_000_000_000 + (i % 1000);
+                text.push_str(&format!(
+                    "cpu,host=h{},region=r{} user={}.25,system={},n={}i {t}\n",
+                    i % 1000,
+                    i % 7,
+                    i % 97,
+                    (i % 13) as f64 / 3.0,
+                    i
+                ));
+            }
+            raw += text.len() as u64;
+            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+            gz.write_all(text.as_bytes()).unwrap();
+            gz.finish().unwrap()
+        })
+        .collect();
+    (out, raw)
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn(TcpStream);
+
+impl Conn {
+    fn post_gzip(&mut self, path: &str, body: &[u8]) {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.0.write_all(head.as_bytes()).unwrap();
+        self.0.write_all(body).unwrap();
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            assert_eq!(self.0.read(&mut byte).unwrap(), 1, "connection closed");
+            buf.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let len: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut rest = vec![0u8; len];
+        self.0.read_exact(&mut rest).unwrap();
+        assert_eq!(status, 204, "{text}{}", String::from_utf8_lossy(&rest));
+    }
+}
+
+/// Posts every batch; returns (seconds, sorted per-batch latencies).
+fn ingest(addr: &str, db: &str, bodies: &[Vec<u8>]) -> (f64, Vec<Duration>) {
+    let mut c = Conn(TcpStream::connect(addr).unwrap());
+    let mut lat = Vec::with_capacity(bodies.len());
+    let start = Instant::now();
+    for b in bodies {
+        let t = Instant::now();
+        c.post_gzip(&format!("/write?db={db}"), b);
+        lat.push(t.elapsed());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort();
+    (secs, lat)
+}
+
+fn pct(lat: &[Duration], p: f64) -> f64 {
+    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+    lat[i].as_secs_f64() * 1000.0
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
+}
+
+fn influxd_backup(host: &str, out: &Path) -> f64 {
+    let t = Instant::now();
+    let o = Command::new(influxd_bin())
+        .args(["backup", "-portable", "-host", host])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    t.elapsed().as_secs_f64()
+}
+
+fn open(dir: &Path, policy: CompactionPolicy) -> Arc<BuiltinStore> {
+    let s = BuiltinStore::open_with(dir, RestoreLimits::default(), policy).unwrap();
+    s.create_database(&DatabaseSpec {
+        name: "bench".into(),
+        retention_policy: None,
+    })
+    .unwrap();
+    Arc::new(s)
+}
+
+/// The same batches written straight into a store without background compaction, then
+/// compacted at once: log bytes read and TSM bytes written per second.
+fn compaction_throughput(bodies: &[Vec<u8>]) {
+    let dir = temp_dir();
+    let policy = CompactionPolicy::default().with_background(false);
+    let store = open(&dir.path().join("store"), policy);
+    for b in bodies {
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&b[..])
+            .read_to_end(&mut text)
+            .unwrap();
+        store
+            .write_lines(
+                "bench",
+                None,
+                snapshotd_store::Precision::Nanoseconds,
+                &text,
+            )
+            .unwrap();
+    }
+    let data = dir.path().join("store/data");
+    let before = dir_bytes(&data);
+    let t = Instant::now();
+    let st = store.compact_all().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let after = dir_bytes(&data);
+    println!(
+        "compaction: {:.1} MB of log -> {:.1} MB TSM ({} values) in {secs:.2} s = {:.1} MB/s of log, {:.2} M values/s; shard dirs {:.1} MB -> {:.1} MB",
+        before as f64 / 1e6,
+        st.bytes as f64 / 1e6,
+        st.values,
+        before as f64 / 1e6 / secs,
+        st.values as f64 / 1e6 / secs,
+        before as f64 / 1e6,
+        after as f64 / 1e6
+    );
+}
+
+fn main() {
+    let quick = std::env::var_os("SNAPSHOTD_BENCH_QUICK").is_some();
+    let n = if quick { 40 } else { 200 };
+    let (bodies, raw) = batches(n);
+    let points = (n * BATCH) as f64;
+    println!(
+        "store bench: {n} batches x {BATCH} points, {:.1} MB line protocol, {:.1} MB gzip",
+        raw as f64 / 1e6,
+        bodies.iter().map(|b| b.len()).sum::<usize>() as f64 / 1e6
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Ours: background compaction on, thresholds low enough to compact several times during
+    // the run (every ~7 batches), so the latencies include writes racing compactions.
+    let ours_dir = temp_dir();
+    let policy = CompactionPolicy::default().with_thresholds(4096, 4 * 1024 * 1024);
+    let store = open(&ours_dir.path().join("store"), policy);
+    let (http, snap) = rt.block_on(async {
+        let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (ha, sa): (SocketAddr, SocketAddr) = (h.local_addr().unwrap(), s.local_addr().unwrap());
+        let state = HttpState::new(store.clone(), None);
+        tokio::spawn(serve_http(h, state, std::future::pending::<()>()));
+        let srv = SnapshotServer::new(store.clone(), ServerConfig::default());
+        tokio::spawn(srv.serve(s, std::future::pending::<()>()));
+        (ha, sa)
+    });
+    let (ours_s, ours_lat) = ingest(&http.to_string(), "bench", &bodies);
+    std::thread::sleep(Duration::from_secs(2)); // let a running compaction finish
+    let stats: Vec<_> = store
+        .shards()
+        .unwrap()
+        .iter()
+        .map(|s| store.log_stats(s.path.shard_id).unwrap())
+        .collect();
+    let compacted: u64 = stats.iter().map(|l| l.compacted_through).sum();
+    let written: u64 = stats.iter().map(|l| l.last_index).sum();
+    let compactions = ours_dir
+        .path()
+        .join("store/data/bench/autogen")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .flat_map(|d| d.path().read_dir().unwrap().flatten())
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".tsm"))
+        .count();
+    // influxd on the same batches.
+    let influx = Influxd::start();
+    influx.query("CREATE DATABASE bench");
+    let (theirs_s, theirs_lat) = ingest(&influx.http, "bench", &bodies);
+    println!("| /write ingest | points/s | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    let rows = [
+        ("snapshotd serve", ours_s, &ours_lat),
+        ("influxd 1.6.7", theirs_s, &theirs_lat),
+    ];
+    for (who, s, lat) in rows {
+        println!(
+            "| {who} | {:.0} | {:.1} | {:.1} | {:.1} |",
+            points / s,
+            pct(lat, 0.5),
+            pct(lat, 0.99),
+            pct(lat, 1.0)
+        );
+    }
+    println!(
+        "ingest ratio snapshotd/influxd: {:.2}x; background compactions during the run: {compactions} TSM files, {compacted} of {written} log entries",
+        theirs_s / ours_s
+    );
+    store.compact_all().unwrap();
+    compaction_throughput(&bodies);
+    // Backups of the same data, both taken by influxd's own client.
+    let a = temp_dir();
+    let ours_b = influxd_backup(&snap.to_string(), a.path());
+    let b = temp_dir();
+    let theirs_b = influxd_backup(&influx.bind, b.path());
+    println!("| influxd backup -portable of | seconds | backup MB |");
+    println!("|---|---|---|");
+    println!(
+        "| snapshotd serve (compacted) | {ours_b:.2} | {:.1} |",
+        dir_bytes(a.path()) as f64 / 1e6
+    );
+    println!(
+        "| influxd 1.6.7 | {theirs_b:.2} | {:.1} |",
+        dir_bytes(b.path()) as f64 / 1e6
+    );
+    drop(rt);
+}

@@ -1,0 +1,190 @@
+//! The background compactor of the built-in store: a thread that compacts a shard when its
+//! log passes the policy's entry or byte threshold (signalled by the write path) or has been
+//! idle with uncompacted entries, and retries purges a live backup view held back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::compact::{self, Hook, Outcome};
+use super::{Slot, lock};
+use crate::error::Result;
+
+/// When the built-in store compacts shard logs into TSM files.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CompactionPolicy {
+    /// Compact a shard once its log holds this many uncompacted entries (write batches).
+    pub max_entries: u64,
+    /// Compact a shard once this many log bytes were appended since its last compaction.
+    pub max_bytes: u64,
+    /// Compact a shard with uncompacted entries after this long without writes.
+    pub idle: Duration,
+    /// How often the compactor looks for idle shards.
+    pub tick: Duration,
+    /// Run the background compactor (off: only explicit and shutdown compactions).
+    pub background: bool,
+    /// Segment size of shard logs; purge deletes whole segments, so the log left after a
+    /// compaction is at most about one segment.
+    pub segment_bytes: u64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            max_entries: 4096,
+            max_bytes: 64 * 1024 * 1024,
+            idle: Duration::from_secs(30),
+            tick: Duration::from_secs(1),
+            background: true,
+            segment_bytes: super::shard_log::SEGMENT_BYTES,
+        }
+    }
+}
+
+impl CompactionPolicy {
+    /// Sets the entry and byte thresholds.
+    pub fn with_thresholds(mut self, max_entries: u64, max_bytes: u64) -> Self {
+        self.max_entries = max_entries.max(1);
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
+    /// Sets the idle delay and the tick.
+    pub fn with_idle(mut self, idle: Duration, tick: Duration) -> Self {
+        self.idle = idle;
+        self.tick = tick.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the segment size of shard logs (at least 64 KiB).
+    pub fn with_segment_bytes(mut self, n: u64) -> Self {
+        self.segment_bytes = n.max(64 * 1024);
+        self
+    }
+
+    /// Turns the background compactor on or off.
+    pub fn with_background(mut self, on: bool) -> Self {
+        self.background = on;
+        self
+    }
+}
+
+/// What the compactor thread shares with the store.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// The store's shard slots.
+    pub slots: Arc<Mutex<HashMap<u64, Slot>>>,
+    /// Serialises compactions (background, explicit, shutdown).
+    pub running: Arc<Mutex<()>>,
+    /// Thresholds.
+    pub policy: CompactionPolicy,
+}
+
+/// The running compactor thread.
+pub(crate) struct Compactor {
+    tx: SyncSender<u64>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Compactor {
+    /// Starts the thread.
+    pub(crate) fn start(shared: Shared) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("snapshotd-compactor".into())
+            .spawn(move || run(&shared, &rx, &flag))?;
+        Ok(Compactor {
+            tx,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Asks for a compaction of shard `id` (dropped when the queue is full: the next
+    /// threshold crossing or the idle scan asks again).
+    pub(crate) fn request(&self, id: u64) {
+        let _ = self.tx.try_send(id);
+    }
+
+    /// Stops the thread and waits for it.
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(0);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, rx: &Receiver<u64>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match rx.recv_timeout(shared.policy.tick) {
+            Ok(id) => {
+                let slot = lock(&shared.slots).get(&id).cloned();
+                if let Some(slot) = slot {
+                    report(id, shared.until_done(&slot, &|_| Ok(())));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => shared.idle_pass(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+}
+
+fn report(id: u64, r: Result<Option<Outcome>>) {
+    if let Err(e) = r {
+        tracing::warn!(shard = id, error = %e, "compaction failed; will retry");
+    }
+}
+
+impl Shared {
+    /// Compacts a shard until nothing is pending (bounded number of passes).
+    pub(crate) fn until_done(&self, slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
+        let _one = lock(&self.running);
+        let mut total: Option<Outcome> = None;
+        for _ in 0..64 {
+            let Some(o) = compact::compact(slot, hook)? else {
+                break;
+            };
+            let t = total.get_or_insert_with(Outcome::default);
+            t.through = o.through;
+            t.values += o.values;
+            t.bytes += o.bytes;
+            t.purged += o.purged;
+            t.pending = o.pending;
+            if o.pending == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Compacts idle shards and retries purges that a live view held back.
+    fn idle_pass(&self) {
+        let slots: Vec<(u64, Slot)> = lock(&self.slots)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        for (id, slot) in slots {
+            let due = lock(&slot).as_ref().is_some_and(|w| {
+                (w.pending() > 0 && w.last_write.elapsed() >= self.policy.idle)
+                    || (w.purge_due && w.views.live() == 0)
+            });
+            if due {
+                report(id, self.until_done(&slot, &|_| Ok(())));
+            }
+        }
+    }
+
+    /// Whether a shard log passed a threshold.
+    pub(crate) fn over(&self, pending: u64, bytes: u64) -> bool {
+        pending >= self.policy.max_entries || bytes >= self.policy.max_bytes
+    }
+}

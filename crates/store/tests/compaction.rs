@@ -1,0 +1,249 @@
+//! The WAL lifecycle of the built-in store: background compaction under writers and
+//! concurrent backups (each restores to a consistent prefix holding every point acked
+//! before it began), a bounded log after quiescence, DROP after compaction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use snapshotd_store::builtin::{Point, Value};
+use snapshotd_store::testkit::{rename_tar, tar_files};
+use snapshotd_store::{
+    AdminStore, BuiltinStore, CompactionPolicy, DatabaseSpec, ImportRequest, Precision,
+    RestoreLimits, Store, StoreError,
+};
+
+use crate::common::{TestResult, backup, store};
+
+const T0: i64 = 1_609_459_200; // 2021-01-01T00:00:00Z
+const WRITERS: u64 = 4;
+const BACKUPS: usize = 20;
+
+fn open(dir: &std::path::Path, policy: CompactionPolicy) -> Result<BuiltinStore, StoreError> {
+    BuiltinStore::open_with(dir, RestoreLimits::default(), policy)
+}
+
+fn small_policy() -> CompactionPolicy {
+    CompactionPolicy::default()
+        .with_thresholds(25, 256 * 1024)
+        .with_idle(Duration::from_millis(100), Duration::from_millis(10))
+        .with_segment_bytes(64 * 1024)
+}
+
+fn create(s: &BuiltinStore, name: &str) -> TestResult {
+    s.create_database(&DatabaseSpec {
+        name: name.into(),
+        retention_policy: None,
+    })?;
+    Ok(())
+}
+
+/// Sequence numbers of writer `w` in `points`, in series/time order.
+fn seqs(points: &[Point], w: u64) -> Vec<i64> {
+    let mut got: Vec<(i64, i64)> = points
+        .iter()
+        .filter(|p| p.tags.iter().any(|(k, v)| k == "w" && *v == w.to_string()))
+        .filter_map(|p| match p.fields.first() {
+            Some((_, Value::Integer(i))) => Some((p.time_ns, *i)),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    got.into_iter().map(|(_, s)| s).collect()
+}
+
+type Writers = Vec<thread::JoinHandle<Result<(), StoreError>>>;
+
+/// Writers appending batches of 3 points `p,w=W s=SEQi` until `stop`.
+fn start_writers(
+    a: &Arc<BuiltinStore>,
+    stop: &Arc<AtomicBool>,
+    acked: &Arc<Vec<AtomicU64>>,
+) -> Writers {
+    (0..WRITERS)
+        .map(|w| {
+            let (a, stop, acked) = (a.clone(), stop.clone(), acked.clone());
+            thread::spawn(move || -> Result<(), StoreError> {
+                let mut seq = 0i64;
+                while !stop.load(Ordering::SeqCst) && seq < 3_000_000 {
+                    let body: String = (0..3)
+                        .map(|k| format!("p,w={w} s={}i {}\n", seq + k, T0 + seq + k))
+                        .collect();
+                    a.write_lines("w", None, Precision::Seconds, body.as_bytes())?;
+                    seq += 3;
+                    acked[w as usize].store(seq as u64, Ordering::SeqCst);
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let a = Arc::new(open(dir.path(), small_policy())?);
+    create(&a, "w")?;
+    a.write_lines(
+        "w",
+        None,
+        Precision::Seconds,
+        format!("init v=0i {T0}\n").as_bytes(),
+    )?;
+    let id = a.list_shards(Some("w"), None)?[0].shard_id;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
+    let writers = start_writers(&a, &stop, &acked);
+    let mut backups = Vec::new();
+    for k in 0..BACKUPS {
+        let (a, acked) = (a.clone(), acked.clone());
+        backups.push(thread::spawn(
+            move || -> Result<(Vec<u64>, Vec<u8>), StoreError> {
+                thread::sleep(Duration::from_millis(15 * k as u64));
+                let before: Vec<u64> = acked.iter().map(|x| x.load(Ordering::SeqCst)).collect();
+                let mut out = Vec::new();
+                a.backup_shard(id, None, &mut out)?;
+                Ok((before, out))
+            },
+        ));
+    }
+    let mut taken = Vec::new();
+    for b in backups {
+        taken.push(b.join().map_err(|_| "backup panicked")??);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for h in writers {
+        h.join().map_err(|_| "writer panicked")??;
+    }
+    let stats = a.log_stats(id)?;
+    assert!(stats.compacted_through > 0, "no compaction ran: {stats:?}");
+    let (_d2, b) = store()?;
+    let req = ImportRequest {
+        backup_database: Some("w".into()),
+        ..Default::default()
+    };
+    let new = b.import_meta(&a.meta_snapshot()?, &req)?.0[0].1;
+    let mut tsm_files = 0;
+    for (k, (before, tar)) in taken.iter().enumerate() {
+        let files = tar_files(tar)?;
+        assert!(
+            files.keys().all(|n| n.ends_with(".tsm")),
+            "backup {k}: {:?}",
+            files.keys()
+        );
+        tsm_files += files.len();
+        b.restore_shard(new, &mut rename_tar(tar, "w", "autogen", new)?.as_slice())?;
+        let restored = b.read_points("w", None)?;
+        for w in 0..WRITERS {
+            let got = seqs(&restored, w);
+            let n = got.len() as u64;
+            assert!(
+                n >= before[w as usize],
+                "backup {k} writer {w}: {n} < acked {}",
+                before[w as usize]
+            );
+            assert_eq!(n % 3, 0, "backup {k} writer {w}: torn batch");
+            assert!(
+                got == (0..n as i64).collect::<Vec<_>>(),
+                "backup {k} writer {w}: not a prefix"
+            );
+        }
+    }
+    assert!(
+        tsm_files > BACKUPS,
+        "backups should mix compacted files and tails"
+    );
+    Ok(())
+}
+
+/// Polls until every shard of the store has nothing left to compact.
+fn wait_quiescent(s: &BuiltinStore) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut busy = false;
+        for sh in s.shards()? {
+            let l = s.log_stats(sh.path.shard_id)?;
+            busy |= l.last_index > l.compacted_through;
+        }
+        if !busy {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the idle compaction never caught up".into());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn log_stays_bounded_after_many_writes_and_reopen_replays_only_the_tail() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let written = 2 * 400 * 50;
+    {
+        let s = open(dir.path(), small_policy())?;
+        create(&s, "w")?;
+        for b in 0..400i64 {
+            // Two shards (weeks apart), 50 points each per batch.
+            let body: String = (0..100)
+                .map(|k| {
+                    let t = T0 + (k % 2) * 8 * 86_400 + b * 100 + k;
+                    format!("cpu,host=h{} v={}.5,n={k}i {t}\n", k % 5, b * 100 + k)
+                })
+                .collect();
+            s.write_lines("w", None, Precision::Seconds, body.as_bytes())?;
+        }
+        wait_quiescent(&s)?;
+        for sh in s.shards()? {
+            let l = s.log_stats(sh.path.shard_id)?;
+            assert_eq!(l.last_index, 400);
+            assert!(
+                l.entries_on_disk * 10 < l.last_index,
+                "shard {}: {l:?}",
+                sh.path.shard_id
+            );
+        }
+        assert_eq!(s.read_points("w", None)?.len(), written);
+    }
+    let s = open(dir.path(), small_policy())?;
+    for sh in s.shards()? {
+        let l = s.log_stats(sh.path.shard_id)?;
+        assert_eq!(l.compacted_through, 400, "{l:?}");
+        assert!(l.entries_on_disk * 10 < 400, "reopen reads {l:?}");
+    }
+    assert_eq!(s.read_points("w", None)?.len(), written);
+    Ok(())
+}
+
+#[test]
+fn drop_after_compaction_leaves_nothing_and_the_name_is_reusable() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let s = open(dir.path(), small_policy())?;
+    create(&s, "w")?;
+    for b in 0..60i64 {
+        s.write_lines(
+            "w",
+            None,
+            Precision::Seconds,
+            format!("m v={b}i {}\n", T0 + b).as_bytes(),
+        )?;
+    }
+    s.compact_all()?;
+    let id = s.list_shards(Some("w"), None)?[0].shard_id;
+    assert!(s.log_stats(id)?.compacted_through > 0);
+    s.drop_database("w")?;
+    assert!(!dir.path().join("data/w").exists());
+    create(&s, "w")?;
+    s.write_lines(
+        "w",
+        None,
+        Precision::Seconds,
+        format!("m v=7i {T0}\n").as_bytes(),
+    )?;
+    s.compact_all()?;
+    let pts = s.read_points("w", None)?;
+    assert_eq!(pts.len(), 1);
+    let tar = backup(&s, s.list_shards(Some("w"), None)?[0].shard_id)?;
+    assert_eq!(tar_files(&tar)?.len(), 1);
+    Ok(())
+}
