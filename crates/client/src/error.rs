@@ -155,6 +155,12 @@ pub enum ClientError {
         /// What the server did.
         detail: String,
     },
+    /// A shard archive holds files influxd would ignore; nothing more of it was sent.
+    #[error("{detail}")]
+    Unloadable {
+        /// The warning naming the archive and its files, with the fix.
+        detail: String,
+    },
     /// The operation was cancelled (Ctrl-C, a lost lease, or another part of it failed).
     #[error("cancelled")]
     Cancelled,

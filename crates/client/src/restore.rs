@@ -15,6 +15,7 @@ use crate::error::{ClientError, Result};
 use crate::hashio::{HashingReader, MeteredWriter};
 use crate::layout::{self, FileRecord, RestorePlan};
 use crate::limiter::RateLimiter;
+use crate::loadable::ShardFileKind;
 use crate::proto;
 use crate::storage::Storage;
 
@@ -46,6 +47,10 @@ pub struct RestoreOptions {
     /// The restore point: an id (`TS`) or an RFC 3339 time (the newest point at or before
     /// it); `None` = the newest.
     pub at: Option<String>,
+    /// Send shard files influxd does not load (e.g. `.wal` segments of older snapshotd
+    /// backups) instead of refusing the shard; implied by `acknowledged` (snapshotd serve
+    /// loads them).
+    pub force: bool,
 }
 
 /// What an interrupted restore finished.
@@ -154,6 +159,7 @@ pub async fn restore(
         new_rp: opts.new_rp.clone().or_else(|| opts.rp.clone()),
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         acknowledged: opts.acknowledged,
+        force: opts.force || opts.acknowledged,
         hooks: hooks.clone(),
         cancel: Arc::clone(&hooks.cancel),
     });
@@ -337,6 +343,7 @@ struct UploadCtx {
     new_rp: Option<String>,
     limiter: Option<Arc<RateLimiter>>,
     acknowledged: bool,
+    force: bool,
     hooks: Hooks,
     cancel: Arc<AtomicBool>,
 }
@@ -358,6 +365,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         target_rp: ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone()),
         limiter: ctx.limiter.clone(),
         acknowledged: ctx.acknowledged,
+        force: ctx.force,
         limits: ctx.client.config().limits,
         hooks: ctx.hooks.clone(),
         cancel: Arc::clone(&ctx.cancel),
@@ -423,6 +431,7 @@ struct UploadJob {
     target_rp: String,
     limiter: Option<Arc<RateLimiter>>,
     acknowledged: bool,
+    force: bool,
     limits: snapshotd_wire::Limits,
     hooks: Hooks,
     cancel: Arc<AtomicBool>,
@@ -458,6 +467,11 @@ impl UploadJob {
             else {
                 continue;
             };
+            if !self.force && crate::loadable::classify(&entry_name) == ShardFileKind::Other {
+                let names = [entry_name.as_str()];
+                let detail = crate::loadable::warning(&name, &names).unwrap_or_default();
+                return Err(ClientError::Unloadable { detail });
+            }
             let mut header = entry.header().clone();
             builder
                 .append_data(&mut header, format!("{prefix}{rest}"), &mut entry)

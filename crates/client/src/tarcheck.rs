@@ -40,6 +40,15 @@ pub enum TarCheckError {
 /// form a complete tar archive: every entry's data present and an end-of-archive marker of at
 /// least two zero blocks, followed by nothing but zero padding.
 pub fn copy_validated<R: Read, W: Write>(src: R, copy: W) -> Result<TarStats, TarCheckError> {
+    copy_validated_with(src, copy, |_| {})
+}
+
+/// [`copy_validated`], calling `on_entry` with the name of every file entry.
+pub fn copy_validated_with<R: Read, W: Write>(
+    src: R,
+    copy: W,
+    mut on_entry: impl FnMut(&str),
+) -> Result<TarStats, TarCheckError> {
     let mut tee = Tee {
         inner: src,
         copy,
@@ -69,6 +78,9 @@ pub fn copy_validated<R: Read, W: Write>(src: R, copy: W) -> Result<TarStats, Ta
                     bytes: 0,
                     detail: format!("entry {name:?} has {got} of {want} data bytes"),
                 });
+            }
+            if entry.header().entry_type().is_file() {
+                on_entry(&String::from_utf8_lossy(&entry.path_bytes()));
             }
             entries += 1;
         }

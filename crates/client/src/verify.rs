@@ -9,7 +9,7 @@ use crate::layout::{self, FileRecord, ParsedManifest, RestorePlan};
 use crate::proto;
 use crate::restore::{check_file, read_meta_blob};
 use crate::storage::Storage;
-use crate::tarcheck::copy_validated;
+use crate::tarcheck::copy_validated_with;
 
 /// The findings of [`verify`].
 #[derive(Debug, Clone, Default)]
@@ -180,7 +180,13 @@ pub async fn verify_archive(src: &Storage, f: &FileRecord) -> Result<()> {
             256 * 1024,
             reader,
         ));
-        copy_validated(gz, std::io::sink())
+        let mut ignored = Vec::new();
+        let stats = copy_validated_with(gz, std::io::sink(), |entry| {
+            if crate::loadable::classify(entry) == crate::loadable::ShardFileKind::Other {
+                ignored.push(entry.to_string());
+            }
+        });
+        stats.map(|s| (s, ignored))
     })
     .await
     .map_err(|e| ClientError::Join(e.to_string()))?
@@ -188,6 +194,11 @@ pub async fn verify_archive(src: &Storage, f: &FileRecord) -> Result<()> {
         file: name.clone(),
         detail: format!("not a complete gzipped tar: {e}"),
     })?;
+    let (stats, ignored) = stats;
+    let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
+    if let Some(detail) = crate::loadable::warning(&name, &ignored) {
+        return Err(ClientError::Unloadable { detail });
+    }
     if stats.bytes != f.size {
         return Err(ClientError::Integrity {
             file: name,

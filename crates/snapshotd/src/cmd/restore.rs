@@ -42,6 +42,12 @@ pub struct RestoreArgs {
     /// restore is reported (snapshotd serve only; influxd cannot acknowledge).
     #[arg(long)]
     pub ack: bool,
+    /// Restore shards even when they hold files influxd does not load (e.g. `.wal` segments
+    /// segments in backups of `snapshotd serve` taken before it compacted its log into TSM,
+    /// whose points would not be queryable); by default
+    /// such a shard is refused, naming the file.
+    #[arg(long)]
+    pub force: bool,
     /// Key of an encrypted backup (see `snapshotd backup --encrypt-key-file`). SRC is first
     /// decrypted (every file authenticated) into a temporary directory beside the system temp
     /// dir, which needs room for the backup; it is removed afterwards.
@@ -104,6 +110,7 @@ fn options(args: &RestoreArgs) -> RestoreOptions {
         acknowledged: args.ack,
         resume: None,
         at: args.at.clone(),
+        force: args.force,
     }
 }
 
