@@ -43,9 +43,8 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub ack: bool,
     /// Restore shards even when they hold files influxd does not load (e.g. `.wal` segments
-    /// segments in backups of `snapshotd serve` taken before it compacted its log into TSM,
-    /// whose points would not be queryable); by default
-    /// such a shard is refused, naming the file.
+    /// in backups of `snapshotd serve` taken before it compacted its log into TSM, whose
+    /// points would not be queryable); by default such a shard is refused, naming the file.
     #[arg(long)]
     pub force: bool,
     /// Key of an encrypted backup (see `snapshotd backup --encrypt-key-file`). SRC is first
