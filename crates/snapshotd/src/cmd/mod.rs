@@ -4,6 +4,7 @@ mod decrypt;
 mod unlock;
 
 mod backup;
+mod etcd;
 mod restore;
 mod serve;
 mod verify;
@@ -31,6 +32,8 @@ pub enum Command {
     Decrypt(decrypt::DecryptArgs),
     /// Inspect, verify and repair etcd 3.4 WAL directories.
     Wal(wal::WalArgs),
+    /// Archive etcd members' WAL continuously and restore to a raft index or time.
+    Etcd(etcd::EtcdArgs),
 }
 
 /// Dispatches a parsed subcommand.
@@ -43,6 +46,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unlock(args) => unlock::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::Wal(args) => wal::run(args),
+        Command::Etcd(args) => etcd::run(args),
     }
 }
 
