@@ -91,10 +91,18 @@ pub async fn archive(
     // Locks on segments not yet archived; replaced only by a newer successful read.
     let mut held: Option<SourceRead> = None;
     let mut through = 0u64;
+    // Our own lease from a session that failed: released at once instead of waiting it out.
+    let mut stale_owner: Option<String> = None;
     while !*stop.borrow() {
         let mut session = match Session::open(dest, opts, member, cluster).await {
             Ok(s) => s,
             Err(e) if opts.once => return Err(e),
+            Err(e) if locked_by(&e).is_some_and(|h| Some(&h.owner) == stale_owner.as_ref()) => {
+                if let Some(owner) = stale_owner.take() {
+                    let _ = snapshotd_checkpoint::unlock_owner(dest, &owner).await;
+                }
+                continue;
+            }
             Err(e) if locked_by(&e).is_some() => {
                 held = None;
                 if let Some(holder) = locked_by(&e) {
@@ -119,6 +127,7 @@ pub async fn archive(
         });
         let ended = run_session(&mut session, opts, &mut held, &mut stop, on_event).await;
         through = session.archived_through();
+        stale_owner = Some(session.owner());
         match ended {
             Ok(()) => return session.finish().await,
             Err(e) if opts.once => return Err(e),

@@ -87,6 +87,11 @@ impl Session {
         self.cat.archived_through()
     }
 
+    /// Our lock's owner id.
+    pub fn owner(&self) -> String {
+        self.cp.lock().info().owner
+    }
+
     /// Our lock epoch.
     pub fn epoch(&self) -> u64 {
         self.cp.epoch()
