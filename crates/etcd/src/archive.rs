@@ -88,52 +88,31 @@ pub async fn archive(
     let wal_dir = opts.wal_dir();
     check_data_dir(&opts.data_dir, &wal_dir)?;
     let (member, cluster) = source::member_ids(&wal_dir)?;
-    // Locks on segments not yet archived; replaced only by a newer successful read.
-    let mut held: Option<SourceRead> = None;
-    let mut through = 0u64;
-    // Our own lease from a session that failed: released at once instead of waiting it out.
-    let mut stale_owner: Option<String> = None;
+    let mut st = LoopState::default();
     while !*stop.borrow() {
-        let mut session = match Session::open(dest, opts, member, cluster).await {
-            Ok(s) => s,
-            Err(e) if opts.once => return Err(e),
-            Err(e) if locked_by(&e).is_some_and(|h| Some(&h.owner) == stale_owner.as_ref()) => {
-                if let Some(owner) = stale_owner.take() {
-                    let _ = snapshotd_checkpoint::unlock_owner(dest, &owner).await;
-                }
-                continue;
-            }
-            Err(e) if locked_by(&e).is_some() => {
-                held = None;
-                if let Some(holder) = locked_by(&e) {
-                    on_event(ArchiveEvent::Standby {
-                        holder: Box::new(holder.clone()),
-                    });
-                }
-                sleep_or_stop(&mut stop, opts.interval).await;
-                continue;
-            }
-            Err(error) => {
-                on_event(ArchiveEvent::Retrying { error });
-                held = repin(&wal_dir, through, held).await;
+        let opened = Session::open(dest, opts, member, cluster).await;
+        let mut session = match st.lease(dest, opts, opened, &wal_dir, on_event).await? {
+            Next::Run(s) => s,
+            Next::RetryNow => continue,
+            Next::Wait => {
                 sleep_or_stop(&mut stop, opts.interval).await;
                 continue;
             }
         };
-        through = session.archived_through();
+        st.through = session.archived_through();
         on_event(ArchiveEvent::Active {
             epoch: session.epoch(),
-            archived_through: through,
+            archived_through: st.through,
         });
-        let ended = run_session(&mut session, opts, &mut held, &mut stop, on_event).await;
-        through = session.archived_through();
-        stale_owner = Some(session.owner());
+        let ended = run_session(&mut session, opts, &mut st.held, &mut stop, on_event).await;
+        st.through = session.archived_through();
+        st.stale_owner = Some(session.owner());
         match ended {
             Ok(()) => return session.finish().await,
             Err(e) if opts.once => return Err(e),
             Err(error) => {
                 if is_deposed(&error) {
-                    held = None;
+                    st.held = None;
                 }
                 on_event(ArchiveEvent::Retrying { error });
                 sleep_or_stop(&mut stop, opts.interval).await;
@@ -141,6 +120,64 @@ pub async fn archive(
         }
     }
     Ok(())
+}
+
+/// What to do after trying to take the lease.
+enum Next {
+    Run(Box<Session>),
+    RetryNow,
+    Wait,
+}
+
+/// What the archiver keeps between sessions.
+#[derive(Default)]
+struct LoopState {
+    /// Locks on segments not yet archived; replaced only by a newer successful read.
+    held: Option<SourceRead>,
+    /// Where the archive stood at the end of the last session.
+    through: u64,
+    /// Our own lease from a session that failed: released at once instead of waited out.
+    stale_owner: Option<String>,
+}
+
+impl LoopState {
+    /// Turns the outcome of `Session::open` into a session, or what to do instead (after
+    /// reporting a stand-by or a failure). Only `--once` returns errors.
+    async fn lease(
+        &mut self,
+        dest: &Destination,
+        opts: &ArchiveOptions,
+        opened: Result<Session>,
+        wal_dir: &Path,
+        on_event: &mut (dyn FnMut(ArchiveEvent) + Send),
+    ) -> Result<Next> {
+        let e = match opened {
+            Ok(s) => return Ok(Next::Run(Box::new(s))),
+            Err(e) if opts.once => return Err(e),
+            Err(e) => e,
+        };
+        let Some(holder) = locked_by(&e) else {
+            on_event(ArchiveEvent::Retrying { error: e });
+            self.held = repin(wal_dir, self.through, self.held.take()).await;
+            return Ok(Next::Wait);
+        };
+        if Some(&holder.owner) == self.stale_owner.as_ref() || holder_is_dead_local(holder) {
+            // Our own failed session, or a killed archiver on this host: release that very
+            // lease (compare-and-swap on its owner) and take over at once.
+            self.stale_owner = None;
+            let released = snapshotd_checkpoint::unlock_owner(dest, &holder.owner).await;
+            return Ok(if released.is_ok() {
+                Next::RetryNow
+            } else {
+                Next::Wait
+            });
+        }
+        self.held = None;
+        on_event(ArchiveEvent::Standby {
+            holder: Box::new(holder.clone()),
+        });
+        Ok(Next::Wait)
+    }
 }
 
 /// Passes until stopped (`Ok`) or a pass fails (`Err`: the caller reopens the session).
@@ -190,6 +227,17 @@ fn locked_by(e: &Error) -> Option<&LockInfo> {
         Some(snapshotd_checkpoint::Error::Locked { holder, .. }) => Some(holder),
         _ => None,
     }
+}
+
+/// Whether the lock `holder` is a process of this host that no longer exists (killed or
+/// crashed). A live, stopped or unknown process is never considered dead. (Processes in
+/// another PID namespace with the same host name would look dead: give containers
+/// distinct host names.)
+fn holder_is_dead_local(holder: &LockInfo) -> bool {
+    holder.host == snapshotd_checkpoint::host_name()
+        && holder.pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{}", holder.pid)).exists()
 }
 
 fn check_data_dir(data_dir: &Path, wal_dir: &Path) -> Result<()> {
