@@ -7,6 +7,7 @@
 
 mod cluster;
 mod expect;
+mod purge;
 
 use std::time::Duration;
 
@@ -225,4 +226,93 @@ fn three_members_one_archiver_each_takeover_and_fencing() {
         check_restore(&dest, tmp.path(), live, "m1", &writes, Some(n));
     }
     check_restore(&dest, tmp.path(), live, "m2", &writes, None);
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop etcd"]
+fn purge_pressure_locked_segments_survive_and_a_stopped_archiver_shows_a_gap() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let dest = tmp.path().join("archive");
+    let flags = [
+        "--snapshot-count",
+        "10",
+        "--max-wals",
+        "1",
+        "--max-snapshots",
+        "1",
+    ];
+    let members = start_cluster(tmp.path(), 1, &flags);
+    let m = &members[0];
+    let (wal, log) = (m.data.join("member").join("wal"), tmp.path().join("m0.log"));
+    let archiver = start_archiver(&m.data, &dest, "3s", &tmp.path().join("archiver.log"));
+    write_ops(&m.client, 0, 20);
+    let archived = raft_index(&m.client);
+    wait_archived(&dest, archived, Duration::from_secs(30));
+
+    // DEST unreachable (a file where the directory was) while > 3 segments are cut.
+    std::fs::rename(&dest, tmp.path().join("away")).unwrap();
+    std::fs::write(&dest, b"unreachable").unwrap();
+    purge::write_big(&m.client, "a", 260);
+    let cut = purge::segment_indexes(&wal).len();
+    assert!(cut >= 4, "segments cut: {cut}");
+    purge::wait_purge_cycle(&log, 0, Duration::from_secs(40));
+    std::thread::sleep(Duration::from_secs(2));
+    let kept = purge::segment_indexes(&wal);
+    assert!(
+        kept[0] <= archived + 1,
+        "segment holding entry {} purged: {kept:?}",
+        archived + 1
+    );
+
+    // DEST back: the archiver catches up with no gap.
+    std::fs::remove_file(&dest).unwrap();
+    std::fs::rename(tmp.path().join("away"), &dest).unwrap();
+    let head = raft_index(&m.client);
+    let st = wait_archived(&dest, head, Duration::from_secs(120));
+    assert_eq!(st["gaps"], serde_json::json!([]), "{st}");
+    // Archived segments are released: etcd's next purge removes them.
+    let purged_before = purge::wait_purge_cycle(&log, 0, Duration::from_secs(0));
+    let purged_after = purge::wait_purge_cycle(&log, purged_before, Duration::from_secs(40));
+    assert!(
+        purged_after > purged_before,
+        "etcd purged archived segments"
+    );
+
+    // Archiver stopped for good: etcd purges unarchived entries; status and the next run
+    // report the gap, and a restore into it is refused.
+    drop(archiver);
+    purge::write_big(&m.client, "b", 200);
+    let seen = purge::wait_purge_cycle(&log, purged_after, Duration::from_secs(40));
+    assert!(seen > purged_after);
+    write_ops(&m.client, 20, 5);
+    let o = snapshotd(&[
+        "etcd",
+        "archive",
+        "--once",
+        "--data-dir",
+        s(&m.data),
+        s(&dest),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("GAP"));
+    let st = cluster::status(&dest);
+    let gap = &st["gaps"][0];
+    assert_eq!(gap["from"].as_u64().unwrap(), head + 1, "{st}");
+    let inside = gap["to"].as_u64().unwrap().to_string();
+    let o = snapshotd(&[
+        "etcd",
+        "restore",
+        s(&dest),
+        "--data-dir",
+        s(&tmp.path().join("r")),
+        "--to-index",
+        &inside,
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gap"));
 }
