@@ -9,6 +9,24 @@ use snapshotd_wal::Entry;
 
 use crate::pb::{CC_ADD, CC_ADD_LEARNER, CC_REMOVE, CC_UPDATE, ConfChange, ENTRY_CONF_CHANGE};
 
+/// A committed `ConfChangeUpdateNode` entry at `index` giving member `id` new peer URLs
+/// (the context is etcd's member JSON, as `etcdctl member update` proposes it).
+pub fn update_peer_urls(index: u64, term: u64, id: u64, name: &str, urls: &[String]) -> Entry {
+    let ctx = serde_json::json!({"id": id, "peerURLs": urls, "name": name});
+    let cc = ConfChange {
+        id: index,
+        r#type: CC_UPDATE,
+        node_id: id,
+        context: Some(ctx.to_string().into_bytes()),
+    };
+    Entry {
+        r#type: ENTRY_CONF_CHANGE,
+        term,
+        index,
+        data: Some(cc.encode_to_vec()),
+    }
+}
+
 /// A member as etcd describes it in a `ConfChange` context.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct Member {

@@ -50,6 +50,9 @@ pub struct RestoreOptions {
     pub target: Target,
     /// Member to keep (by name); default the lowest id at the target.
     pub name: Option<String>,
+    /// New peer URLs for that member (`--initial-advertise-peer-urls`): a conf change
+    /// updating them is appended after the target, as `etcdctl member update` would.
+    pub peer_urls: Vec<String>,
     /// Decrypts an encrypted archive.
     pub key: Option<MasterKey>,
 }
@@ -57,8 +60,11 @@ pub struct RestoreOptions {
 /// What a restore produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
-    /// Raft index the data dir holds.
+    /// Raft index whose keyspace the data dir holds.
     pub index: u64,
+    /// Last raft index in the restored WAL: `index`, or `index + 1` when a conf change
+    /// setting the member's new peer URLs was appended.
+    pub raft_index: u64,
     /// Term of that entry.
     pub term: u64,
     /// Chunks read.
@@ -297,13 +303,21 @@ impl RestoreWriter {
             });
         }
         self.flush(dir)?;
+        let (id, name) = wanted.unwrap_or_default();
+        if !opts.peer_urls.is_empty() {
+            let e =
+                crate::membership::update_peer_urls(n + 1, self.last.1, id, &name, &opts.peer_urls);
+            self.last = (e.index, e.term);
+            self.pending.push(e);
+            self.flush(dir)?;
+        }
         if let Some(wal) = self.wal.take() {
             wal.close()
                 .map_err(Error::wal(format!("close {}", dir.display())))?;
         }
-        let (id, name) = wanted.unwrap_or_default();
         Ok(Written::Done(RestoreReport {
             index: n,
+            raft_index: self.last.0,
             term: self.last.1,
             chunks,
             entries: self.entries,

@@ -47,6 +47,7 @@ async fn restore_to(dest: &Destination, dir: &Path, target: Target) -> Result<u6
         data_dir: dir.to_path_buf(),
         target,
         name: None,
+        peer_urls: Vec::new(),
         key: None,
     };
     restore(dest, &opts).await.map(|r| r.index)

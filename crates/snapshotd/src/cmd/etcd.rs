@@ -84,6 +84,10 @@ struct RestoreArgs {
     /// Name of the member to keep (the one etcd will be started as); default: lowest id.
     #[arg(long)]
     name: Option<String>,
+    /// Peer URLs of the restored member (comma-separated), set by a conf change appended
+    /// after the target; default: the member keeps the URLs it had.
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    initial_advertise_peer_urls: Vec<String>,
     #[command(flatten)]
     common: Common,
     /// Archive: a directory, file:///dir or s3://bucket/prefix.
@@ -309,6 +313,7 @@ async fn run_restore(a: RestoreArgs) -> anyhow::Result<ExitCode> {
         data_dir: a.data_dir.clone(),
         target,
         name: a.name.clone(),
+        peer_urls: a.initial_advertise_peer_urls.clone(),
         key: key(&a.common)?,
     };
     let r = restore(&dest, &opts).await?;

@@ -85,11 +85,10 @@ pub fn revision_at(writes: &[(u64, bool)], n: u64) -> i64 {
     1 + writes.iter().filter(|(i, w)| *i <= n && *w).count() as i64
 }
 
-/// Starts etcd from a restored dir, returns `get PREFIX --prefix -w json`.
-pub fn serve_restored(dir: &Path, name: &str, log: &Path) -> Value {
-    let (c, p) = (free_port(), free_port());
-    let client = format!("http://127.0.0.1:{c}");
-    let peer = format!("http://127.0.0.1:{p}");
+/// Starts etcd from a restored dir on `peer`, checks the member list shows `peer`,
+/// returns `get PREFIX --prefix -w json`.
+pub fn serve_restored(dir: &Path, name: &str, peer: &str, log: &Path) -> Value {
+    let client = format!("http://127.0.0.1:{}", free_port());
     let args: Vec<String> = [
         "--name",
         name,
@@ -101,9 +100,9 @@ pub fn serve_restored(dir: &Path, name: &str, log: &Path) -> Value {
         "--advertise-client-urls",
         &client,
         "--listen-peer-urls",
-        &peer,
+        peer,
         "--initial-advertise-peer-urls",
-        &peer,
+        peer,
     ]
     .iter()
     .map(|a| a.to_string())
@@ -111,6 +110,15 @@ pub fn serve_restored(dir: &Path, name: &str, log: &Path) -> Value {
     let _etcd = spawn_etcd(&args, log);
     wait_healthy(&client);
     std::thread::sleep(Duration::from_millis(100));
+    let members = ctl_json(&client, &["member", "list", "-w", "json"]);
+    let list = members["members"].as_array().expect("members");
+    assert_eq!(
+        list.len(),
+        1,
+        "force-new-cluster leaves one member: {members}"
+    );
+    assert_eq!(list[0]["peerURLs"], serde_json::json!([peer]), "{members}");
+    assert_eq!(list[0]["name"], name, "{members}");
     ctl_json(&client, &["get", PREFIX, "--prefix", "-w", "json"])
 }
 
@@ -127,6 +135,7 @@ pub fn check_restore(
         "restore-{}",
         n.map_or("latest".into(), |n| n.to_string())
     ));
+    let peer = format!("http://127.0.0.1:{}", free_port());
     let mut args = vec![
         "etcd",
         "restore",
@@ -136,6 +145,8 @@ pub fn check_restore(
         "--name",
         name,
         "--json",
+        "--initial-advertise-peer-urls",
+        &peer,
     ];
     let idx;
     if let Some(n) = n {
@@ -153,7 +164,12 @@ pub fn check_restore(
     if let Some(n) = n {
         assert_eq!(index, n);
     }
-    let got = serve_restored(&dir, name, &work.join(format!("etcd-restored-{index}.log")));
+    let got = serve_restored(
+        &dir,
+        name,
+        &peer,
+        &work.join(format!("etcd-restored-{index}.log")),
+    );
     let rev = revision_at(writes, index);
     assert_eq!(
         got["header"]["revision"].as_i64(),
