@@ -37,7 +37,7 @@ impl Suite {
             // `interop_go` checks our JSON against Go's encoding/json; it needs only `go`.
             Suite::Etcd => &["interop_etcd", "interop_etcd_pitr", "interop_go"],
             Suite::Influx => &["interop_influx"],
-            Suite::S3 => &["interop_s3"],
+            Suite::S3 => &["interop_s3", "interop_s3_etcd"],
             Suite::All => &[],
         }
     }

@@ -8,10 +8,15 @@ use serde_json::Value;
 use snapshotd_testutil::{ChildGuard, free_port};
 
 pub fn env_path(k: &str) -> PathBuf {
-    PathBuf::from(
-        std::env::var(k)
-            .unwrap_or_else(|_| panic!("{k} not set (run via cargo xtask interop etcd)")),
-    )
+    if let Ok(v) = std::env::var(k) {
+        return PathBuf::from(v);
+    }
+    // The S3 suite does not export the etcd binary: use the installed one.
+    let installed = PathBuf::from("/usr/bin/etcd");
+    if k == "SNAPSHOTD_ETCD_BIN" && installed.is_file() {
+        return installed;
+    }
+    panic!("{k} not set (run via cargo xtask interop etcd)")
 }
 
 fn etcdctl_bin() -> PathBuf {
@@ -43,11 +48,19 @@ pub fn ctl_json(endpoint: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&o.stdout).expect("etcdctl json")
 }
 
+/// The snapshotd binary, with the S3 endpoint (when the suite has one) passed the way a
+/// user would.
+pub fn snapshotd_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_snapshotd"));
+    if let Ok(endpoint) = std::env::var("SNAPSHOTD_S3_ENDPOINT") {
+        c.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ALLOW_HTTP", "true");
+    }
+    c
+}
+
 pub fn snapshotd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snapshotd"))
-        .args(args)
-        .output()
-        .expect("run snapshotd")
+    snapshotd_cmd().args(args).output().expect("run snapshotd")
 }
 
 pub fn s(p: &Path) -> &str {
@@ -139,12 +152,12 @@ pub fn wait_healthy(client: &str) {
 }
 
 /// Starts `snapshotd etcd archive` beside a member (JSON events into `log`).
-pub fn start_archiver(data: &Path, dest: &Path, ttl: &str, log: &Path) -> ChildGuard {
+pub fn start_archiver(data: &Path, dest: &str, ttl: &str, log: &Path) -> ChildGuard {
     let out = std::fs::File::create(log).expect("archiver log");
     let err = out.try_clone().expect("dup log");
     ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_snapshotd"))
-            .args(["etcd", "archive", "--data-dir", s(data), s(dest)])
+        snapshotd_cmd()
+            .args(["etcd", "archive", "--data-dir", s(data), dest])
             .args(["--interval", "200ms", "--lock-ttl", ttl, "--json"])
             .stdout(out)
             .stderr(err)

@@ -124,7 +124,7 @@ pub fn serve_restored(dir: &Path, name: &str, peer: &str, log: &Path) -> Value {
 
 /// Restores DEST to `n` (None = latest), serves it and checks it against the live cluster.
 pub fn check_restore(
-    dest: &Path,
+    dest: &str,
     work: &Path,
     live: &str,
     name: &str,
@@ -139,7 +139,7 @@ pub fn check_restore(
     let mut args = vec![
         "etcd",
         "restore",
-        s(dest),
+        dest,
         "--data-dir",
         s(&dir),
         "--name",

@@ -49,13 +49,13 @@ fn single_member_archive_then_restore_to_seeded_indexes() {
     let delays = targets(seed, 50, 1500, 4);
     for (cycle, delay) in delays.iter().enumerate() {
         let log = tmp.path().join(format!("archiver-{cycle}.log"));
-        let mut a = start_archiver(&m.data, &dest, "5s", &log);
+        let mut a = start_archiver(&m.data, s(&dest), "5s", &log);
         write_ops(&m.client, cycle * 35, 35);
         std::thread::sleep(Duration::from_millis(*delay));
         signal(a.0.id(), "-KILL");
         a.0.wait().unwrap();
     }
-    let _archiver = start_archiver(&m.data, &dest, "5s", &tmp.path().join("archiver.log"));
+    let _archiver = start_archiver(&m.data, s(&dest), "5s", &tmp.path().join("archiver.log"));
     write_ops(&m.client, 140, 20);
     let head = raft_index(&m.client);
     let st = wait_archived(&dest, head, Duration::from_secs(30));
@@ -75,11 +75,11 @@ fn single_member_archive_then_restore_to_seeded_indexes() {
     let writes = writes_by_index(&m.data.join("member").join("wal"));
     let first_write = writes.iter().find(|w| w.1).unwrap().0;
     for n in targets(seed, first_write, head, 4) {
-        check_restore(&dest, tmp.path(), &m.client, &m.name, &writes, Some(n));
+        check_restore(s(&dest), tmp.path(), &m.client, &m.name, &writes, Some(n));
     }
-    check_restore(&dest, tmp.path(), &m.client, &m.name, &writes, None);
+    check_restore(s(&dest), tmp.path(), &m.client, &m.name, &writes, None);
     check_restore(
-        &dest,
+        s(&dest),
         tmp.path(),
         &m.client,
         &m.name,
@@ -162,7 +162,7 @@ fn three_members_one_archiver_each_takeover_and_fencing() {
         .map(|m| {
             start_archiver(
                 &m.data,
-                &dest,
+                s(&dest),
                 "2s",
                 &tmp.path().join(format!("arch-{}.log", m.name)),
             )
@@ -223,9 +223,9 @@ fn three_members_one_archiver_each_takeover_and_fencing() {
     let writes = writes_by_index(&members[1].data.join("member").join("wal"));
     let first_write = writes.iter().find(|w| w.1).unwrap().0;
     for n in targets(seed(), first_write, head, 3) {
-        check_restore(&dest, tmp.path(), live, "m1", &writes, Some(n));
+        check_restore(s(&dest), tmp.path(), live, "m1", &writes, Some(n));
     }
-    check_restore(&dest, tmp.path(), live, "m2", &writes, None);
+    check_restore(s(&dest), tmp.path(), live, "m2", &writes, None);
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn purge_pressure_locked_segments_survive_and_a_stopped_archiver_shows_a_gap() {
     let members = start_cluster(tmp.path(), 1, &flags);
     let m = &members[0];
     let (wal, log) = (m.data.join("member").join("wal"), tmp.path().join("m0.log"));
-    let archiver = start_archiver(&m.data, &dest, "3s", &tmp.path().join("archiver.log"));
+    let archiver = start_archiver(&m.data, s(&dest), "3s", &tmp.path().join("archiver.log"));
     write_ops(&m.client, 0, 20);
     let archived = raft_index(&m.client);
     wait_archived(&dest, archived, Duration::from_secs(30));
