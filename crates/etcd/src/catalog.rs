@@ -93,6 +93,14 @@ impl Catalog {
         let resume = inspect(dest, key)
             .await
             .map_err(Error::cp(format!("read archive catalog at {dest}")))?;
+        if resume.records.is_empty() && !resume.rejected.is_empty() {
+            let first = &resume.rejected[0];
+            return Err(Error::Unreadable {
+                dest: dest.to_string(),
+                count: resume.rejected.len(),
+                first: format!("{}: {:?}", first.name, first.reason),
+            });
+        }
         Catalog::from_resume(&resume)
     }
 

@@ -93,6 +93,19 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No checkpoint record at the archive could be read or trusted.
+    #[error(
+        "archive {dest}: none of its {count} record files can be read or trusted \
+         (first: {first}); an encrypted archive needs its --encrypt-key-file"
+    )]
+    Unreadable {
+        /// The archive.
+        dest: String,
+        /// Objects rejected.
+        count: usize,
+        /// The first one, with the reason.
+        first: String,
+    },
     /// The archive belongs to another cluster.
     #[error("archive holds cluster {archive} but {data_dir} belongs to cluster {member}")]
     ClusterMismatch {

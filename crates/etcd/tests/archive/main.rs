@@ -320,3 +320,48 @@ async fn unreachable_destination_keeps_segments_locked_then_no_gap() {
     tx.send(true).unwrap();
     bg.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_archive_needs_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = Destination::local(tmp.path().join("dest")).unwrap();
+    let mut m = FakeMember::create(tmp.path());
+    m.append(40, 0);
+    let key = snapshotd_checkpoint::MasterKey::from_bytes([7; 32]);
+    let opts = ArchiveOptions {
+        once: true,
+        key: Some(key.clone()),
+        ..ArchiveOptions::new(&m.data_dir)
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    archive(&dest, &opts, rx, &mut |_| {}).await.unwrap();
+    // Stored chunks are ciphertext: the payloads do not appear in them.
+    let chunks = tmp.path().join("dest/chunks");
+    for e in std::fs::read_dir(&chunks).unwrap() {
+        let p = e.unwrap().path();
+        assert!(p.to_string_lossy().ends_with(".wal.enc"), "{p:?}");
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !bytes.windows(8).any(|w| w == b"put k10 "),
+            "plaintext in {p:?}"
+        );
+    }
+    let with_key = RestoreOptions {
+        data_dir: tmp.path().join("r"),
+        target: Target::Latest,
+        name: None,
+        peer_urls: Vec::new(),
+        key: Some(key),
+    };
+    assert_eq!(restore(&dest, &with_key).await.unwrap().index, m.last);
+    check_restored(&tmp.path().join("r"), m.last, |_| 1);
+    // Without the key nothing is trusted or decrypted; the target stays untouched.
+    let without = RestoreOptions {
+        data_dir: tmp.path().join("r2"),
+        key: None,
+        ..with_key
+    };
+    let err = restore(&dest, &without).await.unwrap_err().to_string();
+    assert!(err.contains("encrypt"), "{err}");
+    assert!(!tmp.path().join("r2").join("member").exists());
+}

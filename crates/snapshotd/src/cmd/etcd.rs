@@ -165,9 +165,19 @@ async fn run_archive(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
     });
     let json = a.common.json;
     let mut gaps = 0u64;
+    // A stand-by reports the holder once per change, not every interval.
+    let mut last_holder: Option<(String, u64)> = None;
     let mut on_event = |ev: ArchiveEvent| {
-        if matches!(ev, ArchiveEvent::Gap(_)) {
-            gaps += 1;
+        match &ev {
+            ArchiveEvent::Gap(_) => gaps += 1,
+            ArchiveEvent::Standby { holder } => {
+                let h = Some((holder.owner.clone(), holder.epoch));
+                if h == last_holder {
+                    return;
+                }
+                last_holder = h;
+            }
+            _ => last_holder = None,
         }
         print_event(&ev, json);
     };
