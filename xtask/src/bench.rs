@@ -1,4 +1,4 @@
-//! `cargo xtask bench [wal|backup|restore|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench [wal|backup|restore|etcd|all]`: our benchmarks beside the peers'.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
 //! takes N ms longer (a FUSE passthrough, see slowfs.rs).
 
@@ -15,6 +15,8 @@ pub enum Which {
     Backup,
     /// Restore, against `influxd restore -portable`.
     Restore,
+    /// etcd archive lag and point-in-time restore, against `etcdctl snapshot save/restore`.
+    Etcd,
     /// Everything.
     All,
 }
@@ -68,6 +70,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     if matches!(args.which, Which::Backup | Which::Restore | Which::All) {
         benches.push(("backup/restore vs influxd -portable", "snapshotd", "backup"));
+    }
+    if matches!(args.which, Which::Etcd | Which::All) {
+        benches.push((
+            "etcd archive lag and restore vs etcdctl snapshot",
+            "snapshotd",
+            "etcd",
+        ));
     }
     if matches!(args.which, Which::All) {
         benches.push((

@@ -177,6 +177,8 @@ async fn run_archive(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
                 }
                 last_holder = h;
             }
+            // Text mode: idle passes are not worth a line each second.
+            ArchiveEvent::Pass(p) if !json && p.entries == 0 && p.snaps == 0 => return,
             _ => last_holder = None,
         }
         print_event(&ev, json);
