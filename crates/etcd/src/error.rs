@@ -71,20 +71,6 @@ pub enum Error {
         /// Why, with what to do.
         reason: String,
     },
-    /// The member's WAL does not continue where the archive ends: entries were purged before
-    /// they were archived.
-    #[error(
-        "gap: entries {from}..={to} were purged from {wal} before they were archived; \
-         a base backup taken after index {to} is needed to restore past the gap"
-    )]
-    Gap {
-        /// First missing index.
-        from: u64,
-        /// Last missing index.
-        to: u64,
-        /// The WAL directory read.
-        wal: PathBuf,
-    },
     /// The restore target directory is not usable.
     #[error("restore target {path}: {reason}")]
     BadTarget {

@@ -222,6 +222,7 @@ fn restore_vs_snapshot(root: &Path, data: &Path, c: u16) {
         ])
         .arg(&db)
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(ok.success());
