@@ -190,7 +190,12 @@ async fn run_session(
 ) -> Result<()> {
     loop {
         let report = session.pass(held, on_event).await?;
+        // A pass reads at most `pass_bytes`: while behind, go again at once (also with --once).
+        let behind = report.entries > 0 && report.archived_through < report.member_commit;
         on_event(ArchiveEvent::Pass(report));
+        if behind {
+            continue;
+        }
         if held.as_ref().is_some_and(|h| !h.writer_live) {
             // No live writer: hold nothing between passes so etcd can start at any time.
             *held = None;

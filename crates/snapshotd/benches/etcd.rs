@@ -177,9 +177,22 @@ fn lag(root: &Path, data: &Path, c: u16, rate: u64, secs: u64, interval: &str) {
     );
 }
 
+/// Waits until etcd on `port` reports revision `want` (etcd answers status while it is
+/// still applying the log it restarted with).
+fn wait_revision(port: u16, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let rev = load::status(port).map_or(0, |s| s.1);
+        if rev >= want || Instant::now() > deadline {
+            return rev;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn restore_vs_snapshot(root: &Path, data: &Path, c: u16) {
     let dest = root.join("full");
-    let (index, _) = load::status(c).unwrap();
+    let (index, live_rev) = load::status(c).unwrap();
     let t = Instant::now();
     let o = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
         .args(["etcd", "archive", "--once", "--data-dir"])
@@ -202,11 +215,11 @@ fn restore_vs_snapshot(root: &Path, data: &Path, c: u16) {
     let ours = t.elapsed();
     let t = Instant::now();
     let (g, rc) = etcd(&dir, &["--force-new-cluster"]);
+    let rev = wait_revision(rc, live_rev);
     let serve = t.elapsed();
-    let rev = load::status(rc).unwrap().1;
     drop(g);
     println!(
-        "snapshotd etcd restore of {index} entries: {:.2}s, then etcd replay until serving: {:.2}s (revision {rev})",
+        "snapshotd etcd restore of {index} entries: {:.2}s, then etcd replay until serving revision {rev}: {:.2}s",
         ours.as_secs_f64(),
         serve.as_secs_f64()
     );
@@ -243,11 +256,11 @@ fn restore_vs_snapshot(root: &Path, data: &Path, c: u16) {
     let restore = t.elapsed();
     let t = Instant::now();
     let (g, sc) = etcd(&sdir, &[]);
+    let srev = wait_revision(sc, live_rev);
     let serve = t.elapsed();
-    let srev = load::status(sc).unwrap().1;
     drop(g);
     println!(
-        "etcdctl snapshot save: {:.2}s, snapshot restore: {:.2}s, etcd start until serving: {:.2}s (revision {srev})",
+        "etcdctl snapshot save: {:.2}s, snapshot restore: {:.2}s, etcd start until serving revision {srev}: {:.2}s",
         save.as_secs_f64(),
         restore.as_secs_f64(),
         serve.as_secs_f64()

@@ -365,3 +365,23 @@ async fn encrypted_archive_needs_its_key() {
     assert!(err.contains("encrypt"), "{err}");
     assert!(!tmp.path().join("r2").join("member").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_archives_everything_even_past_one_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = Destination::local(tmp.path().join("dest")).unwrap();
+    let mut m = FakeMember::create(tmp.path());
+    m.append(200, 0);
+    let opts = ArchiveOptions {
+        once: true,
+        pass_bytes: 4096,
+        chunk_bytes: 2048,
+        ..ArchiveOptions::new(&m.data_dir)
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    archive(&dest, &opts, rx, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        Catalog::load(&dest, None).await.unwrap().archived_through(),
+        m.last
+    );
+}
