@@ -208,10 +208,14 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
     let url = s3_url();
     env::ok(&run(&["backup", "--host", &srv.addr, &url]));
     let target = serve(&work.path().join("target"));
-    let mut child = spawn_quiet(&[
+    let state = work.path().join("state");
+    let st = state.to_str().unwrap();
+    let child = spawn_quiet(&[
         "restore",
         "--host",
         &target.addr,
+        "--state-dir",
+        st,
         "--ack",
         "--jobs",
         "1",
@@ -219,13 +223,23 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
         "2M",
         &url,
     ]);
-    std::thread::sleep(Duration::from_millis(1200));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Killed once the metastore import and a shard are recorded (a fixed sleep could land
+    // before the import is recorded on a slow machine).
+    let cp = state.join("restore");
+    env::kill_once(child, || {
+        std::fs::read_dir(&cp)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_dir(e.ok()?.path().join("checkpoints/data")).ok())
+            .map_or(0, |d| d.count())
+            >= 2
+    });
     let v = env::ok_json(&run(&[
         "restore",
         "--host",
         &target.addr,
+        "--state-dir",
+        st,
         "--ack",
         "--json",
         &url,
