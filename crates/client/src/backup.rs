@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -177,10 +178,10 @@ pub struct Hooks {
     pub units: Arc<dyn UnitSink>,
     /// Counters.
     pub stats: Arc<TransferStats>,
-    /// Set it to stop the run (e.g. on Ctrl-C or a lost lease): transfers stop at their next
+    /// Cancel it to stop the run (e.g. on Ctrl-C or a lost lease): transfers stop at their next
     /// read or write, nothing appears under a final name, and the run fails with
-    /// [`ClientError::Cancelled`]. The run sets it itself when a unit fails for good.
-    pub cancel: Arc<AtomicBool>,
+    /// [`ClientError::Cancelled`]. The run cancels it itself when a unit fails for good.
+    pub cancel: CancellationToken,
 }
 
 impl Default for Hooks {
@@ -190,7 +191,7 @@ impl Default for Hooks {
             progress: Arc::new(crate::progress::NoProgress),
             units: Arc::new(crate::progress::NoUnitSink),
             stats: Arc::new(TransferStats::default()),
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -319,7 +320,7 @@ pub async fn backup(
         retry: opts.retry,
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         hooks: hooks.clone(),
-        cancel: Arc::clone(&hooks.cancel),
+        cancel: hooks.cancel.clone(),
         key: opts.key.clone(),
     });
     let jobs = opts.jobs.max(1);
@@ -334,7 +335,7 @@ pub async fn backup(
                     }
                     let r = fetch_with_retry(&ctx, &shard).await;
                     if r.is_err() {
-                        ctx.cancel.store(true, Ordering::Relaxed);
+                        ctx.cancel.cancel();
                     }
                     (i, r)
                 }
@@ -366,7 +367,7 @@ pub async fn backup(
 
     // 6. The manifest, atomically, last — unless the run was stopped meanwhile (e.g. its
     //    lease was lost): then nothing may claim the backup is complete.
-    if hooks.cancel.load(Ordering::Relaxed) {
+    if hooks.cancel.is_cancelled() {
         return Err(ClientError::Cancelled);
     }
     gate(hooks, "the manifest").await?;
@@ -417,7 +418,7 @@ pub async fn backup(
 /// Asks the commit gate; a refusal stops the run.
 async fn gate(hooks: &Hooks, what: &str) -> Result<()> {
     hooks.gate.check().await.map_err(|reason| {
-        hooks.cancel.store(true, Ordering::Relaxed);
+        hooks.cancel.cancel();
         ClientError::NotPublished {
             what: what.to_string(),
             reason,
@@ -522,7 +523,7 @@ struct ShardCtx {
     retry: RetryPolicy,
     limiter: Option<Arc<RateLimiter>>,
     hooks: Hooks,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
     key: Option<MasterKey>,
 }
 
@@ -531,7 +532,7 @@ async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone>
     let attempts = ctx.retry.attempts.max(1);
     let mut last = None;
     for attempt in 1..=attempts {
-        if ctx.cancel.load(Ordering::Relaxed) {
+        if ctx.cancel.is_cancelled() {
             return Err(ClientError::Cancelled);
         }
         ctx.hooks.progress.unit_started(&name);
@@ -544,7 +545,7 @@ async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone>
                 return Ok(unit);
             }
             Err(e) => {
-                if ctx.cancel.load(Ordering::Relaxed) {
+                if ctx.cancel.is_cancelled() {
                     return Err(ClientError::Cancelled);
                 }
                 tracing::warn!(shard = %shard, attempt, error = %e, "shard download failed");
@@ -584,7 +585,7 @@ async fn fetch_once(ctx: &ShardCtx, shard: &ShardPath, name: &str) -> Result<Uni
         },
         limiter: ctx.limiter.clone(),
         progress: Arc::clone(&ctx.hooks.progress),
-        cancel: Arc::clone(&ctx.cancel),
+        cancel: ctx.cancel.clone(),
         stats: Arc::clone(&ctx.hooks.stats),
     };
     let handle = tokio::runtime::Handle::current();
@@ -608,7 +609,7 @@ struct PipeJob {
     gz: GzSettings,
     limiter: Option<Arc<RateLimiter>>,
     progress: Arc<dyn Progress>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
     stats: Arc<TransferStats>,
 }
 
@@ -631,7 +632,7 @@ impl PipeJob {
             src,
             self.limiter.clone(),
             Arc::clone(&self.progress),
-            Arc::clone(&self.cancel),
+            self.cancel.clone(),
         );
         let mut src = BufReader::with_capacity(IO_BUFFER, metered);
         let sink = SyncIoBridge::new_with_handle(writer, handle.clone());
@@ -666,7 +667,7 @@ impl PipeJob {
                     .map_err(|e| ClientError::io(format!("{}: write", self.what), e))?;
                 let mut writer = sink.into_inner();
                 if let Err(reason) = handle.block_on(self.gate.check()) {
-                    self.cancel.store(true, Ordering::Relaxed);
+                    self.cancel.cancel();
                     if let Err(e) = handle.block_on(writer.abort()) {
                         tracing::debug!(error = %e, "aborting an unpublished upload failed");
                     }

@@ -3,7 +3,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
 
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
@@ -161,7 +162,7 @@ pub async fn restore(
         acknowledged: opts.acknowledged,
         force: opts.force || opts.acknowledged,
         hooks: hooks.clone(),
-        cancel: Arc::clone(&hooks.cancel),
+        cancel: hooks.cancel.clone(),
     });
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
@@ -169,7 +170,7 @@ pub async fn restore(
             async move {
                 let r = upload(&ctx, &f, new_id).await;
                 if r.is_err() {
-                    ctx.cancel.store(true, Ordering::Relaxed);
+                    ctx.cancel.cancel();
                 }
                 r
             }
@@ -345,11 +346,11 @@ struct UploadCtx {
     acknowledged: bool,
     force: bool,
     hooks: Hooks,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u64)> {
-    if ctx.cancel.load(Ordering::Relaxed) {
+    if ctx.cancel.is_cancelled() {
         return Err(ClientError::Cancelled);
     }
     ctx.hooks.progress.unit_started(&f.file_name);
@@ -368,7 +369,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         force: ctx.force,
         limits: ctx.client.config().limits,
         hooks: ctx.hooks.clone(),
-        cancel: Arc::clone(&ctx.cancel),
+        cancel: ctx.cancel.clone(),
     };
     let target = format!("{}/{}", job.target_db, job.target_rp);
     let target_db = job.target_db.clone();
@@ -377,9 +378,8 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         .await
         .map_err(|e| ClientError::Join(e.to_string()))?;
     let sent = match sent {
-        Err(e) if ctx.cancel.load(Ordering::Relaxed) && is_cancel(&e) => {
-            return Err(ClientError::Cancelled);
-        }
+        // A transfer stopped by the token fails with an I/O error; the token says why.
+        Err(_) if ctx.cancel.is_cancelled() => return Err(ClientError::Cancelled),
         other => other?,
     };
     if !ctx.acknowledged {
@@ -420,10 +420,6 @@ async fn confirm_alive(
     Ok(())
 }
 
-fn is_cancel(e: &ClientError) -> bool {
-    matches!(e, ClientError::Io { source, .. } if crate::hashio::is_cancelled(source))
-}
-
 struct UploadJob {
     file: FileRecord,
     new_id: u64,
@@ -434,7 +430,7 @@ struct UploadJob {
     force: bool,
     limits: snapshotd_wire::Limits,
     hooks: Hooks,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 impl UploadJob {
@@ -455,7 +451,7 @@ impl UploadJob {
             sock,
             self.limiter.clone(),
             Arc::clone(&self.hooks.progress),
-            Arc::clone(&self.cancel),
+            self.cancel.clone(),
         );
         let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, metered));
         let prefix = format!("{}/{}/{}/", self.target_db, self.target_rp, self.new_id);
