@@ -18,7 +18,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::compress::{CompressionMode, GzSettings, ParallelGz};
 use crate::conn::{Client, Conn, ShardPath, Window};
 use crate::error::{ClientError, Result};
-use crate::hashio::{HashingWriter, MeteredReader, sha256_hex};
+use crate::hashio::{HashingWriter, MeteredReader, sha256_hex, sha256_of};
 use crate::layout::{self, FileRecord, ManifestDraft, MetaRecord};
 use crate::limiter::RateLimiter;
 use crate::progress::{Progress, UnitDone, UnitSink};
@@ -440,21 +440,10 @@ async fn still_stored(dest: &Storage, key: Option<&MasterKey>, done: &UnitDone) 
     }
     let reader = dest.blocking_reader(&stored).await?;
     let (key, context) = (key.clone(), done.key.clone());
-    let (sha, len) = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
-        use sha2::Digest;
-        let mut r = snapshotd_checkpoint::DecryptingReader::new(reader, &key, &context)?;
-        let mut h = sha2::Sha256::new();
-        let mut buf = vec![0u8; IO_BUFFER];
-        let mut len = 0u64;
-        loop {
-            let n = std::io::Read::read(&mut r, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            len += n as u64;
-            h.update(&buf[..n]);
-        }
-        Ok((hex::encode(h.finalize()), len))
+    let (sha, len) = tokio::task::spawn_blocking(move || {
+        sha256_of(snapshotd_checkpoint::DecryptingReader::new(
+            reader, &key, &context,
+        )?)
     })
     .await
     .map_err(|e| ClientError::Join(e.to_string()))?
@@ -467,22 +456,12 @@ async fn still_stored(dest: &Storage, key: Option<&MasterKey>, done: &UnitDone) 
 
 /// Hex SHA-256 of a stored file, streamed.
 async fn stored_sha256(dest: &Storage, name: &str) -> Result<String> {
-    use sha2::Digest;
-    use tokio::io::AsyncReadExt;
-    let mut r = dest.reader(name).await?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; IO_BUFFER];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .await
-            .map_err(|e| ClientError::io(format!("{}: read", dest.path_of(name)), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    let reader = dest.blocking_reader(name).await?;
+    let (sha, _) = tokio::task::spawn_blocking(move || sha256_of(reader))
+        .await
+        .map_err(|e| ClientError::Join(e.to_string()))?
+        .map_err(|e| ClientError::io(format!("{}: read", dest.path_of(name)), e))?;
+    Ok(sha)
 }
 
 /// Refuses contradictory selections before anything is contacted or created.

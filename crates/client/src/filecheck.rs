@@ -4,7 +4,7 @@
 use futures::StreamExt;
 
 use crate::error::{ClientError, Result};
-use crate::hashio::HashingReader;
+use crate::hashio::sha256_of;
 use crate::layout::{FileRecord, RestorePlan};
 use crate::loadable::{self, ShardFileKind};
 use crate::proto;
@@ -68,13 +68,11 @@ pub async fn check_file(
     let Some(expected) = sha256 else {
         return Ok(());
     };
-    let mut reader = HashingReader::new(src.blocking_reader(name).await?);
-    let actual = tokio::task::spawn_blocking(move || {
-        std::io::copy(&mut reader, &mut std::io::sink()).map(|_| reader.finish().0)
-    })
-    .await
-    .map_err(|e| ClientError::Join(e.to_string()))?
-    .map_err(|e| ClientError::io(format!("read {name}"), e))?;
+    let reader = src.blocking_reader(name).await?;
+    let (actual, _) = tokio::task::spawn_blocking(move || sha256_of(reader))
+        .await
+        .map_err(|e| ClientError::Join(e.to_string()))?
+        .map_err(|e| ClientError::io(format!("read {name}"), e))?;
     if !actual.eq_ignore_ascii_case(&expected) {
         return Err(ClientError::Integrity {
             file: name.to_string(),

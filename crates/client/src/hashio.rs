@@ -73,6 +73,13 @@ impl<R: Read> HashingReader<R> {
     }
 }
 
+/// Reads `r` to its end through a [`HashingReader`]: the hex SHA-256 and the byte count.
+pub fn sha256_of(r: impl Read) -> io::Result<(String, u64)> {
+    let mut reader = HashingReader::new(r);
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(reader.finish())
+}
+
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -218,6 +225,15 @@ mod tests {
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
         assert_eq!(hex, sha256_hex(b"hello world"));
+    }
+
+    #[test]
+    fn sha256_of_reads_to_the_end() {
+        let data = vec![7u8; 300_000];
+        assert_eq!(
+            sha256_of(&data[..]).unwrap(),
+            (sha256_hex(&data), data.len() as u64)
+        );
     }
 
     #[test]
