@@ -1,4 +1,4 @@
-//! `cargo xtask bench [wal|backup|restore|tsm|merge|store|all]`: our benchmarks beside the peers'.
+//! `cargo xtask bench [wal|backup|restore|tsm|merge|store|etcd|all]`: our benchmarks beside the peers'.
 //! `cargo xtask bench backup [--sets metrics,mixed] [--snapshotd-args FLAGS]` compares
 //! `snapshotd backup/restore` (default flags unless FLAGS) with `influxd … -portable`.
 //! `cargo xtask bench wal --fsync-delay-ms N` runs the WAL comparison on a disk whose fsync
@@ -23,6 +23,8 @@ pub enum Which {
     Tsm,
     /// The built-in store: `/write` ingest, compaction, backup, against influxd 1.6.7.
     Store,
+    /// etcd archive lag and point-in-time restore, against `etcdctl snapshot save/restore`.
+    Etcd,
     /// Everything.
     All,
 }
@@ -100,6 +102,13 @@ pub fn run(args: Args) -> Result<()> {
             "built-in store vs influxd 1.6.7",
             "snapshotd-store",
             "store",
+        ));
+    }
+    if matches!(args.which, Which::Etcd | Which::All) {
+        benches.push((
+            "etcd archive lag and restore vs etcdctl snapshot",
+            "snapshotd",
+            "etcd",
         ));
     }
     if matches!(args.which, Which::All) {

@@ -313,11 +313,20 @@ async fn confirm_alive(
         target: target.to_string(),
         detail,
     };
-    let shards = ctx
-        .client
-        .database_info(db)
-        .await
-        .map_err(|e| unconfirmed(format!("the server stopped answering after it ({e})")))?;
+    let shards = match ctx.client.database_info(db).await {
+        Ok(shards) => shards,
+        Err(e @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => {
+            return Err(unconfirmed(format!(
+                "the server stopped answering after it ({e})"
+            )));
+        }
+        // It answered, if not with a listing (a server without type 3 for this database):
+        // alive, which is all this check can learn.
+        Err(e) => {
+            tracing::debug!(error = %e, "shard listing after the upload");
+            return Ok(());
+        }
+    };
     if !shards.iter().any(|s| s.id == new_id) {
         return Err(unconfirmed(format!(
             "the server no longer lists shard {new_id} of database {db:?}"

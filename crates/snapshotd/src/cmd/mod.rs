@@ -6,6 +6,7 @@ mod unlock;
 mod backup;
 mod common;
 mod deep;
+mod etcd;
 mod forget;
 mod merge;
 mod metrics_file;
@@ -44,6 +45,8 @@ pub enum Command {
     Decrypt(decrypt::DecryptArgs),
     /// Inspect, verify and repair etcd 3.4 WAL directories.
     Wal(wal::WalArgs),
+    /// Archive etcd members' WAL continuously and restore to a raft index or time.
+    Etcd(etcd::EtcdArgs),
 }
 
 /// Dispatches a parsed subcommand.
@@ -58,6 +61,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unlock(args) => unlock::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::Wal(args) => wal::run(args),
+        Command::Etcd(args) => etcd::run(args),
     }
 }
 
