@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::compress::{CompressionMode, GzSettings, ParallelGz};
 use crate::conn::{Client, Conn, ShardPath, Window};
 use crate::error::{ClientError, Result};
-use crate::hashio::{HashingWriter, MeteredReader, sha256_hex};
+use crate::hashio::{HashingWriter, MeteredReader, sha256_hex, sha256_of};
 use crate::layout::{self, FileRecord, ManifestDraft, MetaRecord};
 use crate::limiter::RateLimiter;
 use crate::progress::{Progress, UnitDone, UnitSink};
@@ -177,10 +178,10 @@ pub struct Hooks {
     pub units: Arc<dyn UnitSink>,
     /// Counters.
     pub stats: Arc<TransferStats>,
-    /// Set it to stop the run (e.g. on Ctrl-C or a lost lease): transfers stop at their next
+    /// Cancel it to stop the run (e.g. on Ctrl-C or a lost lease): transfers stop at their next
     /// read or write, nothing appears under a final name, and the run fails with
-    /// [`ClientError::Cancelled`]. The run sets it itself when a unit fails for good.
-    pub cancel: Arc<AtomicBool>,
+    /// [`ClientError::Cancelled`]. The run cancels it itself when a unit fails for good.
+    pub cancel: CancellationToken,
 }
 
 impl Default for Hooks {
@@ -190,7 +191,7 @@ impl Default for Hooks {
             progress: Arc::new(crate::progress::NoProgress),
             units: Arc::new(crate::progress::NoUnitSink),
             stats: Arc::new(TransferStats::default()),
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -319,7 +320,7 @@ pub async fn backup(
         retry: opts.retry,
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
         hooks: hooks.clone(),
-        cancel: Arc::clone(&hooks.cancel),
+        cancel: hooks.cancel.clone(),
         key: opts.key.clone(),
     });
     let jobs = opts.jobs.max(1);
@@ -334,7 +335,7 @@ pub async fn backup(
                     }
                     let r = fetch_with_retry(&ctx, &shard).await;
                     if r.is_err() {
-                        ctx.cancel.store(true, Ordering::Relaxed);
+                        ctx.cancel.cancel();
                     }
                     (i, r)
                 }
@@ -366,7 +367,7 @@ pub async fn backup(
 
     // 6. The manifest, atomically, last — unless the run was stopped meanwhile (e.g. its
     //    lease was lost): then nothing may claim the backup is complete.
-    if hooks.cancel.load(Ordering::Relaxed) {
+    if hooks.cancel.is_cancelled() {
         return Err(ClientError::Cancelled);
     }
     gate(hooks, "the manifest").await?;
@@ -417,7 +418,7 @@ pub async fn backup(
 /// Asks the commit gate; a refusal stops the run.
 async fn gate(hooks: &Hooks, what: &str) -> Result<()> {
     hooks.gate.check().await.map_err(|reason| {
-        hooks.cancel.store(true, Ordering::Relaxed);
+        hooks.cancel.cancel();
         ClientError::NotPublished {
             what: what.to_string(),
             reason,
@@ -439,21 +440,10 @@ async fn still_stored(dest: &Storage, key: Option<&MasterKey>, done: &UnitDone) 
     }
     let reader = dest.blocking_reader(&stored).await?;
     let (key, context) = (key.clone(), done.key.clone());
-    let (sha, len) = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
-        use sha2::Digest;
-        let mut r = snapshotd_checkpoint::DecryptingReader::new(reader, &key, &context)?;
-        let mut h = sha2::Sha256::new();
-        let mut buf = vec![0u8; IO_BUFFER];
-        let mut len = 0u64;
-        loop {
-            let n = std::io::Read::read(&mut r, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            len += n as u64;
-            h.update(&buf[..n]);
-        }
-        Ok((hex::encode(h.finalize()), len))
+    let (sha, len) = tokio::task::spawn_blocking(move || {
+        sha256_of(snapshotd_checkpoint::DecryptingReader::new(
+            reader, &key, &context,
+        )?)
     })
     .await
     .map_err(|e| ClientError::Join(e.to_string()))?
@@ -466,22 +456,12 @@ async fn still_stored(dest: &Storage, key: Option<&MasterKey>, done: &UnitDone) 
 
 /// Hex SHA-256 of a stored file, streamed.
 async fn stored_sha256(dest: &Storage, name: &str) -> Result<String> {
-    use sha2::Digest;
-    use tokio::io::AsyncReadExt;
-    let mut r = dest.reader(name).await?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; IO_BUFFER];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .await
-            .map_err(|e| ClientError::io(format!("{}: read", dest.path_of(name)), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    let reader = dest.blocking_reader(name).await?;
+    let (sha, _) = tokio::task::spawn_blocking(move || sha256_of(reader))
+        .await
+        .map_err(|e| ClientError::Join(e.to_string()))?
+        .map_err(|e| ClientError::io(format!("{}: read", dest.path_of(name)), e))?;
+    Ok(sha)
 }
 
 /// Refuses contradictory selections before anything is contacted or created.
@@ -522,7 +502,7 @@ struct ShardCtx {
     retry: RetryPolicy,
     limiter: Option<Arc<RateLimiter>>,
     hooks: Hooks,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
     key: Option<MasterKey>,
 }
 
@@ -531,7 +511,7 @@ async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone>
     let attempts = ctx.retry.attempts.max(1);
     let mut last = None;
     for attempt in 1..=attempts {
-        if ctx.cancel.load(Ordering::Relaxed) {
+        if ctx.cancel.is_cancelled() {
             return Err(ClientError::Cancelled);
         }
         ctx.hooks.progress.unit_started(&name);
@@ -544,7 +524,7 @@ async fn fetch_with_retry(ctx: &ShardCtx, shard: &ShardPath) -> Result<UnitDone>
                 return Ok(unit);
             }
             Err(e) => {
-                if ctx.cancel.load(Ordering::Relaxed) {
+                if ctx.cancel.is_cancelled() {
                     return Err(ClientError::Cancelled);
                 }
                 tracing::warn!(shard = %shard, attempt, error = %e, "shard download failed");
@@ -584,7 +564,7 @@ async fn fetch_once(ctx: &ShardCtx, shard: &ShardPath, name: &str) -> Result<Uni
         },
         limiter: ctx.limiter.clone(),
         progress: Arc::clone(&ctx.hooks.progress),
-        cancel: Arc::clone(&ctx.cancel),
+        cancel: ctx.cancel.clone(),
         stats: Arc::clone(&ctx.hooks.stats),
     };
     let handle = tokio::runtime::Handle::current();
@@ -608,7 +588,7 @@ struct PipeJob {
     gz: GzSettings,
     limiter: Option<Arc<RateLimiter>>,
     progress: Arc<dyn Progress>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
     stats: Arc<TransferStats>,
 }
 
@@ -631,7 +611,7 @@ impl PipeJob {
             src,
             self.limiter.clone(),
             Arc::clone(&self.progress),
-            Arc::clone(&self.cancel),
+            self.cancel.clone(),
         );
         let mut src = BufReader::with_capacity(IO_BUFFER, metered);
         let sink = SyncIoBridge::new_with_handle(writer, handle.clone());
@@ -666,7 +646,7 @@ impl PipeJob {
                     .map_err(|e| ClientError::io(format!("{}: write", self.what), e))?;
                 let mut writer = sink.into_inner();
                 if let Err(reason) = handle.block_on(self.gate.check()) {
-                    self.cancel.store(true, Ordering::Relaxed);
+                    self.cancel.cancel();
                     if let Err(e) = handle.block_on(writer.abort()) {
                         tracing::debug!(error = %e, "aborting an unpublished upload failed");
                     }

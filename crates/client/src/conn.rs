@@ -55,45 +55,8 @@ impl ClientConfig {
     }
 }
 
-/// A shard as listed by an info request: `db/rp/id`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ShardPath {
-    /// Database.
-    pub db: String,
-    /// Retention policy.
-    pub rp: String,
-    /// Shard ID.
-    pub id: u64,
-}
-
-impl ShardPath {
-    /// Parses `db/rp/id`, accepting `\` as separator too (Windows servers send it).
-    pub fn parse(path: &str) -> Result<Self> {
-        let parts: Vec<&str> = path.split(['/', '\\']).collect();
-        let bad =
-            |why: &str| ClientError::protocol("info response", format!("path {path:?}: {why}"));
-        let [db, rp, id] = parts.as_slice() else {
-            return Err(bad("expected exactly db/rp/id"));
-        };
-        if db.is_empty() || rp.is_empty() {
-            return Err(bad("empty database or retention policy"));
-        }
-        let id = id
-            .parse::<u64>()
-            .map_err(|_| bad("shard id is not a number"))?;
-        Ok(ShardPath {
-            db: (*db).to_string(),
-            rp: (*rp).to_string(),
-            id,
-        })
-    }
-}
-
-impl std::fmt::Display for ShardPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.db, self.rp, self.id)
-    }
-}
+/// A shard as listed by an info request: `db/rp/id` (parsed by the wire crate).
+pub use snapshotd_wire::ShardPath;
 
 /// Which files of a shard to request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -336,7 +299,10 @@ impl Client {
         }
         let paths =
             proto::decode_info(&raw, &self.cfg.limits).map_err(|e| proto::reply_error(what, e))?;
-        paths.iter().map(|p| ShardPath::parse(p)).collect()
+        paths
+            .iter()
+            .map(|p| ShardPath::parse(p).map_err(|e| ClientError::protocol("info response", e)))
+            .collect()
     }
 
     /// Type 0 or 5: opens the shard's tar stream. The caller reads it to EOF.
@@ -418,20 +384,4 @@ pub struct RenameNames {
     pub rp: String,
     /// `RestoreRetentionPolicy`: its new name ("" = keep).
     pub new_rp: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shard_paths_parse_with_either_separator() {
-        let p = ShardPath::parse("db1/autogen/3").unwrap();
-        assert_eq!((p.db.as_str(), p.rp.as_str(), p.id), ("db1", "autogen", 3));
-        assert_eq!(ShardPath::parse("db\\rp\\7").unwrap().id, 7);
-        assert!(ShardPath::parse("db/rp").is_err());
-        assert!(ShardPath::parse("db/rp/x").is_err());
-        assert!(ShardPath::parse("a/b/c/1").is_err());
-        assert!(ShardPath::parse("/rp/1").is_err());
-    }
 }

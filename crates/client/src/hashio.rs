@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
 
 use sha2::{Digest, Sha256};
 
@@ -73,6 +73,13 @@ impl<R: Read> HashingReader<R> {
     }
 }
 
+/// Reads `r` to its end through a [`HashingReader`]: the hex SHA-256 and the byte count.
+pub fn sha256_of(r: impl Read) -> io::Result<(String, u64)> {
+    let mut reader = HashingReader::new(r);
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(reader.finish())
+}
+
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -82,26 +89,11 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The marker inside the I/O error a cancelled transfer reports.
-#[derive(Debug, thiserror::Error)]
-#[error("cancelled")]
-pub struct CancelledIo;
-
-/// The error a cancelled transfer reports (not `Interrupted`, which `std::io` retries).
-pub fn cancelled() -> io::Error {
-    io::Error::other(CancelledIo)
-}
-
-/// Whether `e` is (or wraps) the error of a cancelled transfer.
-pub fn is_cancelled(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<CancelledIo>())
-}
-
-/// The shared accounting of a metered stream: cancel flag, rate limit, progress and count.
+/// The shared accounting of a metered stream: cancellation token, rate limit, progress and count.
 struct Meter {
     limiter: Option<Arc<RateLimiter>>,
     progress: Arc<dyn Progress>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
     count: u64,
 }
 
@@ -109,7 +101,7 @@ impl Meter {
     fn new(
         limiter: Option<Arc<RateLimiter>>,
         progress: Arc<dyn Progress>,
-        cancel: Arc<AtomicBool>,
+        cancel: CancellationToken,
     ) -> Self {
         Meter {
             limiter,
@@ -119,10 +111,11 @@ impl Meter {
         }
     }
 
-    /// Fails with [`cancelled`] once the cancel flag is set.
+    /// Fails once the token is cancelled. The caller, which holds the same token, turns the
+    /// failure into `ClientError::Cancelled`: the I/O error itself is never inspected.
     fn check(&self) -> io::Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(cancelled());
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("transfer stopped: the run was cancelled"));
         }
         Ok(())
     }
@@ -140,7 +133,7 @@ impl Meter {
     }
 }
 
-/// A reader that counts, reports progress, honours a shared rate limit and a cancel flag.
+/// A reader that counts, reports progress, honours a shared rate limit and a cancellation token.
 pub struct MeteredReader<R> {
     inner: R,
     meter: Meter,
@@ -152,7 +145,7 @@ impl<R: Read> MeteredReader<R> {
         inner: R,
         limiter: Option<Arc<RateLimiter>>,
         progress: Arc<dyn Progress>,
-        cancel: Arc<AtomicBool>,
+        cancel: CancellationToken,
     ) -> Self {
         let meter = Meter::new(limiter, progress, cancel);
         MeteredReader { inner, meter }
@@ -173,7 +166,7 @@ impl<R: Read> Read for MeteredReader<R> {
     }
 }
 
-/// A writer that counts, reports progress, honours a shared rate limit and a cancel flag.
+/// A writer that counts, reports progress, honours a shared rate limit and a cancellation token.
 pub struct MeteredWriter<W> {
     inner: W,
     meter: Meter,
@@ -185,7 +178,7 @@ impl<W: Write> MeteredWriter<W> {
         inner: W,
         limiter: Option<Arc<RateLimiter>>,
         progress: Arc<dyn Progress>,
-        cancel: Arc<AtomicBool>,
+        cancel: CancellationToken,
     ) -> Self {
         let meter = Meter::new(limiter, progress, cancel);
         MeteredWriter { inner, meter }
@@ -232,5 +225,29 @@ mod tests {
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
         assert_eq!(hex, sha256_hex(b"hello world"));
+    }
+
+    #[test]
+    fn sha256_of_reads_to_the_end() {
+        let data = vec![7u8; 300_000];
+        assert_eq!(
+            sha256_of(&data[..]).unwrap(),
+            (sha256_hex(&data), data.len() as u64)
+        );
+    }
+
+    #[test]
+    fn metered_streams_stop_once_the_token_is_cancelled() {
+        let token = CancellationToken::new();
+        let progress: Arc<dyn Progress> = Arc::new(crate::progress::NoProgress);
+        let mut r = MeteredReader::new(&b"abcdef"[..], None, Arc::clone(&progress), token.clone());
+        let mut buf = [0u8; 3];
+        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        let mut w = MeteredWriter::new(Vec::new(), None, progress, token.clone());
+        w.write_all(b"xy").unwrap();
+        token.cancel();
+        assert!(r.read(&mut buf).is_err(), "a read after cancel fails");
+        assert!(w.write(b"z").is_err(), "a write after cancel fails");
+        assert_eq!((r.count(), w.count()), (3, 2));
     }
 }

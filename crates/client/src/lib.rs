@@ -6,7 +6,8 @@
 //!
 //! - [`Client`]: one async method per request type (types 0/5 and 7 hand back the stream).
 //! - [`backup::backup`], [`restore::restore`], [`verify::verify`]: the orchestrators, writing
-//!   and reading through [`Storage`] (any `object_store`).
+//!   and reading through [`Storage`] (any `object_store`); [`filecheck`]: the file checks
+//!   restore and verify share.
 //! - [`job`]: the same under a checkpoint, as the CLI runs them (restore points, resume,
 //!   locks), and `forget`; [`points`]: the catalog of restore points.
 //! - [`Progress`] and [`UnitSink`]: how a caller watches a run and records finished files.
@@ -15,6 +16,7 @@ pub mod backup;
 pub mod compress;
 pub mod conn;
 pub mod error;
+pub mod filecheck;
 pub mod hashio;
 pub mod job;
 pub mod layout;

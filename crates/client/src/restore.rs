@@ -3,7 +3,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
 
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
@@ -12,8 +13,9 @@ use tokio_util::io::SyncIoBridge;
 use crate::backup::{Hooks, TransferStats};
 use crate::conn::{Client, Conn, IdMap, RenameNames};
 use crate::error::{ClientError, Result};
-use crate::hashio::{HashingReader, MeteredWriter};
-use crate::layout::{self, FileRecord, RestorePlan};
+use crate::filecheck::{check_files, read_meta_blob};
+use crate::hashio::MeteredWriter;
+use crate::layout::{self, FileRecord};
 use crate::limiter::RateLimiter;
 use crate::loadable::ShardFileKind;
 use crate::proto;
@@ -161,7 +163,7 @@ pub async fn restore(
         acknowledged: opts.acknowledged,
         force: opts.force || opts.acknowledged,
         hooks: hooks.clone(),
-        cancel: Arc::clone(&hooks.cancel),
+        cancel: hooks.cancel.clone(),
     });
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
@@ -169,7 +171,7 @@ pub async fn restore(
             async move {
                 let r = upload(&ctx, &f, new_id).await;
                 if r.is_err() {
-                    ctx.cancel.store(true, Ordering::Relaxed);
+                    ctx.cancel.cancel();
                 }
                 r
             }
@@ -241,101 +243,6 @@ pub fn rename_names(opts: &RestoreOptions) -> Result<RenameNames> {
     })
 }
 
-/// Checks sizes and SHA-256 (when recorded) of the meta file and the selected archives; an
-/// archive without a checksum (influxd wrote the manifest) is instead gunzipped and checked to
-/// be one complete tar of the manifest's size (this catches influx 1.6's retry bug, which
-/// appends a second download to a partial one). Returns whether every file had a checksum.
-async fn check_files(
-    src: &Storage,
-    plan: &RestorePlan,
-    selected: &[FileRecord],
-    jobs: usize,
-) -> Result<bool> {
-    let all_hashed = plan.meta.sha256.is_some() && selected.iter().all(|f| f.sha256.is_some());
-    check_file(
-        src,
-        &plan.meta.file_name,
-        plan.meta.sha256.clone(),
-        plan.meta.bytes,
-    )
-    .await?;
-    let results: Vec<Result<()>> = futures::stream::iter(selected)
-        .map(|f| async move {
-            match &f.sha256 {
-                Some(_) => check_file(src, &f.file_name, f.sha256.clone(), f.bytes).await,
-                None => crate::verify::verify_archive(src, f).await,
-            }
-        })
-        .buffer_unordered(jobs)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(all_hashed)
-}
-
-/// Checks one file against its manifest entry.
-pub async fn check_file(
-    src: &Storage,
-    name: &str,
-    sha256: Option<String>,
-    bytes: Option<u64>,
-) -> Result<()> {
-    let size = src
-        .size(name)
-        .await?
-        .ok_or_else(|| ClientError::Integrity {
-            file: name.to_string(),
-            detail: "missing".into(),
-        })?;
-    if let Some(b) = bytes
-        && b != size
-    {
-        return Err(ClientError::Integrity {
-            file: name.to_string(),
-            detail: format!("size {size} bytes, manifest says {b}"),
-        });
-    }
-    let Some(expected) = sha256 else {
-        return Ok(());
-    };
-    let mut reader = HashingReader::new(src.blocking_reader(name).await?);
-    let actual = tokio::task::spawn_blocking(move || {
-        std::io::copy(&mut reader, &mut std::io::sink()).map(|_| reader.finish().0)
-    })
-    .await
-    .map_err(|e| ClientError::Join(e.to_string()))?
-    .map_err(|e| ClientError::io(format!("read {name}"), e))?;
-    if !actual.eq_ignore_ascii_case(&expected) {
-        return Err(ClientError::Integrity {
-            file: name.to_string(),
-            detail: format!("sha256 {actual}, manifest says {expected}"),
-        });
-    }
-    Ok(())
-}
-
-/// Reads the `.meta` file and unwraps the raw `meta.Data` blob, checking its length.
-pub async fn read_meta_blob(src: &Storage, plan: &RestorePlan, limit: u64) -> Result<Vec<u8>> {
-    let name = &plan.meta.file_name;
-    let raw = src.get_bounded(name, limit.saturating_add(64)).await?;
-    let blob = proto::decode_portable_meta(&raw).map_err(|e| ClientError::Integrity {
-        file: name.clone(),
-        detail: format!("not a portable meta file: {e}"),
-    })?;
-    if blob.len() as u64 != plan.meta.size {
-        return Err(ClientError::Integrity {
-            file: name.clone(),
-            detail: format!(
-                "meta blob is {} bytes, manifest {} says {}",
-                blob.len(),
-                plan.manifest,
-                plan.meta.size
-            ),
-        });
-    }
-    Ok(blob)
-}
-
 struct UploadCtx {
     client: Client,
     src: Storage,
@@ -345,11 +252,11 @@ struct UploadCtx {
     acknowledged: bool,
     force: bool,
     hooks: Hooks,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u64)> {
-    if ctx.cancel.load(Ordering::Relaxed) {
+    if ctx.cancel.is_cancelled() {
         return Err(ClientError::Cancelled);
     }
     ctx.hooks.progress.unit_started(&f.file_name);
@@ -368,7 +275,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         force: ctx.force,
         limits: ctx.client.config().limits,
         hooks: ctx.hooks.clone(),
-        cancel: Arc::clone(&ctx.cancel),
+        cancel: ctx.cancel.clone(),
     };
     let target = format!("{}/{}", job.target_db, job.target_rp);
     let target_db = job.target_db.clone();
@@ -377,9 +284,8 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         .await
         .map_err(|e| ClientError::Join(e.to_string()))?;
     let sent = match sent {
-        Err(e) if ctx.cancel.load(Ordering::Relaxed) && is_cancel(&e) => {
-            return Err(ClientError::Cancelled);
-        }
+        // A transfer stopped by the token fails with an I/O error; the token says why.
+        Err(_) if ctx.cancel.is_cancelled() => return Err(ClientError::Cancelled),
         other => other?,
     };
     if !ctx.acknowledged {
@@ -429,10 +335,6 @@ async fn confirm_alive(
     Ok(())
 }
 
-fn is_cancel(e: &ClientError) -> bool {
-    matches!(e, ClientError::Io { source, .. } if crate::hashio::is_cancelled(source))
-}
-
 struct UploadJob {
     file: FileRecord,
     new_id: u64,
@@ -443,7 +345,7 @@ struct UploadJob {
     force: bool,
     limits: snapshotd_wire::Limits,
     hooks: Hooks,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 impl UploadJob {
@@ -464,7 +366,7 @@ impl UploadJob {
             sock,
             self.limiter.clone(),
             Arc::clone(&self.hooks.progress),
-            Arc::clone(&self.cancel),
+            self.cancel.clone(),
         );
         let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, metered));
         let prefix = format!("{}/{}/{}/", self.target_db, self.target_rp, self.new_id);

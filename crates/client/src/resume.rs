@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -154,12 +154,12 @@ impl CommitGate for LeaseGate {
 /// lease, stopped runner) stops the run through `cancel`.
 pub struct CheckpointSink {
     cp: Arc<Checkpoint>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 impl CheckpointSink {
-    /// Records into `cp`; sets `cancel` when recording fails.
-    pub fn new(cp: Arc<Checkpoint>, cancel: Arc<AtomicBool>) -> Self {
+    /// Records into `cp`; cancels `cancel` when recording fails.
+    pub fn new(cp: Arc<Checkpoint>, cancel: CancellationToken) -> Self {
         CheckpointSink { cp, cancel }
     }
 }
@@ -174,7 +174,7 @@ impl UnitSink for CheckpointSink {
         let rec = UnitRecord::new(&unit.key, unit.bytes, &unit.sha256).with_payload(payload);
         if let Err(e) = self.cp.record_now(rec) {
             tracing::error!(error = %e, file = %unit.key, "checkpoint refused a record; stopping");
-            self.cancel.store(true, Ordering::Relaxed);
+            self.cancel.cancel();
         }
     }
 }
@@ -234,12 +234,12 @@ pub fn prior_restore(cp: &Checkpoint) -> Option<RestoreResume> {
 /// A [`UnitSink`] that records a restore's metastore import and every uploaded shard.
 pub struct RestoreSink {
     cp: Arc<Checkpoint>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 impl RestoreSink {
-    /// Records into `cp`; sets `cancel` when recording fails.
-    pub fn new(cp: Arc<Checkpoint>, cancel: Arc<AtomicBool>) -> Self {
+    /// Records into `cp`; cancels `cancel` when recording fails.
+    pub fn new(cp: Arc<Checkpoint>, cancel: CancellationToken) -> Self {
         RestoreSink { cp, cancel }
     }
 
@@ -249,7 +249,7 @@ impl RestoreSink {
             .record_now(UnitRecord::new(&key, 0, "").with_payload(payload))
         {
             tracing::error!(error = %e, %key, "checkpoint refused a record; stopping");
-            self.cancel.store(true, Ordering::Relaxed);
+            self.cancel.cancel();
         }
     }
 }

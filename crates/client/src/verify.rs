@@ -4,12 +4,11 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use crate::error::{ClientError, Result};
-use crate::layout::{self, FileRecord, ParsedManifest, RestorePlan};
+use crate::error::Result;
+use crate::filecheck::{check_file, read_meta_blob, verify_archive};
+use crate::layout::{self, ParsedManifest, RestorePlan};
 use crate::proto;
-use crate::restore::{check_file, read_meta_blob};
 use crate::storage::Storage;
-use crate::tarcheck::copy_validated_with;
 
 /// The findings of [`verify`].
 #[derive(Debug, Clone, Default)]
@@ -167,46 +166,4 @@ async fn verify_manifest(
             }
         }
     }
-}
-
-/// Checks one archive: recorded size and checksum, then that it gunzips to a complete tar of
-/// the manifest's uncompressed size.
-pub async fn verify_archive(src: &Storage, f: &FileRecord) -> Result<()> {
-    check_file(src, &f.file_name, f.sha256.clone(), f.bytes).await?;
-    let reader = src.blocking_reader(&f.file_name).await?;
-    let name = f.file_name.clone();
-    let stats = tokio::task::spawn_blocking(move || {
-        let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
-            256 * 1024,
-            reader,
-        ));
-        let mut ignored = Vec::new();
-        let stats = copy_validated_with(gz, std::io::sink(), |entry| {
-            if crate::loadable::classify(entry) == crate::loadable::ShardFileKind::Other {
-                ignored.push(entry.to_string());
-            }
-        });
-        stats.map(|s| (s, ignored))
-    })
-    .await
-    .map_err(|e| ClientError::Join(e.to_string()))?
-    .map_err(|e| ClientError::Integrity {
-        file: name.clone(),
-        detail: format!("not a complete gzipped tar: {e}"),
-    })?;
-    let (stats, ignored) = stats;
-    let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
-    if let Some(detail) = crate::loadable::warning(&name, &ignored) {
-        return Err(ClientError::Unloadable { detail });
-    }
-    if stats.bytes != f.size {
-        return Err(ClientError::Integrity {
-            file: name,
-            detail: format!(
-                "uncompressed tar is {} bytes, manifest says {}",
-                stats.bytes, f.size
-            ),
-        });
-    }
-    Ok(())
 }

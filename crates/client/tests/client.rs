@@ -529,13 +529,13 @@ async fn a_broken_manifest_does_not_hide_the_others() {
     assert_eq!(r.files_checked, 7);
 }
 
-/// Sets the run's cancel flag once the first shard is done.
-struct CancelAfterFirst(Arc<std::sync::atomic::AtomicBool>);
+/// Cancels the run's token once the first shard is done.
+struct CancelAfterFirst(tokio_util::sync::CancellationToken);
 
 impl snapshotd_client::UnitSink for CancelAfterFirst {
     fn unit_done(&self, unit: &snapshotd_client::UnitDone) {
         if unit.shard_id.is_some() {
-            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.0.cancel();
         }
     }
 }
@@ -547,7 +547,7 @@ async fn cancelling_a_run_stops_it_without_a_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let dest = Storage::local(dir.path(), false).unwrap();
     let mut hooks = Hooks::default();
-    hooks.units = Arc::new(CancelAfterFirst(Arc::clone(&hooks.cancel)));
+    hooks.units = Arc::new(CancelAfterFirst(hooks.cancel.clone()));
     let mut o = opts();
     o.jobs = 1;
     let err = backup(&client(&fake.addr), &dest, &o, &hooks)

@@ -40,6 +40,14 @@ pub enum WireError {
         /// Offset of that byte inside the JSON part.
         offset: usize,
     },
+    /// An info-response entry is not `db/rp/id`.
+    #[error("path {path:?}: {reason}")]
+    BadShardPath {
+        /// The entry received.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The JSON request could not be decoded with Go `encoding/json` semantics.
     #[error("invalid request JSON: {0}")]
     BadRequestJson(#[source] serde_json::Error),

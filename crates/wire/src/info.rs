@@ -20,15 +20,49 @@ pub struct InfoResponse {
     pub paths: Vec<String>,
 }
 
-/// One entry of an info response split into its parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardPath<'a> {
+/// A shard as an info response lists it: `db/rp/id`, parsed by [`ShardPath::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShardPath {
     /// Database name.
-    pub database: &'a str,
+    pub db: String,
     /// Retention policy name.
-    pub retention_policy: &'a str,
+    pub rp: String,
     /// Shard id.
-    pub shard_id: u64,
+    pub id: u64,
+}
+
+impl ShardPath {
+    /// Parses one info-response entry: exactly three parts split on `/` or `\` (a Windows
+    /// server joins with `\`; influx names never contain either), a non-empty database and
+    /// retention policy, and a decimal shard id.
+    pub fn parse(path: &str) -> Result<ShardPath, WireError> {
+        let bad = |reason: &'static str| WireError::BadShardPath {
+            path: path.to_string(),
+            reason,
+        };
+        let mut it = path.split(['/', '\\']);
+        let (Some(db), Some(rp), Some(id), None) = (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(bad("expected exactly db/rp/id"));
+        };
+        if db.is_empty() || rp.is_empty() {
+            return Err(bad("empty database or retention policy"));
+        }
+        let id = id
+            .parse::<u64>()
+            .map_err(|_| bad("shard id is not a number"))?;
+        Ok(ShardPath {
+            db: db.to_string(),
+            rp: rp.to_string(),
+            id,
+        })
+    }
+}
+
+impl fmt::Display for ShardPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.db, self.rp, self.id)
+    }
 }
 
 impl InfoResponse {
@@ -54,22 +88,9 @@ impl InfoResponse {
             .map_err(WireError::BadInfoJson)
     }
 
-    /// Splits every path into db / rp / id the way Go clients do: on `/` (or `\` from a
-    /// Windows server), exactly three parts, numeric id. `None` for a malformed entry.
-    pub fn shard_paths(&self) -> impl Iterator<Item = Option<ShardPath<'_>>> {
-        self.paths.iter().map(|p| {
-            let sep = if p.contains('/') { '/' } else { '\\' };
-            let mut it = p.split(sep);
-            let (db, rp, id) = (it.next()?, it.next()?, it.next()?);
-            if it.next().is_some() {
-                return None;
-            }
-            Some(ShardPath {
-                database: db,
-                retention_policy: rp,
-                shard_id: id.parse().ok()?,
-            })
-        })
+    /// Every path parsed with [`ShardPath::parse`], in order.
+    pub fn shard_paths(&self) -> impl Iterator<Item = Result<ShardPath, WireError>> + '_ {
+        self.paths.iter().map(|p| ShardPath::parse(p))
     }
 }
 
@@ -176,5 +197,49 @@ impl Encoder<RequestFrame> for InfoCodec {
 
     fn encode(&mut self, item: RequestFrame, dst: &mut BytesMut) -> Result<(), WireError> {
         item.encode(dst)
+    }
+}
+
+#[cfg(test)]
+mod shard_path_tests {
+    use super::*;
+
+    #[test]
+    fn accepts_db_rp_id_with_either_separator() {
+        let p = ShardPath::parse("db1/autogen/3").unwrap();
+        assert_eq!((p.db.as_str(), p.rp.as_str(), p.id), ("db1", "autogen", 3));
+        assert_eq!(p.to_string(), "db1/autogen/3");
+        let w = ShardPath::parse("db\\rp\\7").unwrap();
+        assert_eq!((w.db.as_str(), w.rp.as_str(), w.id), ("db", "rp", 7));
+        assert_eq!(ShardPath::parse("db/rp\\9").unwrap().id, 9);
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        for bad in [
+            "",
+            "db/rp",
+            "db/rp/x",
+            "a/b/c/1",
+            "/rp/1",
+            "db//1",
+            "db/rp/",
+            "db/rp/-1",
+            "a\\b/c/1",
+            "db/rp/18446744073709551616",
+        ] {
+            let e = ShardPath::parse(bad).unwrap_err();
+            assert!(matches!(e, WireError::BadShardPath { .. }), "{bad:?}: {e}");
+            assert!(e.to_string().starts_with(&format!("path {bad:?}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn info_response_paths_parse_in_order() {
+        let r = InfoResponse {
+            paths: vec!["a/b/1".into(), "bad".into()],
+        };
+        let got: Vec<_> = r.shard_paths().map(|p| p.ok().map(|p| p.id)).collect();
+        assert_eq!(got, vec![Some(1), None]);
     }
 }

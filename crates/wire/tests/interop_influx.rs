@@ -103,7 +103,7 @@ async fn influxd_ignores_the_error_reply_opt_in() {
         .await
         .unwrap();
     let info = f.next().await.unwrap().unwrap();
-    let ids: Vec<u64> = info.shard_paths().map(|p| p.unwrap().shard_id).collect();
+    let ids: Vec<u64> = info.shard_paths().map(|p| p.unwrap().id).collect();
     assert_eq!(ids, shards);
 
     // A shard backup with the opt-in streams a tar exactly as without it.

@@ -2,7 +2,6 @@
 //! interrupted run (same settings, its holder gone) is continued, never a completed one.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use snapshotd_checkpoint::{Checkpoint, CheckpointOptions, Destination, Error as CpError};
@@ -142,10 +141,7 @@ async fn under_checkpoint(
 ) -> Result<BackupSummary> {
     let cp = Arc::new(cp);
     let mut run_hooks = hooks.clone();
-    run_hooks.units = Arc::new(CheckpointSink::new(
-        Arc::clone(&cp),
-        Arc::clone(&hooks.cancel),
-    ));
+    run_hooks.units = Arc::new(CheckpointSink::new(Arc::clone(&cp), hooks.cancel.clone()));
     run_hooks.gate = Arc::new(LeaseGate(Arc::clone(&cp)));
     let watch = watch_lease(&cp, hooks);
     let result = backup(client, storage, opts, &run_hooks).await;
@@ -181,14 +177,14 @@ async fn under_checkpoint(
 /// Stops the run (through `hooks.cancel`) when the checkpoint's lease is lost.
 fn watch_lease(cp: &Arc<Checkpoint>, hooks: &Hooks) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(cp);
-    let cancel = Arc::clone(&hooks.cancel);
+    let cancel = hooks.cancel.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let Some(cp) = weak.upgrade() else { return };
             if let Err(e) = cp.health() {
                 tracing::error!("stopping: {e}");
-                cancel.store(true, Ordering::Relaxed);
+                cancel.cancel();
                 return;
             }
         }

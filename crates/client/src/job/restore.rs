@@ -120,7 +120,7 @@ async fn run_marked(
     }
     let cp = Arc::new(cp);
     let sink = Arc::new(Tracked {
-        inner: RestoreSink::new(Arc::clone(&cp), Arc::clone(&hooks.cancel)),
+        inner: RestoreSink::new(Arc::clone(&cp), hooks.cancel.clone()),
         sent: AtomicBool::new(opts.resume.is_some()),
     });
     let mut run_hooks = hooks.clone();

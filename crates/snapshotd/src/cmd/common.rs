@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
 use snapshotd_checkpoint::Destination;
@@ -151,14 +149,14 @@ pub fn state_dir(flag: Option<&PathBuf>) -> Option<PathBuf> {
 
 /// First Ctrl-C: stop the run cleanly (no manifest, no partial files); second: exit now.
 pub fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime, hooks: &Hooks, resumable: bool) {
-    let cancel = Arc::clone(&hooks.cancel);
+    let cancel = hooks.cancel.clone();
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("interrupted: stopping transfers (Ctrl-C again to quit at once)");
             if resumable {
                 eprintln!("re-run the same command to resume");
             }
-            cancel.store(true, Ordering::Relaxed);
+            cancel.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }

@@ -116,7 +116,7 @@ fn every_response_decodes_and_reencodes_identically() {
             3 => {
                 let (f, _) = decode_all(&mut InfoCodec::new(limits), &c.s2c).unwrap();
                 assert_eq!(f.len(), 1, "{}", c.name);
-                assert!(f[0].shard_paths().all(|p| p.is_some()), "{}", c.name);
+                assert!(f[0].shard_paths().all(|p| p.is_ok()), "{}", c.name);
                 f[0].encode(&mut out).unwrap();
                 let (slow, _) = decode_bytewise(&mut InfoCodec::new(limits), &c.s2c).unwrap();
                 assert_eq!(slow, f);
@@ -175,11 +175,7 @@ fn info_paths_split_like_go() {
         .shard_paths()
         .map(|p| {
             let p = p.unwrap();
-            (
-                p.database.to_owned(),
-                p.retention_policy.to_owned(),
-                p.shard_id,
-            )
+            (p.db, p.rp, p.id)
         })
         .collect();
     assert_eq!(ids.len(), 6);
