@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use snapshotd_wire::Limits;
 
-/// Read/write deadlines for each phase of a connection (weakness §10.15 of the original).
+/// Read/write deadlines for each phase of a connection: influx 1.6 sets none, so one
+/// stalled peer could hold a connection forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Time allowed for the first (mux) byte after accept.

@@ -177,7 +177,7 @@ fn since(t: &GoTime) -> Option<SystemTime> {
 }
 
 /// A window bound in Unix ns; the zero time (and anything before 1678 for a start or after
-/// 2262 for an end) is unbounded, fixing influx's overflow of a zero `ExportEnd` (§4.5).
+/// 2262 for an end) is unbounded, fixing influx's overflow of a zero `ExportEnd`.
 fn bound(t: &GoTime, upper: bool) -> Option<i64> {
     if t.is_zero() {
         return None;

@@ -1,5 +1,5 @@
-//! influx `meta.Data` (package `meta`, proto2) as prost messages, field numbers from the
-//! snapshotter spec §6, plus the portable `.meta` wrapper `PortableData`.
+//! influx `meta.Data` (package `meta`, proto2) as prost messages, field numbers those of
+//! influx 1.6's `meta/internal/meta.proto`, plus the portable `.meta` wrapper `PortableData`.
 //!
 //! Required fields are plain (always emitted, as gogo-protobuf does); optional ones are
 //! `Option`. Unknown fields (Enterprise extensions) are skipped on decode.

@@ -1,4 +1,5 @@
-//! What a client sends: the request envelope of §1.1/§1.2 as one value.
+//! What a client sends: the request envelope (one type byte, then the JSON
+//! request, then any upload payload) as one value.
 
 use bytes::{BufMut, Bytes, BytesMut};
 

@@ -10,7 +10,7 @@ use crate::{Limits, RequestFrame, WireError};
 /// The node JSON every influx OSS server sends (its node pointer is never set).
 pub const NULL_NODE: &[u8] = b"null\n";
 
-/// `magic u64 | metaLen u64 | meta blob | nodeLen u64 | node JSON`, then EOF (§4.1).
+/// `magic u64 | metaLen u64 | meta blob | nodeLen u64 | node JSON`, then EOF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaBackup {
     /// The `meta.Data` protobuf (the whole metastore).

@@ -7,7 +7,7 @@ use crate::error_reply::{self, ErrorProbe};
 use crate::magic::{BACKUP_MAGIC, be_u64, reserve_toward};
 use crate::{Limits, RequestFrame, WireError};
 
-/// `magic u64 | npairs u64 | npairs × (old u64 | new u64)`, then EOF (§4.2).
+/// `magic u64 | npairs u64 | npairs × (old u64 | new u64)`, then EOF.
 ///
 /// Zero pairs means "nothing imported" (influx sends it when the blob does not decode or the
 /// import fails, e.g. the database already exists). Pair order carries no meaning.

@@ -1,4 +1,4 @@
-//! Meta import under the rules of influx's `Data.ImportData` (snapshotter spec §7), plus the
+//! Meta import under the rules of influx's `Data.ImportData` (databases in the blob that already exist are refused, shard IDs renumbered), plus the
 //! optional import of users and grants (influx#9723).
 
 use crate::error::{Result, StoreError};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::WireError;
 use crate::go_json::marshal_indent;
 
-/// The manifest (§8.4), with snapshotd's optional extensions.
+/// The manifest, with snapshotd's optional extensions.
 ///
 /// [`Manifest::to_bytes`] writes Go `json.MarshalIndent` output (two-space indent, no trailing
 /// newline, keys in influx's order, `"files": null` when empty). Extension keys are written

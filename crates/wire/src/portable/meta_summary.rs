@@ -4,7 +4,7 @@ use prost::Message;
 
 use crate::{Limits, WireError};
 
-/// What a backup tool needs from a metastore blob (spec §6); other fields are skipped.
+/// What a backup tool needs from a metastore blob (its databases, retention policies and shards); other fields are skipped.
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct MetaSummary {
     /// `Index` (change counter).

@@ -1,4 +1,4 @@
-//! File names of a portable backup run (§8.4): `TS.meta`, `TS.s<ID>.tar.gz`, `TS.manifest`.
+//! File names of a portable backup run: `TS.meta`, `TS.s<ID>.tar.gz`, `TS.manifest`.
 
 use chrono::{DateTime, Utc};
 
