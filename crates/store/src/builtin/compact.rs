@@ -44,6 +44,8 @@ pub(crate) struct Outcome {
     pub purged: usize,
     /// Entries still not compacted.
     pub pending: u64,
+    /// TSM files merged by the level compaction that followed.
+    pub merged: u64,
 }
 
 /// What phase 1 captured under the slot lock.
@@ -103,6 +105,7 @@ pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
     marker::install(&start.dir, &name)?;
     w.compacted = through;
     w.bytes_since = 0;
+    w.merge_due |= bytes > 0;
     hook(Step::Installed)?;
     w.release_compacted()?;
     let purged = purge_covered(w, hook)?;
@@ -113,6 +116,7 @@ pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
         bytes,
         purged,
         pending: w.pending(),
+        merged: 0,
     }))
 }
 

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::compact::{self, Hook, Outcome};
+use super::merge::{self, Pick};
 use super::{Slot, lock};
 use crate::error::Result;
 
@@ -30,6 +31,8 @@ pub struct CompactionPolicy {
     /// Segment size of shard logs; purge deletes whole segments, so the log left after a
     /// compaction is at most about one segment.
     pub segment_bytes: u64,
+    /// Merge a shard's TSM files once this many newer ones accumulate (see `with_merge_files`).
+    pub merge_files: usize,
 }
 
 impl Default for CompactionPolicy {
@@ -41,6 +44,7 @@ impl Default for CompactionPolicy {
             tick: Duration::from_secs(1),
             background: true,
             segment_bytes: super::shard_log::SEGMENT_BYTES,
+            merge_files: 4,
         }
     }
 }
@@ -63,6 +67,14 @@ impl CompactionPolicy {
     /// Sets the segment size of shard logs (at least 64 KiB).
     pub fn with_segment_bytes(mut self, n: u64) -> Self {
         self.segment_bytes = n.max(64 * 1024);
+        self
+    }
+
+    /// Merges a shard's TSM files after a compaction once at least `n` (2 or more) of them
+    /// qualify: the newest files, leaving out an oldest file larger than all newer ones
+    /// together. An idle shard, `compact_all` and shutdown merge all files into one.
+    pub fn with_merge_files(mut self, n: usize) -> Self {
+        self.merge_files = n.max(2);
         self
     }
 
@@ -159,11 +171,28 @@ impl Shared {
             t.bytes += o.bytes;
             t.purged += o.purged;
             t.pending = o.pending;
+            // Merge as files accumulate, also while writes keep the log from emptying.
+            if o.bytes > 0 {
+                let pick = Pick::Tiered(self.policy.merge_files);
+                if let Some(m) = merge::merge(slot, pick, &|_| Ok(()))? {
+                    t.merged += m.inputs as u64;
+                }
+            }
             if o.pending == 0 {
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// Merges the TSM files of the shard that `pick` selects.
+    pub(crate) fn merge_now(&self, slot: &Slot, pick: Pick) -> Result<Option<merge::Merged>> {
+        let _one = lock(&self.running);
+        let merged = merge::merge(slot, pick, &|_| Ok(()))?;
+        if let Some(w) = lock(slot).as_mut() {
+            w.merge_due = false;
+        }
+        Ok(merged)
     }
 
     /// Compacts idle shards and retries purges that a live view held back.
@@ -179,6 +208,12 @@ impl Shared {
             });
             if due {
                 report(id, self.until_done(&slot, &|_| Ok(())));
+            }
+            let merge = lock(&slot).as_ref().is_some_and(|w| {
+                w.merge_due && w.pending() == 0 && w.last_write.elapsed() >= self.policy.idle
+            });
+            if merge && let Err(e) = self.merge_now(&slot, Pick::All) {
+                tracing::warn!(shard = id, error = %e, "merging TSM files failed; will retry");
             }
         }
     }

@@ -12,6 +12,7 @@ mod compactor;
 mod export;
 mod import;
 mod marker;
+mod merge;
 mod meta_store;
 mod points_tsm;
 mod restore;
@@ -74,6 +75,8 @@ pub struct CompactionStats {
     pub bytes: u64,
     /// WAL segments deleted.
     pub segments_purged: u64,
+    /// TSM files merged into fewer, larger files (level compaction).
+    pub files_merged: u64,
 }
 
 /// The state of one shard's write log.
@@ -312,8 +315,14 @@ impl BuiltinStore {
     }
 
     /// Compacts every open shard log into TSM files now and purges the segments it covers
-    /// (segments a live backup view holds are kept until a later pass).
+    /// (segments a live backup view holds are kept until a later pass), then merges each
+    /// shard's TSM files into one.
     pub fn compact_all(&self) -> Result<CompactionStats> {
+        self.compact_pass(merge::Pick::All)
+    }
+
+    /// Compacts every open shard log, then merges the TSM files `pick` selects.
+    fn compact_pass(&self, pick: merge::Pick) -> Result<CompactionStats> {
         let slots: Vec<(u64, Slot)> = lock(&self.slots)
             .iter()
             .map(|(k, v)| (*k, v.clone()))
@@ -325,6 +334,10 @@ impl BuiltinStore {
                 stats.values += o.values;
                 stats.bytes += o.bytes;
                 stats.segments_purged += o.purged as u64;
+                stats.files_merged += o.merged;
+            }
+            if let Some(m) = self.shared.merge_now(&slot, pick)? {
+                stats.files_merged += m.inputs as u64;
             }
         }
         Ok(stats)
@@ -374,7 +387,8 @@ impl Drop for BuiltinStore {
         if let Some(mut c) = self.compactor.take() {
             c.stop();
         }
-        if let Err(e) = self.compact_all() {
+        let pick = merge::Pick::Tiered(self.shared.policy.merge_files);
+        if let Err(e) = self.compact_pass(pick) {
             tracing::warn!(error = %e, "compaction at shutdown failed; the log keeps the points");
         }
     }

@@ -1,0 +1,307 @@
+//! Level compaction of a shard's TSM files: several files (each compaction of the log writes
+//! one, with small blocks) become one file with full blocks, keys sorted, a later file's value
+//! winning on equal timestamps, tombstoned values dropped and tombstone files removed.
+//!
+//! Commit protocol: the merged file is written as `.<name>.tmp` and fsynced off the shard
+//! lock; then, under the lock, the merge marker `.merging` (output name and the input files)
+//! is written temp + fsync + rename + dir fsync — the commit point — the output is renamed
+//! into place, the inputs are deleted, the directory fsynced and the marker removed.
+//! Recovery finishes a committed merge and throws an uncommitted one away. A backup opens
+//! its files under the same lock, so it sees either the inputs or the output, and files it
+//! opened before the deletion stay readable.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use snapshotd_tsm::{TsmReader, TsmWriter};
+
+use super::points_tsm::column;
+use super::tombstone::{self, Tombstones};
+use super::tsm::{points, tsm_err};
+use super::{Slot, lock, marker};
+use crate::error::{Result, StoreError};
+
+/// Merge marker file name (dot-prefixed: never shipped by backups).
+const MERGING: &str = ".merging";
+const MERGING_TMP: &str = ".merging.tmp";
+const HEADER: &str = "snapshotd merging v1";
+/// Largest merge marker we read.
+const MAX_MARKER_BYTES: u64 = 1 << 20;
+
+/// Points of a merge where a test may simulate a crash (by returning an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The merged file is written and fsynced under its temporary name.
+    Written,
+    /// The merge marker is committed; nothing renamed or deleted yet.
+    Committed,
+    /// The merged file is in place; the inputs are not deleted yet.
+    Installed,
+}
+
+/// Failpoint hook called at each [`Step`]; an error stops the merge there.
+pub(crate) type Hook<'a> = &'a dyn Fn(Step) -> Result<()>;
+
+/// Which files a merge takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// All files, when there are at least two.
+    All,
+    /// The newest files, dropping an oldest file larger than all newer ones together (so
+    /// a large file is not rewritten for every small one), when at least this many remain.
+    Tiered(usize),
+}
+
+/// What one merge did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Merged {
+    /// Input TSM files.
+    pub inputs: usize,
+    /// Bytes of the inputs.
+    pub bytes_in: u64,
+    /// Bytes of the output (0 when everything was deleted).
+    pub bytes_out: u64,
+    /// Field values written.
+    pub values: u64,
+}
+
+/// A TSM file of the shard: (generation, sequence, name, size).
+type TsmFile = (u64, u64, String, u64);
+
+fn io(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let ctx = format!("{what} {}", p.display());
+    move |e| StoreError::io(ctx, e)
+}
+
+/// The shard's TSM files in (generation, sequence) order, i.e. oldest first.
+pub(crate) fn tsm_files(dir: &Path) -> Result<Vec<TsmFile>> {
+    let mut out = Vec::new();
+    for ent in fs::read_dir(dir).map_err(io("read", dir))?.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if let Some((g, s)) = marker::parse_tsm_name(&name) {
+            let len = ent.metadata().map_err(io("stat", &ent.path()))?.len();
+            out.push((g, s, name, len));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files `pick` selects among `files` (empty when no merge is due).
+fn select(mut files: Vec<TsmFile>, pick: Pick) -> Vec<TsmFile> {
+    let min = match pick {
+        Pick::All => 2,
+        Pick::Tiered(n) => {
+            while files.len() > n.max(2) {
+                let newer: u64 = files.iter().skip(1).map(|f| f.3).sum();
+                if files.first().is_none_or(|f| f.3 <= newer) {
+                    break;
+                }
+                files.remove(0);
+            }
+            n.max(2)
+        }
+    };
+    if files.len() < min { Vec::new() } else { files }
+}
+
+/// The name of the merged file: it sorts after every input (same generation as the newest,
+/// next sequence), and before the files later compactions write (next generation).
+fn output_name(files: &[TsmFile]) -> String {
+    let (g, s) = files.iter().map(|f| (f.0, f.1)).max().unwrap_or((1, 0));
+    format!("{g:09}-{:09}.tsm", s + 1)
+}
+
+/// Merges TSM files of the shard of `slot` when `pick` finds some; `None` when no merge was
+/// due or the shard was closed or replaced meanwhile.
+pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Merged>> {
+    let (dir, epoch) = match lock(slot).as_ref() {
+        Some(w) => (w.shard_dir.clone(), w.epoch),
+        None => return Ok(None),
+    };
+    let files = select(tsm_files(&dir)?, pick);
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let name = output_name(&files);
+    let tmp = dir.join(marker::tmp_name(&name));
+    let written = write_merged(&dir, &files, &tmp, &name);
+    let (values, bytes_out) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    hook(Step::Written)?;
+    let g = lock(slot);
+    if g.as_ref().is_none_or(|w| w.epoch != epoch) {
+        let _ = fs::remove_file(&tmp);
+        return Ok(None);
+    }
+    let mut doomed: Vec<String> = Vec::new();
+    for f in &files {
+        doomed.push(f.2.clone());
+        let ts = tombstone_name(&f.2);
+        if dir.join(&ts).exists() {
+            doomed.push(ts);
+        }
+    }
+    commit(&dir, &name, &doomed)?;
+    hook(Step::Committed)?;
+    finish(&dir, hook)?;
+    drop(g);
+    let merged = Merged {
+        inputs: files.len(),
+        bytes_in: files.iter().map(|f| f.3).sum(),
+        bytes_out,
+        values,
+    };
+    tracing::debug!(shard = %dir.display(), ?merged, "merged TSM files");
+    Ok(Some(merged))
+}
+
+/// The tombstone file name of TSM file `name`.
+fn tombstone_name(name: &str) -> String {
+    format!("{}.tombstone", name.strip_suffix(".tsm").unwrap_or(name))
+}
+
+/// Opens TSM file `name` of `dir` and its tombstones (empty when it has none).
+fn open_input(dir: &Path, name: &str) -> Result<(TsmReader<File>, Tombstones)> {
+    let path = dir.join(name);
+    let f = File::open(&path).map_err(io("open", &path))?;
+    let r = TsmReader::open(f).map_err(|e| tsm_err(name, e))?;
+    let tpath = dir.join(tombstone_name(name));
+    let tombs = match File::open(&tpath) {
+        Ok(mut t) => tombstone::read(&mut t, &tpath.display().to_string())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tombstones::default(),
+        Err(e) => return Err(io("open", &tpath)(e)),
+    };
+    Ok((r, tombs))
+}
+
+/// Writes the merge of `files` to `tmp` (fsynced) unless no value survives; returns the
+/// values and bytes written.
+fn write_merged(dir: &Path, files: &[TsmFile], tmp: &Path, name: &str) -> Result<(u64, u64)> {
+    let mut inputs = Vec::with_capacity(files.len());
+    let mut keys = BTreeSet::new();
+    for f in files {
+        let (r, t) = open_input(dir, &f.2)?;
+        keys.extend(r.keys().iter().map(|k| k.key.clone()));
+        inputs.push((r, t, f.2.as_str()));
+    }
+    let ctx = |e| StoreError::io(format!("write {}", tmp.display()), e);
+    let out = File::create(tmp).map_err(ctx)?;
+    let mut w = TsmWriter::new(BufWriter::with_capacity(1 << 20, out));
+    let (mut values, mut conflicts) = (0u64, 0u64);
+    for key in keys {
+        let mut vals = Vec::new();
+        for (r, t, n) in &mut inputs {
+            let got = r.read_key_filtered(&key, Some(t));
+            if let Some(v) = got.map_err(|e| tsm_err(n, e))? {
+                vals.extend(points(v)); // oldest file first: a later file wins a time
+            }
+        }
+        let col = column(vals, &mut conflicts);
+        values += col.len() as u64;
+        w.write(&key, &col).map_err(|e| tsm_err(name, e))?;
+    }
+    if conflicts > 0 {
+        tracing::warn!(
+            file = name,
+            dropped = conflicts,
+            "values of a conflicting type dropped"
+        );
+    }
+    if values == 0 {
+        drop(w);
+        fs::remove_file(tmp).map_err(io("remove", tmp))?;
+        return Ok((0, 0));
+    }
+    let mut buf = w.finish().map_err(|e| tsm_err(name, e))?;
+    buf.flush().map_err(ctx)?;
+    let f = buf.into_inner().map_err(|e| ctx(e.into_error()))?;
+    f.sync_all().map_err(ctx)?;
+    Ok((values, f.metadata().map_err(ctx)?.len()))
+}
+
+/// Commits a merge into `name` of the files `doomed` (temp + fsync + rename + dir fsync).
+fn commit(dir: &Path, name: &str, doomed: &[String]) -> Result<()> {
+    let tmp = dir.join(MERGING_TMP);
+    let mut text = format!("{HEADER}\n{name}\n");
+    for d in doomed {
+        text.push_str(d);
+        text.push('\n');
+    }
+    let mut f = File::create(&tmp).map_err(io("write", &tmp))?;
+    f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("sync", &tmp))?;
+    fs::rename(&tmp, dir.join(MERGING)).map_err(io("rename", &tmp))?;
+    marker::sync_dir(dir)
+}
+
+/// The committed merge of `dir`: output name and the files it replaces.
+fn read_marker(dir: &Path) -> Result<Option<(String, Vec<String>)>> {
+    let path = dir.join(MERGING);
+    let len = match fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("stat", &path)(e)),
+    };
+    let bad = || StoreError::Corrupt(format!("{}: not a merge marker", path.display()));
+    if len > MAX_MARKER_BYTES {
+        return Err(bad());
+    }
+    let text = fs::read_to_string(&path).map_err(io("read", &path))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(bad());
+    }
+    let name = lines.next().filter(|n| marker::parse_tsm_name(n).is_some());
+    let name = name.ok_or_else(bad)?.to_string();
+    let doomed: Vec<String> = lines.map(str::to_string).collect();
+    let plain = |n: &String| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']);
+    if !doomed.iter().all(plain) || doomed.contains(&name) {
+        return Err(bad());
+    }
+    Ok(Some((name, doomed)))
+}
+
+/// Finishes the committed merge of `dir`: output into place, inputs deleted, marker removed.
+fn finish(dir: &Path, hook: Hook<'_>) -> Result<()> {
+    let Some((name, doomed)) = read_marker(dir)? else {
+        return Ok(());
+    };
+    marker::install(dir, &name)?;
+    hook(Step::Installed)?;
+    for d in &doomed {
+        let p = dir.join(d);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &p)(e)),
+        }
+    }
+    marker::sync_dir(dir)?;
+    let m = dir.join(MERGING);
+    fs::remove_file(&m).map_err(io("remove", &m))?;
+    marker::sync_dir(dir)
+}
+
+/// At open: finishes a committed merge, drops the marker temp of an uncommitted one (its
+/// output temp file is removed with the other stray temporaries).
+pub(crate) fn recover(dir: &Path) -> Result<()> {
+    let tmp = dir.join(MERGING_TMP);
+    match fs::remove_file(&tmp) {
+        Ok(()) => tracing::warn!(file = %tmp.display(), "removing an uncommitted merge"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove", &tmp)(e)),
+    }
+    finish(dir, &|_| Ok(()))
+}
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;
