@@ -119,6 +119,8 @@ fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> Test
     }
     let stats = a.log_stats(id)?;
     assert!(stats.compacted_through > 0, "no compaction ran: {stats:?}");
+    let act = a.compaction_activity();
+    assert!(act.started > 0 && act.lock_holds > 0, "{act:?}");
     let (_d2, b) = store()?;
     let req = ImportRequest {
         backup_database: Some("w".into()),

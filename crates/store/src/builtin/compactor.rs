@@ -3,7 +3,7 @@
 //! idle with uncompacted entries, and retries purges a live backup view held back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -94,6 +94,67 @@ pub(crate) struct Shared {
     pub running: Arc<Mutex<()>>,
     /// Thresholds.
     pub policy: CompactionPolicy,
+    /// Counters of compaction work.
+    pub activity: Arc<Activity>,
+}
+
+/// Counters of compaction work (see [`CompactionActivity`]).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+    longest_hold_ns: AtomicU64,
+    holds: AtomicU64,
+}
+
+impl Activity {
+    /// Counts a commit that held a shard lock for `d`.
+    fn held(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.longest_hold_ns.fetch_max(ns, Ordering::SeqCst);
+        self.holds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn get(&self) -> CompactionActivity {
+        CompactionActivity {
+            started: self.started.load(Ordering::SeqCst),
+            finished: self.finished.load(Ordering::SeqCst),
+            longest_lock_hold: Duration::from_nanos(self.longest_hold_ns.load(Ordering::SeqCst)),
+            lock_holds: self.holds.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Counters of the store's compaction work, to tell which writes overlapped one: a write
+/// that saw `started != finished` when it began, or `started` change while it ran, did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionActivity {
+    /// Compaction or merge runs begun.
+    pub started: u64,
+    /// Compaction or merge runs ended.
+    pub finished: u64,
+    /// Longest time a commit held a shard's lock (writes to that shard waited).
+    pub longest_lock_hold: Duration,
+    /// Commits that held a shard lock.
+    pub lock_holds: u64,
+}
+
+/// Counts a run as started until dropped.
+struct Running<'a>(&'a Activity);
+
+impl<'a> Running<'a> {
+    fn new(a: &'a Activity) -> Self {
+        a.started.fetch_add(1, Ordering::SeqCst);
+        Running(a)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The running compactor thread.
@@ -160,11 +221,15 @@ impl Shared {
     /// Compacts a shard until nothing is pending (bounded number of passes).
     pub(crate) fn until_done(&self, slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
         let _one = lock(&self.running);
+        let _run = Running::new(&self.activity);
         let mut total: Option<Outcome> = None;
         for _ in 0..64 {
             let Some(o) = compact::compact(slot, hook)? else {
                 break;
             };
+            if o.bytes > 0 {
+                self.activity.held(o.held);
+            }
             let t = total.get_or_insert_with(Outcome::default);
             t.through = o.through;
             t.values += o.values;
@@ -175,6 +240,7 @@ impl Shared {
             if o.bytes > 0 {
                 let pick = Pick::Tiered(self.policy.merge_files);
                 if let Some(m) = merge::merge(slot, pick, &|_| Ok(()))? {
+                    self.activity.held(m.held);
                     t.merged += m.inputs as u64;
                 }
             }
@@ -188,7 +254,11 @@ impl Shared {
     /// Merges the TSM files of the shard that `pick` selects.
     pub(crate) fn merge_now(&self, slot: &Slot, pick: Pick) -> Result<Option<merge::Merged>> {
         let _one = lock(&self.running);
+        let _run = Running::new(&self.activity);
         let merged = merge::merge(slot, pick, &|_| Ok(()))?;
+        if let Some(m) = &merged {
+            self.activity.held(m.held);
+        }
         if let Some(w) = lock(slot).as_mut() {
             w.merge_due = false;
         }

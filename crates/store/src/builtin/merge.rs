@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use snapshotd_tsm::{TsmReader, TsmWriter};
 
@@ -65,6 +66,8 @@ pub(crate) struct Merged {
     pub bytes_out: u64,
     /// Field values written.
     pub values: u64,
+    /// Time the shard lock was held to commit and install the merge.
+    pub held: Duration,
 }
 
 /// A TSM file of the shard: (generation, sequence, name, size).
@@ -136,20 +139,18 @@ pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Me
         }
     };
     hook(Step::Written)?;
+    prepare(&dir, &name, &doomed(&dir, &files))?;
     let g = lock(slot);
+    let held = Instant::now();
     if g.as_ref().is_none_or(|w| w.epoch != epoch) {
         let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(dir.join(MERGING_TMP));
         return Ok(None);
     }
-    let mut doomed: Vec<String> = Vec::new();
-    for f in &files {
-        doomed.push(f.2.clone());
-        let ts = tombstone_name(&f.2);
-        if dir.join(&ts).exists() {
-            doomed.push(ts);
-        }
-    }
-    commit(&dir, &name, &doomed)?;
+    // Under the lock (writes and backups wait): a rename and two dir fsyncs.
+    let marker = dir.join(MERGING);
+    fs::rename(dir.join(MERGING_TMP), &marker).map_err(io("rename", &marker))?;
+    marker::sync_dir(&dir)?;
     hook(Step::Committed)?;
     finish(&dir, hook)?;
     drop(g);
@@ -158,6 +159,7 @@ pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Me
         bytes_in: files.iter().map(|f| f.3).sum(),
         bytes_out,
         values,
+        held: held.elapsed(),
     };
     tracing::debug!(shard = %dir.display(), ?merged, "merged TSM files");
     Ok(Some(merged))
@@ -227,8 +229,21 @@ fn write_merged(dir: &Path, files: &[TsmFile], tmp: &Path, name: &str) -> Result
     Ok((values, f.metadata().map_err(ctx)?.len()))
 }
 
-/// Commits a merge into `name` of the files `doomed` (temp + fsync + rename + dir fsync).
-fn commit(dir: &Path, name: &str, doomed: &[String]) -> Result<()> {
+/// The inputs and their tombstone files: what a merge of `files` deletes.
+fn doomed(dir: &Path, files: &[TsmFile]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in files {
+        out.push(f.2.clone());
+        let ts = tombstone_name(&f.2);
+        if dir.join(&ts).exists() {
+            out.push(ts);
+        }
+    }
+    out
+}
+
+/// Writes and fsyncs the temporary merge marker: output `name` replacing `doomed`.
+fn prepare(dir: &Path, name: &str, doomed: &[String]) -> Result<()> {
     let tmp = dir.join(MERGING_TMP);
     let mut text = format!("{HEADER}\n{name}\n");
     for d in doomed {
@@ -237,9 +252,7 @@ fn commit(dir: &Path, name: &str, doomed: &[String]) -> Result<()> {
     }
     let mut f = File::create(&tmp).map_err(io("write", &tmp))?;
     f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))?;
-    fs::rename(&tmp, dir.join(MERGING)).map_err(io("rename", &tmp))?;
-    marker::sync_dir(dir)
+    f.sync_all().map_err(io("sync", &tmp))
 }
 
 /// The committed merge of `dir`: output name and the files it replaces.
@@ -269,12 +282,13 @@ fn read_marker(dir: &Path) -> Result<Option<(String, Vec<String>)>> {
     Ok(Some((name, doomed)))
 }
 
-/// Finishes the committed merge of `dir`: output into place, inputs deleted, marker removed.
+/// Finishes the committed merge of `dir`: output into place, inputs deleted, one dir fsync,
+/// marker removed (a marker that reappears after a crash is finished again: a no-op).
 fn finish(dir: &Path, hook: Hook<'_>) -> Result<()> {
     let Some((name, doomed)) = read_marker(dir)? else {
         return Ok(());
     };
-    marker::install(dir, &name)?;
+    marker::rename_into_place(dir, &name)?;
     hook(Step::Installed)?;
     for d in &doomed {
         let p = dir.join(d);
@@ -286,8 +300,7 @@ fn finish(dir: &Path, hook: Hook<'_>) -> Result<()> {
     }
     marker::sync_dir(dir)?;
     let m = dir.join(MERGING);
-    fs::remove_file(&m).map_err(io("remove", &m))?;
-    marker::sync_dir(dir)
+    fs::remove_file(&m).map_err(io("remove", &m))
 }
 
 /// At open: finishes a committed merge, drops the marker temp of an uncommitted one (its

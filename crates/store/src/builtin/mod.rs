@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-pub use compactor::CompactionPolicy;
+pub use compactor::{CompactionActivity, CompactionPolicy};
 pub use restore::RestoreLimits;
 pub use write::{Point, Value};
 
@@ -155,6 +155,7 @@ impl BuiltinStore {
             slots: slots.clone(),
             running: Arc::new(Mutex::new(())),
             policy,
+            activity: Arc::default(),
         };
         let mut store = BuiltinStore {
             root,
@@ -341,6 +342,11 @@ impl BuiltinStore {
             }
         }
         Ok(stats)
+    }
+
+    /// Counters of compaction work so far (runs begun and ended, longest shard-lock hold).
+    pub fn compaction_activity(&self) -> CompactionActivity {
+        self.shared.activity.get()
     }
 
     /// The state of a shard's write log (all zero when it has none).
