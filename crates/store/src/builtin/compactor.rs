@@ -72,7 +72,9 @@ impl CompactionPolicy {
 
     /// Merges a shard's TSM files after a compaction once at least `n` (2 or more) of them
     /// qualify: the newest files, leaving out an oldest file larger than all newer ones
-    /// together. An idle shard, `compact_all` and shutdown merge all files into one.
+    /// together. An idle shard merges the same way with a threshold of 2 (so a shard keeps
+    /// a few files of growing size, each rewritten a logarithmic number of times);
+    /// `compact_all` merges all files into one.
     pub fn with_merge_files(mut self, n: usize) -> Self {
         self.merge_files = n.max(2);
         self
@@ -282,7 +284,7 @@ impl Shared {
             let merge = lock(&slot).as_ref().is_some_and(|w| {
                 w.merge_due && w.pending() == 0 && w.last_write.elapsed() >= self.policy.idle
             });
-            if merge && let Err(e) = self.merge_now(&slot, Pick::All) {
+            if merge && let Err(e) = self.merge_now(&slot, Pick::Tiered(2)) {
                 tracing::warn!(shard = id, error = %e, "merging TSM files failed; will retry");
             }
         }

@@ -97,7 +97,7 @@ fn select(mut files: Vec<TsmFile>, pick: Pick) -> Vec<TsmFile> {
     let min = match pick {
         Pick::All => 2,
         Pick::Tiered(n) => {
-            while files.len() > n.max(2) {
+            while files.len() >= 2 {
                 let newer: u64 = files.iter().skip(1).map(|f| f.3).sum();
                 if files.first().is_none_or(|f| f.3 <= newer) {
                     break;

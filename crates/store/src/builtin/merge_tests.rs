@@ -247,5 +247,13 @@ fn a_backup_holding_the_inputs_reads_them_across_a_merge() -> Result<()> {
     );
     // Nothing left to merge; a later small file is not merged with the large one.
     assert_eq!(merge(&slot, Pick::Tiered(2), &|_| Ok(()))?, None);
+    if let Some(w) = lock(&slot).as_mut() {
+        w.append(encode_points(&[&point(0, 9_000, 1, "late".into())])?)?;
+    }
+    compact::compact(&slot, &|_| Ok(()))?;
+    assert_eq!(tsm_files(d.path())?.len(), 2);
+    assert_eq!(merge(&slot, Pick::Tiered(2), &|_| Ok(()))?, None);
+    assert!(merge(&slot, Pick::All, &|_| Ok(()))?.is_some());
+    assert_eq!(tsm_files(d.path())?.len(), 1);
     Ok(())
 }
