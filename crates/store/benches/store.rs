@@ -313,5 +313,36 @@ fn main() {
         "| influxd 1.6.7 | {theirs_b:.2} | {:.1} |",
         dir_bytes(b.path()) as f64 / 1e6
     );
+    // The backup of ours is complete: restored into influxd, every point is queryable.
+    let o = Command::new(influxd_bin())
+        .args([
+            "restore",
+            "-portable",
+            "-db",
+            "bench",
+            "-newdb",
+            "ours",
+            "-host",
+        ])
+        .arg(&influx.bind)
+        .arg(a.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for db in ["ours", "bench"] {
+        let q = format!("SELECT count(n), count(user), count(system) FROM {db}.autogen.cpu");
+        let mut v = influx.query(&q);
+        for _ in 0..50 {
+            if !v.to_string().contains("shard is disabled") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            v = influx.query(&q);
+        }
+        let row = &v["results"][0]["series"][0]["values"][0];
+        let counts: Vec<u64> = (1..4).map(|k| row[k].as_u64().unwrap_or(0)).collect();
+        println!("restored into influxd, {db}: counts of n, user, system = {counts:?}");
+        assert_eq!(counts, [n as u64 * BATCH as u64; 3], "{db}: {v}");
+    }
     drop(rt);
 }
