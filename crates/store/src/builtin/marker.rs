@@ -117,7 +117,7 @@ pub(crate) fn recover(shard_dir: &Path) -> Result<u64> {
     if let Some((_, name)) = &marker {
         install(shard_dir, name)?;
     }
-    super::merge::recover(shard_dir)?;
+    super::merge_marker::recover(shard_dir)?;
     let entries = match fs::read_dir(shard_dir) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

@@ -2,13 +2,10 @@
 //! one, with small blocks) become one file with full blocks, keys sorted, a later file's value
 //! winning on equal timestamps, tombstoned values dropped and tombstone files removed.
 //!
-//! Commit protocol: the merged file is written as `.<name>.tmp` and fsynced off the shard
-//! lock; then, under the lock, the merge marker `.merging` (output name and the input files)
-//! is written temp + fsync + rename + dir fsync — the commit point — the output is renamed
-//! into place, the inputs are deleted, the directory fsynced and the marker removed.
-//! Recovery finishes a committed merge and throws an uncommitted one away. A backup opens
-//! its files under the same lock, so it sees either the inputs or the output, and files it
-//! opened before the deletion stay readable.
+//! The merged file is written as `.<name>.tmp` and fsynced without the shard lock; the commit
+//! (see `merge_marker`) runs under it. A backup opens its files under the same lock, so it
+//! sees either the inputs or the output, and files it opened before the deletion stay
+//! readable.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -21,15 +18,8 @@ use snapshotd_tsm::{TsmReader, TsmWriter};
 use super::points_tsm::column;
 use super::tombstone::{self, Tombstones};
 use super::tsm::{points, tsm_err};
-use super::{Slot, lock, marker};
+use super::{Slot, lock, marker, merge_marker};
 use crate::error::{Result, StoreError};
-
-/// Merge marker file name (dot-prefixed: never shipped by backups).
-const MERGING: &str = ".merging";
-const MERGING_TMP: &str = ".merging.tmp";
-const HEADER: &str = "snapshotd merging v1";
-/// Largest merge marker we read.
-const MAX_MARKER_BYTES: u64 = 1 << 20;
 
 /// Points of a merge where a test may simulate a crash (by returning an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +61,7 @@ pub(crate) struct Merged {
 }
 
 /// A TSM file of the shard: (generation, sequence, name, size).
-type TsmFile = (u64, u64, String, u64);
+pub(crate) type TsmFile = (u64, u64, String, u64);
 
 fn io(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let ctx = format!("{what} {}", p.display());
@@ -139,20 +129,18 @@ pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Me
         }
     };
     hook(Step::Written)?;
-    prepare(&dir, &name, &doomed(&dir, &files))?;
+    merge_marker::prepare(&dir, &name, &merge_marker::doomed(&dir, &files))?;
     let g = lock(slot);
     let held = Instant::now();
     if g.as_ref().is_none_or(|w| w.epoch != epoch) {
         let _ = fs::remove_file(&tmp);
-        let _ = fs::remove_file(dir.join(MERGING_TMP));
+        merge_marker::discard(&dir);
         return Ok(None);
     }
     // Under the lock (writes and backups wait): a rename and two dir fsyncs.
-    let marker = dir.join(MERGING);
-    fs::rename(dir.join(MERGING_TMP), &marker).map_err(io("rename", &marker))?;
-    marker::sync_dir(&dir)?;
+    merge_marker::publish(&dir)?;
     hook(Step::Committed)?;
-    finish(&dir, hook)?;
+    merge_marker::finish(&dir, hook)?;
     drop(g);
     let merged = Merged {
         inputs: files.len(),
@@ -166,7 +154,7 @@ pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Me
 }
 
 /// The tombstone file name of TSM file `name`.
-fn tombstone_name(name: &str) -> String {
+pub(crate) fn tombstone_name(name: &str) -> String {
     format!("{}.tombstone", name.strip_suffix(".tsm").unwrap_or(name))
 }
 
@@ -227,92 +215,6 @@ fn write_merged(dir: &Path, files: &[TsmFile], tmp: &Path, name: &str) -> Result
     let f = buf.into_inner().map_err(|e| ctx(e.into_error()))?;
     f.sync_all().map_err(ctx)?;
     Ok((values, f.metadata().map_err(ctx)?.len()))
-}
-
-/// The inputs and their tombstone files: what a merge of `files` deletes.
-fn doomed(dir: &Path, files: &[TsmFile]) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in files {
-        out.push(f.2.clone());
-        let ts = tombstone_name(&f.2);
-        if dir.join(&ts).exists() {
-            out.push(ts);
-        }
-    }
-    out
-}
-
-/// Writes and fsyncs the temporary merge marker: output `name` replacing `doomed`.
-fn prepare(dir: &Path, name: &str, doomed: &[String]) -> Result<()> {
-    let tmp = dir.join(MERGING_TMP);
-    let mut text = format!("{HEADER}\n{name}\n");
-    for d in doomed {
-        text.push_str(d);
-        text.push('\n');
-    }
-    let mut f = File::create(&tmp).map_err(io("write", &tmp))?;
-    f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))
-}
-
-/// The committed merge of `dir`: output name and the files it replaces.
-fn read_marker(dir: &Path) -> Result<Option<(String, Vec<String>)>> {
-    let path = dir.join(MERGING);
-    let len = match fs::metadata(&path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("stat", &path)(e)),
-    };
-    let bad = || StoreError::Corrupt(format!("{}: not a merge marker", path.display()));
-    if len > MAX_MARKER_BYTES {
-        return Err(bad());
-    }
-    let text = fs::read_to_string(&path).map_err(io("read", &path))?;
-    let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Err(bad());
-    }
-    let name = lines.next().filter(|n| marker::parse_tsm_name(n).is_some());
-    let name = name.ok_or_else(bad)?.to_string();
-    let doomed: Vec<String> = lines.map(str::to_string).collect();
-    let plain = |n: &String| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']);
-    if !doomed.iter().all(plain) || doomed.contains(&name) {
-        return Err(bad());
-    }
-    Ok(Some((name, doomed)))
-}
-
-/// Finishes the committed merge of `dir`: output into place, inputs deleted, one dir fsync,
-/// marker removed (a marker that reappears after a crash is finished again: a no-op).
-fn finish(dir: &Path, hook: Hook<'_>) -> Result<()> {
-    let Some((name, doomed)) = read_marker(dir)? else {
-        return Ok(());
-    };
-    marker::rename_into_place(dir, &name)?;
-    hook(Step::Installed)?;
-    for d in &doomed {
-        let p = dir.join(d);
-        match fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", &p)(e)),
-        }
-    }
-    marker::sync_dir(dir)?;
-    let m = dir.join(MERGING);
-    fs::remove_file(&m).map_err(io("remove", &m))
-}
-
-/// At open: finishes a committed merge, drops the marker temp of an uncommitted one (its
-/// output temp file is removed with the other stray temporaries).
-pub(crate) fn recover(dir: &Path) -> Result<()> {
-    let tmp = dir.join(MERGING_TMP);
-    match fs::remove_file(&tmp) {
-        Ok(()) => tracing::warn!(file = %tmp.display(), "removing an uncommitted merge"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("remove", &tmp)(e)),
-    }
-    finish(dir, &|_| Ok(()))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod export;
 mod import;
 mod marker;
 mod merge;
+mod merge_marker;
 mod meta_store;
 mod points_tsm;
 mod restore;
