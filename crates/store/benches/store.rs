@@ -1,7 +1,8 @@
 //! The built-in store against a real influxd 1.6.7 in the same run, on the same data:
 //! `/write` ingest (gzip bodies, 5000-point batches, one keep-alive connection) with p50/p99/max
-//! batch latency while background compactions run, compaction throughput, and the backup of
-//! the compacted store vs influxd's, both taken by `influxd backup -portable`.
+//! batch latency (writes that overlapped a compaction or merge reported apart), compaction
+//! throughput, and the backup of the compacted store vs influxd's, both taken by
+//! `influxd backup -portable`.
 //! Run: `cargo xtask bench store` (`SNAPSHOTD_BENCH_QUICK=1`: a smaller smoke run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -80,22 +81,67 @@ impl Conn {
     }
 }
 
-/// Posts every batch; returns (seconds, sorted per-batch latencies).
-fn ingest(addr: &str, db: &str, bodies: &[Vec<u8>]) -> (f64, Vec<Duration>) {
+/// Per-batch latencies of one ingest run, sorted; `during` holds the writes that overlapped a
+/// compaction or merge of the store (empty for influxd, which we cannot observe).
+struct Run {
+    secs: f64,
+    all: Vec<Duration>,
+    during: Vec<Duration>,
+    outside: Vec<Duration>,
+}
+
+/// Posts every batch; `probe` reads the store's compaction counters (started, finished).
+fn ingest(addr: &str, db: &str, bodies: &[Vec<u8>], probe: &dyn Fn() -> (u64, u64)) -> Run {
     let mut c = Conn(TcpStream::connect(addr).unwrap());
-    let mut lat = Vec::with_capacity(bodies.len());
+    let (mut all, mut during, mut outside) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
     for b in bodies {
+        let (s0, f0) = probe();
         let t = Instant::now();
         c.post_gzip(&format!("/write?db={db}"), b);
-        lat.push(t.elapsed());
+        let d = t.elapsed();
+        let (s1, _) = probe();
+        all.push(d);
+        if s0 != f0 || s1 != s0 {
+            &mut during
+        } else {
+            &mut outside
+        }
+        .push(d);
     }
     let secs = start.elapsed().as_secs_f64();
-    lat.sort();
-    (secs, lat)
+    for v in [&mut all, &mut during, &mut outside] {
+        v.sort();
+    }
+    Run {
+        secs,
+        all,
+        during,
+        outside,
+    }
+}
+
+/// An InfluxQL query whose error replies (any HTTP status) are returned, not fatal.
+fn query(http: &str, q: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-s", "-XPOST", &format!("http://{http}/query")])
+        .args(["--data-urlencode", &format!("q={q}")])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&out.stdout).into()))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn pct(lat: &[Duration], p: f64) -> f64 {
+    if lat.is_empty() {
+        return f64::NAN;
+    }
     let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
     lat[i].as_secs_f64() * 1000.0
 }
@@ -202,7 +248,12 @@ fn main() {
         tokio::spawn(srv.serve(s, std::future::pending::<()>()));
         (ha, sa)
     });
-    let (ours_s, ours_lat) = ingest(&http.to_string(), "bench", &bodies);
+    println!("load average before: {}", loadavg());
+    let probe = || {
+        let a = store.compaction_activity();
+        (a.started, a.finished)
+    };
+    let ours = ingest(&http.to_string(), "bench", &bodies, &probe);
     std::thread::sleep(Duration::from_secs(2)); // let a running compaction finish
     let stats: Vec<_> = store
         .shards()
@@ -212,7 +263,8 @@ fn main() {
         .collect();
     let compacted: u64 = stats.iter().map(|l| l.compacted_through).sum();
     let written: u64 = stats.iter().map(|l| l.last_index).sum();
-    let compactions = ours_dir
+    let activity = store.compaction_activity();
+    let files = ours_dir
         .path()
         .join("store/data/bench/autogen")
         .read_dir()
@@ -224,25 +276,36 @@ fn main() {
     // influxd on the same batches.
     let influx = Influxd::start();
     influx.query("CREATE DATABASE bench");
-    let (theirs_s, theirs_lat) = ingest(&influx.http, "bench", &bodies);
-    println!("| /write ingest | points/s | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|");
+    let theirs = ingest(&influx.http, "bench", &bodies, &|| (0, 0));
+    println!("load average after ingest: {}", loadavg());
+    println!("| /write ingest | batches | points/s | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
     let rows = [
-        ("snapshotd serve", ours_s, &ours_lat),
-        ("influxd 1.6.7", theirs_s, &theirs_lat),
+        ("snapshotd serve, all writes", Some(ours.secs), &ours.all),
+        ("snapshotd serve, during a compaction", None, &ours.during),
+        (
+            "snapshotd serve, no compaction running",
+            None,
+            &ours.outside,
+        ),
+        ("influxd 1.6.7, all writes", Some(theirs.secs), &theirs.all),
     ];
     for (who, s, lat) in rows {
+        let rate = s.map_or("-".to_string(), |s| format!("{:.0}", points / s));
         println!(
-            "| {who} | {:.0} | {:.1} | {:.1} | {:.1} |",
-            points / s,
+            "| {who} | {} | {rate} | {:.1} | {:.1} | {:.1} |",
+            lat.len(),
             pct(lat, 0.5),
             pct(lat, 0.99),
             pct(lat, 1.0)
         );
     }
     println!(
-        "ingest ratio snapshotd/influxd: {:.2}x; background compactions during the run: {compactions} TSM files, {compacted} of {written} log entries",
-        theirs_s / ours_s
+        "ingest ratio snapshotd/influxd: {:.2}x; background: {} compaction runs, {} lock holds, longest shard-lock hold {:.1} ms; {files} TSM files after merges, {compacted} of {written} log entries compacted",
+        theirs.secs / ours.secs,
+        activity.started,
+        activity.lock_holds,
+        activity.longest_lock_hold.as_secs_f64() * 1000.0
     );
     store.compact_all().unwrap();
     compaction_throughput(&bodies);
@@ -261,5 +324,36 @@ fn main() {
         "| influxd 1.6.7 | {theirs_b:.2} | {:.1} |",
         dir_bytes(b.path()) as f64 / 1e6
     );
+    // The backup of ours is complete: restored into influxd, every point is queryable.
+    let o = Command::new(influxd_bin())
+        .args([
+            "restore",
+            "-portable",
+            "-db",
+            "bench",
+            "-newdb",
+            "ours",
+            "-host",
+        ])
+        .arg(&influx.bind)
+        .arg(a.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for db in ["ours", "bench"] {
+        let q = format!("SELECT count(n), count(\"user\"), count(system) FROM {db}.autogen.cpu");
+        let mut v = query(&influx.http, &q);
+        for _ in 0..50 {
+            if !v.to_string().contains("shard is disabled") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            v = query(&influx.http, &q);
+        }
+        let row = &v["results"][0]["series"][0]["values"][0];
+        let counts: Vec<u64> = (1..4).map(|k| row[k].as_u64().unwrap_or(0)).collect();
+        println!("restored into influxd, {db}: counts of n, user, system = {counts:?}");
+        assert_eq!(counts, [n as u64 * BATCH as u64; 3], "{db}: {v}");
+    }
     drop(rt);
 }

@@ -30,4 +30,6 @@ pub use types::{
 };
 
 #[cfg(feature = "builtin")]
-pub use builtin::{BuiltinStore, CompactionPolicy, CompactionStats, LogStats, RestoreLimits};
+pub use builtin::{
+    BuiltinStore, CompactionActivity, CompactionPolicy, CompactionStats, LogStats, RestoreLimits,
+};

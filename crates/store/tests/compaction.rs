@@ -29,6 +29,7 @@ fn small_policy() -> CompactionPolicy {
         .with_thresholds(25, 256 * 1024)
         .with_idle(Duration::from_millis(100), Duration::from_millis(10))
         .with_segment_bytes(64 * 1024)
+        .with_merge_files(2)
 }
 
 fn create(s: &BuiltinStore, name: &str) -> TestResult {
@@ -118,6 +119,8 @@ fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> Test
     }
     let stats = a.log_stats(id)?;
     assert!(stats.compacted_through > 0, "no compaction ran: {stats:?}");
+    let act = a.compaction_activity();
+    assert!(act.started > 0 && act.lock_holds > 0, "{act:?}");
     let (_d2, b) = store()?;
     let req = ImportRequest {
         backup_database: Some("w".into()),
@@ -125,8 +128,14 @@ fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> Test
     };
     let new = b.import_meta(&a.meta_snapshot()?, &req)?.0[0].1;
     let mut tsm_files = 0;
+    let mut merged = 0;
     for (k, (before, tar)) in taken.iter().enumerate() {
         let files = tar_files(tar)?;
+        // A merged file keeps its newest input's generation with the next sequence.
+        merged += files
+            .keys()
+            .filter(|n| !n.ends_with("-000000001.tsm"))
+            .count();
         assert!(
             files.keys().all(|n| n.ends_with(".tsm")),
             "backup {k}: {:?}",
@@ -153,6 +162,11 @@ fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> Test
     assert!(
         tsm_files > BACKUPS,
         "backups should mix compacted files and tails"
+    );
+    assert!(
+        merged > 0,
+        "no backup ran after a merge of TSM files: {:?}",
+        tar_files(&taken[BACKUPS - 1].1)?.keys()
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::points_tsm::PointSet;
 use super::shard_log::{self, LogView, ShardLog};
@@ -44,6 +45,10 @@ pub(crate) struct Outcome {
     pub purged: usize,
     /// Entries still not compacted.
     pub pending: u64,
+    /// TSM files merged by the level compaction that followed.
+    pub merged: u64,
+    /// Longest time the shard lock was held to commit (writes to the shard wait meanwhile).
+    pub held: Duration,
 }
 
 /// What phase 1 captured under the slot lock.
@@ -92,27 +97,36 @@ pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
         write_file(set, &tmp, &name)?
     };
     hook(Step::TsmWritten)?;
+    marker::prepare(&start.dir, through, &name)?;
     let mut g = lock(slot);
+    let held = Instant::now();
     let Some(w) = g.as_mut().filter(|w| w.epoch == start.epoch) else {
         let _ = std::fs::remove_file(&tmp);
         return Ok(None);
     };
+    // Under the lock (writes wait): one WAL record, the marker rename and a dir fsync.
     w.mark_snapshot(through)?;
-    marker::commit(&start.dir, through, &name)?;
+    marker::publish(&start.dir)?;
     hook(Step::Committed)?;
-    marker::install(&start.dir, &name)?;
+    marker::rename_into_place(&start.dir, &name)?;
     w.compacted = through;
     w.bytes_since = 0;
+    w.merge_due |= bytes > 0;
     hook(Step::Installed)?;
     w.release_compacted()?;
     let purged = purge_covered(w, hook)?;
-    tracing::debug!(shard = %start.dir.display(), through, values, bytes, purged, "compacted");
+    let pending = w.pending();
+    drop(g);
+    let held = held.elapsed();
+    tracing::debug!(shard = %start.dir.display(), through, values, bytes, purged, ?held, "compacted");
     Ok(Some(Outcome {
         through,
         values,
         bytes,
         purged,
-        pending: w.pending(),
+        pending,
+        merged: 0,
+        held,
     }))
 }
 

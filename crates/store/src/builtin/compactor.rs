@@ -3,13 +3,14 @@
 //! idle with uncompacted entries, and retries purges a live backup view held back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::compact::{self, Hook, Outcome};
+use super::merge::{self, Pick};
 use super::{Slot, lock};
 use crate::error::Result;
 
@@ -30,6 +31,8 @@ pub struct CompactionPolicy {
     /// Segment size of shard logs; purge deletes whole segments, so the log left after a
     /// compaction is at most about one segment.
     pub segment_bytes: u64,
+    /// Merge a shard's TSM files once this many newer ones accumulate (see `with_merge_files`).
+    pub merge_files: usize,
 }
 
 impl Default for CompactionPolicy {
@@ -41,6 +44,7 @@ impl Default for CompactionPolicy {
             tick: Duration::from_secs(1),
             background: true,
             segment_bytes: super::shard_log::SEGMENT_BYTES,
+            merge_files: 4,
         }
     }
 }
@@ -66,6 +70,16 @@ impl CompactionPolicy {
         self
     }
 
+    /// Merges a shard's TSM files after a compaction once at least `n` (2 or more) of them
+    /// qualify: the newest files, leaving out an oldest file larger than all newer ones
+    /// together. An idle shard merges the same way with a threshold of 2 (so a shard keeps
+    /// a few files of growing size, each rewritten a logarithmic number of times);
+    /// `compact_all` merges all files into one.
+    pub fn with_merge_files(mut self, n: usize) -> Self {
+        self.merge_files = n.max(2);
+        self
+    }
+
     /// Turns the background compactor on or off.
     pub fn with_background(mut self, on: bool) -> Self {
         self.background = on;
@@ -82,6 +96,67 @@ pub(crate) struct Shared {
     pub running: Arc<Mutex<()>>,
     /// Thresholds.
     pub policy: CompactionPolicy,
+    /// Counters of compaction work.
+    pub activity: Arc<Activity>,
+}
+
+/// Counters of compaction work (see [`CompactionActivity`]).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+    longest_hold_ns: AtomicU64,
+    holds: AtomicU64,
+}
+
+impl Activity {
+    /// Counts a commit that held a shard lock for `d`.
+    fn held(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.longest_hold_ns.fetch_max(ns, Ordering::SeqCst);
+        self.holds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn get(&self) -> CompactionActivity {
+        CompactionActivity {
+            started: self.started.load(Ordering::SeqCst),
+            finished: self.finished.load(Ordering::SeqCst),
+            longest_lock_hold: Duration::from_nanos(self.longest_hold_ns.load(Ordering::SeqCst)),
+            lock_holds: self.holds.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Counters of the store's compaction work, to tell which writes overlapped one: a write
+/// that saw `started != finished` when it began, or `started` change while it ran, did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionActivity {
+    /// Compaction or merge runs begun.
+    pub started: u64,
+    /// Compaction or merge runs ended.
+    pub finished: u64,
+    /// Longest time a commit held a shard's lock (writes to that shard waited).
+    pub longest_lock_hold: Duration,
+    /// Commits that held a shard lock.
+    pub lock_holds: u64,
+}
+
+/// Counts a run as started until dropped.
+struct Running<'a>(&'a Activity);
+
+impl<'a> Running<'a> {
+    fn new(a: &'a Activity) -> Self {
+        a.started.fetch_add(1, Ordering::SeqCst);
+        Running(a)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The running compactor thread.
@@ -148,22 +223,48 @@ impl Shared {
     /// Compacts a shard until nothing is pending (bounded number of passes).
     pub(crate) fn until_done(&self, slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
         let _one = lock(&self.running);
+        let _run = Running::new(&self.activity);
         let mut total: Option<Outcome> = None;
         for _ in 0..64 {
             let Some(o) = compact::compact(slot, hook)? else {
                 break;
             };
+            if o.bytes > 0 {
+                self.activity.held(o.held);
+            }
             let t = total.get_or_insert_with(Outcome::default);
             t.through = o.through;
             t.values += o.values;
             t.bytes += o.bytes;
             t.purged += o.purged;
             t.pending = o.pending;
+            // Merge as files accumulate, also while writes keep the log from emptying.
+            if o.bytes > 0 {
+                let pick = Pick::Tiered(self.policy.merge_files);
+                if let Some(m) = merge::merge(slot, pick, &|_| Ok(()))? {
+                    self.activity.held(m.held);
+                    t.merged += m.inputs as u64;
+                }
+            }
             if o.pending == 0 {
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// Merges the TSM files of the shard that `pick` selects.
+    pub(crate) fn merge_now(&self, slot: &Slot, pick: Pick) -> Result<Option<merge::Merged>> {
+        let _one = lock(&self.running);
+        let _run = Running::new(&self.activity);
+        let merged = merge::merge(slot, pick, &|_| Ok(()))?;
+        if let Some(m) = &merged {
+            self.activity.held(m.held);
+        }
+        if let Some(w) = lock(slot).as_mut() {
+            w.merge_due = false;
+        }
+        Ok(merged)
     }
 
     /// Compacts idle shards and retries purges that a live view held back.
@@ -179,6 +280,12 @@ impl Shared {
             });
             if due {
                 report(id, self.until_done(&slot, &|_| Ok(())));
+            }
+            let merge = lock(&slot).as_ref().is_some_and(|w| {
+                w.merge_due && w.pending() == 0 && w.last_write.elapsed() >= self.policy.idle
+            });
+            if merge && let Err(e) = self.merge_now(&slot, Pick::Tiered(2)) {
+                tracing::warn!(shard = id, error = %e, "merging TSM files failed; will retry");
             }
         }
     }

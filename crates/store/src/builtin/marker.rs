@@ -68,12 +68,24 @@ pub(crate) fn read(shard_dir: &Path) -> Result<Option<(u64, String)>> {
 
 /// Commits a compaction through `index` that wrote TSM file `name` (still under its
 /// temporary name).
+#[cfg(test)]
 pub(crate) fn commit(shard_dir: &Path, index: u64, name: &str) -> Result<()> {
+    prepare(shard_dir, index, name)?;
+    publish(shard_dir)
+}
+
+/// Writes and fsyncs the marker's temporary file (no lock needed: one compaction at a time).
+pub(crate) fn prepare(shard_dir: &Path, index: u64, name: &str) -> Result<()> {
     let tmp = shard_dir.join(MARKER_TMP);
     let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
     f.write_all(format!("{HEADER}\n{index} {name}\n").as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(io("write", &tmp))?;
+        .map_err(io("write", &tmp))
+}
+
+/// Renames the prepared marker into place and syncs the directory: the commit point.
+pub(crate) fn publish(shard_dir: &Path) -> Result<()> {
+    let tmp = shard_dir.join(MARKER_TMP);
     let dst = shard_dir.join(MARKER);
     fs::rename(&tmp, &dst).map_err(io("rename", &tmp))?;
     sync_dir(shard_dir)
@@ -81,12 +93,21 @@ pub(crate) fn commit(shard_dir: &Path, index: u64, name: &str) -> Result<()> {
 
 /// Moves the committed TSM file from its temporary name into place (no-op when done).
 pub(crate) fn install(shard_dir: &Path, name: &str) -> Result<()> {
-    let tmp = shard_dir.join(tmp_name(name));
-    if !tmp.exists() {
-        return Ok(());
+    if rename_into_place(shard_dir, name)? {
+        sync_dir(shard_dir)?;
     }
-    fs::rename(&tmp, shard_dir.join(name)).map_err(io("rename", &tmp))?;
-    sync_dir(shard_dir)
+    Ok(())
+}
+
+/// Renames `.<name>.tmp` to `name` without syncing the directory (a committed file left
+/// under its temporary name by a crash is renamed again at recovery); false when absent.
+pub(crate) fn rename_into_place(shard_dir: &Path, name: &str) -> Result<bool> {
+    let tmp = shard_dir.join(tmp_name(name));
+    match fs::rename(&tmp, shard_dir.join(name)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io("rename", &tmp)(e)),
+    }
 }
 
 /// Finishes a committed compaction interrupted by a crash, removes the leftovers of an
@@ -96,6 +117,7 @@ pub(crate) fn recover(shard_dir: &Path) -> Result<u64> {
     if let Some((_, name)) = &marker {
         install(shard_dir, name)?;
     }
+    super::merge_marker::recover(shard_dir)?;
     let entries = match fs::read_dir(shard_dir) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

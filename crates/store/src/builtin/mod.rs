@@ -12,6 +12,8 @@ mod compactor;
 mod export;
 mod import;
 mod marker;
+mod merge;
+mod merge_marker;
 mod meta_store;
 mod points_tsm;
 mod restore;
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-pub use compactor::CompactionPolicy;
+pub use compactor::{CompactionActivity, CompactionPolicy};
 pub use restore::RestoreLimits;
 pub use write::{Point, Value};
 
@@ -74,6 +76,8 @@ pub struct CompactionStats {
     pub bytes: u64,
     /// WAL segments deleted.
     pub segments_purged: u64,
+    /// TSM files merged into fewer, larger files (level compaction).
+    pub files_merged: u64,
 }
 
 /// The state of one shard's write log.
@@ -152,6 +156,7 @@ impl BuiltinStore {
             slots: slots.clone(),
             running: Arc::new(Mutex::new(())),
             policy,
+            activity: Arc::default(),
         };
         let mut store = BuiltinStore {
             root,
@@ -312,8 +317,14 @@ impl BuiltinStore {
     }
 
     /// Compacts every open shard log into TSM files now and purges the segments it covers
-    /// (segments a live backup view holds are kept until a later pass).
+    /// (segments a live backup view holds are kept until a later pass), then merges each
+    /// shard's TSM files into one.
     pub fn compact_all(&self) -> Result<CompactionStats> {
+        self.compact_pass(merge::Pick::All)
+    }
+
+    /// Compacts every open shard log, then merges the TSM files `pick` selects.
+    fn compact_pass(&self, pick: merge::Pick) -> Result<CompactionStats> {
         let slots: Vec<(u64, Slot)> = lock(&self.slots)
             .iter()
             .map(|(k, v)| (*k, v.clone()))
@@ -325,9 +336,18 @@ impl BuiltinStore {
                 stats.values += o.values;
                 stats.bytes += o.bytes;
                 stats.segments_purged += o.purged as u64;
+                stats.files_merged += o.merged;
+            }
+            if let Some(m) = self.shared.merge_now(&slot, pick)? {
+                stats.files_merged += m.inputs as u64;
             }
         }
         Ok(stats)
+    }
+
+    /// Counters of compaction work so far (runs begun and ended, longest shard-lock hold).
+    pub fn compaction_activity(&self) -> CompactionActivity {
+        self.shared.activity.get()
     }
 
     /// The state of a shard's write log (all zero when it has none).
@@ -374,7 +394,8 @@ impl Drop for BuiltinStore {
         if let Some(mut c) = self.compactor.take() {
             c.stop();
         }
-        if let Err(e) = self.compact_all() {
+        let pick = merge::Pick::Tiered(self.shared.policy.merge_files);
+        if let Err(e) = self.compact_pass(pick) {
             tracing::warn!(error = %e, "compaction at shutdown failed; the log keeps the points");
         }
     }

@@ -112,31 +112,36 @@ impl PointSet {
         tw.finish().map_err(err)
     }
 
-    /// One key's values: sorted by time, the last write of a time kept, typed by the value at
-    /// the earliest time.
-    fn column(&mut self, mut vals: Vec<(i64, Value)>) -> Values {
-        vals.reverse(); // the stable sort then keeps the latest write of a time first
-        vals.sort_by_key(|(t, _)| *t);
-        vals.dedup_by_key(|(t, _)| *t);
-        let mut out = match vals.first().map(|(_, v)| v) {
-            Some(Value::Float(_)) | None => Values::Float(Vec::new()),
-            Some(Value::Integer(_)) => Values::Integer(Vec::new()),
-            Some(Value::Unsigned(_)) => Values::Unsigned(Vec::new()),
-            Some(Value::Boolean(_)) => Values::Boolean(Vec::new()),
-            Some(Value::String(_)) => Values::String(Vec::new()),
-        };
-        for (t, v) in vals {
-            match (&mut out, v) {
-                (Values::Float(o), Value::Float(x)) => o.push((t, x)),
-                (Values::Integer(o), Value::Integer(x)) => o.push((t, x)),
-                (Values::Unsigned(o), Value::Unsigned(x)) => o.push((t, x)),
-                (Values::Boolean(o), Value::Boolean(x)) => o.push((t, x)),
-                (Values::String(o), Value::String(x)) => o.push((t, x)),
-                _ => self.conflicts += 1,
-            }
-        }
-        out
+    /// One key's values (see [`column`]).
+    fn column(&mut self, vals: Column) -> Values {
+        column(vals, &mut self.conflicts)
     }
+}
+
+/// One key's values from (time, value) pairs in write order: sorted by time, the last write
+/// of a time kept, typed by the value at the earliest time (others counted in `conflicts`).
+pub(crate) fn column(mut vals: Vec<(i64, Value)>, conflicts: &mut u64) -> Values {
+    vals.reverse(); // the stable sort then keeps the latest write of a time first
+    vals.sort_by_key(|(t, _)| *t);
+    vals.dedup_by_key(|(t, _)| *t);
+    let mut out = match vals.first().map(|(_, v)| v) {
+        Some(Value::Float(_)) | None => Values::Float(Vec::new()),
+        Some(Value::Integer(_)) => Values::Integer(Vec::new()),
+        Some(Value::Unsigned(_)) => Values::Unsigned(Vec::new()),
+        Some(Value::Boolean(_)) => Values::Boolean(Vec::new()),
+        Some(Value::String(_)) => Values::String(Vec::new()),
+    };
+    for (t, v) in vals {
+        match (&mut out, v) {
+            (Values::Float(o), Value::Float(x)) => o.push((t, x)),
+            (Values::Integer(o), Value::Integer(x)) => o.push((t, x)),
+            (Values::Unsigned(o), Value::Unsigned(x)) => o.push((t, x)),
+            (Values::Boolean(o), Value::Boolean(x)) => o.push((t, x)),
+            (Values::String(o), Value::String(x)) => o.push((t, x)),
+            _ => *conflicts += 1,
+        }
+    }
+    out
 }
 
 #[cfg(test)]

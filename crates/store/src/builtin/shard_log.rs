@@ -107,6 +107,8 @@ pub(crate) struct ShardLog {
     pub bytes_since: u64,
     /// A purge was held back by a live view.
     pub purge_due: bool,
+    /// TSM files may be worth merging once the shard is idle (set by each compaction).
+    pub merge_due: bool,
 }
 
 impl ShardLog {
@@ -131,6 +133,7 @@ impl ShardLog {
             last_write: Instant::now(),
             bytes_since: 0,
             purge_due: false,
+            merge_due: true,
         })
     }
 

@@ -127,7 +127,7 @@ pub(crate) fn read_points(
 }
 
 /// Typed TSM values as the store's (time, value) pairs.
-fn points(v: Values) -> Vec<(i64, Value)> {
+pub(crate) fn points(v: Values) -> Vec<(i64, Value)> {
     match v {
         Values::Float(v) => v.into_iter().map(|(t, x)| (t, Value::Float(x))).collect(),
         Values::Integer(v) => v.into_iter().map(|(t, x)| (t, Value::Integer(x))).collect(),
