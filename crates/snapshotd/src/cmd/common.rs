@@ -103,6 +103,20 @@ pub fn default_jobs() -> usize {
         .unwrap_or(2)
 }
 
+/// `s` as one file-name component of the state directory: ASCII letters, digits, `.` and `_`
+/// kept, anything else `_`.
+pub fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A multi-threaded runtime.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

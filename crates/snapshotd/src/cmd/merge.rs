@@ -273,17 +273,7 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
 /// `STATE/merge/<src>-<url>-<db>[-<rp>].done`: the shards one merge has finished (never
 /// inside the backup it reads).
 fn done_path(state: &Path, src: &Path, url: &str, db: &str, rp: Option<&str>) -> PathBuf {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+    let clean = super::common::file_safe;
     let rp = rp.map(|r| format!("-{}", clean(r))).unwrap_or_default();
     let src = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
     state.join("merge").join(format!(

@@ -78,17 +78,7 @@ fn checkpoint_dir(args: &RestoreArgs) -> anyhow::Result<Option<Destination>> {
         tracing::warn!("no state directory (set HOME or --state-dir): this restore cannot resume");
         return Ok(None);
     };
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+    let clean = super::common::file_safe;
     let dir = state.join("restore").join(format!(
         "{}-{}",
         clean(&args.server.host),
