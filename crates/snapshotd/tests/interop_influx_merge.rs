@@ -131,6 +131,16 @@ fn query_db(s: &Influxd, db: &str, q: &str) {
     );
 }
 
+/// A real influxd loaded with `days` of data and its `influxd backup -portable` (in the
+/// returned directory).
+fn backed_up_source(days: i64) -> (Influxd, tempfile::TempDir) {
+    let src = Influxd::start();
+    load_source(&src, days);
+    let bdir = temp_dir();
+    influxd_backup(&src, bdir.path());
+    (src, bdir)
+}
+
 fn influxd_backup(s: &Influxd, dir: &Path) {
     let out = Command::new(influxd_bin())
         .args(["backup", "-portable", "-database", "mdb", "-host", &s.bind])
@@ -187,10 +197,7 @@ fn lines_in(p: &Path) -> usize {
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
 fn merge_into_live_database_equals_union_and_resumes_after_kill_9() {
     let days = 6;
-    let src = Influxd::start();
-    load_source(&src, days);
-    let bdir = temp_dir();
-    influxd_backup(&src, bdir.path());
+    let (src, bdir) = backed_up_source(days);
     let tgt = Influxd::start();
     prepare_target(&tgt);
     write_expected(&tgt, days);
@@ -311,10 +318,7 @@ fn merge_into_live_database_equals_union_and_resumes_after_kill_9() {
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
 fn skip_and_newdb_conflicts_are_reported_not_overwritten() {
-    let src = Influxd::start();
-    load_source(&src, 3);
-    let bdir = temp_dir();
-    influxd_backup(&src, bdir.path());
+    let (src, bdir) = backed_up_source(3);
     let b = bdir.path().to_str().unwrap();
     let tgt = Influxd::start();
     // skip: the target has a point on day 1 only, so that shard stays as it is.
@@ -492,10 +496,7 @@ impl OwnInfluxd {
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
 fn offline_restore_brings_users_back_with_their_passwords() {
-    let src = Influxd::start();
-    load_source(&src, 1);
-    let bdir = temp_dir();
-    influxd_backup(&src, bdir.path());
+    let (_src, bdir) = backed_up_source(1);
     let b = bdir.path().to_str().unwrap();
     let mut own = OwnInfluxd::new();
     own.start("influxd.conf");
@@ -600,10 +601,7 @@ fn flip_bit_in_tsm_block(gz: &Path) {
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
 fn verify_deep_counts_and_catches_a_flipped_bit() {
-    let src = Influxd::start();
-    load_source(&src, 2);
-    let bdir = temp_dir();
-    influxd_backup(&src, bdir.path());
+    let (_src, bdir) = backed_up_source(2);
     let b = bdir.path().to_str().unwrap();
     let out = snapshotd(&["verify", "--deep", "--json", b]);
     assert!(out.status.success());
@@ -663,10 +661,7 @@ fn verify_deep_counts_and_catches_a_flipped_bit() {
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
 fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
-    let src = Influxd::start();
-    load_source(&src, 4);
-    let bdir = temp_dir();
-    influxd_backup(&src, bdir.path());
+    let (_src, bdir) = backed_up_source(4);
     let b = bdir.path().to_str().unwrap();
     let tgt = Influxd::start();
     let url = format!("http://{}", tgt.http);
@@ -724,10 +719,7 @@ fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
 fn merge_over_https_trusts_the_given_ca_only() {
-    let src = Influxd::start();
-    load_source(&src, 1);
-    let bdir = temp_dir();
-    influxd_backup(&src, bdir.path());
+    let (_src, bdir) = backed_up_source(1);
     let b = bdir.path().to_str().unwrap();
     let mut own = OwnInfluxd::new();
     let d = own.dir.path().to_path_buf();
