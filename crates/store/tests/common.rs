@@ -4,10 +4,39 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use flate2::read::GzDecoder;
+use snapshotd_store::builtin::{Point, Value};
 use snapshotd_store::meta::PortableData;
 use snapshotd_store::{BuiltinStore, ImportRequest, Store};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Sequence numbers of writer `w` (points `p,w=W s=SEQi`) in `points`, in time order.
+pub fn seqs(points: &[Point], w: u64) -> Vec<i64> {
+    let mut got: Vec<(i64, i64)> = points
+        .iter()
+        .filter(|p| p.tags.iter().any(|(k, v)| k == "w" && *v == w.to_string()))
+        .filter_map(|p| match p.fields.first() {
+            Some((_, Value::Integer(i))) => Some((p.time_ns, *i)),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    got.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Asserts that writer `w`'s points in a restored backup are a prefix of its batches of 3
+/// holding at least the `acked` points acknowledged before the backup began; returns how many.
+pub fn assert_acked_prefix(restored: &[Point], w: u64, acked: u64, label: &str) -> u64 {
+    let got = seqs(restored, w);
+    let n = got.len() as u64;
+    assert!(n >= acked, "{label} writer {w}: {n} < acked {acked}");
+    assert_eq!(n % 3, 0, "{label} writer {w}: torn batch");
+    assert!(
+        got == (0..n as i64).collect::<Vec<_>>(),
+        "{label} writer {w}: not a prefix"
+    );
+    n
+}
 
 pub const A1: &str = "influx/backups/A1_full/20261122T022308Z";
 pub const A2: &str = "influx/backups/A2_db2/20261122T022310Z";

@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use snapshotd_store::builtin::{Point, Value};
 use snapshotd_store::testkit::{rename_tar, tar_files};
 use snapshotd_store::{
     AdminStore, BuiltinStore, CompactionPolicy, DatabaseSpec, ImportRequest, Precision,
     RestoreLimits, Store, StoreError,
 };
 
-use crate::common::{TestResult, backup, store};
+use crate::common::{TestResult, assert_acked_prefix, backup, store};
 
 const T0: i64 = 1_609_459_200; // 2021-01-01T00:00:00Z
 const WRITERS: u64 = 4;
@@ -38,20 +37,6 @@ fn create(s: &BuiltinStore, name: &str) -> TestResult {
         retention_policy: None,
     })?;
     Ok(())
-}
-
-/// Sequence numbers of writer `w` in `points`, in series/time order.
-fn seqs(points: &[Point], w: u64) -> Vec<i64> {
-    let mut got: Vec<(i64, i64)> = points
-        .iter()
-        .filter(|p| p.tags.iter().any(|(k, v)| k == "w" && *v == w.to_string()))
-        .filter_map(|p| match p.fields.first() {
-            Some((_, Value::Integer(i))) => Some((p.time_ns, *i)),
-            _ => None,
-        })
-        .collect();
-    got.sort();
-    got.into_iter().map(|(_, s)| s).collect()
 }
 
 type Writers = Vec<thread::JoinHandle<Result<(), StoreError>>>;
@@ -145,18 +130,7 @@ fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> Test
         b.restore_shard(new, &mut rename_tar(tar, "w", "autogen", new)?.as_slice())?;
         let restored = b.read_points("w", None)?;
         for w in 0..WRITERS {
-            let got = seqs(&restored, w);
-            let n = got.len() as u64;
-            assert!(
-                n >= before[w as usize],
-                "backup {k} writer {w}: {n} < acked {}",
-                before[w as usize]
-            );
-            assert_eq!(n % 3, 0, "backup {k} writer {w}: torn batch");
-            assert!(
-                got == (0..n as i64).collect::<Vec<_>>(),
-                "backup {k} writer {w}: not a prefix"
-            );
+            assert_acked_prefix(&restored, w, before[w as usize], &format!("backup {k}"));
         }
     }
     assert!(

@@ -12,7 +12,7 @@ use snapshotd_store::{
     StoreError, TimeRange,
 };
 
-use crate::common::{TestResult, backup, canon, store};
+use crate::common::{TestResult, assert_acked_prefix, backup, canon, seqs, store};
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_609_459_200; // 2021-01-01T00:00:00Z, a Friday
@@ -252,21 +252,6 @@ fn export_of_a_many_segment_log_streams_the_window() -> TestResult {
     Ok(())
 }
 
-fn seqs(points: &[Point], writer: u64) -> Vec<i64> {
-    points
-        .iter()
-        .filter(|p| {
-            p.tags
-                .iter()
-                .any(|(k, v)| k == "w" && *v == writer.to_string())
-        })
-        .filter_map(|p| match p.fields.first() {
-            Some((_, Value::Integer(i))) => Some(*i),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn backup_under_four_writers_is_a_consistent_prefix() -> TestResult {
     let (_d, a) = store()?;
@@ -331,19 +316,7 @@ fn backup_under_four_writers_is_a_consistent_prefix() -> TestResult {
     let restored = b.read_points("w", None)?;
     let live = a.read_points("w", None)?;
     for w in 0..4u64 {
-        let got = seqs(&restored, w);
-        let n = got.len() as u64;
-        assert!(
-            n >= before[w as usize],
-            "writer {w}: {n} < acked {}",
-            before[w as usize]
-        );
-        assert_eq!(n % 3, 0, "writer {w}: torn batch");
-        assert_eq!(
-            got,
-            (0..n as i64).collect::<Vec<_>>(),
-            "writer {w}: not a prefix"
-        );
+        let n = assert_acked_prefix(&restored, w, before[w as usize], "backup");
         assert!(
             seqs(&live, w).len() as u64 > n,
             "writer {w}: backup not point-in-time"
