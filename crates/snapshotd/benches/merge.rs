@@ -8,51 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use snapshotd_testutil::measure::{env_u32, measure};
+
 use snapshotd_testutil::influxd::Influxd;
-
-fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Wall time and peak RSS (KiB, sampled from /proc) of one command, which must succeed.
-fn measure(cmd: &mut Command) -> (Duration, u64) {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = 0u64;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path) {
-            for line in s.lines().filter_map(|l| l.strip_prefix("VmHWM:")) {
-                peak = peak.max(
-                    line.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse()
-                        .unwrap_or(0),
-                );
-            }
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            assert!(st.success(), "{cmd:?} failed: {err}");
-            return (start.elapsed(), peak);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// hosts x 4 fields (float, int, bool, string) every 10 s over `days` days, 1-day shards.
 fn load(s: &Influxd, hosts: u32, days: u32) -> u64 {

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 pub mod influxd;
+pub mod measure;
 
 /// The `shared/` directory beside the repository checkout; panics loudly when absent so a
 /// golden-vector test can never silently pass without its data.
