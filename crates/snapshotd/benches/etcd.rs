@@ -55,19 +55,12 @@ fn etcd(data: &Path, extra: &[&str]) -> (Kill, u16) {
     let client = format!("http://127.0.0.1:{c}");
     let peer = format!("http://127.0.0.1:{p}");
     let child = Command::new(etcd_bin())
-        .args(["--name", "b", "--data-dir", data.to_str().unwrap()])
-        .args([
-            "--listen-client-urls",
+        .args(snapshotd_testutil::etcd::member_args(
+            "b",
+            data.to_str().unwrap(),
             &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
             &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
+        ))
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

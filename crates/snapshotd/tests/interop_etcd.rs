@@ -77,19 +77,12 @@ fn live_etcd_wal_dump_locks_and_point_in_time_copy() {
     let peer = format!("http://127.0.0.1:{pp}");
     let log = std::fs::File::create(tmp.path().join("etcd.log")).unwrap();
     let child = Command::new(env_path("SNAPSHOTD_ETCD_BIN"))
-        .args(["--name", "default", "--data-dir", s(&data)])
-        .args([
-            "--listen-client-urls",
+        .args(snapshotd_testutil::etcd::member_args(
+            "default",
+            s(&data),
             &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
             &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
+        ))
         .args([
             "--initial-cluster",
             &format!("default={peer}"),

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+pub mod etcd;
 pub mod influxd;
 pub mod measure;
 

@@ -91,27 +91,17 @@ pub fn start_cluster(root: &Path, n: usize, extra: &[&str]) -> Vec<Member> {
             let data = root.join(&name);
             let client = format!("http://127.0.0.1:{c}");
             let peer = format!("http://127.0.0.1:{p}");
-            let mut args: Vec<String> = [
-                "--name",
-                &name,
-                "--data-dir",
-                s(&data),
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-                "--initial-cluster",
-                &initial.join(","),
-                "--initial-cluster-token",
-                "pitr",
-            ]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+            let mut args = snapshotd_testutil::etcd::member_args(&name, s(&data), &client, &peer);
+            args.extend(
+                [
+                    "--initial-cluster",
+                    &initial.join(","),
+                    "--initial-cluster-token",
+                    "pitr",
+                ]
+                .iter()
+                .map(|a| a.to_string()),
+            );
             args.extend(extra.iter().map(|a| a.to_string()));
             let guard = spawn_etcd(&args, &root.join(format!("{name}.log")));
             Member {

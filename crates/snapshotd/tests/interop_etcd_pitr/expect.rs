@@ -89,24 +89,8 @@ pub fn revision_at(writes: &[(u64, bool)], n: u64) -> i64 {
 /// returns `get PREFIX --prefix -w json`.
 pub fn serve_restored(dir: &Path, name: &str, peer: &str, log: &Path) -> Value {
     let client = format!("http://127.0.0.1:{}", free_port());
-    let args: Vec<String> = [
-        "--name",
-        name,
-        "--data-dir",
-        s(dir),
-        "--force-new-cluster",
-        "--listen-client-urls",
-        &client,
-        "--advertise-client-urls",
-        &client,
-        "--listen-peer-urls",
-        peer,
-        "--initial-advertise-peer-urls",
-        peer,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let mut args = snapshotd_testutil::etcd::member_args(name, s(dir), &client, peer);
+    args.push("--force-new-cluster".into());
     let _etcd = spawn_etcd(&args, log);
     wait_healthy(&client);
     std::thread::sleep(Duration::from_millis(100));
