@@ -489,13 +489,13 @@ mod tests {
                 SharedWal::new(Wal::create(tmp.path().join("wal"), b"g").expect("create"))
                     .with_commit_delay(delay),
             );
-            let (entering_tx, entering) = mpsc::channel::<()>();
+            let (locked_tx, locked) = mpsc::channel::<()>();
             let first = {
                 let s = shared.clone();
                 std::thread::spawn(move || {
                     s.save_with(|next| {
                         // Under the lock: let the second saver enter save_with and block.
-                        let _ = entering.recv();
+                        let _ = locked_tx.send(());
                         while s.active.load(Ordering::Acquire) < 2 {
                             std::thread::yield_now();
                         }
@@ -506,12 +506,11 @@ mod tests {
                     })
                 })
             };
+            // The second saver starts only once the first holds the lock, so it cannot lead.
+            locked.recv().expect("first saver holds the lock");
             let second = {
                 let s = shared.clone();
-                std::thread::spawn(move || {
-                    let _ = entering_tx.send(());
-                    save_one(&s, 2)
-                })
+                std::thread::spawn(move || save_one(&s, 2))
             };
             first.join().expect("join").expect("first save");
             second.join().expect("join").expect("second save");
