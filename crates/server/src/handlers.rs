@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use snapshotd_store::{ShardIdMap, Store, StoreError};
+use bytes::Bytes;
+use snapshotd_store::{ImportRequest, ShardIdMap, ShardPath, Store, StoreError};
 
 use crate::bridge;
 use crate::config::ServerConfig;
@@ -34,8 +35,6 @@ pub(crate) async fn dispatch<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let chunk = config.chunk_size;
-    let queue = config.chunk_queue;
     match req {
         Request::Metastore => {
             let blob = blocking(store, "meta snapshot", |s| s.meta_snapshot()).await?;
@@ -51,13 +50,7 @@ where
                 s.list_shards(database.as_deref(), None)
             })
             .await?;
-            let body = reply::paths_json(&paths)?;
-            write_all(io, &body, config).await?;
-            Ok(Outcome {
-                sent: body.len() as u64,
-                files: paths.len() as u64,
-                ..Outcome::default()
-            })
+            send_paths(io, config, &paths).await
         }
         Request::RetentionPolicyInfo {
             database,
@@ -67,13 +60,7 @@ where
                 s.list_shards(Some(&database), Some(&retention_policy))
             })
             .await?;
-            let body = reply::paths_json(&paths)?;
-            write_all(io, &body, config).await?;
-            Ok(Outcome {
-                sent: body.len() as u64,
-                files: paths.len() as u64,
-                ..Outcome::default()
-            })
+            send_paths(io, config, &paths).await
         }
         Request::ShardBackup { shard_id, since } => {
             stream_shard(io, store, config, "shard backup", move |s, w| {
@@ -88,62 +75,106 @@ where
             .await
         }
         Request::MetaUpdate { import, blob } => {
-            let received = blob.len() as u64;
-            let result =
-                blocking(store, "import meta", move |s| s.import_meta(&blob, &import)).await;
-            let map = match result {
-                Ok(map) => map,
-                // influx: decode/import failure ⇒ the 16-byte empty map, store failure ⇒ 0 bytes.
-                Err(RequestError::Store { op, source })
-                    if !error_replies && is_import_refusal(&source) =>
-                {
-                    write_all(io, &reply::id_map(&ShardIdMap::default()), config).await?;
-                    return Err(RequestError::Store { op, source });
-                }
-                Err(e) => return Err(e),
-            };
-            let body = reply::id_map(&map);
-            write_all(io, &body, config).await?;
-            Ok(Outcome {
-                sent: body.len() as u64,
-                received,
-                files: map.0.len() as u64,
-            })
+            meta_update(io, store, config, import, blob, error_replies).await
         }
         Request::ShardUpload {
             shard_id,
             prefix,
             acknowledged,
-        } => {
-            let s = Arc::clone(store);
-            let (stats, received) = bridge::stream_in(
-                prefix,
-                io,
-                config.timeouts.upload_idle,
-                chunk,
-                queue,
-                move |r| s.restore_shard(shard_id, r),
-            )
-            .await
-            .map_err(|source| RequestError::Bridge {
-                op: "shard upload",
-                source,
-            })?;
-            let mut sent = 0;
-            if acknowledged {
-                let ack = reply::upload_ack(stats.files);
-                write_all(io, &ack, config).await?;
-                sent = ack.len() as u64;
-            }
-            Ok(Outcome {
-                sent,
-                received,
-                files: stats.files,
-            })
-        }
+        } => shard_upload(io, store, config, shard_id, prefix, acknowledged).await,
         Request::SeriesFile => Err(RequestError::Unsupported(2)),
         Request::Unknown(t) => Err(RequestError::Unsupported(t)),
     }
+}
+
+/// Answers a shard listing with influx's JSON list of shard paths.
+async fn send_paths<IO>(
+    io: &mut IO,
+    config: &ServerConfig,
+    paths: &[ShardPath],
+) -> Result<Outcome, RequestError>
+where
+    IO: AsyncWrite + Unpin,
+{
+    let body = reply::paths_json(paths)?;
+    write_all(io, &body, config).await?;
+    Ok(Outcome {
+        sent: body.len() as u64,
+        files: paths.len() as u64,
+        ..Outcome::default()
+    })
+}
+
+/// Imports a metastore blob and answers the shard id map; a refused import gets influx's
+/// empty map unless the client opted in to in-band errors.
+async fn meta_update<IO>(
+    io: &mut IO,
+    store: &Arc<dyn Store>,
+    config: &ServerConfig,
+    import: ImportRequest,
+    blob: Bytes,
+    error_replies: bool,
+) -> Result<Outcome, RequestError>
+where
+    IO: AsyncWrite + Unpin,
+{
+    let received = blob.len() as u64;
+    let result = blocking(store, "import meta", move |s| s.import_meta(&blob, &import)).await;
+    let map = match result {
+        Ok(map) => map,
+        // influx: decode/import failure ⇒ the 16-byte empty map, store failure ⇒ 0 bytes.
+        Err(RequestError::Store { op, source }) if !error_replies && is_import_refusal(&source) => {
+            write_all(io, &reply::id_map(&ShardIdMap::default()), config).await?;
+            return Err(RequestError::Store { op, source });
+        }
+        Err(e) => return Err(e),
+    };
+    let body = reply::id_map(&map);
+    write_all(io, &body, config).await?;
+    Ok(Outcome {
+        sent: body.len() as u64,
+        received,
+        files: map.0.len() as u64,
+    })
+}
+
+/// Installs an uploaded shard tar (read after `prefix`) and, when asked, acknowledges it.
+async fn shard_upload<IO>(
+    io: &mut IO,
+    store: &Arc<dyn Store>,
+    config: &ServerConfig,
+    shard_id: u64,
+    prefix: Bytes,
+    acknowledged: bool,
+) -> Result<Outcome, RequestError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let s = Arc::clone(store);
+    let (stats, received) = bridge::stream_in(
+        prefix,
+        io,
+        config.timeouts.upload_idle,
+        config.chunk_size,
+        config.chunk_queue,
+        move |r| s.restore_shard(shard_id, r),
+    )
+    .await
+    .map_err(|source| RequestError::Bridge {
+        op: "shard upload",
+        source,
+    })?;
+    let mut sent = 0;
+    if acknowledged {
+        let ack = reply::upload_ack(stats.files);
+        write_all(io, &ack, config).await?;
+        sent = ack.len() as u64;
+    }
+    Ok(Outcome {
+        sent,
+        received,
+        files: stats.files,
+    })
 }
 
 /// Store errors that influx answers with the empty id map rather than a bare close.
