@@ -1,6 +1,7 @@
 //! A parser for the few InfluxQL statements an operator needs to set up and inspect a store:
 //! `CREATE DATABASE`, `CREATE RETENTION POLICY`, `DROP DATABASE`, `SHOW DATABASES`,
-//! `SHOW RETENTION POLICIES`, `SHOW SHARDS`; errors worded like influx's.
+//! `SHOW RETENTION POLICIES`, `SHOW SHARDS`, and aggregate `SELECT`s to check what a
+//! measurement holds; errors worded like influx's.
 //!
 //! ```
 //! use snapshotd_influxql::{Statement, parse};
@@ -11,6 +12,10 @@
 //! ```
 
 use std::time::Duration;
+
+mod select;
+
+pub use select::{Aggregate, Call, Source};
 
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,13 @@ pub enum Statement {
     },
     /// `SHOW SHARDS`.
     ShowShards,
+    /// `SELECT agg(field)[, …] FROM [db.[rp].]measurement`.
+    Select {
+        /// The aggregate calls, in order.
+        calls: Vec<Call>,
+        /// The measurement and where it lives.
+        source: Source,
+    },
 }
 
 /// The `WITH …` part of `CREATE DATABASE`.
@@ -297,7 +309,11 @@ impl Parser {
             }
             return Err(self.err("DATABASES, RETENTION, SHARDS"));
         }
-        Err(self.err("CREATE, DROP, SHOW"))
+        if self.eat_kw("SELECT") {
+            let (calls, source) = self.select()?;
+            return Ok(Statement::Select { calls, source });
+        }
+        Err(self.err("CREATE, DROP, SELECT, SHOW"))
     }
 
     fn create_database(&mut self) -> Result<Statement, ParseError> {
@@ -378,6 +394,7 @@ fn is_reserved(w: &str) -> bool {
         "DEFAULT",
         "DROP",
         "DURATION",
+        "FROM",
         "NAME",
         "ON",
         "POLICIES",
@@ -385,6 +402,7 @@ fn is_reserved(w: &str) -> bool {
         "REPLICATION",
         "RETENTION",
         "SHARD",
+        "SELECT",
         "SHARDS",
         "SHOW",
         "WITH",
@@ -456,7 +474,7 @@ pub fn parse(q: &str) -> Result<Vec<Statement>, ParseError> {
     }
     if out.is_empty() {
         return Err(ParseError {
-            msg: "found EOF, expected CREATE, DROP, SHOW at line 1, char 1".to_string(),
+            msg: "found EOF, expected CREATE, DROP, SELECT, SHOW at line 1, char 1".to_string(),
         });
     }
     Ok(out)
@@ -536,10 +554,15 @@ mod tests {
 
     #[test]
     fn rejects_other_statements_with_influx_wording() {
+        let e = parse("INSERT cpu v=1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "found INSERT, expected CREATE, DROP, SELECT, SHOW at line 1, char 1"
+        );
         let e = parse("SELECT * FROM cpu").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "found SELECT, expected CREATE, DROP, SHOW at line 1, char 1"
+            "found *, expected count, sum, mean, min, max, first, last at line 1, char 8"
         );
         let e = parse("CREATE RETENTION POLICY r ON d REPLICATION 1").unwrap_err();
         assert!(e.to_string().contains("expected DURATION"), "{e}");

@@ -3,9 +3,9 @@
 use std::io::{Read, Write};
 use std::time::SystemTime;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::types::{
-    BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec,
+    BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec, Scalar,
     ShardIdMap, ShardInfo, ShardPath, TimeRange, WriteStats,
 };
 
@@ -84,4 +84,18 @@ pub trait AdminStore: Store {
         precision: Precision,
         body: &[u8],
     ) -> Result<WriteStats>;
+
+    /// Visits every stored value of `measurement` in a retention policy (`None` = the
+    /// database's default) as `(field, unix ns, value)`, one shard at a time; what an
+    /// operator's aggregate `SELECT` reads. Stores that cannot answer queries refuse.
+    fn scan_values(
+        &self,
+        database: &str,
+        retention_policy: Option<&str>,
+        measurement: &str,
+        visit: &mut dyn FnMut(&str, i64, Scalar<'_>),
+    ) -> Result<()> {
+        let _ = (database, retention_policy, measurement, visit);
+        Err(StoreError::Unsupported("queries on this store".into()))
+    }
 }

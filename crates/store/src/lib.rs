@@ -25,7 +25,7 @@ pub mod testkit;
 pub use api::{AdminStore, Store};
 pub use error::{Result, StoreError};
 pub use types::{
-    BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec,
+    BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec, Scalar,
     ShardIdMap, ShardInfo, ShardPath, TimeRange, WriteStats,
 };
 

@@ -131,3 +131,18 @@ pub struct RetentionPolicySpec {
     /// Make it the database's default policy.
     pub make_default: bool,
 }
+
+/// A field value as a query sees it (borrowed from the store's own representation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// 64-bit float.
+    Float(f64),
+    /// Signed integer.
+    Integer(i64),
+    /// Unsigned integer.
+    Unsigned(u64),
+    /// Boolean.
+    Boolean(bool),
+    /// String.
+    Str(&'a str),
+}

@@ -66,6 +66,26 @@ fn start_writers(
         .collect()
 }
 
+/// Polls `root` until a merged TSM file (generation sequence above 1) exists, or `limit`.
+fn wait_for_merged_file(root: &std::path::Path, limit: Duration) {
+    fn merged_in(d: &std::path::Path) -> bool {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name.ends_with(".tsm") && !name.ends_with("-000000001.tsm"))
+                    || (p.is_dir() && merged_in(&p))
+            })
+    }
+    let t = std::time::Instant::now();
+    while !merged_in(root) && t.elapsed() < limit {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> TestResult {
     let dir = snapshotd_testutil::temp_dir();
@@ -84,9 +104,14 @@ fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> Test
     let mut backups = Vec::new();
     for k in 0..BACKUPS {
         let (a, acked) = (a.clone(), acked.clone());
+        let root = dir.path().to_path_buf();
         backups.push(thread::spawn(
             move || -> Result<(Vec<u64>, Vec<u8>), StoreError> {
                 thread::sleep(Duration::from_millis(15 * k as u64));
+                if k == BACKUPS - 1 {
+                    // The last backup waits (on a loaded machine) until a merge has run.
+                    wait_for_merged_file(&root, Duration::from_secs(60));
+                }
                 let before: Vec<u64> = acked.iter().map(|x| x.load(Ordering::SeqCst)).collect();
                 let mut out = Vec::new();
                 a.backup_shard(id, None, &mut out)?;

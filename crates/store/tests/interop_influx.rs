@@ -235,3 +235,61 @@ async fn influxd_backup_portable_from_snapshotd_restores_with_equal_aggregates()
     influxd_restore(&target, out.path());
     assert_aggregates(&target, &exp);
 }
+
+/// `/query` of a running front end at `http` (curl, like the influxd helper).
+fn curl_query(http: &str, q: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-sf", "-XPOST", &format!("http://{http}/query")])
+        .args(["--data-urlencode", &format!("q={q}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "query {q} failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The aggregate `SELECT`s of our own HTTP API answer exactly what influxd answers about
+/// the same data (restored there from our backup): the peer is the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "interop: run via cargo xtask interop influx"]
+async fn our_aggregate_selects_answer_like_influxd() {
+    let dir = temp_dir();
+    let store = open_store(&dir.path().join("store"));
+    let exp = fill(&store);
+    let (addr, _stop) = serve(store.clone()).await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = l.local_addr().unwrap().to_string();
+    let state = snapshotd_server::http::HttpState::new(store, None);
+    let (_http_stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(snapshotd_server::http::serve_http(l, state, async move {
+        let _ = rx.await;
+    }));
+    let out = temp_dir();
+    let dest = Storage::local(out.path(), false).unwrap();
+    backup(
+        &Client::new(ClientConfig::new(addr.to_string())),
+        &dest,
+        &BackupOptions::default(),
+        &Hooks::default(),
+    )
+    .await
+    .unwrap();
+    let target = Influxd::start();
+    influxd_restore(&target, out.path());
+    assert_aggregates(&target, &exp);
+    let queries = [
+        "SELECT count(usage), sum(usage), mean(usage), min(usage), max(usage) FROM nat..cpu",
+        "SELECT sum(n), min(n), max(n), first(n), last(n) FROM nat.autogen.cpu",
+        "SELECT sum(u), max(u) FROM nat..cpu",
+        "SELECT count(*) FROM nat..cpu",
+        "SELECT count(*) FROM nat..ev",
+        "SELECT last(msg) FROM nat..ev",
+        "SELECT first(ok) FROM nat..ev",
+        "SELECT max(usage) FROM nat..cpu",
+        "SELECT count(usage) FROM nat..nothing",
+    ];
+    let q = |h: &str, s: &str| tokio::task::block_in_place(|| curl_query(h, s));
+    for s in queries {
+        let theirs = tokio::task::block_in_place(|| query_enabled(&target, s));
+        assert_eq!(q(&http, s), theirs, "{s}");
+    }
+}

@@ -9,6 +9,7 @@
 /// The InfluxQL subset `/query` accepts (the `snapshotd-influxql` crate).
 pub use snapshotd_influxql as influxql;
 mod query;
+mod select;
 mod write;
 
 use std::future::Future;

@@ -1,4 +1,5 @@
-//! `/query`: the operator statements of [`super::influxql`], answered in influx's JSON shape.
+//! `/query`: the operator statements and aggregate `SELECT`s of [`super::influxql`],
+//! answered in influx's JSON shape.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -102,7 +103,7 @@ struct StatementResult {
 struct Series {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
-    columns: Vec<&'static str>,
+    columns: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     values: Vec<Value>,
 }
@@ -164,7 +165,7 @@ fn execute(
             let dbs = store.databases().map_err(|e| e.to_string())?;
             Ok(vec![Series {
                 name: Some("databases".into()),
-                columns: vec!["name"],
+                columns: cols(&["name"]),
                 values: dbs.into_iter().map(|d| json!([d])).collect(),
             }])
         }
@@ -190,18 +191,32 @@ fn execute(
                 .collect();
             Ok(vec![Series {
                 name: None,
-                columns: vec![
+                columns: cols(&[
                     "name",
                     "duration",
                     "shardGroupDuration",
                     "replicaN",
                     "default",
-                ],
+                ]),
                 values,
             }])
         }
         Statement::ShowShards => show_shards(store),
+        Statement::Select { calls, source } => {
+            let r = super::select::run(store, calls, source, default_db)?;
+            Ok(r.map(|t| Series {
+                name: Some(t.name),
+                columns: t.columns,
+                values: t.rows,
+            })
+            .into_iter()
+            .collect())
+        }
     }
+}
+
+fn cols(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_string()).collect()
 }
 
 fn rfc3339(ns: i64) -> String {
@@ -249,7 +264,7 @@ fn show_shards(store: &dyn AdminStore) -> Result<Vec<Series>, String> {
             None => by_db.push((p.database.clone(), vec![row])),
         }
     }
-    let columns = vec![
+    let columns = cols(&[
         "id",
         "database",
         "retention_policy",
@@ -258,7 +273,7 @@ fn show_shards(store: &dyn AdminStore) -> Result<Vec<Series>, String> {
         "end_time",
         "expiry_time",
         "owners",
-    ];
+    ]);
     Ok(by_db
         .into_iter()
         .map(|(db, rows)| Series {

@@ -185,12 +185,21 @@ async fn query_statements_in_influx_shapes() {
     assert_eq!(v["results"][0]["series"][0]["values"], json!([["db2"]]));
     let (_, v) = query(addr, "SHOW SHARDS").await;
     assert_eq!(v["results"][0]["series"][0]["name"], json!("db2"));
-    let (st, v) = query(addr, "SELECT count(*) FROM cpu").await;
+    let (st, v) = query(addr, "INSERT cpu v=1").await;
     assert_eq!(st, 400);
     assert_eq!(
         v,
-        json!({"error": "error parsing query: found SELECT, expected CREATE, DROP, SHOW at line 1, char 1"})
+        json!({"error": "error parsing query: found INSERT, expected CREATE, DROP, SELECT, SHOW at line 1, char 1"})
     );
+    let (st, v) = query(addr, "SELECT count(*) FROM cpu").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        v,
+        json!({"results": [{"statement_id": 0, "error": "database name required"}]})
+    );
+    // A store that keeps no queryable values says so.
+    let (_, v) = query(addr, "SELECT count(*) FROM db2..cpu").await;
+    assert!(v["results"][0]["error"].is_string(), "{v}");
     let (st, body) = call(addr, "GET", "/query", "text/plain", b"").await;
     assert_eq!(st, 400);
     assert!(body.contains("missing required parameter"));
@@ -246,6 +255,13 @@ async fn write_accepts_gzip_bodies() {
     }
     let plain = store.read_points("plain", None).unwrap();
     assert_eq!(plain.len(), 5);
+    let (_, v) = query(addr, "SELECT count(*), last(rx) FROM gz..net").await;
+    assert_eq!(
+        v["results"][0]["series"][0],
+        json!({"name": "net", "columns": ["time", "count_rx", "count_tx", "last"],
+               "values": [["1970-01-01T00:00:00Z", 1, 1, 10]]}),
+        "{v}"
+    );
     for db in ["gz", "gzupper", "xgz"] {
         assert_eq!(store.read_points(db, None).unwrap(), plain, "{db}");
     }

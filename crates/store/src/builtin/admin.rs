@@ -11,7 +11,7 @@ use crate::api::AdminStore;
 use crate::error::{Result, StoreError};
 use crate::meta::{Data, DatabaseInfo, RetentionPolicyInfo};
 use crate::types::{
-    DatabaseSpec, Precision, RetentionPolicySpec, ShardInfo, ShardPath, WriteStats,
+    DatabaseSpec, Precision, RetentionPolicySpec, Scalar, ShardInfo, ShardPath, WriteStats,
 };
 
 fn rp_info(spec: &RetentionPolicySpec) -> Result<RetentionPolicyInfo> {
@@ -113,6 +113,16 @@ impl BuiltinStore {
 }
 
 impl AdminStore for BuiltinStore {
+    fn scan_values(
+        &self,
+        database: &str,
+        retention_policy: Option<&str>,
+        measurement: &str,
+        visit: &mut dyn FnMut(&str, i64, Scalar<'_>),
+    ) -> Result<()> {
+        self.scan(database, retention_policy, measurement, visit)
+    }
+
     fn create_database(&self, spec: &DatabaseSpec) -> Result<()> {
         shard::check_name("database", &spec.name)?;
         let rp = match &spec.retention_policy {

@@ -17,6 +17,7 @@ mod merge_marker;
 mod meta_store;
 mod points_tsm;
 mod restore;
+mod scan;
 mod shard;
 mod shard_log;
 mod tail;
@@ -228,28 +229,35 @@ impl BuiltinStore {
         database: &str,
         retention_policy: Option<&str>,
     ) -> Result<Vec<Point>> {
-        let (rp, ids) = {
-            let data = lock(&self.meta);
-            let db = data
-                .database(database)
-                .ok_or_else(|| not_found("database", database))?;
-            let rp = retention_policy.unwrap_or(&db.default_retention_policy);
-            let info = db
-                .retention_policy(rp)
-                .ok_or_else(|| not_found("retention policy", format!("{database}.{rp}")))?;
-            let ids: Vec<u64> = info
-                .shard_groups
-                .iter()
-                .filter(|g| !g.is_deleted())
-                .flat_map(|g| g.shards.iter().map(|s| s.id))
-                .collect();
-            (rp.to_string(), ids)
-        };
+        let (rp, ids) = self.rp_shard_ids(database, retention_policy)?;
         let mut out = Vec::new();
         for id in ids {
             out.extend(self.shard_points(&self.shard_dir(database, &rp, id), id)?);
         }
         Ok(out)
+    }
+
+    /// The name of a retention policy (`None` = the database's default) and its live shards.
+    fn rp_shard_ids(
+        &self,
+        database: &str,
+        retention_policy: Option<&str>,
+    ) -> Result<(String, Vec<u64>)> {
+        let data = lock(&self.meta);
+        let db = data
+            .database(database)
+            .ok_or_else(|| not_found("database", database))?;
+        let rp = retention_policy.unwrap_or(&db.default_retention_policy);
+        let info = db
+            .retention_policy(rp)
+            .ok_or_else(|| not_found("retention policy", format!("{database}.{rp}")))?;
+        let ids: Vec<u64> = info
+            .shard_groups
+            .iter()
+            .filter(|g| !g.is_deleted())
+            .flat_map(|g| g.shards.iter().map(|s| s.id))
+            .collect();
+        Ok((rp.to_string(), ids))
     }
 
     fn shard_points(&self, dir: &Path, id: u64) -> Result<Vec<Point>> {
