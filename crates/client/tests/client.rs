@@ -428,7 +428,7 @@ async fn newdb_without_db_is_refused_before_connecting() {
     let err = restore(&client(&fake.addr), &src, &o, &Hooks::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::InvalidArgument(_)));
+    assert!(matches!(err, ClientError::NewDbNeedsDb));
     assert!(fake.received().is_empty());
 }
 
