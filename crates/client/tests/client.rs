@@ -6,6 +6,7 @@
 
 mod fake;
 mod jobs;
+mod refusals;
 mod retry;
 
 use std::collections::BTreeMap;
