@@ -155,10 +155,11 @@ pub enum ClientError {
     },
     /// `--shard` names a shard the backup (restricted to `--db`/`--rp`) does not hold.
     #[error(
-        "shard {shard} is not in the backup (for --db {} --rp {}): check the shard id with \
-         `snapshotd verify` on the backup, or drop --shard",
+        "shard {shard} is not in the backup (for --db {} --rp {}); it holds {}: pass one of \
+         those to --shard, or drop --shard",
         .db.as_deref().unwrap_or("<any>"),
-        .rp.as_deref().unwrap_or("<any>")
+        .rp.as_deref().unwrap_or("<any>"),
+        shard_list(.available)
     )]
     ShardNotInBackup {
         /// The shard id asked for.
@@ -167,6 +168,8 @@ pub enum ClientError {
         db: Option<String>,
         /// The `--rp` filter, if any.
         rp: Option<String>,
+        /// The shard ids the backup holds for those filters.
+        available: Vec<u64>,
     },
     /// Every backup name for the next seconds is already taken on the destination.
     #[error(
@@ -342,6 +345,15 @@ pub enum ClientError {
         /// Why it ended.
         source: tokio::task::JoinError,
     },
+}
+
+/// "shard(s) 1, 2" or "no shard there", for a message.
+fn shard_list(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "no shard there".into();
+    }
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    format!("shard(s) {}", ids.join(", "))
 }
 
 /// Shorthand result type.

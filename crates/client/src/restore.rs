@@ -103,6 +103,7 @@ pub async fn restore(
             shard: opts.shard.unwrap_or_default(),
             db: opts.db.clone(),
             rp: opts.rp.clone(),
+            available: shards_matching(&plan.shards, opts),
         });
     }
 
@@ -206,6 +207,14 @@ pub async fn restore(
         unmapped,
         checksums_verified,
     })
+}
+
+/// Ids of the plan's shards in `--db`/`--rp` (for a `--shard` that is not there).
+fn shards_matching(shards: &[FileRecord], opts: &RestoreOptions) -> Vec<u64> {
+    let in_scope = |f: &&FileRecord| {
+        opts.db.as_ref().is_none_or(|d| *d == f.db) && opts.rp.as_ref().is_none_or(|r| *r == f.rp)
+    };
+    shards.iter().filter(in_scope).map(|f| f.shard_id).collect()
 }
 
 /// Influx's type-6 names, refusing the combinations that silently lose data.

@@ -31,12 +31,15 @@ async fn a_shard_of_another_database_is_not_in_the_backup() {
     let (err, nothing_sent) = refused(&a1(), o).await;
     assert!(nothing_sent);
     assert!(
-        matches!(&err, ClientError::ShardNotInBackup { shard: 5, db: Some(d), rp: None } if d == "db1"),
+        matches!(&err, ClientError::ShardNotInBackup { shard: 5, db: Some(d), rp: None, available }
+            if d == "db1" && available == &[1, 2, 3]),
         "{err:?}"
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("shard 5 is not in the backup (for --db db1 --rp <any>)"),
+        msg.contains(
+            "shard 5 is not in the backup (for --db db1 --rp <any>); it holds shard(s) 1, 2, 3"
+        ),
         "{msg}"
     );
 }
