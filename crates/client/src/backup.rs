@@ -272,11 +272,9 @@ pub async fn backup(
             Err(e) => return Err(e),
         }
     }
-    let meta_name = claimed.ok_or_else(|| {
-        ClientError::Layout(format!(
-            "{}: {MAX_TS_BUMPS} consecutive backup names are taken",
-            dest.display()
-        ))
+    let meta_name = claimed.ok_or_else(|| ClientError::BackupNamesTaken {
+        dest: dest.display().to_string(),
+        tries: MAX_TS_BUMPS,
     })?;
     let ts = layout::timestamp(started);
     let meta_unit = UnitDone {
@@ -446,7 +444,7 @@ async fn still_stored(dest: &Storage, key: Option<&MasterKey>, done: &UnitDone) 
         )?)
     })
     .await
-    .map_err(|e| ClientError::Join(e.to_string()))?
+    .map_err(|e| ClientError::worker(format!("checksum of {}", dest.path_of(&stored)), e))?
     .map_err(|e| ClientError::Integrity {
         file: dest.path_of(&stored),
         detail: format!("{e} (the file was modified or damaged; delete it to download it again)"),
@@ -459,7 +457,7 @@ async fn stored_sha256(dest: &Storage, name: &str) -> Result<String> {
     let reader = dest.blocking_reader(name).await?;
     let (sha, _) = tokio::task::spawn_blocking(move || sha256_of(reader))
         .await
-        .map_err(|e| ClientError::Join(e.to_string()))?
+        .map_err(|e| ClientError::worker(format!("checksum of {}", dest.path_of(name)), e))?
         .map_err(|e| ClientError::io(format!("{}: read", dest.path_of(name)), e))?;
     Ok(sha)
 }
@@ -467,14 +465,10 @@ async fn stored_sha256(dest: &Storage, name: &str) -> Result<String> {
 /// Refuses contradictory selections before anything is contacted or created.
 pub fn validate(opts: &BackupOptions) -> Result<()> {
     if opts.rp.is_some() && opts.db.is_none() {
-        return Err(ClientError::InvalidArgument(
-            "--rp needs --db (the retention policy of which database?)".into(),
-        ));
+        return Err(ClientError::RpNeedsDb);
     }
     if opts.shard.is_some() && (opts.rp.is_none() || opts.db.is_none()) {
-        return Err(ClientError::InvalidArgument(
-            "--shard needs --db and --rp (they name the shard in the manifest)".into(),
-        ));
+        return Err(ClientError::ShardNeedsDbRp);
     }
     Ok(())
 }
@@ -570,7 +564,10 @@ async fn fetch_once(ctx: &ShardCtx, shard: &ShardPath, name: &str) -> Result<Uni
     let handle = tokio::runtime::Handle::current();
     let out = tokio::task::spawn_blocking(move || job.run(conn, writer, handle))
         .await
-        .map_err(|e| ClientError::Join(e.to_string()))??;
+        .map_err(|e| {
+            let task = format!("download shard {shard} to {}", ctx.dest.path_of(&stored));
+            ClientError::worker(task, e)
+        })??;
     Ok(UnitDone {
         key: name.to_string(),
         shard_id: Some(shard.id),

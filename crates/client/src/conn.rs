@@ -337,7 +337,7 @@ impl Client {
         req.backup_retention_policy = names.rp.clone();
         req.restore_retention_policy = names.new_rp.clone();
         req.upload_size = i64::try_from(blob.len())
-            .map_err(|_| ClientError::InvalidArgument("meta blob too large".into()))?;
+            .map_err(|_| ClientError::MetaBlobTooLarge { bytes: blob.len() })?;
         let mut conn = self.request(&req, blob, what).await?;
         let limit = 16 + 16 * self.cfg.limits.max_id_map_pairs;
         let raw = self.read_to_end_bounded(&mut conn, limit, what).await?;

@@ -115,9 +115,88 @@ pub enum ClientError {
         /// Underlying error.
         source: object_store::Error,
     },
-    /// The backup directory is incomplete or inconsistent.
-    #[error("backup: {0}")]
-    Layout(String),
+    /// A local backup directory given to read from does not exist or is not a directory.
+    #[error("{path} is not a directory (check the path; nothing was created)")]
+    NotADirectory {
+        /// The path given.
+        path: String,
+    },
+    /// A file the backup needs is not in the backup location.
+    #[error(
+        "{path} is missing: the backup is incomplete or was partly deleted (restore from \
+         another restore point, or run `snapshotd verify` on the location)"
+    )]
+    MissingFile {
+        /// The file's path in the location.
+        path: String,
+    },
+    /// A small backup file (manifest, `.meta`) is larger than any this tool writes.
+    #[error(
+        "{path} is {size} bytes, more than the limit of {limit}: it is damaged or not a \
+         backup file (restore from another restore point)"
+    )]
+    FileTooLarge {
+        /// The file's path in the location.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The largest size accepted.
+        limit: u64,
+    },
+    /// The location holds no manifest, so it is no (complete) portable backup.
+    #[error(
+        "no *.manifest in {location}: not a portable backup, or an incomplete one (a manifest \
+         is written only when every file is complete); check the path, or re-run the backup \
+         to finish it"
+    )]
+    NoManifest {
+        /// The backup location.
+        location: String,
+    },
+    /// `--shard` names a shard the backup (restricted to `--db`/`--rp`) does not hold.
+    #[error(
+        "shard {shard} is not in the backup (for --db {} --rp {}); it holds {}: pass one of \
+         those to --shard, or drop --shard",
+        .db.as_deref().unwrap_or("<any>"),
+        .rp.as_deref().unwrap_or("<any>"),
+        shard_list(.available)
+    )]
+    ShardNotInBackup {
+        /// The shard id asked for.
+        shard: u64,
+        /// The `--db` filter, if any.
+        db: Option<String>,
+        /// The `--rp` filter, if any.
+        rp: Option<String>,
+        /// The shard ids the backup holds for those filters.
+        available: Vec<u64>,
+    },
+    /// Every backup name for the next seconds is already taken on the destination.
+    #[error(
+        "{dest}: {tries} consecutive backup names are taken (is another backup writing there \
+         every second?); wait and re-run, or use another destination"
+    )]
+    BackupNamesTaken {
+        /// The destination.
+        dest: String,
+        /// Names tried.
+        tries: u32,
+    },
+    /// The destination's checkpoint changed under this run on every attempt to read it.
+    #[error(
+        "{dest}: the checkpoint keeps changing under this run (another backup?); wait for the \
+         other run to finish, then re-run"
+    )]
+    CheckpointUnstable {
+        /// The destination.
+        dest: String,
+    },
+    /// The checkpoint was still shared when the run ended (a bug in this tool).
+    #[error(
+        "internal error: checkpoint still in use after the run (please report it); re-run the \
+         same command to resume"
+    )]
+    CheckpointInUse,
     /// A file's content does not match the manifest.
     #[error("{file}: {detail}")]
     Integrity {
@@ -136,9 +215,42 @@ pub enum ClientError {
         /// Why it was rejected.
         reason: String,
     },
-    /// The caller asked for something contradictory or unsafe.
-    #[error("invalid arguments: {0}")]
-    InvalidArgument(String),
+    /// `--rp` was given without `--db`.
+    #[error("invalid arguments: --rp needs --db (the retention policy of which database?)")]
+    RpNeedsDb,
+    /// `--shard` was given without both `--db` and `--rp`.
+    #[error("invalid arguments: --shard needs --db and --rp (they name the shard in the manifest)")]
+    ShardNeedsDbRp,
+    /// `--newdb` was given without `--db`.
+    #[error(
+        "invalid arguments: --newdb needs --db: without it the server imports every database \
+         under its old name while the shards are renamed, and all data is silently dropped"
+    )]
+    NewDbNeedsDb,
+    /// `--newrp` was given without `--rp`.
+    #[error("invalid arguments: --newrp needs --rp (which retention policy to rename)")]
+    NewRpNeedsRp,
+    /// A database or retention policy name would escape its directory or is empty.
+    #[error(
+        "invalid arguments: {name:?} is not a valid database or retention policy name (it \
+         must be non-empty, not \".\" or \"..\", and hold no '/' or '\\')"
+    )]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// `forget` was given no keep rule, so it would delete everything.
+    #[error(
+        "invalid arguments: no --keep-* rule given: forget would remove every restore point \
+         (add e.g. --keep-last N)"
+    )]
+    NoKeepRule,
+    /// The metadata blob is too large for the protocol's upload size field.
+    #[error("the metadata blob is {bytes} bytes, more than the snapshotter protocol can upload")]
+    MetaBlobTooLarge {
+        /// Its size.
+        bytes: usize,
+    },
     /// A shard was sent without acknowledgement and the server gave no sign of having stored
     /// it (it reset the connection, or stopped answering right after).
     #[error(
@@ -223,8 +335,25 @@ pub enum ClientError {
         differences: String,
     },
     /// A blocking worker panicked or was cancelled.
-    #[error("worker task failed: {0}")]
-    Join(String),
+    #[error(
+        "worker task failed ({task}): {source}; re-run the same command (a panic is a bug in \
+         this tool: please report it)"
+    )]
+    Worker {
+        /// What the worker was doing, naming the file.
+        task: String,
+        /// Why it ended.
+        source: tokio::task::JoinError,
+    },
+}
+
+/// "shard(s) 1, 2" or "no shard there", for a message.
+fn shard_list(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "no shard there".into();
+    }
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    format!("shard(s) {}", ids.join(", "))
 }
 
 /// Shorthand result type.
@@ -243,6 +372,14 @@ impl ClientError {
     pub fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
         ClientError::Storage {
             path: path.to_string(),
+            source,
+        }
+    }
+
+    /// A failed blocking worker, with what it was doing.
+    pub fn worker(task: impl Into<String>, source: tokio::task::JoinError) -> Self {
+        ClientError::Worker {
+            task: task.into(),
             source,
         }
     }

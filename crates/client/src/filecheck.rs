@@ -71,7 +71,7 @@ pub async fn check_file(
     let reader = src.blocking_reader(name).await?;
     let (actual, _) = tokio::task::spawn_blocking(move || sha256_of(reader))
         .await
-        .map_err(|e| ClientError::Join(e.to_string()))?
+        .map_err(|e| ClientError::worker(format!("checksum of {name}"), e))?
         .map_err(|e| ClientError::io(format!("read {name}"), e))?;
     if !actual.eq_ignore_ascii_case(&expected) {
         return Err(ClientError::Integrity {
@@ -124,7 +124,7 @@ pub async fn verify_archive(src: &Storage, f: &FileRecord) -> Result<()> {
         stats.map(|s| (s, ignored))
     })
     .await
-    .map_err(|e| ClientError::Join(e.to_string()))?
+    .map_err(|e| ClientError::worker(format!("check archive {}", f.file_name), e))?
     .map_err(|e| ClientError::Integrity {
         file: name.clone(),
         detail: format!("not a complete gzipped tar: {e}"),

@@ -116,11 +116,9 @@ pub async fn read_manifests(src: &Storage) -> Result<Vec<ParsedManifest>> {
         out.push(read_manifest(src, &name).await?);
     }
     if out.is_empty() {
-        return Err(ClientError::Layout(format!(
-            "no *.manifest in {}: not a portable backup, or an incomplete one (a manifest is \
-             written only when every file is complete)",
-            src.display()
-        )));
+        return Err(ClientError::NoManifest {
+            location: src.display().to_string(),
+        });
     }
     Ok(out)
 }
@@ -200,9 +198,9 @@ pub async fn restore_plan_at(src: &Storage, at: Option<&str>) -> Result<RestoreP
             }
         }
     }
-    let newest = manifests
-        .first()
-        .ok_or_else(|| ClientError::Layout("no manifest".into()))?;
+    let newest = manifests.first().ok_or_else(|| ClientError::NoManifest {
+        location: src.display().to_string(),
+    })?;
     Ok(RestorePlan {
         manifest: newest.name.clone(),
         meta: newest.meta.clone(),

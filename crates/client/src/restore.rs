@@ -99,10 +99,12 @@ pub async fn restore(
         .cloned()
         .collect();
     if opts.shard.is_some() && selected.is_empty() {
-        return Err(ClientError::Layout(format!(
-            "shard {} is not in the backup (for the given --db/--rp)",
-            opts.shard.unwrap_or_default()
-        )));
+        return Err(ClientError::ShardNotInBackup {
+            shard: opts.shard.unwrap_or_default(),
+            db: opts.db.clone(),
+            rp: opts.rp.clone(),
+            available: shards_matching(&plan.shards, opts),
+        });
     }
 
     // 1. Nothing is sent before every file we will use checks out.
@@ -207,28 +209,28 @@ pub async fn restore(
     })
 }
 
+/// Ids of the plan's shards in `--db`/`--rp` (for a `--shard` that is not there).
+fn shards_matching(shards: &[FileRecord], opts: &RestoreOptions) -> Vec<u64> {
+    let in_scope = |f: &&FileRecord| {
+        opts.db.as_ref().is_none_or(|d| *d == f.db) && opts.rp.as_ref().is_none_or(|r| *r == f.rp)
+    };
+    shards.iter().filter(in_scope).map(|f| f.shard_id).collect()
+}
+
 /// Influx's type-6 names, refusing the combinations that silently lose data.
 pub fn rename_names(opts: &RestoreOptions) -> Result<RenameNames> {
     if opts.new_db.is_some() && opts.db.is_none() {
-        return Err(ClientError::InvalidArgument(
-            "--newdb needs --db: without it the server imports every database under its old \
-             name while the shards are renamed, and all data is silently dropped"
-                .into(),
-        ));
+        return Err(ClientError::NewDbNeedsDb);
     }
     if opts.new_rp.is_some() && opts.rp.is_none() {
-        return Err(ClientError::InvalidArgument(
-            "--newrp needs --rp (which retention policy to rename)".into(),
-        ));
+        return Err(ClientError::NewRpNeedsRp);
     }
     for n in [&opts.db, &opts.new_db, &opts.rp, &opts.new_rp]
         .into_iter()
         .flatten()
     {
         if n.is_empty() || n.contains(['/', '\\']) || n == "." || n == ".." {
-            return Err(ClientError::InvalidArgument(format!(
-                "{n:?} is not a valid database or retention policy name"
-            )));
+            return Err(ClientError::InvalidName { name: n.clone() });
         }
     }
     Ok(RenameNames {
@@ -282,7 +284,10 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
     let handle = tokio::runtime::Handle::current();
     let sent = tokio::task::spawn_blocking(move || job.run(reader, conn, handle))
         .await
-        .map_err(|e| ClientError::Join(e.to_string()))?;
+        .map_err(|e| {
+            let task = format!("upload {} to shard {new_id} ({target})", f.file_name);
+            ClientError::worker(task, e)
+        })?;
     let sent = match sent {
         // A transfer stopped by the token fails with an I/O error; the token says why.
         Err(_) if ctx.cancel.is_cancelled() => return Err(ClientError::Cancelled),

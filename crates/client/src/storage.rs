@@ -54,10 +54,9 @@ impl Storage {
             std::fs::create_dir_all(dir)
                 .map_err(|e| ClientError::io(format!("create {}", dir.display()), e))?;
         } else if !dir.is_dir() {
-            return Err(ClientError::Layout(format!(
-                "{} is not a directory",
-                dir.display()
-            )));
+            return Err(ClientError::NotADirectory {
+                path: dir.display().to_string(),
+            });
         }
         let store = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| ClientError::storage(dir.display(), e))?;
@@ -123,12 +122,15 @@ impl Storage {
         let size = self
             .size(name)
             .await?
-            .ok_or_else(|| ClientError::Layout(format!("{} is missing", self.path_of(name))))?;
+            .ok_or_else(|| ClientError::MissingFile {
+                path: self.path_of(name),
+            })?;
         if size > limit {
-            return Err(ClientError::Layout(format!(
-                "{} is {size} bytes, more than the limit of {limit}",
-                self.path_of(name)
-            )));
+            return Err(ClientError::FileTooLarge {
+                path: self.path_of(name),
+                size,
+                limit,
+            });
         }
         let got = self
             .store

@@ -19,6 +19,7 @@ pub struct TarStats {
 
 /// Why a stream is not a complete archive.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TarCheckError {
     /// Not a single byte arrived.
     #[error("empty stream")]

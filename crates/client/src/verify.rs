@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use crate::filecheck::{check_file, read_meta_blob, verify_archive};
 use crate::layout::{self, ParsedManifest, RestorePlan};
 use crate::proto;
@@ -58,11 +58,10 @@ pub async fn verify_at(
         listing.retain(|e| crate::points::point_of(&e.name) == Some(id.as_str()));
     }
     if names.is_empty() {
-        report.problems.push(format!(
-            "no *.manifest in {}: not a portable backup, or an incomplete one (a manifest is \
-             written only when every file is complete)",
-            src.display()
-        ));
+        let missing = ClientError::NoManifest {
+            location: src.display().to_string(),
+        };
+        report.problems.push(missing.to_string());
         return Ok(report);
     }
     let mut manifests = Vec::with_capacity(names.len());

@@ -6,6 +6,7 @@
 
 mod fake;
 mod jobs;
+mod refusals;
 mod retry;
 
 use std::collections::BTreeMap;
@@ -428,7 +429,7 @@ async fn newdb_without_db_is_refused_before_connecting() {
     let err = restore(&client(&fake.addr), &src, &o, &Hooks::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::InvalidArgument(_)));
+    assert!(matches!(err, ClientError::NewDbNeedsDb));
     assert!(fake.received().is_empty());
 }
 

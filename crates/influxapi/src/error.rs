@@ -25,9 +25,43 @@ pub enum InfluxApiError {
         /// The error text the server returned.
         message: String,
     },
-    /// Bad configuration given by the caller (URL, CA file...).
-    #[error("{0}")]
-    Config(String),
+    /// The `--http` URL is not an http(s) URL.
+    #[error("--http {url:?}: expected http://HOST:PORT or https://HOST:PORT")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The extra CA certificates could not be parsed.
+    #[error("--http-ca: the CA certificates are not a PEM bundle ({source}); pass a PEM file")]
+    CaCertificates {
+        /// The parse error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The HTTP client could not be built (TLS setup).
+    #[error("HTTP client for {url}: {source}")]
+    HttpClient {
+        /// The target's base URL.
+        url: String,
+        /// The builder's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The directory holds no manifest, so it is no (complete) portable backup.
+    #[error(
+        "{dir}: no *.manifest file (not a portable backup directory, or an incomplete one): \
+         check the path"
+    )]
+    NotABackup {
+        /// The directory given.
+        dir: String,
+    },
+    /// The database asked for is not in the backup's metadata.
+    #[error("database {db:?} is not in the backup (check --db against the backup's databases)")]
+    DatabaseNotInBackup {
+        /// The database asked for.
+        db: String,
+    },
     /// A file could not be read or written.
     #[error("{context}: {source}")]
     Io {
@@ -54,12 +88,32 @@ pub enum InfluxApiError {
         #[source]
         source: snapshotd_tsm::TsmError,
     },
-    /// A definition in the backup conflicts with the target's; nothing was overwritten.
-    #[error("{0}")]
-    Conflict(String),
-    /// The operation was refused for safety (e.g. influxd still running).
-    #[error("{0}")]
-    Refused(String),
+    /// An influxd process uses the meta dir an offline restore would write.
+    #[error(
+        "influxd (pid {pid}) is running with meta dir {meta_dir}: stop it first (the offline \
+         restore must not race the live metastore)"
+    )]
+    InfluxdRunning {
+        /// The influxd process.
+        pid: u32,
+        /// The meta dir.
+        meta_dir: String,
+    },
+    /// The copy an offline restore keeps of the old `meta.db` would overwrite an earlier one.
+    #[error("{path} already exists: choose another stamp (it holds an earlier copy)")]
+    BackupCopyExists {
+        /// The existing copy.
+        path: String,
+    },
+    /// A merge worker panicked or was cancelled.
+    #[error("{task}: worker failed: {source} (a panic is a bug: please report it)")]
+    Worker {
+        /// What it was doing, naming the shard.
+        task: String,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// The work was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,
@@ -79,5 +133,41 @@ pub(crate) fn corrupt(context: impl Into<String>, message: impl Into<String>) ->
     InfluxApiError::Corrupt {
         context: context.into(),
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InfluxApiError;
+    use crate::{Backup, HttpOptions, InfluxHttp};
+
+    #[test]
+    fn a_url_without_scheme_is_named() {
+        let err = InfluxHttp::new(&HttpOptions::new("localhost:8086")).err();
+        assert!(
+            matches!(&err, Some(InfluxApiError::BadUrl { url }) if url == "localhost:8086"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_ca_certificates_are_refused() {
+        let mut opts = HttpOptions::new("https://localhost:8086");
+        opts.ca_pem = Some(b"-----BEGIN CERTIFICATE-----\nnot base64!\n".to_vec());
+        let err = InfluxHttp::new(&opts).err();
+        assert!(
+            matches!(&err, Some(InfluxApiError::CaCertificates { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_directory_without_manifest_is_not_a_backup() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let err = Backup::open(std::path::Path::new(dir)).err();
+        assert!(
+            matches!(&err, Some(InfluxApiError::NotABackup { dir: d }) if d == dir),
+            "{err:?}"
+        );
     }
 }

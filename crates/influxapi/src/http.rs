@@ -104,9 +104,7 @@ impl InfluxHttp {
     pub fn new(opts: &HttpOptions) -> Result<Self> {
         let base = opts.url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(InfluxApiError::Config(format!(
-                "--http {base:?}: expected http://HOST:PORT or https://HOST:PORT"
-            )));
+            return Err(InfluxApiError::BadUrl { url: base });
         }
         let mut b = reqwest::Client::builder()
             .timeout(opts.timeout)
@@ -114,12 +112,13 @@ impl InfluxHttp {
             .tls_danger_accept_invalid_certs(opts.insecure);
         if let Some(pem) = &opts.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| InfluxApiError::Config(format!("CA certificates: {e}")))?;
+                .map_err(|source| InfluxApiError::CaCertificates { source })?;
             b = b.tls_certs_merge(certs);
         }
-        let client = b
-            .build()
-            .map_err(|e| InfluxApiError::Config(format!("HTTP client for {base}: {e}")))?;
+        let client = b.build().map_err(|source| InfluxApiError::HttpClient {
+            url: base.clone(),
+            source,
+        })?;
         Ok(InfluxHttp {
             client,
             base,

@@ -167,9 +167,10 @@ pub async fn merge(
                 cancel.store(true, Ordering::Relaxed);
                 first_err.get_or_insert(e);
             }
-            Err(e) => {
+            Err(source) => {
                 cancel.store(true, Ordering::Relaxed);
-                first_err.get_or_insert(InfluxApiError::Refused(format!("merge job failed: {e}")));
+                let task = "merge job".to_string();
+                first_err.get_or_insert(InfluxApiError::Worker { task, source });
             }
         }
     }
@@ -235,9 +236,10 @@ impl ShardJob {
             self.batches.fetch_add(1, Ordering::Relaxed);
         }
         drop(rx);
-        let produced = producer
-            .await
-            .map_err(|e| InfluxApiError::Refused(format!("{}: decoder failed: {e}", label(&s))))?;
+        let produced = producer.await.map_err(|source| InfluxApiError::Worker {
+            task: format!("{}: decoder", label(&s)),
+            source,
+        })?;
         if let Some(e) = write_err {
             return Err(e);
         }
@@ -252,7 +254,10 @@ impl ShardJob {
         let (seed, expected) =
             tokio::task::spawn_blocking(move || crate::import::seed_line(&sh, &tmp))
                 .await
-                .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
+                .map_err(|source| InfluxApiError::Worker {
+                    task: format!("{}: seed", label(s)),
+                    source,
+                })??;
         let Some(seed) = seed else { return Ok(true) };
         let what = format!("write {} into {}", label(s), self.opts.target_db());
         self.write_retrying(&s.policy, gzip(&seed)?.into(), &what)
@@ -267,7 +272,10 @@ impl ShardJob {
         let sh = s.clone();
         tokio::task::spawn_blocking(move || crate::import::upload_shard(&sh, &addr, &db, &rp, id))
             .await
-            .map_err(|e| InfluxApiError::Refused(format!("{}: {e}", label(s))))??;
+            .map_err(|source| InfluxApiError::Worker {
+                task: format!("{}: upload", label(s)),
+                source,
+            })??;
         let got = crate::import::values_in_range(
             &self.http,
             self.opts.target_db(),

@@ -35,21 +35,19 @@ pub fn write_meta_offline(meta: &Data, meta_dir: &Path, stamp: &str) -> Result<O
         meta_dir.display()
     )))?;
     if let Some(pid) = influxd_using(&dir) {
-        return Err(InfluxApiError::Refused(format!(
-            "influxd (pid {pid}) is running with meta dir {}: stop it first (the offline \
-             restore must not race the live metastore)",
-            dir.display()
-        )));
+        return Err(InfluxApiError::InfluxdRunning {
+            pid,
+            meta_dir: dir.display().to_string(),
+        });
     }
     let target = dir.join("meta.db");
     let mut backup_copy = None;
     if target.exists() {
         let copy = dir.join(format!("meta.db.{stamp}.bak"));
         if copy.exists() {
-            return Err(InfluxApiError::Refused(format!(
-                "{} already exists: choose another stamp (it holds an earlier copy)",
-                copy.display()
-            )));
+            return Err(InfluxApiError::BackupCopyExists {
+                path: copy.display().to_string(),
+            });
         }
         std::fs::copy(&target, &copy)
             .map_err(io(format!("keep a copy of {}", target.display())))?;

@@ -48,7 +48,7 @@ pub async fn restore_schema(
 ) -> Result<SchemaReport> {
     let src = meta
         .database(db)
-        .ok_or_else(|| InfluxApiError::Config(format!("database {db:?} is not in the backup")))?;
+        .ok_or_else(|| InfluxApiError::DatabaseNotInBackup { db: db.to_string() })?;
     let mut rep = SchemaReport::default();
     let dbs = http
         .query(None, "SHOW DATABASES", "list the target's databases")

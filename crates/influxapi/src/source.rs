@@ -40,10 +40,9 @@ impl Backup {
     pub fn open(dir: &Path) -> Result<Backup> {
         let names = manifest_names(dir)?;
         let Some(newest) = names.last() else {
-            return Err(InfluxApiError::Config(format!(
-                "{}: no *.manifest file (not a portable backup directory)",
-                dir.display()
-            )));
+            return Err(InfluxApiError::NotABackup {
+                dir: dir.display().to_string(),
+            });
         };
         let mut manifests = Vec::new();
         for n in &names {

@@ -118,9 +118,9 @@ async fn open_for_run(
         // The earlier run is over: clear its records and start a new restore point.
         cp.finish_and_remove().await?;
     }
-    Err(ClientError::Layout(format!(
-        "{dest}: the checkpoint keeps changing under this run (another backup?)"
-    )))
+    Err(ClientError::CheckpointUnstable {
+        dest: dest.to_string(),
+    })
 }
 
 /// Whether the run recorded in `dest`'s checkpoint wrote any file (a run that failed before
@@ -148,9 +148,7 @@ async fn under_checkpoint(
     drop(run_hooks);
     watch.abort();
     let _ = watch.await;
-    let cp = Arc::try_unwrap(cp).map_err(|_| {
-        ClientError::Layout("internal error: checkpoint still in use after the run".into())
-    })?;
+    let cp = Arc::try_unwrap(cp).map_err(|_| ClientError::CheckpointInUse)?;
     let health = cp.health();
     match result {
         Ok(s) => {

@@ -162,9 +162,7 @@ pub async fn forget(
     lock_wait: Duration,
 ) -> Result<ForgetReport> {
     if policy.is_empty() {
-        return Err(ClientError::InvalidArgument(
-            "no --keep-* rule given: forget would remove every restore point".into(),
-        ));
+        return Err(ClientError::NoKeepRule);
     }
     let storage = Storage::from_store(dest.rooted_store(), dest.to_string());
     let guard = if dry_run {
@@ -406,6 +404,6 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().build();
         let r =
             rt.map(|rt| rt.block_on(forget(&dest, &KeepPolicy::default(), false, Duration::ZERO)));
-        assert!(matches!(r, Ok(Err(ClientError::InvalidArgument(_)))));
+        assert!(matches!(r, Ok(Err(ClientError::NoKeepRule))));
     }
 }

@@ -129,9 +129,7 @@ async fn run_marked(
     drop(run_hooks);
     let sent = sink.sent.load(Ordering::Relaxed);
     drop(sink);
-    let cp = Arc::try_unwrap(cp).map_err(|_| {
-        ClientError::Layout("internal error: checkpoint still in use after the run".into())
-    })?;
+    let cp = Arc::try_unwrap(cp).map_err(|_| ClientError::CheckpointInUse)?;
     match result {
         Ok(s) => {
             cp.health()?;
