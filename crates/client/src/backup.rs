@@ -7,27 +7,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use object_store::buffered::BufWriter as ObjectWriter;
-use snapshotd_checkpoint::{EncryptingWriter, MasterKey, encrypt_bytes, encrypted_name};
+use snapshotd_checkpoint::{EncryptingWriter, MasterKey, encrypted_name};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
 
 use crate::compress::{CompressionMode, GzSettings, ParallelGz};
 use crate::conn::{Client, Conn, ShardPath, Window};
 use crate::error::{ClientError, Result};
-use crate::hashio::{HashingWriter, MeteredReader, sha256_hex, sha256_of};
-use crate::layout::{self, FileRecord, ManifestDraft, MetaRecord};
+use crate::hashio::{HashingWriter, MeteredReader, sha256_of};
+use crate::layout;
 use crate::limiter::RateLimiter;
 use crate::progress::{Progress, UnitDone, UnitSink};
-use crate::proto;
 use crate::storage::Storage;
 use crate::tarcheck::{TarCheckError, copy_validated};
 
-/// How many following seconds a run tries when its start second's name is taken.
-const MAX_TS_BUMPS: u32 = 600;
+mod phases;
 
 /// Bytes read from the socket per call; also the gzip/hash output buffer.
 const IO_BUFFER: usize = 256 * 1024;
@@ -216,13 +212,9 @@ pub async fn backup(
     hooks: &Hooks,
 ) -> Result<BackupSummary> {
     validate(opts)?;
-    let mut started = opts.started.unwrap_or_else(Utc::now);
-
-    // 1. The whole metastore, as influx always fetches it.
+    // The whole metastore, as influx always fetches it, then the shard listing.
     let blob = client.metastore_backup().await?;
     TransferStats::add(&hooks.stats.bytes_transferred, blob.len() as u64);
-
-    // 2. The shard listing.
     let shards = list_shards(client, opts).await?;
     hooks
         .stats
@@ -230,185 +222,16 @@ pub async fn backup(
         .store(shards.len() as u64, Ordering::Relaxed);
     hooks.progress.plan(shards.len() as u64, None);
 
-    // 3. The .meta file (written before any shard, like influx). It claims the `TS` name: a
-    //    run started in the same second as an earlier one into the same place takes the next
-    //    free second, so names stay unique and ordered by start.
-    let meta_file = Bytes::from(proto::encode_portable_meta(&blob));
-    let meta_stored = |name: &str| -> Result<(String, Bytes)> {
-        match &opts.key {
-            None => Ok((name.to_string(), meta_file.clone())),
-            Some(k) => {
-                let enc = encrypt_bytes(k, name, &meta_file)
-                    .map_err(|e| ClientError::io(format!("encrypt {name}"), e.into_io()))?;
-                Ok((encrypted_name(name), Bytes::from(enc)))
-            }
-        }
-    };
-    let mut claimed = None;
-    gate(hooks, "the meta file").await?;
-    if let Some(r) = &opts.resume {
-        // Resuming: the name is ours already; the meta is refreshed in place.
-        started = r.started;
-        let name = layout::meta_name(&layout::timestamp(started));
-        let (stored, data) = meta_stored(&name)?;
-        dest.put(&stored, data).await?;
-        claimed = Some(name);
-    }
-    for _ in 0..MAX_TS_BUMPS {
-        if claimed.is_some() {
-            break;
-        }
-        let name = layout::meta_name(&layout::timestamp(started));
-        let (stored, data) = meta_stored(&name)?;
-        match dest.put_new(&stored, data).await {
-            Ok(()) => {
-                claimed = Some(name);
-                break;
-            }
-            Err(ClientError::Storage {
-                source: object_store::Error::AlreadyExists { .. },
-                ..
-            }) => started += chrono::Duration::seconds(1),
-            Err(e) => return Err(e),
-        }
-    }
-    let meta_name = claimed.ok_or_else(|| ClientError::BackupNamesTaken {
-        dest: dest.display().to_string(),
-        tries: MAX_TS_BUMPS,
-    })?;
-    let ts = layout::timestamp(started);
-    let meta_unit = UnitDone {
-        key: meta_name.clone(),
-        shard_id: None,
-        sha256: sha256_hex(&meta_file),
-        bytes: meta_file.len() as u64,
-        manifest_size: blob.len() as u64,
-    };
-    TransferStats::add(&hooks.stats.bytes_written, meta_unit.bytes);
-    hooks.units.unit_done(&meta_unit);
+    let claim = phases::claim_meta(dest, opts, hooks, &blob).await?;
+    let kept = phases::kept_shards(dest, opts, hooks, &claim.ts, &shards).await?;
+    let units = phases::fetch_shards(client, dest, opts, hooks, &claim.ts, &shards, kept).await?;
+    let manifest = phases::publish_manifest(dest, opts, hooks, &claim, &shards, &units).await?;
 
-    // 4. Shards a previous run finished (same name, same stored size) are kept as they are.
-    let mut kept: BTreeMap<u64, UnitDone> = BTreeMap::new();
-    if let Some(r) = &opts.resume {
-        for shard in &shards {
-            let Some(done) = r.skip_shards.get(&shard.id) else {
-                continue;
-            };
-            if done.key != layout::shard_name(&ts, shard.id) {
-                continue;
-            }
-            if still_stored(dest, opts.key.as_ref(), done).await? {
-                TransferStats::add(&hooks.stats.shards_skipped, 1);
-                hooks.progress.unit_done(&done.key, done.manifest_size);
-                kept.insert(shard.id, done.clone());
-            } else {
-                tracing::warn!(file = %done.key, "recorded shard file is missing or does not match its recorded size and sha256; downloading it again");
-            }
-        }
-    }
-
-    // 5. The other shards in parallel, each streamed through gzip + sha256 into its final name.
-    let ctx = Arc::new(ShardCtx {
-        client: client.clone(),
-        dest: dest.clone(),
-        ts: ts.clone(),
-        window: opts.window,
-        level: opts.gzip_level.min(9),
-        compression: opts.compression,
-        retry: opts.retry,
-        limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
-        hooks: hooks.clone(),
-        cancel: hooks.cancel.clone(),
-        key: opts.key.clone(),
-    });
-    let jobs = opts.jobs.max(1);
-    let mut results: Vec<(usize, Result<UnitDone>)> =
-        futures::stream::iter(shards.iter().cloned().enumerate())
-            .map(|(i, shard)| {
-                let ctx = Arc::clone(&ctx);
-                let keep = kept.get(&shard.id).cloned();
-                async move {
-                    if let Some(unit) = keep {
-                        return (i, Ok(unit));
-                    }
-                    let r = fetch_with_retry(&ctx, &shard).await;
-                    if r.is_err() {
-                        ctx.cancel.cancel();
-                    }
-                    (i, r)
-                }
-            })
-            .buffer_unordered(jobs)
-            .collect()
-            .await;
-    results.sort_by_key(|(i, _)| *i);
-
-    let mut units = Vec::with_capacity(results.len());
-    let mut first_err = None;
-    for (_, r) in results {
-        match r {
-            Ok(u) => units.push(u),
-            Err(ClientError::Cancelled) => {}
-            Err(e) => {
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    if units.len() != shards.len() {
-        return Err(ClientError::Cancelled);
-    }
-
-    // 6. The manifest, atomically, last — unless the run was stopped meanwhile (e.g. its
-    //    lease was lost): then nothing may claim the backup is complete.
-    if hooks.cancel.is_cancelled() {
-        return Err(ClientError::Cancelled);
-    }
-    gate(hooks, "the manifest").await?;
-    let draft = ManifestDraft {
-        meta: MetaRecord {
-            file_name: meta_name,
-            size: meta_unit.manifest_size,
-            sha256: Some(meta_unit.sha256.clone()),
-            bytes: Some(meta_unit.bytes),
-        },
-        files: shards
-            .iter()
-            .zip(&units)
-            .map(|(s, u)| FileRecord {
-                db: s.db.clone(),
-                rp: s.rp.clone(),
-                shard_id: s.id,
-                file_name: u.key.clone(),
-                size: u.manifest_size,
-                sha256: Some(u.sha256.clone()),
-                bytes: Some(u.bytes),
-            })
-            .collect(),
-        window: opts.window,
-        request: layout::Selection {
-            db: opts.db.clone(),
-            rp: opts.rp.clone(),
-            shard: opts.shard,
-        },
-        started,
-    };
-    let manifest_name = layout::manifest_name(&ts);
-    let manifest =
-        proto::encode_manifest(&draft).map_err(|e| ClientError::protocol("manifest", e))?;
-    let manifest_len = manifest.len() as u64;
-    dest.put_new(&manifest_name, Bytes::from(manifest)).await?;
-    TransferStats::add(&hooks.stats.bytes_written, manifest_len);
-
-    let mut files = vec![meta_unit];
+    let mut files = vec![claim.meta];
     files.extend(units);
     Ok(BackupSummary {
-        timestamp: ts,
-        manifest: manifest_name,
+        timestamp: claim.ts,
+        manifest,
         files,
     })
 }
