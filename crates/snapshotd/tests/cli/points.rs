@@ -20,6 +20,21 @@ fn write_more(http: &str) {
     assert!(r.starts_with("HTTP/1.1 204"), "{r}");
 }
 
+/// The first statement result of `q` on the HTTP API at `http`.
+fn query(http: &str, q: &str) -> serde_json::Value {
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let r = post(http, &format!("/query?q={enc}"), b"");
+    let body = r.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["results"][0].clone()
+}
+
 /// The restore points listed by `snapshots --json`.
 fn points(dest: &Path) -> Vec<serde_json::Value> {
     let v = env::ok_json(&env::run(&["snapshots", "--json", dest.to_str().unwrap()]));
@@ -75,6 +90,11 @@ fn restore_at_an_older_point_restores_that_points_data() {
             b,
         ]));
         assert_eq!(v["id"], id1, "{v}");
+        // What the user sees on the restored server: point 1's 40 000 cpu points, no mem.
+        let cpu = query(&target.http, "SELECT count(usage) FROM db..cpu");
+        assert_eq!(cpu["series"][0]["values"][0][1], 40_000, "{cpu}");
+        let mem = query(&target.http, "SELECT count(used) FROM db..mem");
+        assert!(mem.get("series").is_none(), "{mem}");
         let again = work.path().join(format!("again{i}"));
         env::backup_ok(&target.addr, &[], &again);
         assert_eq!(env::tsm_files(&again), restored_tsm(&bk, m1), "--at {at}");
