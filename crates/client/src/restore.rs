@@ -15,6 +15,7 @@ use crate::conn::{Client, Conn, IdMap, RenameNames};
 use crate::error::{ClientError, Result};
 use crate::filecheck::{check_files, read_meta_blob};
 use crate::hashio::MeteredWriter;
+use crate::installed::Watcher;
 use crate::layout::{self, FileRecord};
 use crate::limiter::RateLimiter;
 use crate::loadable::ShardFileKind;
@@ -53,6 +54,12 @@ pub struct RestoreOptions {
     /// backups) instead of refusing the shard; implied by `acknowledged` (snapshotd serve
     /// loads them).
     pub force: bool,
+    /// Record the intent of the metastore import before sending it (through
+    /// [`crate::UnitSink::import_intent`]) and recover `pending_import` instead of importing
+    /// again: for runs whose sink keeps a checkpoint.
+    pub guard_import: bool,
+    /// An import an interrupted run recorded the intent of, but not the result.
+    pub pending_import: Option<crate::reimport::ImportIntent>,
 }
 
 /// What an interrupted restore finished.
@@ -119,10 +126,8 @@ pub async fn restore(
             r.id_map.clone()
         }
         None => {
-            hooks.progress.message("importing metadata (type 6)");
-            let id_map = client.metastore_update(&blob, &names).await?;
-            hooks.units.meta_imported(&plan.manifest, &id_map);
-            id_map
+            let guard = opts.guard_import.then_some(opts.pending_import.as_ref());
+            crate::reimport::import(client, &blob, &names, &plan.manifest, guard, hooks).await?
         }
     };
     let map: HashMap<u64, u64> = id_map.iter().copied().collect();
@@ -164,6 +169,10 @@ pub async fn restore(
         force: opts.force || opts.acknowledged,
         hooks: hooks.clone(),
         cancel: hooks.cancel.clone(),
+        watcher: match opts.acknowledged {
+            true => None,
+            false => Some(Watcher::open(client).await),
+        },
     });
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
@@ -253,6 +262,8 @@ struct UploadCtx {
     force: bool,
     hooks: Hooks,
     cancel: CancellationToken,
+    /// Without acknowledgements: tells whether the server process stayed the same.
+    watcher: Option<Watcher>,
 }
 
 async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u64)> {
@@ -260,6 +271,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         return Err(ClientError::Cancelled);
     }
     ctx.hooks.progress.unit_started(&f.file_name);
+    let watch = ctx.watcher.as_ref().and_then(Watcher::current);
     let reader = ctx.src.blocking_reader(&f.file_name).await?;
     let conn = ctx
         .client
@@ -283,13 +295,26 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
     let sent = tokio::task::spawn_blocking(move || job.run(reader, conn, handle))
         .await
         .map_err(|e| ClientError::Join(e.to_string()))?;
-    let sent = match sent {
+    let (sent, files) = match sent {
         // A transfer stopped by the token fails with an I/O error; the token says why.
         Err(_) if ctx.cancel.is_cancelled() => return Err(ClientError::Cancelled),
+        // The server went away mid-upload: nothing of the shard can be trusted.
+        Err(ClientError::Io { what, source }) if !what.ends_with("read archive") => {
+            return Err(ClientError::UploadUnconfirmed {
+                file: f.file_name.clone(),
+                shard: new_id,
+                target,
+                detail: format!("the upload failed ({what}: {source})"),
+            });
+        }
         other => other?,
     };
-    if !ctx.acknowledged {
+    if let Some(watcher) = &ctx.watcher {
         confirm_alive(ctx, f, new_id, &target, &target_db).await?;
+        if !Watcher::same_process(&watch) {
+            confirm_installed(ctx, f, new_id, &target, &files).await?;
+            watcher.renew(&ctx.client, &watch).await;
+        }
     }
     TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
     TransferStats::add(&ctx.hooks.stats.shards_done, 1);
@@ -335,6 +360,31 @@ async fn confirm_alive(
     Ok(())
 }
 
+/// The server process that read the upload may have died while installing it: its files
+/// must be listed by the server as they were sent.
+async fn confirm_installed(
+    ctx: &UploadCtx,
+    f: &FileRecord,
+    new_id: u64,
+    target: &str,
+    files: &[(String, u64)],
+) -> Result<()> {
+    let (db, rp) = target.split_once('/').unwrap_or((target, ""));
+    let have = crate::installed::installed_tsm(&ctx.client, db, rp, new_id).await?;
+    match crate::installed::first_missing(files, &have) {
+        None => {
+            tracing::debug!(file = %f.file_name, shard = new_id, "server restarted; shard files present");
+            Ok(())
+        }
+        Some(detail) => Err(ClientError::NotInstalled {
+            file: f.file_name.clone(),
+            shard: new_id,
+            target: target.to_string(),
+            detail,
+        }),
+    }
+}
+
 struct UploadJob {
     file: FileRecord,
     new_id: u64,
@@ -355,8 +405,9 @@ impl UploadJob {
         reader: Box<dyn std::io::Read + Send>,
         conn: Conn,
         handle: tokio::runtime::Handle,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Vec<(String, u64)>)> {
         let name = self.file.file_name.clone();
+        let mut files = Vec::new();
         let io = |what: &str, e: std::io::Error| ClientError::io(format!("{name}: {what}"), e);
         let src = BufReader::with_capacity(IO_BUFFER, reader);
         let gz = flate2::read::MultiGzDecoder::new(src);
@@ -383,6 +434,7 @@ impl UploadJob {
                 let detail = crate::loadable::warning(&name, &names).unwrap_or_default();
                 return Err(ClientError::Unloadable { detail });
             }
+            files.push((rest.clone(), entry.size()));
             let mut header = entry.header().clone();
             builder
                 .append_data(&mut header, format!("{prefix}{rest}"), &mut entry)
@@ -424,7 +476,7 @@ impl UploadJob {
                 detail: format!("the server reset the connection instead of closing it ({e})"),
             });
         }
-        Ok(sent)
+        Ok((sent, files))
     }
 }
 
