@@ -32,6 +32,7 @@ pub mod resume;
 pub mod storage;
 pub mod tarcheck;
 pub mod timeout_io;
+mod upload_gate;
 pub mod verify;
 
 pub use backup::{

@@ -165,3 +165,45 @@ async fn influxd_killed_at_the_end_of_an_upload_is_never_reported_restored() {
         assert_eq!(got, want, "round {round}: first run ok = {}", first.is_ok());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "interop: run via cargo xtask interop influx"]
+async fn a_damaged_archive_found_on_the_upload_pass_is_not_installed() {
+    let (_a, dir) = backed_up().await;
+    // Flip the last byte (the gzip trailer) of every db2/rp2 archive: only the pass that
+    // reads the whole file while uploading it can tell.
+    let manifest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "manifest"))
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    let files = m["files"].as_array().unwrap();
+    for f in files.iter().filter(|f| f["policy"] == "rp2") {
+        let p = dir.path().join(f["fileName"].as_str().unwrap());
+        let mut b = std::fs::read(&p).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 0x80;
+        std::fs::write(&p, b).unwrap();
+    }
+    let b = Influxd::start();
+    let state = tempfile::tempdir().unwrap();
+    let err = restore_job(
+        &b.bind,
+        dir.path(),
+        state.path(),
+        "bad",
+        Some("rp2"),
+        false,
+        &Hooks::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Integrity { .. }), "{err}");
+    assert!(err.to_string().contains("not installed"), "{err}");
+    let v = b.query("SELECT count(*) FROM \"bad\".\"rp2\"./.*/");
+    assert!(
+        v["results"][0]["series"].is_null(),
+        "influxd installed a damaged shard: {v}"
+    );
+}
