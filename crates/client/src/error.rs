@@ -345,6 +345,36 @@ pub enum ClientError {
         /// Why it ended.
         source: tokio::task::JoinError,
     },
+    /// A re-run found the target database of an interrupted metastore import, but not as
+    /// that import made it: it is never adopted.
+    #[error(
+        "database {db:?} exists on the target but was not created by the interrupted restore \
+         this run continues ({reason}); it is left alone. Drop it (if it is a leftover) and \
+         re-run, or restore under another --newdb with --restart"
+    )]
+    ForeignDatabase {
+        /// The target database.
+        db: String,
+        /// Why it does not match the interrupted import.
+        reason: String,
+    },
+    /// influxd restarted (or dropped the watch connection) while it installed a shard, and
+    /// the shard's files are not what was sent.
+    #[error(
+        "{file}: shard {shard} ({target}) is not installed on the target: {detail}; the \
+         server restarted while it installed the upload; re-run the same command to send it \
+         again"
+    )]
+    NotInstalled {
+        /// The backup file.
+        file: String,
+        /// The target shard id.
+        shard: u64,
+        /// `db/rp` on the target.
+        target: String,
+        /// What differs.
+        detail: String,
+    },
 }
 
 /// "shard(s) 1, 2" or "no shard there", for a message.

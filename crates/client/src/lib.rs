@@ -18,6 +18,7 @@ pub mod conn;
 pub mod error;
 pub mod filecheck;
 pub mod hashio;
+mod installed;
 pub mod job;
 pub mod layout;
 pub mod limiter;
@@ -25,11 +26,13 @@ pub mod loadable;
 pub mod points;
 pub mod progress;
 mod proto;
+pub mod reimport;
 pub mod restore;
 pub mod resume;
 pub mod storage;
 pub mod tarcheck;
 pub mod timeout_io;
+mod upload_gate;
 pub mod verify;
 
 pub use backup::{

@@ -46,6 +46,15 @@ pub trait UnitSink: Send + Sync {
     fn unit_done(&self, unit: &UnitDone);
     /// Restore: the server imported the metastore of `manifest` and returned this map.
     fn meta_imported(&self, _manifest: &str, _id_map: &[(u64, u64)]) {}
+    /// Restore: a metastore import is about to be sent; it is sent once this resolves `Ok`
+    /// (a checkpoint makes the intent durable first, so that a run killed before
+    /// [`UnitSink::meta_imported`] is recorded can recover the import's result).
+    fn import_intent(
+        &self,
+        _intent: &crate::reimport::ImportIntent,
+    ) -> futures::future::BoxFuture<'_, crate::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Restore: the shard with backup ID `source` was uploaded as `target`.
     fn shard_restored(&self, _source: u64, _target: u64) {}
 }

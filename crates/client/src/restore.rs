@@ -1,7 +1,7 @@
 //! `restore`: checksums first, then the metastore import, then parallel shard uploads.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
@@ -13,13 +13,15 @@ use tokio_util::io::SyncIoBridge;
 use crate::backup::{Hooks, TransferStats};
 use crate::conn::{Client, Conn, IdMap, RenameNames};
 use crate::error::{ClientError, Result};
-use crate::filecheck::{check_files, read_meta_blob};
-use crate::hashio::MeteredWriter;
+use crate::filecheck::{check_file, read_meta_blob, verify_archive};
+use crate::hashio::{HashingReader, MeteredWriter};
+use crate::installed::Watcher;
 use crate::layout::{self, FileRecord};
 use crate::limiter::RateLimiter;
 use crate::loadable::ShardFileKind;
 use crate::proto;
 use crate::storage::Storage;
+use crate::upload_gate::Gate;
 
 const IO_BUFFER: usize = 256 * 1024;
 
@@ -53,6 +55,12 @@ pub struct RestoreOptions {
     /// backups) instead of refusing the shard; implied by `acknowledged` (snapshotd serve
     /// loads them).
     pub force: bool,
+    /// Record the intent of the metastore import before sending it (through
+    /// [`crate::UnitSink::import_intent`]) and recover `pending_import` instead of importing
+    /// again: for runs whose sink keeps a checkpoint.
+    pub guard_import: bool,
+    /// An import an interrupted run recorded the intent of, but not the result.
+    pub pending_import: Option<crate::reimport::ImportIntent>,
 }
 
 /// What an interrupted restore finished.
@@ -107,8 +115,10 @@ pub async fn restore(
         });
     }
 
-    // 1. Nothing is sent before every file we will use checks out.
-    let checksums_verified = check_files(src, &plan, &selected, opts.jobs.max(1)).await?;
+    // 1. Nothing is sent before every file we will use is there with its size; archives
+    //    with a checksum are hashed on the upload pass itself (a mismatch aborts the shard
+    //    before influxd installs it), the others are checked whole first.
+    let checksums_verified = precheck(src, &plan, &selected, opts.jobs.max(1)).await?;
     let blob = read_meta_blob(src, &plan, client.config().limits.max_meta_blob).await?;
 
     // 2. The metastore import, unless an interrupted run of this manifest did it already.
@@ -121,10 +131,8 @@ pub async fn restore(
             r.id_map.clone()
         }
         None => {
-            hooks.progress.message("importing metadata (type 6)");
-            let id_map = client.metastore_update(&blob, &names).await?;
-            hooks.units.meta_imported(&plan.manifest, &id_map);
-            id_map
+            let guard = opts.guard_import.then_some(opts.pending_import.as_ref());
+            crate::reimport::import(client, &blob, &names, &plan.manifest, guard, hooks).await?
         }
     };
     let map: HashMap<u64, u64> = id_map.iter().copied().collect();
@@ -166,6 +174,10 @@ pub async fn restore(
         force: opts.force || opts.acknowledged,
         hooks: hooks.clone(),
         cancel: hooks.cancel.clone(),
+        watcher: match opts.acknowledged {
+            true => None,
+            false => Some(Watcher::open(client).await),
+        },
     });
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
@@ -217,6 +229,31 @@ fn shards_matching(shards: &[FileRecord], opts: &RestoreOptions) -> Vec<u64> {
     shards.iter().filter(in_scope).map(|f| f.shard_id).collect()
 }
 
+/// The checks before anything is sent: the meta file (size, sha256), each archive's size,
+/// and archives without a checksum (influxd's) gunzipped as one complete tar. Returns
+/// whether every file has a checksum.
+async fn precheck(
+    src: &Storage,
+    plan: &layout::RestorePlan,
+    selected: &[FileRecord],
+    jobs: usize,
+) -> Result<bool> {
+    let meta = &plan.meta;
+    check_file(src, &meta.file_name, meta.sha256.clone(), meta.bytes).await?;
+    let results: Vec<Result<()>> = futures::stream::iter(selected)
+        .map(|f| async move {
+            match &f.sha256 {
+                Some(_) => check_file(src, &f.file_name, None, f.bytes).await,
+                None => verify_archive(src, f).await,
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(meta.sha256.is_some() && selected.iter().all(|f| f.sha256.is_some()))
+}
+
 /// Influx's type-6 names, refusing the combinations that silently lose data.
 pub fn rename_names(opts: &RestoreOptions) -> Result<RenameNames> {
     if opts.new_db.is_some() && opts.db.is_none() {
@@ -255,6 +292,8 @@ struct UploadCtx {
     force: bool,
     hooks: Hooks,
     cancel: CancellationToken,
+    /// Without acknowledgements: tells whether the server process stayed the same.
+    watcher: Option<Watcher>,
 }
 
 async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u64)> {
@@ -262,6 +301,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         return Err(ClientError::Cancelled);
     }
     ctx.hooks.progress.unit_started(&f.file_name);
+    let watch = ctx.watcher.as_ref().and_then(Watcher::current);
     let reader = ctx.src.blocking_reader(&f.file_name).await?;
     let conn = ctx
         .client
@@ -288,13 +328,26 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
             let task = format!("upload {} to shard {new_id} ({target})", f.file_name);
             ClientError::worker(task, e)
         })?;
-    let sent = match sent {
+    let (sent, files) = match sent {
         // A transfer stopped by the token fails with an I/O error; the token says why.
         Err(_) if ctx.cancel.is_cancelled() => return Err(ClientError::Cancelled),
+        // The server went away mid-upload: nothing of the shard can be trusted.
+        Err(ClientError::Io { what, source }) if !what.ends_with("read archive") => {
+            return Err(ClientError::UploadUnconfirmed {
+                file: f.file_name.clone(),
+                shard: new_id,
+                target,
+                detail: format!("the upload failed ({what}: {source})"),
+            });
+        }
         other => other?,
     };
-    if !ctx.acknowledged {
+    if let Some(watcher) = &ctx.watcher {
         confirm_alive(ctx, f, new_id, &target, &target_db).await?;
+        if !Watcher::same_process(&watch) {
+            confirm_installed(ctx, f, new_id, &target, &files).await?;
+            watcher.renew(&ctx.client, &watch).await;
+        }
     }
     TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
     TransferStats::add(&ctx.hooks.stats.shards_done, 1);
@@ -340,6 +393,31 @@ async fn confirm_alive(
     Ok(())
 }
 
+/// The server process that read the upload may have died while installing it: its files
+/// must be listed by the server as they were sent.
+async fn confirm_installed(
+    ctx: &UploadCtx,
+    f: &FileRecord,
+    new_id: u64,
+    target: &str,
+    files: &[(String, u64)],
+) -> Result<()> {
+    let (db, rp) = target.split_once('/').unwrap_or((target, ""));
+    let have = crate::installed::installed_tsm(&ctx.client, db, rp, new_id).await?;
+    match crate::installed::first_missing(files, &have) {
+        None => {
+            tracing::debug!(file = %f.file_name, shard = new_id, "server restarted; shard files present");
+            Ok(())
+        }
+        Some(detail) => Err(ClientError::NotInstalled {
+            file: f.file_name.clone(),
+            shard: new_id,
+            target: target.to_string(),
+            detail,
+        }),
+    }
+}
+
 struct UploadJob {
     file: FileRecord,
     new_id: u64,
@@ -354,29 +432,18 @@ struct UploadJob {
 }
 
 impl UploadJob {
-    /// archive → gunzip → tar (validated, renamed) → meter → socket; then wait for close.
-    fn run(
-        self,
-        reader: Box<dyn std::io::Read + Send>,
-        conn: Conn,
-        handle: tokio::runtime::Handle,
-    ) -> Result<u64> {
-        let name = self.file.file_name.clone();
+    /// Sends every entry of the archive renamed into the target shard (no end marker yet);
+    /// returns each file's name in the shard and size.
+    fn send_entries<R: Read, W: Write>(
+        &self,
+        archive: &mut tar::Archive<R>,
+        builder: &mut tar::Builder<W>,
+    ) -> Result<Vec<(String, u64)>> {
+        let name = &self.file.file_name;
         let io = |what: &str, e: std::io::Error| ClientError::io(format!("{name}: {what}"), e);
-        let src = BufReader::with_capacity(IO_BUFFER, reader);
-        let gz = flate2::read::MultiGzDecoder::new(src);
-        let mut archive = tar::Archive::new(gz);
-        let sock = SyncIoBridge::new_with_handle(conn, handle.clone());
-        let metered = MeteredWriter::new(
-            sock,
-            self.limiter.clone(),
-            Arc::clone(&self.hooks.progress),
-            self.cancel.clone(),
-        );
-        let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, metered));
         let prefix = format!("{}/{}/{}/", self.target_db, self.target_rp, self.new_id);
-        let entries = archive.entries().map_err(|e| io("read archive", e))?;
-        for entry in entries {
+        let mut files = Vec::new();
+        for entry in archive.entries().map_err(|e| io("read archive", e))? {
             let mut entry = entry.map_err(|e| io("read archive", e))?;
             let entry_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let Some(rest) = renamed_rest(&self.file, &entry_name, entry.header().entry_type())?
@@ -385,16 +452,106 @@ impl UploadJob {
             };
             if !self.force && crate::loadable::classify(&entry_name) == ShardFileKind::Other {
                 let names = [entry_name.as_str()];
-                let detail = crate::loadable::warning(&name, &names).unwrap_or_default();
+                let detail = crate::loadable::warning(name, &names).unwrap_or_default();
                 return Err(ClientError::Unloadable { detail });
             }
+            files.push((rest.clone(), entry.size()));
             let mut header = entry.header().clone();
             builder
                 .append_data(&mut header, format!("{prefix}{rest}"), &mut entry)
                 .map_err(|e| io("send tar entry", e))?;
         }
+        Ok(files)
+    }
+
+    /// Reads the rest of the stored archive and checks its size and sha256 against the
+    /// manifest (the same pass as the upload: a mismatch aborts the shard before influxd
+    /// can install it).
+    fn check_source<R: Read>(
+        &self,
+        archive: tar::Archive<Tagged<flate2::read::MultiGzDecoder<BufReader<HashingReader<R>>>>>,
+    ) -> Result<()> {
+        let name = &self.file.file_name;
+        let io = |e: std::io::Error| ClientError::io(format!("{name}: read archive"), e);
+        let mut gz = archive.into_inner();
+        std::io::copy(&mut gz, &mut std::io::sink()).map_err(io)?;
+        let mut raw = gz.inner.into_inner();
+        std::io::copy(&mut raw, &mut std::io::sink()).map_err(io)?;
+        let (sha256, bytes) = raw.into_inner().finish();
+        let bad = |detail: String| ClientError::Integrity {
+            file: name.clone(),
+            detail: format!("{detail}; the shard was not installed"),
+        };
+        if let Some(b) = self.file.bytes
+            && b != bytes
+        {
+            return Err(bad(format!("size {bytes} bytes, manifest says {b}")));
+        }
+        match &self.file.sha256 {
+            Some(want) if !want.eq_ignore_ascii_case(&sha256) => {
+                Err(bad(format!("sha256 {sha256}, manifest says {want}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A damaged source (its gunzip failed) is an integrity error of the backup file, not
+    /// a failed upload: re-running would not help.
+    fn source_error(
+        &self,
+        failed: &std::sync::Mutex<Option<String>>,
+        e: ClientError,
+    ) -> ClientError {
+        let seen = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match seen {
+            Some(detail) => ClientError::Integrity {
+                file: self.file.file_name.clone(),
+                detail: format!(
+                    "not a complete gzipped tar ({detail}); the shard was not installed"
+                ),
+            },
+            None => e,
+        }
+    }
+
+    /// archive → gunzip → tar (validated, renamed) → meter → socket; then wait for close.
+    fn run(
+        self,
+        reader: Box<dyn std::io::Read + Send>,
+        conn: Conn,
+        handle: tokio::runtime::Handle,
+    ) -> Result<(u64, Vec<(String, u64)>)> {
+        let name = self.file.file_name.clone();
+        let io = |what: &str, e: std::io::Error| ClientError::io(format!("{name}: {what}"), e);
+        let mut conn = conn;
+        // A failed upload must end with a reset: a clean close would let influxd install it.
+        conn.get_mut()
+            .set_zero_linger()
+            .map_err(|e| io("set up the upload", e))?;
+        let src = BufReader::with_capacity(IO_BUFFER, HashingReader::new(reader));
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let gz = Tagged::new(flate2::read::MultiGzDecoder::new(src), Arc::clone(&failed));
+        let mut archive = tar::Archive::new(gz);
+        let sock = SyncIoBridge::new_with_handle(conn, handle.clone());
+        let metered = MeteredWriter::new(
+            sock,
+            self.limiter.clone(),
+            Arc::clone(&self.hooks.progress),
+            self.cancel.clone(),
+        );
+        let gate = Gate::new(metered);
+        let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, gate));
+        // Dropped before `builder`: any early return poisons the gate first.
+        let mut abort = builder.get_ref().get_ref().abort_guard();
+        let files = self
+            .send_entries(&mut archive, &mut builder)
+            .map_err(|e| self.source_error(&failed, e))?;
+        self.check_source(archive)
+            .map_err(|e| self.source_error(&failed, e))?;
+        abort.disarm();
         let bufw = builder.into_inner().map_err(|e| io("finish tar", e))?;
-        let metered = bufw.into_inner().map_err(|e| io("send", e.into_error()))?;
+        let gate = bufw.into_inner().map_err(|e| io("send", e.into_error()))?;
+        let metered = gate.into_inner();
         let sent = metered.count();
         let mut sock = metered.into_inner();
         sock.flush().map_err(|e| io("send", e))?;
@@ -429,7 +586,29 @@ impl UploadJob {
                 detail: format!("the server reset the connection instead of closing it ({e})"),
             });
         }
-        Ok(sent)
+        Ok((sent, files))
+    }
+}
+
+/// A reader that keeps the message of its first read error (to tell a damaged source from a
+/// failed send when the tar builder reports either as an I/O error).
+struct Tagged<R> {
+    inner: R,
+    failed: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl<R> Tagged<R> {
+    fn new(inner: R, failed: Arc<std::sync::Mutex<Option<String>>>) -> Self {
+        Tagged { inner, failed }
+    }
+}
+
+impl<R: Read> Read for Tagged<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            f.get_or_insert_with(|| e.to_string());
+        })
     }
 }
 

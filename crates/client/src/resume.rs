@@ -182,6 +182,9 @@ impl UnitSink for CheckpointSink {
 /// Record key of a restore's completed metastore import.
 pub const RESTORE_META_KEY: &str = "restore/meta";
 
+/// Record key of a restore's metastore import about to be sent (its intent).
+pub const RESTORE_INTENT_KEY: &str = "restore/intent";
+
 /// The settings a resumed restore must share with the interrupted one.
 pub fn restore_config(opts: &RestoreOptions, manifest: &str) -> JobConfig {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -231,6 +234,13 @@ pub fn prior_restore(cp: &Checkpoint) -> Option<RestoreResume> {
     })
 }
 
+/// The import an interrupted restore was about to send (or sent) without recording its
+/// result, if any.
+pub fn prior_import_intent(cp: &Checkpoint) -> Option<crate::reimport::ImportIntent> {
+    let rec = cp.resume().records.get(RESTORE_INTENT_KEY)?;
+    serde_json::from_value(rec.payload.clone()).ok()
+}
+
 /// A [`UnitSink`] that records a restore's metastore import and every uploaded shard.
 pub struct RestoreSink {
     cp: Arc<Checkpoint>,
@@ -264,6 +274,18 @@ impl UnitSink for RestoreSink {
         };
         let v = serde_json::to_value(p).unwrap_or(serde_json::Value::Null);
         self.record(RESTORE_META_KEY.to_string(), v);
+    }
+
+    fn import_intent(
+        &self,
+        intent: &crate::reimport::ImportIntent,
+    ) -> futures::future::BoxFuture<'_, crate::Result<()>> {
+        let v = serde_json::to_value(intent).unwrap_or(serde_json::Value::Null);
+        let rec = UnitRecord::new(RESTORE_INTENT_KEY, 0, "").with_payload(v);
+        Box::pin(async move {
+            self.cp.record_now(rec)?;
+            Ok(self.cp.flush().await?)
+        })
     }
 
     fn shard_restored(&self, source: u64, target: u64) {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod fake;
+mod installed;
 mod jobs;
 mod refusals;
 mod retry;
@@ -394,8 +395,11 @@ async fn existing_database_gives_a_clear_error_and_uploads_nothing() {
     assert!(fake.received().iter().all(|r| r.kind != 7));
 }
 
+/// A checksummed archive is hashed on the upload pass: a damaged one fails naming it, and
+/// its upload never ends cleanly (it is reset before the end-of-archive marker, so influxd
+/// installs nothing of it).
 #[tokio::test]
-async fn corrupted_archive_stops_restore_before_anything_is_sent() {
+async fn corrupted_archive_is_never_uploaded_whole() {
     let (dir, dest) = good_backup().await;
     let p = dir.path().join(format!("{TS}.s4.tar.gz"));
     let mut b = std::fs::read(&p).unwrap();
@@ -413,8 +417,15 @@ async fn corrupted_archive_stops_restore_before_anything_is_sent() {
     .await
     .unwrap_err();
     assert!(matches!(err, ClientError::Integrity { .. }), "{err}");
-    assert!(err.to_string().contains("s4.tar.gz"));
-    assert!(fake.received().is_empty());
+    assert!(err.to_string().contains("s4.tar.gz"), "{err}");
+    assert!(err.to_string().contains("not installed"), "{err}");
+    // The fake logs an upload only when it ended with a clean close.
+    assert!(
+        fake.received()
+            .iter()
+            .all(|r| r.kind != 7 || r.upload_id != Some(4)),
+        "the damaged shard was uploaded whole"
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 #[path = "support/influxd.rs"]
 mod influxd;
+mod interop_restore;
 
 use std::time::Duration;
 

@@ -24,6 +24,7 @@ pub struct Influxd {
     pub http: String,
     /// Snapshotter (`bind-address`) address.
     pub bind: String,
+    bin: PathBuf,
     _child: ChildGuard,
 }
 
@@ -44,20 +45,34 @@ impl Influxd {
         let out = Command::new(bin).arg("config").output().unwrap();
         let conf = make_config(&String::from_utf8_lossy(&out.stdout), d, hp, bp);
         std::fs::write(d.join("influxd.conf"), conf).unwrap();
-        let log = std::fs::File::create(d.join("influxd.log")).unwrap();
-        let child = Command::new(bin)
-            .args(["run", "-config"])
-            .arg(d.join("influxd.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn(bin, d);
         let s = Influxd {
             http: format!("127.0.0.1:{hp}"),
             bind: format!("127.0.0.1:{bp}"),
             dir,
+            bin: bin.to_path_buf(),
             _child: ChildGuard(child),
         };
+        s.wait_ready();
+        s
+    }
+
+    /// SIGKILLs influxd (as a crash would) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self._child.0.kill();
+        let _ = self._child.0.wait();
+    }
+
+    /// Kills influxd if it runs, starts it again on the same directory and ports, and waits
+    /// until both ports answer.
+    pub fn restart(&mut self) {
+        self.kill();
+        self._child = ChildGuard(spawn(&self.bin, self.dir.path()));
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let s = self;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ping = Command::new("curl")
@@ -66,7 +81,7 @@ impl Influxd {
                 .map(|st| st.success())
                 .unwrap_or(false);
             if ping && std::net::TcpStream::connect(&s.bind).is_ok() {
-                return s;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -130,6 +145,22 @@ impl Influxd {
             })
             .collect()
     }
+}
+
+/// Starts `bin` on the config in `d`, appending to its log.
+fn spawn(bin: &Path, d: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join("influxd.log"))
+        .unwrap();
+    Command::new(bin)
+        .args(["run", "-config"])
+        .arg(d.join("influxd.conf"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn make_config(default: &str, d: &Path, http_port: u16, bind_port: u16) -> String {

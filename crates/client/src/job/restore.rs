@@ -19,7 +19,10 @@ use crate::conn::Client;
 use crate::error::{ClientError, Result};
 use crate::progress::{UnitDone, UnitSink};
 use crate::restore::{RestoreOptions, RestoreSummary, restore};
-use crate::resume::{RESTORE_META_KEY, RestoreSink, prior_restore, restore_config};
+use crate::resume::{
+    RESTORE_INTENT_KEY, RESTORE_META_KEY, RestoreSink, prior_import_intent, prior_restore,
+    restore_config,
+};
 use crate::storage::Storage;
 
 /// Where a restore keeps its checkpoint and how it reads its source.
@@ -32,6 +35,10 @@ pub struct RestoreJob {
     /// Key of an encrypted backup: the source is decrypted (every file authenticated) into
     /// a temporary directory first.
     pub key: Option<MasterKey>,
+    /// Test hook: behave as if killed right after the metastore import, before its result is
+    /// recorded (the result is dropped and the run stops; its checkpoint stays).
+    #[doc(hidden)]
+    pub stop_after_import: bool,
 }
 
 /// Restores `src` into the server behind `client`. The points it reads are marked so that
@@ -111,6 +118,11 @@ async fn run_marked(
     };
     let cp = open_restore_checkpoint(cp_dest, cp_opts, job, &rjob.target).await?;
     opts.resume = prior_restore(&cp);
+    opts.guard_import = true;
+    opts.pending_import = match opts.resume {
+        None => prior_import_intent(&cp),
+        Some(_) => None,
+    };
     if let Some(r) = &opts.resume {
         hooks.progress.message(&format!(
             "resuming the restore of {}: metastore imported, {} shard(s) already uploaded",
@@ -122,12 +134,15 @@ async fn run_marked(
     let sink = Arc::new(Tracked {
         inner: RestoreSink::new(Arc::clone(&cp), hooks.cancel.clone()),
         sent: AtomicBool::new(opts.resume.is_some()),
+        intent: AtomicBool::new(opts.pending_import.is_some()),
+        stop_after_import: rjob.stop_after_import.then(|| hooks.cancel.clone()),
     });
     let mut run_hooks = hooks.clone();
     run_hooks.units = sink.clone();
     let result = restore(client, &storage, &opts, &run_hooks).await;
     drop(run_hooks);
     let sent = sink.sent.load(Ordering::Relaxed);
+    let intent = sink.intent.load(Ordering::Relaxed);
     drop(sink);
     let cp = Arc::try_unwrap(cp).map_err(|_| ClientError::CheckpointInUse)?;
     match result {
@@ -137,9 +152,9 @@ async fn run_marked(
             remove_local(cp_dest);
             Ok(s)
         }
-        Err(e) if !sent => {
-            // Nothing reached the server: leave nothing behind, so any corrected command
-            // starts afresh.
+        Err(e) if !sent && (!intent || matches!(e, ClientError::NothingImported)) => {
+            // Nothing reached the server (an import it refused changed nothing): leave
+            // nothing behind, so any corrected command starts afresh.
             if cp.finish_and_remove().await.is_ok() {
                 remove_local(cp_dest);
             }
@@ -165,7 +180,10 @@ async fn open_restore_checkpoint(
     match open_checkpoint(dest, opts.clone()).await {
         Err(ClientError::Checkpoint(CpError::ConfigMismatch { differences, .. })) => {
             let prior = snapshotd_checkpoint::inspect(dest, None).await?;
-            if prior.get(RESTORE_META_KEY).is_some() && !job.restart {
+            let imported = [RESTORE_META_KEY, RESTORE_INTENT_KEY]
+                .iter()
+                .any(|k| prior.get(k).is_some());
+            if imported && !job.restart {
                 return Err(ClientError::RestoreSettingsChanged {
                     target: target.to_string(),
                     differences: differences.join("; "),
@@ -174,7 +192,12 @@ async fn open_restore_checkpoint(
             discard_checkpoint(dest, opts.lock.clone()).await?;
             open_checkpoint(dest, opts).await
         }
-        Ok(cp) if job.restart && cp.resume().get(RESTORE_META_KEY).is_some() => {
+        Ok(cp)
+            if job.restart
+                && [RESTORE_META_KEY, RESTORE_INTENT_KEY]
+                    .iter()
+                    .any(|k| cp.resume().get(k).is_some()) =>
+        {
             cp.finish_and_remove().await?;
             open_checkpoint(dest, opts).await
         }
@@ -199,10 +222,14 @@ fn remove_local(dest: &Destination) {
     }
 }
 
-/// A [`RestoreSink`] that also notes whether anything reached the server.
+/// A [`RestoreSink`] that also notes whether anything reached the server (or may have:
+/// an import whose intent was recorded).
 struct Tracked {
     inner: RestoreSink,
     sent: AtomicBool,
+    intent: AtomicBool,
+    /// The test hook: drop the import's result and stop the run through this token.
+    stop_after_import: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl UnitSink for Tracked {
@@ -210,7 +237,19 @@ impl UnitSink for Tracked {
         self.inner.unit_done(unit);
     }
 
+    fn import_intent(
+        &self,
+        intent: &crate::reimport::ImportIntent,
+    ) -> futures::future::BoxFuture<'_, Result<()>> {
+        self.intent.store(true, Ordering::Relaxed);
+        self.inner.import_intent(intent)
+    }
+
     fn meta_imported(&self, manifest: &str, id_map: &[(u64, u64)]) {
+        if let Some(stop) = &self.stop_after_import {
+            stop.cancel();
+            return;
+        }
         self.sent.store(true, Ordering::Relaxed);
         self.inner.meta_imported(manifest, id_map);
     }

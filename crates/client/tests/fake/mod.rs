@@ -48,6 +48,16 @@ pub struct Fake {
 impl Fake {
     /// Starts serving with `responder`.
     pub async fn start(responder: Responder) -> Fake {
+        Self::start_with(responder, None).await
+    }
+
+    /// Like [`Fake::start`], but a connection that sends no request within `idle` is closed
+    /// (as by a server that restarted since it was opened).
+    pub async fn start_dropping_idle(responder: Responder, idle: std::time::Duration) -> Fake {
+        Self::start_with(responder, Some(idle)).await
+    }
+
+    async fn start_with(responder: Responder, idle: Option<std::time::Duration>) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -62,7 +72,7 @@ impl Fake {
                 let counts = Arc::clone(&counts);
                 let responder = Arc::clone(&responder);
                 tokio::spawn(async move {
-                    let _ = serve(sock, log, counts, responder).await;
+                    let _ = serve(sock, log, counts, responder, idle).await;
                 });
             }
         });
@@ -80,9 +90,16 @@ async fn serve(
     log: Arc<Mutex<Vec<Received>>>,
     counts: Arc<Mutex<HashMap<(u8, u64), usize>>>,
     responder: Responder,
+    idle: Option<std::time::Duration>,
 ) -> std::io::Result<()> {
     let mut head = [0u8; 2];
-    sock.read_exact(&mut head).await?;
+    match idle {
+        None => sock.read_exact(&mut head).await.map(|_| ())?,
+        Some(d) => match tokio::time::timeout(d, sock.read_exact(&mut head)).await {
+            Ok(r) => r.map(|_| ())?,
+            Err(_) => return Ok(()),
+        },
+    }
     assert_eq!(head[0], 0x03, "mux byte");
     let mut rec = Received {
         kind: head[1],

@@ -118,6 +118,7 @@ async fn a_restore_that_sent_nothing_leaves_no_checkpoint() {
         checkpoint: Some(Destination::local(&cp_dir).unwrap()),
         target: "fake".into(),
         key: None,
+        stop_after_import: false,
     };
     let opts = RestoreOptions {
         jobs: 1,

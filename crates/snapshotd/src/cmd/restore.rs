@@ -100,6 +100,8 @@ fn options(args: &RestoreArgs) -> RestoreOptions {
         resume: None,
         at: args.at.clone(),
         force: args.force,
+        guard_import: false,
+        pending_import: None,
     }
 }
 
@@ -134,6 +136,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             },
             target: format!("{} database {}", args.server.host, target_db(&args)),
             key,
+            stop_after_import: false,
         };
         let s =
             snapshotd_client::job::restore::run(&client, &src, opts, &job, &rjob, &hooks).await?;

@@ -1,0 +1,80 @@
+//! Unacknowledged uploads (influxd) count as restored only when the server that read them is
+//! still the one answering, or lists the shard's files as they were sent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use snapshotd_client::restore::restore;
+use snapshotd_client::{ClientError, Hooks, RestoreOptions, Storage};
+
+use crate::fake::{Fake, Received, Reply, capture, capture_dir};
+
+/// A restore target answering type 6 like influxd did in the B1 capture; uploads (type 7)
+/// take 30 ms. With `keeps_files` a type-0 backup of an uploaded shard returns what was
+/// uploaded, otherwise nothing (a server restarted mid-install). With `drop_idle` the watch
+/// connection is closed (as by a restart) once it was idle that long.
+async fn target(keeps_files: bool, drop_idle: Option<Duration>) -> Fake {
+    let map = capture(&capture_dir("B1_restore_portable_full"), "01-", ".s2c.bin");
+    let stored: Arc<Mutex<HashMap<u64, Vec<u8>>>> = Arc::default();
+    let responder = Arc::new(move |rec: &Received, _| match rec.kind {
+        6 => Reply::Bytes(map.clone()),
+        7 => {
+            std::thread::sleep(Duration::from_millis(30));
+            let id = rec.upload_id.unwrap();
+            stored.lock().unwrap().insert(id, rec.tar.clone());
+            Reply::Close
+        }
+        0 if keeps_files => {
+            let id = rec.request.as_ref().unwrap().shard_id;
+            match stored.lock().unwrap().get(&id) {
+                Some(tar) => Reply::Bytes(tar.clone()),
+                None => Reply::Close,
+            }
+        }
+        _ => Reply::Close,
+    });
+    match drop_idle {
+        Some(d) => Fake::start_dropping_idle(responder, d).await,
+        None => Fake::start(responder).await,
+    }
+}
+
+async fn run(fake: &Fake) -> Result<usize, ClientError> {
+    let src = Storage::local(&snapshotd_testutil::vector("influx/backups/A1_full"), false).unwrap();
+    let o = RestoreOptions {
+        jobs: 2,
+        ..Default::default()
+    };
+    let s = restore(&crate::client(&fake.addr), &src, &o, &Hooks::default()).await?;
+    Ok(s.restored.len())
+}
+
+fn listings(fake: &Fake) -> usize {
+    fake.received().iter().filter(|r| r.kind == 0).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_server_process_is_trusted_without_listing_the_shard() {
+    let fake = target(false, None).await;
+    assert_eq!(run(&fake).await.unwrap(), 6);
+    assert_eq!(listings(&fake), 0, "no shard was read back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_shard_without_its_files_is_not_restored() {
+    let fake = target(false, Some(Duration::from_millis(5))).await;
+    let err = run(&fake).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NotInstalled { detail, .. } if detail.contains(".tsm is missing")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("re-run the same command"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_shard_listed_as_sent_is_restored() {
+    let fake = target(true, Some(Duration::from_millis(5))).await;
+    assert_eq!(run(&fake).await.unwrap(), 6);
+    assert_eq!(listings(&fake), 6, "every shard was listed");
+}
