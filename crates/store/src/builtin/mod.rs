@@ -20,6 +20,7 @@ mod restore;
 mod rows;
 mod shard;
 mod shard_log;
+mod sys;
 mod tail;
 mod tarout;
 mod tombstone;
