@@ -24,24 +24,31 @@ use snapshotd_testutil::temp_dir;
 const BATCH: usize = 5000;
 const T0: i64 = 1_609_459_200_000_000_000;
 
+/// The line protocol of batch `b`: [`BATCH`] points of 1000 series, 3 fields, each 1000
+/// points `step` ns later than the previous 1000.
+fn batch_text(b: usize, step: i64) -> String {
+    let mut text = String::with_capacity(BATCH * 90);
+    for k in 0..BATCH {
+        let i = (b * BATCH + k) as i64;
+        let t = T0 + (i / 1000) * step + (i % 1000);
+        text.push_str(&format!(
+            "cpu,host=h{},region=r{} user={}.25,system={},n={}i {t}\n",
+            i % 1000,
+            i % 7,
+            i % 97,
+            (i % 13) as f64 / 3.0,
+            i
+        ));
+    }
+    text
+}
+
 /// gzip bodies of `n` batches of [`BATCH`] points (1000 series, 3 fields, ns timestamps).
 fn batches(n: usize) -> (Vec<Vec<u8>>, u64) {
     let mut raw = 0u64;
     let out = (0..n)
         .map(|b| {
-            let mut text = String::with_capacity(BATCH * 90);
-            for k in 0..BATCH {
-                let i = (b * BATCH + k) as i64;
-                let t = T0 + (i / 1000) * 10_000_000_000 + (i % 1000);
-                text.push_str(&format!(
-                    "cpu,host=h{},region=r{} user={}.25,system={},n={}i {t}\n",
-                    i % 1000,
-                    i % 7,
-                    i % 97,
-                    (i % 13) as f64 / 3.0,
-                    i
-                ));
-            }
+            let text = batch_text(b, 10_000_000_000);
             raw += text.len() as u64;
             let mut gz = GzEncoder::new(Vec::new(), Compression::default());
             gz.write_all(text.as_bytes()).unwrap();
@@ -218,7 +225,94 @@ fn compaction_throughput(bodies: &[Vec<u8>]) {
     );
 }
 
+/// Writes `mb` MB of line protocol straight into a store with the default policy (idle 2 s),
+/// waits for quiescence, prints each shard's log entries left vs written, then times a
+/// reopen (open + every shard log opened); returns the reopen seconds.
+fn bounded_wal(mb: u64) -> f64 {
+    let dir = temp_dir();
+    let path = dir.path().join("store");
+    let policy =
+        CompactionPolicy::default().with_idle(Duration::from_secs(2), Duration::from_millis(200));
+    let store = open(&path, policy.clone());
+    let (mut raw, mut b) = (0u64, 0usize);
+    let t = Instant::now();
+    while raw < mb * 1_000_000 {
+        // 600 s per 1000 points: the history spans several 7-day shards.
+        let text = batch_text(b, 600_000_000_000);
+        store
+            .write_lines(
+                "bench",
+                None,
+                snapshotd_store::Precision::Nanoseconds,
+                text.as_bytes(),
+            )
+            .unwrap();
+        raw += text.len() as u64;
+        b += 1;
+    }
+    let write_secs = t.elapsed().as_secs_f64();
+    let ids: Vec<u64> = store
+        .shards()
+        .unwrap()
+        .iter()
+        .map(|s| s.path.shard_id)
+        .collect();
+    let t = Instant::now();
+    while ids.iter().any(|id| {
+        let l = store.log_stats(*id).unwrap();
+        l.last_index > l.compacted_through
+    }) {
+        assert!(t.elapsed() < Duration::from_secs(300), "never quiescent");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "bounded WAL: {:.1} MB line protocol ({} batches of {BATCH}) written in {write_secs:.1} s, quiescent {:.1} s later; store dir {:.1} MB",
+        raw as f64 / 1e6,
+        b,
+        t.elapsed().as_secs_f64(),
+        dir_bytes(&path) as f64 / 1e6
+    );
+    for id in &ids {
+        let l = store.log_stats(*id).unwrap();
+        println!(
+            "  shard {id}: {} entries written, {} left on disk in {} segments ({:.1} %)",
+            l.last_index,
+            l.entries_on_disk,
+            l.segments,
+            l.entries_on_disk as f64 * 100.0 / l.last_index.max(1) as f64
+        );
+        assert!(l.entries_on_disk * 10 < l.last_index, "shard {id}: {l:?}");
+    }
+    drop(store);
+    let t = Instant::now();
+    let store = BuiltinStore::open_with(&path, RestoreLimits::default(), policy).unwrap();
+    for id in &ids {
+        store.log_stats(*id).unwrap();
+    }
+    let reopen = t.elapsed().as_secs_f64();
+    println!(
+        "  reopen after {:.0} MB of history: {:.1} ms",
+        raw as f64 / 1e6,
+        reopen * 1e3
+    );
+    reopen
+}
+
 fn main() {
+    // SNAPSHOTD_BENCH_STORE_WAL_MB=<n>: only the bounded-log run (n MB, then n/10 MB).
+    if let Some(mb) = std::env::var("SNAPSHOTD_BENCH_STORE_WAL_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let big = bounded_wal(mb);
+        let small = bounded_wal((mb / 10).max(1));
+        println!(
+            "reopen time ratio, {mb} MB vs {} MB of history: {:.2}",
+            (mb / 10).max(1),
+            big / small
+        );
+        return;
+    }
     let quick = std::env::var_os("SNAPSHOTD_BENCH_QUICK").is_some();
     let n = if quick { 40 } else { 200 };
     let (bodies, raw) = batches(n);
@@ -236,7 +330,15 @@ fn main() {
     // Ours: background compaction on, thresholds low enough to compact several times during
     // the run (every ~7 batches), so the latencies include writes racing compactions.
     let ours_dir = temp_dir();
-    let policy = CompactionPolicy::default().with_thresholds(4096, 4 * 1024 * 1024);
+    let mut policy = CompactionPolicy::default().with_thresholds(4096, 4 * 1024 * 1024);
+    // SNAPSHOTD_BENCH_STORE_NICE: the compactor's nice increment (default: the store's).
+    if let Some(n) = std::env::var("SNAPSHOTD_BENCH_STORE_NICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        policy = policy.with_nice(n);
+    }
+    println!("compactor nice increment: {}", policy.nice);
     let store = open(&ours_dir.path().join("store"), policy);
     let (http, snap) = rt.block_on(async {
         let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -260,3 +260,50 @@ fn drop_after_compaction_leaves_nothing_and_the_name_is_reusable() -> TestResult
     assert_eq!(tar_files(&tar)?.len(), 1);
     Ok(())
 }
+
+/// The nice values of this process's threads whose name starts with `name` (Linux).
+fn thread_nices(name: &str) -> Vec<i64> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            if !comm.trim().starts_with(name) {
+                return None;
+            }
+            nice_of(&std::fs::read_to_string(t.path().join("stat")).ok()?)
+        })
+        .collect()
+}
+
+/// The nice value in a `/proc/.../stat` line (field 19; fields counted after the name).
+fn nice_of(stat: &str) -> Option<i64> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(16)?
+        .parse()
+        .ok()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_compactor_thread_runs_at_a_lower_cpu_priority() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let base = nice_of(&std::fs::read_to_string("/proc/self/stat")?).ok_or("no nice value")?;
+    // Other tests' compactors run at the default increment (10); this one asks for 3.
+    let s = open(dir.path(), small_policy().with_nice(3))?;
+    let want = (base + 3).min(19);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !thread_nices("snapshotd-compa").contains(&want) {
+        if Instant::now() > deadline {
+            let got = thread_nices("snapshotd-compa");
+            return Err(format!("no compactor at nice {want}: {got:?}").into());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    drop(s);
+    Ok(())
+}

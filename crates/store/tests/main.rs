@@ -2,9 +2,11 @@
 
 mod common;
 mod compaction;
+mod crash;
 mod hostile;
 mod influx_shards;
 mod kit;
 mod meta_vectors;
+mod overwrite;
 mod perf;
 mod wal_shards;

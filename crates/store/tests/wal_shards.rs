@@ -71,8 +71,10 @@ fn writes_route_to_aligned_groups_and_survive_backup_restore() -> TestResult {
     );
     let pts = a.read_points("w", None)?;
     assert_eq!(pts.len(), 4);
+    // Points by series then time, fields by name.
+    assert_eq!(pts[2].tags, [("host".to_string(), "h1".to_string())]);
     assert_eq!(
-        pts[1].fields[0],
+        pts[2].fields[1],
         ("s".to_string(), Value::String("a \"q\"".into()))
     );
     let (_d2, b) = copy_db(&a, "w")?;

@@ -33,6 +33,9 @@ pub struct CompactionPolicy {
     pub segment_bytes: u64,
     /// Merge a shard's TSM files once this many newer ones accumulate (see `with_merge_files`).
     pub merge_files: usize,
+    /// How much lower than the store's the compactor thread's CPU priority is (nice
+    /// increment; 0 = the same), so writes win the CPU over background encoding.
+    pub nice: i32,
 }
 
 impl Default for CompactionPolicy {
@@ -45,6 +48,7 @@ impl Default for CompactionPolicy {
             background: true,
             segment_bytes: super::shard_log::SEGMENT_BYTES,
             merge_files: 4,
+            nice: 10,
         }
     }
 }
@@ -77,6 +81,13 @@ impl CompactionPolicy {
     /// `compact_all` merges all files into one.
     pub fn with_merge_files(mut self, n: usize) -> Self {
         self.merge_files = n.max(2);
+        self
+    }
+
+    /// Sets how much lower the compactor thread's CPU priority is (nice increment, 0..=39;
+    /// 0 = the same as the store's).
+    pub fn with_nice(mut self, n: i32) -> Self {
+        self.nice = n.clamp(0, 39);
         self
     }
 
@@ -174,7 +185,14 @@ impl Compactor {
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
             .name("snapshotd-compactor".into())
-            .spawn(move || run(&shared, &rx, &flag))?;
+            .spawn(move || {
+                if shared.policy.nice > 0
+                    && let Err(e) = super::sys::lower_thread_priority(shared.policy.nice)
+                {
+                    tracing::warn!(error = %e, "could not lower the compactor's priority");
+                }
+                run(&shared, &rx, &flag)
+            })?;
         Ok(Compactor {
             tx,
             stop,

@@ -17,9 +17,11 @@ mod merge_marker;
 mod meta_store;
 mod points_tsm;
 mod restore;
+mod rows;
 mod scan;
 mod shard;
 mod shard_log;
+mod sys;
 mod tail;
 mod tarout;
 mod tombstone;
@@ -221,9 +223,10 @@ impl BuiltinStore {
         meta_store::save(&self.root, data)
     }
 
-    /// Every point of a retention policy's shards (None = default RP), shard by shard: points
-    /// of TSM files (one per series and time, fields merged, tombstoned values dropped), then
-    /// the WAL's points in write order.
+    /// Every point of a retention policy's shards (None = default RP) as a query sees them,
+    /// shard by shard: one point per series and time, sorted by series then time, fields by
+    /// name, each field's last write winning across TSM files and the log tail, tombstoned
+    /// values dropped.
     pub fn read_points(
         &self,
         database: &str,
@@ -262,7 +265,6 @@ impl BuiltinStore {
 
     fn shard_points(&self, dir: &Path, id: u64) -> Result<Vec<Point>> {
         let ShardView { mut files, log } = self.shard_view(id, dir)?;
-        let mut out = Vec::new();
         let tombs: Vec<(String, usize)> = files
             .iter()
             .enumerate()
@@ -274,18 +276,25 @@ impl BuiltinStore {
             deleted.insert(stem, tombstone::read(&mut f.file, &f.rel)?);
         }
         let none = tombstone::Tombstones::default();
+        let mut rows = rows::Rows::default();
+        // Oldest first: files by name (`<generation>-<sequence>.tsm`, zero-padded), then the
+        // log tail in write order.
         for item in &mut files {
             if let Some(stem) = item.rel.strip_suffix(".tsm") {
                 let d = deleted.get(stem).unwrap_or(&none);
-                out.extend(tsm::read_points(&mut item.file, item.len, &item.rel, d)?);
+                for p in tsm::read_points(&mut item.file, item.len, &item.rel, d)? {
+                    rows.add(p);
+                }
             }
         }
         if let Some(view) = log {
             for entry in view.entries() {
-                out.extend(write::decode_entry(&entry?)?);
+                for p in write::decode_entry(&entry?)? {
+                    rows.add(p);
+                }
             }
         }
-        Ok(out)
+        Ok(rows.into_points())
     }
 
     /// Opaque files and log view of a shard, taken under the shard's slot lock.
