@@ -2,10 +2,15 @@
 //! influxd 1.6.7 and hostile load, with a table of what survived (also as JSON).
 
 mod env;
+mod etcd;
+mod extra;
 mod fault;
+mod http_fault;
 mod load;
 mod proxy;
 mod round;
+mod s3;
+mod store;
 mod workload;
 
 use std::path::PathBuf;
@@ -34,6 +39,9 @@ pub struct Args {
     /// Use a debug build of snapshotd instead of release (faster to build, slower to run).
     #[arg(long)]
     debug: bool,
+    /// Run only the rounds whose workload or fault names contain this (e.g. `s3`, `etcd`).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// splitmix64: a tiny seeded generator (no dependency).
@@ -68,7 +76,13 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let mut ctx = setup(&bin, &influxd, &work)?;
     let mut rng = Rng(args.seed);
-    let plan = plan(&args, &mut rng);
+    let mut plan = plan(&args, &mut rng);
+    if let Some(only) = &args.only {
+        plan.retain(|(faults, w)| {
+            w.name().contains(only.as_str())
+                || faults.iter().any(|f| f.name().contains(only.as_str()))
+        });
+    }
     let mut rows = Vec::new();
     for (k, (faults, w)) in plan.iter().enumerate() {
         let row = round::round(&mut ctx, k, faults, *w, rng.next())?;
@@ -126,7 +140,18 @@ fn setup(bin: &std::path::Path, influxd: &std::path::Path, work: &std::path::Pat
     if !r.ok() {
         bail!("baseline backup failed: {}", r.stderr);
     }
+    let moto = s3::Moto::start(&work.join("moto.log"))?;
+    let s3_base = s3::url("base");
+    let up = workload::backup(bin, &host, std::path::Path::new(&s3_base));
+    let r = workload::run(s3::with_env(up, moto.addr), |_| {})?;
+    if !r.ok() {
+        bail!("baseline backup to S3 failed: {}", r.stderr);
+    }
     Ok(Ctx {
+        to_moto: proxy::Proxy::start(moto.addr)?,
+        moto,
+        s3_base,
+        extra: extra::Extra::default(),
         bin: bin.to_path_buf(),
         work: work.to_path_buf(),
         to_server: proxy::Proxy::start(server.bind)?,
