@@ -1,6 +1,7 @@
 //! `cargo xtask chaos`: a seeded fault campaign on loopback against the real binary,
 //! influxd 1.6.7 and hostile load, with a table of what survived (also as JSON).
 
+mod eio;
 mod env;
 mod etcd;
 mod extra;

@@ -41,12 +41,12 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], seed: u64) -> Result<Row
     }
     let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
     let dest = wl::fresh_dir(&dir, "dest")?;
-    let mounts = match mount_faults(faults, &dest) {
+    let mounts = match mount_faults(faults, &dest, seed) {
         Ok(m) => m,
         Err(e) => return Ok(row(Outcome::Skipped, e.to_string())),
     };
     let r = run(ctx, &dir, &dest, faults, seed);
-    unmount(&mounts);
+    unmount(mounts);
     ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
     let (outcome, detail) = r?;
     Ok(row(outcome, detail))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::eio::EioFs;
 use super::env::{Proc, Server, free_port, http, wait_until};
 
 /// The lazily started environments.
@@ -15,6 +16,8 @@ use super::env::{Proc, Server, free_port, http, wait_until};
 pub struct Extra {
     /// `snapshotd serve` on a tmpfs data dir.
     pub store: Option<StoreEnv>,
+    /// `snapshotd serve` on the EIO layer.
+    pub store_eio: Option<StoreEnv>,
     /// The etcd member.
     pub etcd: Option<Etcd>,
 }
@@ -60,26 +63,50 @@ impl Drop for Mount {
     }
 }
 
-/// `snapshotd serve` over a data dir on a 128 MiB tmpfs (the server is dropped first).
+/// `snapshotd serve` over a data dir on a 128 MiB tmpfs or on the EIO layer (the server is
+/// dropped first, then the filesystem).
 #[derive(Debug)]
 pub struct StoreEnv {
     /// The server.
     pub server: Server,
-    /// Its data dir's filesystem.
-    pub mount: Mount,
+    /// The EIO layer under its data dir, if that is where it runs.
+    pub eio: Option<EioFs>,
+    /// Its data dir's tmpfs, if that is where it runs.
+    pub mount: Option<Mount>,
+    log: PathBuf,
 }
 
 impl StoreEnv {
     /// Mounts the tmpfs under `work` and starts the server on it.
     pub fn start(bin: &Path, work: &Path) -> Result<StoreEnv> {
         let mount = Mount::tmpfs(&work.join("store-fs"), "size=128m")?;
-        let server = Server::start(bin, &mount.0.join("data"), &work.join("store.log"))?;
-        Ok(StoreEnv { server, mount })
+        let log = work.join("store.log");
+        let server = Server::start(bin, &mount.0.join("data"), &log)?;
+        Ok(StoreEnv {
+            server,
+            eio: None,
+            mount: Some(mount),
+            log,
+        })
+    }
+
+    /// Mounts the EIO layer (no fault yet) under `work` and starts the server on it.
+    pub fn start_eio(bin: &Path, work: &Path) -> Result<StoreEnv> {
+        let mnt = work.join("store-eio");
+        let eio = EioFs::mount(&work.join("store-eio-root"), &mnt, None)?;
+        let log = work.join("store-eio.log");
+        let server = Server::start(bin, &mnt.join("data"), &log)?;
+        Ok(StoreEnv {
+            server,
+            eio: Some(eio),
+            mount: None,
+            log,
+        })
     }
 
     /// The server's log file.
-    pub fn log(&self) -> PathBuf {
-        self.mount.0.with_file_name("store.log")
+    pub fn log(&self) -> &Path {
+        &self.log
     }
 }
 

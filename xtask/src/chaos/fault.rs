@@ -110,6 +110,9 @@ pub enum Fault {
     KillEtcd,
     /// SIGSTOP of etcd for 3 s, then SIGCONT.
     StopEtcd,
+    /// Writes and fsyncs fail with EIO after a seeded number of bytes (a FUSE layer) on the
+    /// destination, or on the server's data dir (`write->serve`).
+    Eio,
 }
 
 impl Fault {
@@ -169,6 +172,7 @@ impl Fault {
             Fault::Enospc | Fault::ReadOnly => matches!(w, W::Backup | W::Serve | W::Etcd),
             Fault::S3Error | Fault::SlowDown | Fault::KillS3 | Fault::StopS3 => w.s3(),
             Fault::StoreFull | Fault::StoreReadOnly => w == W::Ingest,
+            Fault::Eio => matches!(w, W::Backup | W::Serve | W::Ingest),
             Fault::KillEtcd | Fault::StopEtcd => w == W::Etcd,
             Fault::KillClient => w != W::Ingest,
             Fault::Delay | Fault::Throttle | Fault::Reset | Fault::HalfClose | Fault::Blackhole => {
@@ -212,6 +216,7 @@ impl Fault {
             Fault::StoreFull => &["no space left", "disk full"],
             Fault::StoreReadOnly => &["read-only file system"],
             Fault::KillEtcd => &[],
+            Fault::Eio => &["input/output error", "os error 5"],
             Fault::StopServer | Fault::StopInfluxd | Fault::Delay | Fault::Throttle => {
                 &["timed out", "no progress for"]
             }
@@ -248,5 +253,6 @@ pub fn all() -> Vec<Fault> {
         Fault::StoreReadOnly,
         Fault::KillEtcd,
         Fault::StopEtcd,
+        Fault::Eio,
     ]
 }

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use std::net::SocketAddr;
 
+use super::eio::EioFs;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
@@ -128,7 +129,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         .collect::<Vec<_>>()
         .join("+");
     let workload = w.name();
-    let mounts = match mount_faults(faults, &dest) {
+    let mounts = match mount_faults(faults, &dest, seed) {
         Ok(m) => m,
         Err(e) => {
             return Ok(Row {
@@ -213,7 +214,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     } else {
         dest.clone()
     };
-    unmount(&mounts);
+    unmount(mounts);
     recover(ctx)?;
     ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
     let (outcome, detail) = judge(
@@ -497,13 +498,30 @@ pub(super) fn last_line(s: &str) -> String {
         .collect()
 }
 
-pub(super) fn mount_faults(faults: &[Fault], dest: &Path) -> Result<Vec<PathBuf>> {
+/// The fault filesystems of a round, unmounted by [`unmount`].
+#[derive(Debug, Default)]
+pub(super) struct FaultMounts {
+    tmpfs: Vec<PathBuf>,
+    eio: Option<EioFs>,
+}
+
+/// Mounts the destination faults on `dest`: a full or read-only tmpfs, or the EIO layer
+/// (failing after a seeded 1 to 9 KiB).
+pub(super) fn mount_faults(faults: &[Fault], dest: &Path, seed: u64) -> Result<FaultMounts> {
+    if faults.contains(&Fault::Eio) {
+        let backing = dest.with_file_name("eio-root");
+        let eio = EioFs::mount(&backing, dest, Some(1024 + seed % 8192))?;
+        return Ok(FaultMounts {
+            tmpfs: Vec::new(),
+            eio: Some(eio),
+        });
+    }
     let opts = if faults.contains(&Fault::Enospc) {
         "size=48k"
     } else if faults.contains(&Fault::ReadOnly) {
         "ro,size=1m"
     } else {
-        return Ok(Vec::new());
+        return Ok(FaultMounts::default());
     };
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
@@ -514,13 +532,25 @@ pub(super) fn mount_faults(faults: &[Fault], dest: &Path) -> Result<Vec<PathBuf>
         "mount tmpfs on {} failed (needs root)",
         dest.display()
     );
-    Ok(vec![dest.to_path_buf()])
+    Ok(FaultMounts {
+        tmpfs: vec![dest.to_path_buf()],
+        eio: None,
+    })
 }
 
-pub(super) fn unmount(mounts: &[PathBuf]) {
-    for m in mounts {
+impl FaultMounts {
+    /// Whether nothing is mounted.
+    pub(super) fn is_empty(&self) -> bool {
+        self.tmpfs.is_empty() && self.eio.is_none()
+    }
+}
+
+/// Unmounts the round's fault filesystems.
+pub(super) fn unmount(mounts: FaultMounts) {
+    for m in &mounts.tmpfs {
         let _ = Command::new("umount").arg(m).status();
     }
+    drop(mounts.eio);
 }
 
 pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {

@@ -44,13 +44,24 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], _seed: u64) -> Result<Ro
         detail,
         secs: started.elapsed().as_secs_f64(),
     };
-    if ctx.extra.store.is_none() {
-        match StoreEnv::start(&ctx.bin, &ctx.work) {
-            Ok(s) => ctx.extra.store = Some(s),
+    let eio = faults.contains(&Fault::Eio);
+    let slot = if eio {
+        &mut ctx.extra.store_eio
+    } else {
+        &mut ctx.extra.store
+    };
+    if slot.is_none() {
+        let started = if eio {
+            StoreEnv::start_eio(&ctx.bin, &ctx.work)
+        } else {
+            StoreEnv::start(&ctx.bin, &ctx.work)
+        };
+        match started {
+            Ok(s) => *slot = Some(s),
             Err(e) => return Ok(row(Outcome::Skipped, format!("{e:#}"))),
         }
     }
-    let Some(env) = ctx.extra.store.as_mut() else {
+    let Some(env) = slot.as_mut() else {
         return Ok(row(Outcome::Skipped, "no store environment".into()));
     };
     let db = format!("ing{k}");
@@ -75,7 +86,12 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], _seed: u64) -> Result<Ro
     let refused = (before.refused + during.refused + after.refused) * 500;
     let host = env.server.bind.to_string();
     let (outcome, detail) = check(ctx, k, &host, &db, (acked, refused))?;
-    if let Some(env) = ctx.extra.store.as_ref() {
+    let env = if eio {
+        ctx.extra.store_eio.as_ref()
+    } else {
+        ctx.extra.store.as_ref()
+    };
+    if let Some(env) = env {
         let _ = http(
             env.server.http,
             "POST",
@@ -148,12 +164,21 @@ fn write(api: std::net::SocketAddr, db: &str, first: u64, n: u64, phrases: &[&st
 /// Injects the store faults; for a read-only data dir the server is killed and restarted
 /// on it (a read-only remount needs no open files): `Some(last log line)` when it refused.
 fn inject(env: &mut StoreEnv, faults: &[Fault]) -> Result<Option<String>> {
+    let dir = env.mount.as_ref().map(|m| m.0.clone());
     if faults.contains(&Fault::StoreFull) {
-        fill(&env.mount.0.join("filler"))?;
+        fill(&dir.clone().unwrap_or_default().join("filler"))?;
     }
-    if faults.contains(&Fault::StoreReadOnly) {
+    if let Some(eio) = env.eio.as_ref().filter(|_| faults.contains(&Fault::Eio)) {
+        // A few WAL appends go through, then writes and fsyncs fail.
+        eio.set(Some(4096))?;
+    }
+    if let Some(m) = env
+        .mount
+        .as_ref()
+        .filter(|_| faults.contains(&Fault::StoreReadOnly))
+    {
         env.server.proc = None;
-        env.mount.remount("ro")?;
+        m.remount("ro")?;
         if let Err(e) = env.server.restart() {
             let log = std::fs::read_to_string(env.log()).unwrap_or_default();
             return Ok(Some(format!("{e:#}: {}", last_line(&log))));
@@ -162,13 +187,22 @@ fn inject(env: &mut StoreEnv, faults: &[Fault]) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// Clears the fault; after EIO the server is restarted (what an operator does after a disk
+/// error: a WAL may refuse every write after a failed fsync).
 fn clear(env: &mut StoreEnv, faults: &[Fault]) -> Result<()> {
-    if faults.contains(&Fault::StoreReadOnly) {
+    if let Some(m) = env.mount.as_ref() {
+        if faults.contains(&Fault::StoreReadOnly) {
+            env.server.proc = None;
+            m.remount("rw")?;
+            env.server.restart()?;
+        }
+        let _ = std::fs::remove_file(m.0.join("filler"));
+    }
+    if let Some(eio) = env.eio.as_ref().filter(|_| faults.contains(&Fault::Eio)) {
+        eio.set(None)?;
         env.server.proc = None;
-        env.mount.remount("rw")?;
         env.server.restart()?;
     }
-    let _ = std::fs::remove_file(env.mount.0.join("filler"));
     Ok(())
 }
 
