@@ -31,7 +31,7 @@ pub struct Args {
     /// Random rounds (one or two faults each) after the single-fault pass.
     #[arg(long, default_value_t = 12)]
     rounds: usize,
-    /// A few minutes: every single fault once plus three combinations, no random rounds.
+    /// About ten minutes: every single fault once plus five combinations, no random rounds.
     #[arg(long)]
     quick: bool,
     /// Also write the table as JSON here.
@@ -185,6 +185,8 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
     plan.push((vec![Fault::Throttle, Fault::KillServer], Workload::Serve));
     let hostile = vec![Fault::Load(Load::Churn), Fault::Load(Load::Malformed)];
     plan.push((hostile, Workload::Serve));
+    plan.push((vec![Fault::SlowDown, Fault::KillClient], Workload::S3Backup));
+    plan.push((vec![Fault::KillEtcd, Fault::KillClient], Workload::Etcd));
     if args.quick {
         return plan;
     }
@@ -194,8 +196,9 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
         let pool: Vec<Fault> = all.iter().copied().filter(|f| f.applies(w)).collect();
         let a = rng.pick(&pool);
         let b = rng.pick(&pool);
-        // At most one proxy mode per round: the proxy applies one.
-        let faults = if a == b || (a.proxy(0).is_some() && b.proxy(0).is_some()) {
+        // At most one proxy mode and one fault filesystem per round.
+        let both = |f: fn(Fault) -> bool| f(a) && f(b);
+        let faults = if a == b || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
             vec![a]
         } else {
             vec![a, b]

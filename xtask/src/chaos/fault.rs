@@ -146,6 +146,15 @@ impl Fault {
         })
     }
 
+    /// Whether the fault is a filesystem under the destination or the data dir (a round
+    /// mounts at most one).
+    pub fn filesystem(self) -> bool {
+        matches!(
+            self,
+            Fault::Enospc | Fault::ReadOnly | Fault::Eio | Fault::StoreFull | Fault::StoreReadOnly
+        )
+    }
+
     /// Whether the fault sends a signal to a process.
     pub fn signals(self) -> bool {
         matches!(
@@ -191,6 +200,7 @@ impl Fault {
                 "cut short",
                 "closed mid-frame",
                 "end of file before message length",
+                "connection closed before message completed",
             ],
             Fault::Blackhole => &["timed out", "no progress for"],
             Fault::KillServer | Fault::KillInfluxd => &[

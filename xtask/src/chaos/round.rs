@@ -183,6 +183,8 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     let (cuts_before, requests_before) = (proxy.cuts(), proxy.requests());
     let mut pending = Vec::new();
     let first = wl::run(cmd(ctx), |pid| pending = spawn_signals(signals, pid))?;
+    // Kept for repros: what the user saw.
+    std::fs::write(dir.join("first.stderr"), &first.stderr)?;
     let mut landed = true;
     for h in pending {
         landed &= h.join().unwrap_or(false);
