@@ -1,11 +1,17 @@
 //! `cargo xtask chaos`: a seeded fault campaign on loopback against the real binary,
 //! influxd 1.6.7 and hostile load, with a table of what survived (also as JSON).
 
+mod eio;
 mod env;
+mod etcd;
+mod extra;
 mod fault;
+mod http_fault;
 mod load;
 mod proxy;
 mod round;
+mod s3;
+mod store;
 mod workload;
 
 use std::path::PathBuf;
@@ -25,7 +31,7 @@ pub struct Args {
     /// Random rounds (one or two faults each) after the single-fault pass.
     #[arg(long, default_value_t = 12)]
     rounds: usize,
-    /// A few minutes: every single fault once plus three combinations, no random rounds.
+    /// About ten minutes: every single fault once plus five combinations, no random rounds.
     #[arg(long)]
     quick: bool,
     /// Also write the table as JSON here.
@@ -34,6 +40,9 @@ pub struct Args {
     /// Use a debug build of snapshotd instead of release (faster to build, slower to run).
     #[arg(long)]
     debug: bool,
+    /// Run only the rounds whose workload or fault names contain this (e.g. `s3`, `etcd`).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// splitmix64: a tiny seeded generator (no dependency).
@@ -68,7 +77,13 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let mut ctx = setup(&bin, &influxd, &work)?;
     let mut rng = Rng(args.seed);
-    let plan = plan(&args, &mut rng);
+    let mut plan = plan(&args, &mut rng);
+    if let Some(only) = &args.only {
+        plan.retain(|(faults, w)| {
+            w.name().contains(only.as_str())
+                || faults.iter().any(|f| f.name().contains(only.as_str()))
+        });
+    }
     let mut rows = Vec::new();
     for (k, (faults, w)) in plan.iter().enumerate() {
         let row = round::round(&mut ctx, k, faults, *w, rng.next())?;
@@ -126,7 +141,18 @@ fn setup(bin: &std::path::Path, influxd: &std::path::Path, work: &std::path::Pat
     if !r.ok() {
         bail!("baseline backup failed: {}", r.stderr);
     }
+    let moto = s3::Moto::start(&work.join("moto.log"))?;
+    let s3_base = s3::url("base");
+    let up = workload::backup(bin, &host, std::path::Path::new(&s3_base));
+    let r = workload::run(s3::with_env(up, moto.addr), |_| {})?;
+    if !r.ok() {
+        bail!("baseline backup to S3 failed: {}", r.stderr);
+    }
     Ok(Ctx {
+        to_moto: proxy::Proxy::start(moto.addr)?,
+        moto,
+        s3_base,
+        extra: extra::Extra::default(),
         bin: bin.to_path_buf(),
         work: work.to_path_buf(),
         to_server: proxy::Proxy::start(server.bind)?,
@@ -159,6 +185,8 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
     plan.push((vec![Fault::Throttle, Fault::KillServer], Workload::Serve));
     let hostile = vec![Fault::Load(Load::Churn), Fault::Load(Load::Malformed)];
     plan.push((hostile, Workload::Serve));
+    plan.push((vec![Fault::SlowDown, Fault::KillClient], Workload::S3Backup));
+    plan.push((vec![Fault::KillEtcd, Fault::KillClient], Workload::Etcd));
     if args.quick {
         return plan;
     }
@@ -168,8 +196,9 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
         let pool: Vec<Fault> = all.iter().copied().filter(|f| f.applies(w)).collect();
         let a = rng.pick(&pool);
         let b = rng.pick(&pool);
-        // At most one proxy mode per round: the proxy applies one.
-        let faults = if a == b || (a.proxy(0).is_some() && b.proxy(0).is_some()) {
+        // At most one proxy mode and one fault filesystem per round.
+        let both = |f: fn(Fault) -> bool| f(a) && f(b);
+        let faults = if a == b || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
             vec![a]
         } else {
             vec![a, b]

@@ -195,11 +195,9 @@ fn prepare_influx() -> Result<PeerEnv> {
     })
 }
 
-/// Installs moto into a venv under target/ (once), starts it on a free loopback port and
-/// creates the test bucket.
-fn prepare_s3() -> Result<PeerEnv> {
+/// Installs moto into a venv under target/ (once); returns its `moto_server` script.
+pub fn moto_server() -> Result<std::path::PathBuf> {
     let venv = target_dir().join("s3-venv");
-    let py = venv.join("bin").join("python");
     let moto = venv.join("bin").join("moto_server");
     if !moto.is_file() {
         let python3 = find("python3")?;
@@ -218,6 +216,14 @@ fn prepare_s3() -> Result<PeerEnv> {
             ]),
         )?;
     }
+    Ok(moto)
+}
+
+/// Installs moto into a venv under target/ (once), starts it on a free loopback port and
+/// creates the test bucket.
+fn prepare_s3() -> Result<PeerEnv> {
+    let moto = moto_server()?;
+    let py = moto.with_file_name("python");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()

@@ -21,29 +21,7 @@ impl SlowFs {
     pub fn mount(delay_ms: u64) -> Result<SlowFs> {
         let fusermount =
             which("fusermount").context("fusermount not found: apt-get install fuse libfuse2")?;
-        let venv = target_dir().join("slowfs-venv");
-        let py = venv.join("bin").join("python");
-        if !py.is_file()
-            || !Command::new(&py)
-                .args(["-c", "import fuse"])
-                .stderr(Stdio::null())
-                .status()?
-                .success()
-        {
-            let python3 = which("python3").context("python3 not found")?;
-            step(
-                "create slowfs venv",
-                Command::new(python3).args(["-m", "venv"]).arg(&venv),
-            )?;
-            step(
-                "install fusepy",
-                Command::new(venv.join("bin").join("pip")).args([
-                    "install",
-                    "--quiet",
-                    "fusepy==3.0.1",
-                ]),
-            )?;
-        }
+        let py = fusepy_python()?;
         let base = target_dir().join("slowfs");
         let (backing, mnt) = (base.join("root"), base.join("mnt"));
         if is_mounted(&mnt)? {
@@ -94,7 +72,36 @@ impl Drop for SlowFs {
     }
 }
 
-fn is_mounted(mnt: &Path) -> Result<bool> {
+/// The python of a venv under target/ with fusepy installed (created once).
+pub fn fusepy_python() -> Result<PathBuf> {
+    let venv = target_dir().join("slowfs-venv");
+    let py = venv.join("bin").join("python");
+    if !py.is_file()
+        || !Command::new(&py)
+            .args(["-c", "import fuse"])
+            .stderr(Stdio::null())
+            .status()?
+            .success()
+    {
+        let python3 = which("python3").context("python3 not found")?;
+        step(
+            "create slowfs venv",
+            Command::new(python3).args(["-m", "venv"]).arg(&venv),
+        )?;
+        step(
+            "install fusepy",
+            Command::new(venv.join("bin").join("pip")).args([
+                "install",
+                "--quiet",
+                "fusepy==3.0.1",
+            ]),
+        )?;
+    }
+    Ok(py)
+}
+
+/// Whether `mnt` is a mount point (listed in /proc/mounts).
+pub fn is_mounted(mnt: &Path) -> Result<bool> {
     let mounts = std::fs::read_to_string("/proc/mounts")?;
     let want = mnt.to_string_lossy();
     Ok(mounts

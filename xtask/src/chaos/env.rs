@@ -83,11 +83,21 @@ impl Server {
             .stderr(log)
             .spawn()
             .context("start snapshotd serve")?;
-        self.proc = Some(Proc { child });
-        wait_until(Duration::from_secs(30), || {
-            http(self.http, "GET", "/ping", b"").is_ok_and(|(c, _)| c == 204)
-        })
-        .with_context(|| {
+        let mut proc = Proc { child };
+        let mut exited = false;
+        let api = self.http;
+        let up = wait_until(Duration::from_secs(30), || {
+            exited = proc.child.try_wait().ok().flatten().is_some();
+            exited || http(api, "GET", "/ping", b"").is_ok_and(|(c, _)| c == 204)
+        });
+        self.proc = Some(proc);
+        if exited {
+            bail!(
+                "snapshotd serve exited at start (log {})",
+                self.log.display()
+            );
+        }
+        up.with_context(|| {
             format!(
                 "snapshotd serve did not answer /ping (log {})",
                 self.log.display()

@@ -13,11 +13,40 @@ pub enum Workload {
     /// `snapshotd backup` from `snapshotd serve` (checked by verify and an acknowledged
     /// restore into the server).
     Serve,
+    /// `snapshotd backup` from influxd to `s3://` through moto (checked by verify and a
+    /// restore from S3 into influxd).
+    S3Backup,
+    /// `snapshotd restore` from `s3://` into influxd (checked by counting).
+    S3Restore,
+    /// `/write` into a `snapshotd serve` whose data dir is a small tmpfs (checked by a
+    /// crash-restart, a backup and a count of the acknowledged points in influxd).
+    Ingest,
+    /// `snapshotd etcd archive` of a real etcd 3.4.23 member under puts (checked by status,
+    /// verify, restore and the restored member serving every acknowledged put).
+    Etcd,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 3] = [Workload::Backup, Workload::Restore, Workload::Serve];
+    pub const ALL: [Workload; 7] = [
+        Workload::Backup,
+        Workload::Restore,
+        Workload::Serve,
+        Workload::S3Backup,
+        Workload::S3Restore,
+        Workload::Ingest,
+        Workload::Etcd,
+    ];
+
+    /// Whether the workload's destination or source is `s3://`.
+    pub fn s3(self) -> bool {
+        matches!(self, Workload::S3Backup | Workload::S3Restore)
+    }
+
+    /// Whether it runs one client command through a proxy (the network faults apply).
+    pub fn proxied(self) -> bool {
+        !matches!(self, Workload::Ingest | Workload::Etcd)
+    }
 
     /// Short name for tables.
     pub fn name(self) -> &'static str {
@@ -25,6 +54,10 @@ impl Workload {
             Workload::Backup => "backup<-influxd",
             Workload::Restore => "restore->influxd",
             Workload::Serve => "backup<-serve",
+            Workload::S3Backup => "backup->s3",
+            Workload::S3Restore => "restore<-s3",
+            Workload::Ingest => "write->serve",
+            Workload::Etcd => "etcd archive",
         }
     }
 }
@@ -61,6 +94,25 @@ pub enum Fault {
     ReadOnly,
     /// Hostile load on the server.
     Load(Load),
+    /// The proxy in front of moto answers a seeded 30 % of requests with 500 InternalError.
+    S3Error,
+    /// The proxy in front of moto answers a seeded 40 % of requests with 503 SlowDown.
+    SlowDown,
+    /// SIGKILL of moto (restarted afterwards, empty: moto keeps data in memory).
+    KillS3,
+    /// SIGSTOP of moto for 3 s, then SIGCONT.
+    StopS3,
+    /// The server's data dir (a tmpfs) is filled up while `/write` runs.
+    StoreFull,
+    /// The server's data dir is remounted read-only while `/write` runs.
+    StoreReadOnly,
+    /// SIGKILL of etcd (restarted afterwards).
+    KillEtcd,
+    /// SIGSTOP of etcd for 3 s, then SIGCONT.
+    StopEtcd,
+    /// Writes and fsyncs fail with EIO after a seeded number of bytes (a FUSE layer) on the
+    /// destination, or on the server's data dir (`write->serve`).
+    Eio,
 }
 
 impl Fault {
@@ -80,8 +132,27 @@ impl Fault {
             Fault::Reset => Mode::Reset(at),
             Fault::HalfClose => Mode::HalfClose(at),
             Fault::Blackhole => Mode::Blackhole(at),
+            Fault::S3Error => Mode::HttpError {
+                status: 500,
+                per_mille: 300,
+                seed: at,
+            },
+            Fault::SlowDown => Mode::HttpError {
+                status: 503,
+                per_mille: 400,
+                seed: at,
+            },
             _ => return None,
         })
+    }
+
+    /// Whether the fault is a filesystem under the destination or the data dir (a round
+    /// mounts at most one).
+    pub fn filesystem(self) -> bool {
+        matches!(
+            self,
+            Fault::Enospc | Fault::ReadOnly | Fault::Eio | Fault::StoreFull | Fault::StoreReadOnly
+        )
     }
 
     /// Whether the fault sends a signal to a process.
@@ -93,16 +164,29 @@ impl Fault {
                 | Fault::KillClient
                 | Fault::KillInfluxd
                 | Fault::StopInfluxd
+                | Fault::KillS3
+                | Fault::StopS3
+                | Fault::KillEtcd
+                | Fault::StopEtcd
         )
     }
 
     /// Whether the fault applies to workload `w`.
     pub fn applies(self, w: Workload) -> bool {
+        use Workload as W;
         match self {
-            Fault::KillServer | Fault::StopServer | Fault::Load(_) => w == Workload::Serve,
-            Fault::KillInfluxd | Fault::StopInfluxd => w != Workload::Serve,
-            Fault::Enospc | Fault::ReadOnly => w != Workload::Restore,
-            _ => true,
+            Fault::None => true,
+            Fault::KillServer | Fault::StopServer | Fault::Load(_) => w == W::Serve,
+            Fault::KillInfluxd | Fault::StopInfluxd => matches!(w, W::Backup | W::Restore),
+            Fault::Enospc | Fault::ReadOnly => matches!(w, W::Backup | W::Serve | W::Etcd),
+            Fault::S3Error | Fault::SlowDown | Fault::KillS3 | Fault::StopS3 => w.s3(),
+            Fault::StoreFull | Fault::StoreReadOnly => w == W::Ingest,
+            Fault::Eio => matches!(w, W::Backup | W::Serve | W::Ingest),
+            Fault::KillEtcd | Fault::StopEtcd => w == W::Etcd,
+            Fault::KillClient => w != W::Ingest,
+            Fault::Delay | Fault::Throttle | Fault::Reset | Fault::HalfClose | Fault::Blackhole => {
+                w.proxied()
+            }
         }
     }
 
@@ -115,6 +199,8 @@ impl Fault {
                 "sent no data",
                 "cut short",
                 "closed mid-frame",
+                "end of file before message length",
+                "connection closed before message completed",
             ],
             Fault::Blackhole => &["timed out", "no progress for"],
             Fault::KillServer | Fault::KillInfluxd => &[
@@ -128,6 +214,19 @@ impl Fault {
             Fault::Enospc => &["no space left"],
             Fault::ReadOnly => &["read-only file system"],
             Fault::Load(_) => &["server at connection limit"],
+            Fault::S3Error => &["500", "internal error", "internalerror"],
+            Fault::SlowDown => &["503", "slowdown", "slow down"],
+            Fault::KillS3 => &[
+                "connection refused",
+                "connection reset",
+                "connection closed",
+                "error sending request",
+            ],
+            Fault::StopS3 | Fault::StopEtcd => &["timed out", "timeout", "no progress for"],
+            Fault::StoreFull => &["no space left", "disk full"],
+            Fault::StoreReadOnly => &["read-only file system"],
+            Fault::KillEtcd => &[],
+            Fault::Eio => &["input/output error", "os error 5"],
             Fault::StopServer | Fault::StopInfluxd | Fault::Delay | Fault::Throttle => {
                 &["timed out", "no progress for"]
             }
@@ -156,5 +255,14 @@ pub fn all() -> Vec<Fault> {
         Fault::Load(Load::Churn),
         Fault::Load(Load::Malformed),
         Fault::Load(Load::WriteFlood),
+        Fault::S3Error,
+        Fault::SlowDown,
+        Fault::KillS3,
+        Fault::StopS3,
+        Fault::StoreFull,
+        Fault::StoreReadOnly,
+        Fault::KillEtcd,
+        Fault::StopEtcd,
+        Fault::Eio,
     ]
 }

@@ -27,6 +27,17 @@ pub enum Mode {
     HalfClose(u64),
     /// Forward this many bytes, then forward nothing and send no FIN (for at most 60 s).
     Blackhole(u64),
+    /// HTTP: every request goes on its own connection (`Connection: close` added); a
+    /// seeded `per_mille` of them is answered by the proxy with this status (500 or 503
+    /// SlowDown, S3's XML error body) instead of reaching the server.
+    HttpError {
+        /// 500 or 503.
+        status: u16,
+        /// Requests failed, out of 1000.
+        per_mille: u64,
+        /// Seed of which requests fail.
+        seed: u64,
+    },
 }
 
 /// Longest a blackholed connection is held open.
@@ -40,6 +51,7 @@ pub struct Proxy {
     mode: Arc<Mutex<Mode>>,
     cuts: Arc<AtomicU64>,
     epoch: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -62,6 +74,8 @@ impl Proxy {
         let c = Arc::clone(&cuts);
         let epoch = Arc::new(AtomicU64::new(0));
         let ep = Arc::clone(&epoch);
+        let requests = Arc::new(AtomicU64::new(0));
+        let rq = Arc::clone(&requests);
         rt.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let now = *m.lock().unwrap_or_else(PoisonError::into_inner);
@@ -70,7 +84,17 @@ impl Proxy {
                     cuts: Arc::clone(&c),
                     epoch: Arc::clone(&ep),
                 };
-                tokio::spawn(pipe(client, target, fault));
+                if let Mode::HttpError { .. } = now {
+                    tokio::spawn(super::http_fault::serve(
+                        client,
+                        target,
+                        now,
+                        Arc::clone(&rq),
+                        fault.cuts,
+                    ));
+                } else {
+                    tokio::spawn(pipe(client, target, fault));
+                }
             }
         });
         Ok(Proxy {
@@ -78,11 +102,17 @@ impl Proxy {
             mode,
             cuts,
             epoch,
+            requests,
             _rt: rt,
         })
     }
 
-    /// Connections cut (reset, half-closed or blackholed) so far.
+    /// HTTP requests seen in [`Mode::HttpError`] so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Connections cut (reset, half-closed, blackholed or answered with an HTTP error) so far.
     pub fn cuts(&self) -> u64 {
         self.cuts.load(Ordering::Relaxed)
     }
@@ -106,13 +136,14 @@ enum End {
 
 /// A connection's mode, the proxy's cut counter and its mode epoch.
 #[derive(Debug, Clone)]
-struct Fault {
-    mode: Mode,
-    cuts: Arc<AtomicU64>,
-    epoch: Arc<AtomicU64>,
+pub(super) struct Fault {
+    pub(super) mode: Mode,
+    pub(super) cuts: Arc<AtomicU64>,
+    pub(super) epoch: Arc<AtomicU64>,
 }
 
-async fn pipe(client: TcpStream, target: SocketAddr, fault: Fault) {
+/// Proxies one connection under `fault` (a pass-through when its mode is `Pass`).
+pub(super) async fn pipe(client: TcpStream, target: SocketAddr, fault: Fault) {
     let mode = fault.mode;
     let Ok(server) = TcpStream::connect(target).await else {
         return;

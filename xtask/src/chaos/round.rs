@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use std::net::SocketAddr;
+
+use super::eio::EioFs;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
 use super::proxy::{Mode, Proxy};
+use super::s3::{self, Moto};
 use super::workload::{self as wl, Run};
 
 /// Everything a campaign keeps between rounds.
@@ -39,6 +43,26 @@ pub struct Ctx {
     pub max_rss_kib: u64,
     /// Faults injected so far.
     pub injected: u64,
+    /// The S3 server.
+    pub moto: Moto,
+    /// Proxy in front of moto.
+    pub to_moto: Proxy,
+    /// The baseline backup uploaded to S3 (restore<-s3 rounds read it).
+    pub s3_base: String,
+    /// The campaign's extra environments (store on tmpfs, etcd), started when first used.
+    pub extra: super::extra::Extra,
+}
+
+impl Ctx {
+    /// `cmd` with the S3 environment of workload `w` (endpoint `endpoint`, moto direct when
+    /// None); unchanged for a local workload.
+    pub fn cli(&self, w: Workload, cmd: Command, endpoint: Option<SocketAddr>) -> Command {
+        if w.s3() {
+            s3::with_env(cmd, endpoint.unwrap_or(self.moto.addr))
+        } else {
+            cmd
+        }
+    }
 }
 
 /// How a round ended.
@@ -82,9 +106,19 @@ pub const RSS_BOUND_KIB: u64 = 512 * 1024;
 
 /// Runs one round of `workload` under `faults`; `seed` places cuts and signals.
 pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) -> Result<Row> {
+    match w {
+        Workload::Ingest => return super::store::round(ctx, k, faults, seed),
+        Workload::Etcd => return super::etcd::round(ctx, k, faults, seed),
+        _ => {}
+    }
     let started = Instant::now();
     let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
-    let dest = wl::fresh_dir(&dir, "dest")?;
+    let local = wl::fresh_dir(&dir, "dest")?;
+    let dest = match w {
+        Workload::S3Backup => PathBuf::from(s3::url(&format!("r{k}"))),
+        Workload::S3Restore => PathBuf::from(&ctx.s3_base),
+        _ => local,
+    };
     let newdb = format!("r{k}");
     if w == Workload::Restore {
         copy_dir(&ctx.baseline, &dest)?;
@@ -95,7 +129,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         .collect::<Vec<_>>()
         .join("+");
     let workload = w.name();
-    let mounts = match mount_faults(faults, &dest) {
+    let mounts = match mount_faults(faults, &dest, seed) {
         Ok(m) => m,
         Err(e) => {
             return Ok(Row {
@@ -109,6 +143,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     };
     let (proxy, target) = match w {
         Workload::Serve => (&ctx.to_server, ctx.server.bind),
+        _ if w.s3() => (&ctx.to_moto, ctx.moto.addr),
         _ => (&ctx.to_influxd, ctx.influxd.bind),
     };
     let cut = 256 + seed % 2_048;
@@ -137,26 +172,42 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
             _ => None,
         })
         .collect();
-    let host = host.to_string();
-    let cmd = |c: &Ctx| command(c, w, &host, &dest, &newdb);
+    // On S3 the proxy stands for the endpoint; the snapshot source is influxd itself.
+    let (host, endpoint) = if w.s3() {
+        (ctx.influxd.bind.to_string(), Some(host))
+    } else {
+        (host.to_string(), None)
+    };
+    let cmd = |c: &Ctx| c.cli(w, command(c, w, &host, &dest, &newdb), endpoint);
     let signals = signal_plan(ctx, faults, seed);
-    let cuts_before = proxy.cuts();
+    let (cuts_before, requests_before) = (proxy.cuts(), proxy.requests());
     let mut pending = Vec::new();
     let first = wl::run(cmd(ctx), |pid| pending = spawn_signals(signals, pid))?;
+    // Kept for repros: what the user saw.
+    std::fs::write(dir.join("first.stderr"), &first.stderr)?;
     let mut landed = true;
     for h in pending {
         landed &= h.join().unwrap_or(false);
     }
-    let cut_mode = faults
-        .iter()
-        .any(|f| matches!(f, Fault::Reset | Fault::HalfClose | Fault::Blackhole));
+    let cut_mode = faults.iter().any(|f| {
+        matches!(
+            f,
+            Fault::Reset | Fault::HalfClose | Fault::Blackhole | Fault::S3Error | Fault::SlowDown
+        )
+    });
     landed &= !cut_mode || proxy.cuts() > cuts_before;
     for l in loads {
         l.stop();
     }
     proxy.set(Mode::Pass);
+    let http_errors = matches!(modes.first(), Some(Mode::HttpError { .. })).then(|| {
+        let failed = proxy.cuts() - cuts_before;
+        let seen = proxy.requests() - requests_before;
+        format!("{failed} of {seen} S3 requests failed by the proxy")
+    });
     // Checked before a fault filesystem goes away: no incomplete backup under a final name.
-    let published = first.ok() || published_ok(ctx, &dest, w != Workload::Restore)?;
+    let backup = matches!(w, Workload::Backup | Workload::Serve | Workload::S3Backup);
+    let published = first.ok() || published_ok(ctx, w, &dest, backup)?;
     // A run that succeeded on a fault filesystem is checked on a copy of what it wrote.
     let checked = if first.ok() && !mounts.is_empty() {
         let kept = wl::fresh_dir(&dir, "kept")?;
@@ -165,7 +216,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     } else {
         dest.clone()
     };
-    unmount(&mounts);
+    unmount(mounts);
     recover(ctx)?;
     ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
     let (outcome, detail) = judge(
@@ -177,7 +228,10 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         &newdb,
         || wl::run(cmd(ctx), |_| {}),
     )?;
-    let (outcome, detail) = health(ctx, outcome, detail);
+    let (outcome, mut detail) = health(ctx, outcome, detail);
+    if let Some(n) = http_errors {
+        detail = format!("{n}; {detail}");
+    }
     let (outcome, detail) = if !landed && outcome == Outcome::Survived && first.ok() {
         (
             Outcome::NotTriggered,
@@ -197,13 +251,13 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
 
 fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Command {
     match w {
-        Workload::Restore => wl::restore(&ctx.bin, host, dest, newdb, false),
+        Workload::Restore | Workload::S3Restore => wl::restore(&ctx.bin, host, dest, newdb, false),
         _ => wl::backup(&ctx.bin, host, dest),
     }
 }
 
 /// (pid or None = the client, signal, delay ms, stop for ms).
-type Signal = (Option<u32>, &'static str, u64, u64);
+pub(super) type Signal = (Option<u32>, &'static str, u64, u64);
 
 fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
     let at = 100 + seed % 500;
@@ -216,6 +270,8 @@ fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
             Fault::KillInfluxd => Some((pid(&ctx.influxd.proc), "KILL", at, 0)),
             Fault::StopInfluxd => Some((pid(&ctx.influxd.proc), "STOP", at, 3000)),
             Fault::KillClient => Some((None, "KILL", at, 0)),
+            Fault::KillS3 => Some((pid(&ctx.moto.proc), "KILL", at, 0)),
+            Fault::StopS3 => Some((pid(&ctx.moto.proc), "STOP", at, 3000)),
             _ => None,
         })
         .collect()
@@ -223,7 +279,7 @@ fn signal_plan(ctx: &Ctx, faults: &[Fault], seed: u64) -> Vec<Signal> {
 
 /// Sends each planned signal at its moment; each thread returns whether the client was still
 /// running then (the signal landed mid-run).
-fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<bool>> {
+pub(super) fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<bool>> {
     let mut out = Vec::new();
     for (pid, sig, at, stop_ms) in plan {
         let Some(pid) = pid.or(Some(client)) else {
@@ -250,7 +306,7 @@ fn spawn_signals(plan: Vec<Signal>, client: u32) -> Vec<std::thread::JoinHandle<
 }
 
 /// Whether the client process `pid` is still running (not exited, not a zombie).
-fn client_running(pid: u32) -> bool {
+pub(super) fn client_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         s.rsplit(')')
             .next()
@@ -271,6 +327,17 @@ fn recover(ctx: &mut Ctx) -> Result<()> {
     }
     if dead(&mut ctx.influxd.proc) {
         ctx.influxd.restart()?;
+    }
+    if ctx.moto.dead() {
+        // moto comes back empty: the bucket is created again and the baseline uploaded again.
+        ctx.moto.restart()?;
+        let up = wl::backup(
+            &ctx.bin,
+            &ctx.influxd.bind.to_string(),
+            Path::new(&ctx.s3_base),
+        );
+        let r = wl::run(ctx.cli(Workload::S3Backup, up, None), |_| {})?;
+        anyhow::ensure!(r.ok(), "baseline upload to S3 failed: {}", r.stderr);
     }
     Ok(())
 }
@@ -302,10 +369,12 @@ fn judge(
     }
     let killed_client = first.code.is_none() && faults.contains(&Fault::KillClient);
     let lower = first.stderr.to_lowercase();
+    // On S3 the message must also say that S3 is where it failed.
     let named = faults
         .iter()
         .flat_map(|f| f.phrases())
-        .any(|p| lower.contains(p));
+        .any(|p| lower.contains(p))
+        && (!w.s3() || lower.contains("s3"));
     if !killed_client && !named {
         return Ok((Outcome::WrongMessage, err));
     }
@@ -330,8 +399,8 @@ fn check_data(
     newdb: &str,
     which: &str,
 ) -> Result<(Outcome, String)> {
-    if w != Workload::Restore {
-        let v = wl::run(wl::verify(&ctx.bin, dest), |_| {})?;
+    if !matches!(w, Workload::Restore | Workload::S3Restore) {
+        let v = wl::run(ctx.cli(w, wl::verify(&ctx.bin, dest), None), |_| {})?;
         if !v.ok() {
             let e = last_line(&v.stderr);
             return Ok((
@@ -342,11 +411,12 @@ fn check_data(
     }
     let check = format!("{newdb}c");
     let (host, ack) = match w {
-        Workload::Restore => return count_check(ctx, newdb, which),
-        Workload::Backup => (ctx.influxd.bind.to_string(), false),
+        Workload::Restore | Workload::S3Restore => return count_check(ctx, newdb, which),
         Workload::Serve => (ctx.server.bind.to_string(), true),
+        _ => (ctx.influxd.bind.to_string(), false),
     };
-    let r = wl::run(wl::restore(&ctx.bin, &host, dest, &check, ack), |_| {})?;
+    let restore = wl::restore(&ctx.bin, &host, dest, &check, ack);
+    let r = wl::run(ctx.cli(w, restore, None), |_| {})?;
     if !r.ok() {
         let e = last_line(&r.stderr);
         return Ok((
@@ -375,18 +445,33 @@ fn count_check(ctx: &Ctx, db: &str, which: &str) -> Result<(Outcome, String)> {
     Ok((Outcome::Survived, format!("{which} ok, {n} points")))
 }
 
-/// A failed backup may leave a manifest only if that backup verifies.
-fn published_ok(ctx: &Ctx, dest: &Path, backup: bool) -> Result<bool> {
+/// A failed backup may leave a manifest (a restore point) only if that backup verifies.
+fn published_ok(ctx: &Ctx, w: Workload, dest: &Path, backup: bool) -> Result<bool> {
     if !backup {
         return Ok(true);
     }
-    let has_manifest = std::fs::read_dir(dest)?
-        .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().ends_with(".manifest"));
-    Ok(!has_manifest || wl::run(wl::verify(&ctx.bin, dest), |_| {})?.ok())
+    let has_manifest = if w.s3() {
+        s3_points(ctx, w, dest)? > 0
+    } else {
+        std::fs::read_dir(dest)?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
+    };
+    Ok(!has_manifest || wl::run(ctx.cli(w, wl::verify(&ctx.bin, dest), None), |_| {})?.ok())
 }
 
-fn health(ctx: &mut Ctx, outcome: Outcome, detail: String) -> (Outcome, String) {
+/// Complete restore points `snapshotd snapshots --json` lists on an `s3://` destination.
+fn s3_points(ctx: &Ctx, w: Workload, dest: &Path) -> Result<usize> {
+    let mut c = ctx.cli(w, wl::client(&ctx.bin, &["snapshots", "--json"]), None);
+    c.arg(dest);
+    let out = c.stdout(std::process::Stdio::piped()).output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(v["points"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|p| p["complete"] == true).count()))
+}
+
+pub(super) fn health(ctx: &mut Ctx, outcome: Outcome, detail: String) -> (Outcome, String) {
     let rss = ctx.server.rss_kib().unwrap_or(0);
     ctx.max_rss_kib = ctx.max_rss_kib.max(rss);
     if rss > RSS_BOUND_KIB {
@@ -404,7 +489,7 @@ fn health(ctx: &mut Ctx, outcome: Outcome, detail: String) -> (Outcome, String) 
     (outcome, detail)
 }
 
-fn last_line(s: &str) -> String {
+pub(super) fn last_line(s: &str) -> String {
     s.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
@@ -415,13 +500,30 @@ fn last_line(s: &str) -> String {
         .collect()
 }
 
-fn mount_faults(faults: &[Fault], dest: &Path) -> Result<Vec<PathBuf>> {
+/// The fault filesystems of a round, unmounted by [`unmount`].
+#[derive(Debug, Default)]
+pub(super) struct FaultMounts {
+    tmpfs: Vec<PathBuf>,
+    eio: Option<EioFs>,
+}
+
+/// Mounts the destination faults on `dest`: a full or read-only tmpfs, or the EIO layer
+/// (failing after a seeded 1 to 9 KiB).
+pub(super) fn mount_faults(faults: &[Fault], dest: &Path, seed: u64) -> Result<FaultMounts> {
+    if faults.contains(&Fault::Eio) {
+        let backing = dest.with_file_name("eio-root");
+        let eio = EioFs::mount(&backing, dest, Some(1024 + seed % 8192))?;
+        return Ok(FaultMounts {
+            tmpfs: Vec::new(),
+            eio: Some(eio),
+        });
+    }
     let opts = if faults.contains(&Fault::Enospc) {
         "size=48k"
     } else if faults.contains(&Fault::ReadOnly) {
         "ro,size=1m"
     } else {
-        return Ok(Vec::new());
+        return Ok(FaultMounts::default());
     };
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
@@ -432,16 +534,28 @@ fn mount_faults(faults: &[Fault], dest: &Path) -> Result<Vec<PathBuf>> {
         "mount tmpfs on {} failed (needs root)",
         dest.display()
     );
-    Ok(vec![dest.to_path_buf()])
+    Ok(FaultMounts {
+        tmpfs: vec![dest.to_path_buf()],
+        eio: None,
+    })
 }
 
-fn unmount(mounts: &[PathBuf]) {
-    for m in mounts {
-        let _ = Command::new("umount").arg(m).status();
+impl FaultMounts {
+    /// Whether nothing is mounted.
+    pub(super) fn is_empty(&self) -> bool {
+        self.tmpfs.is_empty() && self.eio.is_none()
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+/// Unmounts the round's fault filesystems.
+pub(super) fn unmount(mounts: FaultMounts) {
+    for m in &mounts.tmpfs {
+        let _ = Command::new("umount").arg(m).status();
+    }
+    drop(mounts.eio);
+}
+
+pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     for e in std::fs::read_dir(from)? {
         let e = e?;
         if e.file_type()?.is_file() {

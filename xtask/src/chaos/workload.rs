@@ -116,6 +116,11 @@ pub fn run(mut cmd: Command, during: impl FnOnce(u32)) -> Result<Run> {
 
 /// `snapshotd backup --db chaos` from `host` into `dest`.
 pub fn backup(bin: &Path, host: &str, dest: &Path) -> Command {
+    backup_db(bin, host, "chaos", dest)
+}
+
+/// `snapshotd backup --db <db>` from `host` into `dest`.
+pub fn backup_db(bin: &Path, host: &str, db: &str, dest: &Path) -> Command {
     let dest = dest.display().to_string();
     client(
         bin,
@@ -124,7 +129,7 @@ pub fn backup(bin: &Path, host: &str, dest: &Path) -> Command {
             "--host",
             host,
             "--db",
-            "chaos",
+            db,
             "--jobs",
             "2",
             "--timeout",
@@ -142,8 +147,19 @@ pub fn verify(bin: &Path, src: &Path) -> Command {
 /// `snapshotd restore --db chaos --newdb <newdb>` of `src` into `host` (with `--ack` for a
 /// snapshotd server, which acknowledges every shard).
 pub fn restore(bin: &Path, host: &str, src: &Path, newdb: &str, ack: bool) -> Command {
+    restore_db(bin, host, src, ("chaos", newdb), ack)
+}
+
+/// `snapshotd restore --db <db> --newdb <newdb>` of `src` into `host`.
+pub fn restore_db(
+    bin: &Path,
+    host: &str,
+    src: &Path,
+    (db, newdb): (&str, &str),
+    ack: bool,
+) -> Command {
     let src = src.display().to_string();
-    let mut args = vec!["restore", "--host", host, "--db", "chaos", "--newdb", newdb];
+    let mut args = vec!["restore", "--host", host, "--db", db, "--newdb", newdb];
     args.extend(["--timeout", "8s"]);
     if ack {
         args.push("--ack");
