@@ -209,6 +209,8 @@ fn merge_into_live_database_equals_union_and_resumes_after_kill_9() {
         "mdb",
         "--on-conflict",
         "merge",
+        "--merge-mode",
+        "points",
         "--http",
         &url,
         "--jobs",
@@ -660,7 +662,7 @@ fn verify_deep_counts_and_catches_a_flipped_bit() {
 
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
-fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
+fn default_merge_uploads_empty_shards_and_equals_point_by_point() {
     let (_src, bdir) = backed_up_source(4);
     let b = bdir.path().to_str().unwrap();
     let tgt = Influxd::start();
@@ -680,6 +682,8 @@ fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
         "pts",
         "--on-conflict",
         "merge",
+        "--merge-mode",
+        "points",
         "--http",
         &url,
         b,
@@ -695,7 +699,6 @@ fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
         "merge",
         "--http",
         &url,
-        "--upload-empty-shards",
         "--host",
         &tgt.bind,
         b,
