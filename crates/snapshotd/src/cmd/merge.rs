@@ -133,6 +133,12 @@ struct SourceDir {
 async fn local_source(args: &RestoreArgs) -> anyhow::Result<SourceDir> {
     let local = args.src.strip_prefix("file://").unwrap_or(&args.src);
     if !local.contains("://") && args.encrypt_key_file.is_none() {
+        if has_encrypted_files(Path::new(local)) {
+            bail!(
+                "{} holds encrypted files (*.enc): pass --encrypt-key-file with the backup's key",
+                args.src
+            );
+        }
         return Ok(SourceDir {
             dir: PathBuf::from(local),
             _copy: None,
@@ -164,6 +170,14 @@ async fn local_source(args: &RestoreArgs) -> anyhow::Result<SourceDir> {
     Ok(SourceDir {
         dir: copy.path().to_path_buf(),
         _copy: Some(copy),
+    })
+}
+
+/// Whether `dir` holds a file ending in `.enc` (an encrypted `snapshotd backup`).
+fn has_encrypted_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().ends_with(".enc"))
     })
 }
 
