@@ -2,12 +2,12 @@
 //! versus blocks, tombstones applied) and count field values and time ranges per
 //! database / RP / measurement; and the check that compares those counts with a target.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use snapshotd_tsm::{TsmReader, join_key, parse_series_key};
+use snapshotd_tsm::{Tombstones, TsmReader, Values, parse_series_key, split_key};
 
 use crate::error::{InfluxApiError, Result};
 use crate::http::{InfluxHttp, quote_ident};
@@ -54,84 +54,124 @@ pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<Deep
     Ok(rep)
 }
 
-/// Adds the counts of one unpacked shard to `rep` (every block decoded and checked).
+/// Adds the counts of one unpacked shard to `rep` (every block decoded and checked). A point
+/// held by several TSM files counts once; memory holds one key's times at a time.
 pub(crate) fn shard_stats(u: &Unpacked, s: &BackupShard, rep: &mut DeepReport) -> Result<()> {
-    {
-        let multi = keys_in_several_files(u)?;
-        let mut seen: HashMap<Vec<u8>, HashSet<i64>> = HashMap::new();
-        let mut last: Option<(Vec<u8>, String)> = None;
-        rep.shards += 1;
-        rep.tsm_files += u.files.len() as u64;
-        walk(u, |series, field, vals| {
+    rep.shards += 1;
+    rep.tsm_files += u.files.len() as u64;
+    let mut last: Option<(Vec<u8>, String)> = None;
+    let mut add = |rep: &mut DeepReport, series: &[u8], times: &mut dyn Iterator<Item = i64>| {
+        if last.as_ref().is_none_or(|(k, _)| k != series) {
+            let m = std::str::from_utf8(series)
+                .ok()
+                .and_then(parse_series_key)
+                .map(|(m, _)| m)
+                .ok_or_else(|| {
+                    crate::error::corrupt(
+                        u.label.clone(),
+                        format!("bad series key {}", String::from_utf8_lossy(series)),
+                    )
+                })?;
+            last = Some((series.to_vec(), m));
+        }
+        let m = last.as_ref().map(|(_, m)| m.clone()).unwrap_or_default();
+        let (mut n, mut lo, mut hi) = (0u64, i64::MAX, i64::MIN);
+        for t in times {
+            n += 1;
+            lo = lo.min(t);
+            hi = hi.max(t);
+        }
+        let st = rep
+            .measurements
+            .entry((s.database.clone(), s.policy.clone(), m))
+            .or_insert(MeasurementStats {
+                values: 0,
+                min_time: i64::MAX,
+                max_time: i64::MIN,
+            });
+        st.values += n;
+        st.min_time = st.min_time.min(lo);
+        st.max_time = st.max_time.max(hi);
+        Ok(())
+    };
+    if u.files.len() < 2 {
+        return walk(u, |series, _, vals| {
             rep.blocks += 1;
-            if last.as_ref().is_none_or(|(k, _)| k != series) {
-                let m = std::str::from_utf8(series)
-                    .ok()
-                    .and_then(parse_series_key)
-                    .map(|(m, _)| m)
-                    .ok_or_else(|| {
-                        crate::error::corrupt(
-                            u.label.clone(),
-                            format!("bad series key {}", String::from_utf8_lossy(series)),
-                        )
-                    })?;
-                last = Some((series.to_vec(), m));
-            }
-            let m = last.as_ref().map(|(_, m)| m.clone()).unwrap_or_default();
-            let key = join_key(series, field);
-            let mut n = 0u64;
-            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-            let dedupe = multi.contains(&key).then(|| seen.entry(key).or_default());
-            let mut dedupe = dedupe;
-            for i in 0..vals.len() {
-                let Some(t) = vals.time(i) else { continue };
-                if let Some(set) = dedupe.as_mut()
-                    && !set.insert(t)
-                {
-                    continue;
-                }
-                n += 1;
-                lo = lo.min(t);
-                hi = hi.max(t);
-            }
-            let st = rep
-                .measurements
-                .entry((s.database.clone(), s.policy.clone(), m))
-                .or_insert(MeasurementStats {
-                    values: 0,
-                    min_time: i64::MAX,
-                    max_time: i64::MIN,
-                });
-            st.values += n;
-            st.min_time = st.min_time.min(lo);
-            st.max_time = st.max_time.max(hi);
-            Ok(())
-        })?;
+            add(
+                rep,
+                series,
+                &mut (0..vals.len()).filter_map(|i| vals.time(i)),
+            )
+        });
     }
-    Ok(())
+    walk_by_key(u, |key, blocks| {
+        rep.blocks += blocks.len() as u64;
+        let mut times: Vec<i64> = blocks
+            .iter()
+            .flat_map(|v| (0..v.len()).filter_map(|i| v.time(i)))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        let (series, _) = split_key(key);
+        add(rep, series, &mut times.into_iter())
+    })
 }
 
-/// Keys that appear in more than one TSM file of the shard (their points may repeat).
-fn keys_in_several_files(u: &Unpacked) -> Result<HashSet<Vec<u8>>> {
-    let mut count: HashMap<Vec<u8>, u32> = HashMap::new();
-    if u.files.len() < 2 {
-        return Ok(HashSet::new());
-    }
-    for (tsm, _) in &u.files {
+/// Calls `visit(key, blocks)` once per key of the shard's TSM files, keys in order, with
+/// that key's blocks from every file (tombstones applied, each block checked): only one
+/// key's blocks are in memory at a time.
+fn walk_by_key(u: &Unpacked, mut visit: impl FnMut(&[u8], &[Values]) -> Result<()>) -> Result<()> {
+    let mut readers = Vec::new();
+    for (tsm, tomb) in &u.files {
+        let ctx = format!("{}: {}", u.label, tsm.display());
+        let tombs = match tomb {
+            Some(p) => {
+                let fh =
+                    File::open(p).map_err(crate::error::io(format!("open {}", p.display())))?;
+                Tombstones::read(fh).map_err(|source| InfluxApiError::Tsm {
+                    context: format!("{}: {}", u.label, p.display()),
+                    source,
+                })?
+            }
+            None => Tombstones::default(),
+        };
         let f = File::open(tsm).map_err(crate::error::io(format!("open {}", tsm.display())))?;
         let r = TsmReader::open(BufReader::new(f)).map_err(|source| InfluxApiError::Tsm {
-            context: format!("{}: {}", u.label, tsm.display()),
+            context: ctx.clone(),
             source,
         })?;
-        for k in r.keys() {
-            *count.entry(k.key.clone()).or_default() += 1;
+        readers.push((r, tombs, ctx));
+    }
+    let keys: BTreeSet<Vec<u8>> = readers
+        .iter()
+        .flat_map(|(r, _, _)| r.keys().iter().map(|k| k.key.clone()))
+        .collect();
+    let mut blocks = Vec::new();
+    for key in keys {
+        blocks.clear();
+        for (r, tombs, ctx) in &mut readers {
+            let Some(ki) = r.key_index(&key) else {
+                continue;
+            };
+            let (typ, entries) = (ki.block_type, ki.entries.clone());
+            for e in &entries {
+                let mut v = r.read_block(typ, e).map_err(|source| InfluxApiError::Tsm {
+                    context: format!("{ctx}: key {}", String::from_utf8_lossy(&key)),
+                    source,
+                })?;
+                if !tombs.is_empty() {
+                    v.retain_times(|t| !tombs.covers(&key, t));
+                }
+                if !v.is_empty() {
+                    blocks.push(v);
+                }
+            }
+        }
+        if !blocks.is_empty() {
+            visit(&key, &blocks)?;
         }
     }
-    Ok(count
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(k, _)| k)
-        .collect())
+    Ok(())
 }
 
 /// One compared measurement.
@@ -207,4 +247,67 @@ pub async fn check_target(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use snapshotd_tsm::{join_key, write_values};
+
+    use super::*;
+
+    fn tsm(points: &[(&[u8], &[i64])]) -> Vec<u8> {
+        let data: BTreeMap<Vec<u8>, Values> = points
+            .iter()
+            .map(|(series, ts)| {
+                let v = ts.iter().map(|t| (*t, *t as f64)).collect();
+                (join_key(series, b"f"), Values::Float(v))
+            })
+            .collect();
+        write_values(Vec::new(), &data).unwrap()
+    }
+
+    #[test]
+    fn points_in_several_tsm_files_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("s.tar.gz");
+        let enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(enc);
+        let files = [
+            ("000000001-000000001.tsm", tsm(&[(b"m,h=a", &[1, 2, 3])])),
+            (
+                "000000002-000000001.tsm",
+                tsm(&[(b"m,h=a", &[3, 4]), (b"m,h=b", &[5])]),
+            ),
+            ("000000003-000000001.tsm", tsm(&[(b"n", &[9])])),
+        ];
+        for (name, bytes) in &files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, format!("db/rp/1/{name}"), bytes.as_slice())
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        let s = BackupShard {
+            database: "db".into(),
+            policy: "rp".into(),
+            shard_id: 1,
+            files: vec![gz],
+        };
+        let u = unpack(&s, dir.path()).unwrap();
+        let mut rep = DeepReport::default();
+        shard_stats(&u, &s, &mut rep).unwrap();
+        let m = &rep.measurements[&("db".into(), "rp".into(), "m".into())];
+        assert_eq!((m.values, m.min_time, m.max_time), (5, 1, 5));
+        let n = &rep.measurements[&("db".into(), "rp".into(), "n".into())];
+        assert_eq!(n.values, 1);
+        assert_eq!((rep.tsm_files, rep.blocks), (3, 4));
+    }
 }

@@ -1,8 +1,10 @@
-//! Merge a backup's points into an existing database through `/write`: one job per shard,
-//! `jobs` at once, each holding at most two batches (one being built, one in flight), so
-//! memory stays within jobs x 2 x batch. A shard is reported done only after its last batch
-//! was acknowledged; a re-run rewrites unfinished shards (same points, same values: writes
-//! are idempotent, and the backup's value wins as influx keeps the last write).
+//! Merge a backup's points into an existing database: one job per shard, `jobs` at once.
+//! A shard whose time range is empty on the target is uploaded whole through the
+//! snapshotter when that is safe (see `import.rs`); every other shard goes through `/write`,
+//! each job holding at most two batches (one being built, one in flight), so memory stays
+//! within jobs x 2 x batch. A shard is reported done only after its last batch was
+//! acknowledged; a re-run rewrites unfinished shards (same points, same values: writes are
+//! idempotent, and the backup's value wins as influx keeps the last write).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -20,6 +22,8 @@ use crate::line::UnsignedMode;
 use crate::series::series_lines;
 use crate::shard::{for_each_file, label, unpack};
 use crate::source::{Backup, BackupShard};
+
+mod fast;
 
 /// What to do with a shard whose time range already holds data in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +57,23 @@ pub struct MergeOptions {
     pub tmp_dir: PathBuf,
     /// The target's snapshotter address: shards that ended in the past and whose range holds
     /// no data on the target are uploaded whole there (see `import.rs`) instead of written
-    /// point by point.
+    /// point by point. `None`, or an address that does not answer, writes every point.
     pub import_addr: Option<String>,
+    /// Called just before a shard is uploaded whole (tests use it to write concurrently).
+    pub before_upload: Option<UploadHook>,
+}
+
+/// The function of an [`UploadHook`]: target database, RP and shard ID.
+pub type UploadFn = dyn Fn(&str, &str, u64) + Send + Sync;
+
+/// Called with the target database, RP and shard ID just before a shard is uploaded whole.
+#[derive(Clone)]
+pub struct UploadHook(pub Arc<UploadFn>);
+
+impl std::fmt::Debug for UploadHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UploadHook")
+    }
 }
 
 impl MergeOptions {
@@ -70,6 +89,7 @@ impl MergeOptions {
             unsigned: UnsignedMode::Refuse,
             tmp_dir: std::env::temp_dir(),
             import_addr: None,
+            before_upload: None,
         }
     }
 
@@ -87,12 +107,18 @@ pub struct MergeReport {
     pub merged: Vec<u64>,
     /// Of those, the shards uploaded whole through the snapshotter port.
     pub imported: Vec<u64>,
+    /// Shards that were empty on the target but written point by point, and why.
+    pub not_uploaded: Vec<(u64, String)>,
+    /// Notes for the user (e.g. the snapshotter did not answer, so no shard was uploaded).
+    pub notes: Vec<String>,
     /// Shards already done in an earlier run (from the caller's done set).
     pub already_done: Vec<u64>,
     /// Shards left alone by `skip` because the target already has data in their range.
     pub skipped: Vec<u64>,
-    /// Field values written.
+    /// Field values merged (written through `/write` plus uploaded whole).
     pub points: u64,
+    /// Of those, the values of the shards uploaded whole.
+    pub uploaded_values: u64,
     /// `/write` requests sent.
     pub batches: u64,
 }
@@ -116,25 +142,40 @@ pub async fn merge(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(i64::MAX, |d| d.as_nanos() as i64);
+    let import_addr = match &opts.import_addr {
+        Some(addr) => match reachable(addr).await {
+            Ok(()) => Some(addr.clone()),
+            Err(e) => {
+                report.notes.push(format!(
+                    "the target's snapshotter does not answer ({e}): every shard is written \
+                     point by point (give its bind-address to upload empty ranges whole)"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
     for s in backup.shards_of(&opts.db, opts.rp.as_deref()) {
         if done.contains(&s.shard_id) {
             report.already_done.push(s.shard_id);
             continue;
         }
-        let wants_check = opts.mode == ConflictMode::Skip || opts.import_addr.is_some();
+        let wants_check = opts.mode == ConflictMode::Skip || import_addr.is_some();
         let empty = !wants_check || !has_data(http, backup, s, opts).await?;
         if opts.mode == ConflictMode::Skip && !empty {
             report.skipped.push(s.shard_id);
             continue;
         }
         let range = backup.shard_range(s).filter(|r| r.1 < now);
-        let import = (opts.import_addr.is_some() && wants_check && empty && s.files.len() == 1)
-            .then_some(range)
-            .flatten();
+        let import = import_addr
+            .clone()
+            .filter(|_| empty)
+            .and_then(|a| range.map(|r| (a, r)));
         todo.push((s.clone(), import));
     }
     let points = Arc::new(AtomicU64::new(0));
     let batches = Arc::new(AtomicU64::new(0));
+    let uploaded = Arc::new(AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
     let mut queue = todo.into_iter();
     let mut first_err = None;
@@ -148,6 +189,7 @@ pub async fn merge(
                 opts: opts.clone(),
                 points: points.clone(),
                 batches: batches.clone(),
+                uploaded: uploaded.clone(),
                 cancel: cancel.clone(),
             };
             set.spawn(async move { job.run(s, import).await });
@@ -156,11 +198,13 @@ pub async fn merge(
             break;
         };
         match joined {
-            Ok(Ok((id, imported))) => {
+            Ok(Ok((id, upload))) => {
                 on_done(id)?;
                 report.merged.push(id);
-                if imported {
-                    report.imported.push(id);
+                match upload {
+                    Some(Ok(())) => report.imported.push(id),
+                    Some(Err(why)) => report.not_uploaded.push((id, why)),
+                    None => {}
                 }
             }
             Ok(Err(e)) => {
@@ -177,10 +221,25 @@ pub async fn merge(
     if let Some(e) = first_err {
         return Err(e);
     }
-    report.points = points.load(Ordering::Relaxed);
+    report.uploaded_values = uploaded.load(Ordering::Relaxed);
+    report.points = points.load(Ordering::Relaxed) + report.uploaded_values;
     report.batches = batches.load(Ordering::Relaxed);
     report.merged.sort_unstable();
+    report.imported.sort_unstable();
+    report.not_uploaded.sort_unstable();
     Ok(report)
+}
+
+/// Whether a TCP connection to `addr` can be opened.
+async fn reachable(addr: &str) -> Result<()> {
+    let a = addr.to_string();
+    tokio::task::spawn_blocking(move || crate::import::connect(&a, "probe the snapshotter"))
+        .await
+        .map_err(|source| InfluxApiError::Worker {
+            task: format!("probe {addr}"),
+            source,
+        })?
+        .map(drop)
 }
 
 /// Whether the target already has a point in the shard group's time range of `s`.
@@ -208,18 +267,30 @@ struct ShardJob {
     opts: MergeOptions,
     points: Arc<AtomicU64>,
     batches: Arc<AtomicU64>,
+    uploaded: Arc<AtomicU64>,
     cancel: Arc<AtomicBool>,
 }
 
+/// A shard's upload outcome: `None` not tried, `Some(Ok)` uploaded whole, `Some(Err(why))`
+/// written point by point instead.
+type Upload = Option<std::result::Result<(), String>>;
+
 impl ShardJob {
-    /// Uploads the shard whole when `import` (its range) is given and the target's shard
-    /// lines up, else decodes it on a blocking thread and writes its batches as they come.
-    /// Returns the shard ID and whether it was uploaded whole.
-    async fn run(self, s: BackupShard, import: Option<(i64, i64)>) -> Result<(u64, bool)> {
-        if let Some(range) = import
-            && self.try_import(&s, range).await?
-        {
-            return Ok((s.shard_id, true));
+    /// Uploads the shard whole when `import` (snapshotter address and the shard's range) is
+    /// given and that is safe, else decodes it on a blocking thread and writes its batches
+    /// as they come. Returns the shard ID and the upload's outcome.
+    async fn run(
+        self,
+        s: BackupShard,
+        import: Option<(String, (i64, i64))>,
+    ) -> Result<(u64, Upload)> {
+        let mut upload = None;
+        if let Some((addr, range)) = import {
+            let r = self.try_import(&s, &addr, range).await?;
+            if r.is_ok() {
+                return Ok((s.shard_id, Some(r)));
+            }
+            upload = Some(r);
         }
         let (tx, mut rx) = mpsc::channel::<(Vec<u8>, u64)>(1);
         let (opts, cancel, shard) = (self.opts.clone(), self.cancel.clone(), s.clone());
@@ -244,58 +315,7 @@ impl ShardJob {
             return Err(e);
         }
         produced?;
-        Ok((s.shard_id, false))
-    }
-
-    /// The fast path: seed the target shard with the backup's first point, find it, upload
-    /// the shard's files into it. `false` when the target's shard group does not line up.
-    async fn try_import(&self, s: &BackupShard, (start, end): (i64, i64)) -> Result<bool> {
-        let (sh, tmp) = (s.clone(), self.opts.tmp_dir.clone());
-        let (seed, expected) =
-            tokio::task::spawn_blocking(move || crate::import::seed_line(&sh, &tmp))
-                .await
-                .map_err(|source| InfluxApiError::Worker {
-                    task: format!("{}: seed", label(s)),
-                    source,
-                })??;
-        let Some(seed) = seed else { return Ok(true) };
-        let what = format!("write {} into {}", label(s), self.opts.target_db());
-        self.write_retrying(&s.policy, gzip(&seed)?.into(), &what)
-            .await?;
-        let (db, rp) = (self.opts.target_db().to_string(), s.policy.clone());
-        let Some(id) = crate::import::target_shard(&self.http, &db, &rp, start, end).await? else {
-            return Ok(false);
-        };
-        let Some(addr) = self.opts.import_addr.clone() else {
-            return Ok(false);
-        };
-        let sh = s.clone();
-        tokio::task::spawn_blocking(move || crate::import::upload_shard(&sh, &addr, &db, &rp, id))
-            .await
-            .map_err(|source| InfluxApiError::Worker {
-                task: format!("{}: upload", label(s)),
-                source,
-            })??;
-        let got = crate::import::values_in_range(
-            &self.http,
-            self.opts.target_db(),
-            &s.policy,
-            start,
-            end,
-        )
-        .await?;
-        if got != expected {
-            return Err(InfluxApiError::Server {
-                what: format!("upload {} into {}", label(s), self.opts.target_db()),
-                status: 200,
-                message: format!(
-                    "after the upload the target holds {got} value(s) in the shard's time range, \
-                     the backup {expected}: the target did not restore the shard (see its log); \
-                     re-run without --upload-empty-shards"
-                ),
-            });
-        }
-        Ok(true)
+        Ok((s.shard_id, upload))
     }
 }
 

@@ -1,8 +1,12 @@
 //! `cargo xtask bench merge`: `snapshotd restore --on-conflict merge` against influx's own
 //! workaround for restoring into an existing database (`influxd restore -portable -newdb tmp`,
 //! then `SELECT * INTO live..:MEASUREMENT FROM tmp../.*/ GROUP BY *`), on the same influxd
-//! 1.6.7, the same backup, same run. Prints values/s of each, the ratio, and snapshotd's
-//! peak RSS. Scale with `SNAPSHOTD_BENCH_HOSTS` / `SNAPSHOTD_BENCH_DAYS`;
+//! 1.6.7, the same backup, same run. Prints values/s of each (snapshotd by default, which
+//! uploads shards whose range is empty on the target whole, and `--merge-mode points`), the
+//! ratios, and snapshotd's peak RSS. Scale with `SNAPSHOTD_BENCH_HOSTS` /
+//! `SNAPSHOTD_BENCH_DAYS`; `SNAPSHOTD_BENCH_SHAPE` picks where the target already has data:
+//! `first` (default: one point in the first day's shard), `half` (one point in every other
+//! day's shard) or `hourly` (1-hour shards, one point in the first hour's);
 //! `SNAPSHOTD_BENCH_QUICK=1` is a smoke run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -15,9 +19,11 @@ use snapshotd_testutil::measure::{env_u32, measure};
 
 use snapshotd_testutil::influxd::Influxd;
 
-/// hosts x 4 fields (float, int, bool, string) every 10 s over `days` days, 1-day shards.
-fn load(s: &Influxd, hosts: u32, days: u32) -> u64 {
-    s.query("CREATE DATABASE bench WITH SHARD DURATION 1d");
+/// hosts x 4 fields (float, int, bool, string) every 10 s over `days` days.
+fn load(s: &Influxd, hosts: u32, days: u32, shard: &str) -> u64 {
+    s.query(&format!(
+        "CREATE DATABASE bench WITH SHARD DURATION {shard}"
+    ));
     let t0: i64 = 1_609_459_200;
     let mut batch = String::with_capacity(4 << 20);
     let mut values = 0u64;
@@ -77,11 +83,20 @@ fn main() {
     }
     let hosts = env_u32("SNAPSHOTD_BENCH_HOSTS", if quick { 10 } else { 20 });
     let days = env_u32("SNAPSHOTD_BENCH_DAYS", if quick { 2 } else { 6 });
+    let shape = std::env::var("SNAPSHOTD_BENCH_SHAPE").unwrap_or_else(|_| "first".into());
+    let shard = if shape == "hourly" { "1h" } else { "1d" };
+    // The target's own points: one in the first shard, or one in every other day's shard.
+    let day = 86_400_000_000_000i64;
+    let existing: Vec<i64> = match shape.as_str() {
+        "first" | "hourly" => vec![0],
+        "half" => (0..i64::from(days)).step_by(2).map(|d| d * day).collect(),
+        other => panic!("SNAPSHOTD_BENCH_SHAPE={other}: expected first, half or hourly"),
+    };
     let snapshotd = env!("CARGO_BIN_EXE_snapshotd");
 
     let a = Influxd::start_with(&influxd);
     let t = Instant::now();
-    let values = load(&a, hosts, days);
+    let values = load(&a, hosts, days, shard);
     eprintln!("loaded {values} values in {:.0?}", t.elapsed());
     let work = snapshotd_testutil::temp_dir();
     let dir = work.path().join("backup");
@@ -100,9 +115,18 @@ fn main() {
     drop(a);
 
     let b = Influxd::start_with(&influxd);
-    for db in ["live_ours", "live_upload", "live_influx"] {
-        b.query(&format!("CREATE DATABASE {db} WITH SHARD DURATION 1d"));
-        b.write(db, None, "cpu,host=existing usr=1 1609459200000000000\n");
+    let own: String = existing
+        .iter()
+        .map(|t| {
+            format!(
+                "cpu,host=existing usr=1 {}\n",
+                1_609_459_200_000_000_000 + t
+            )
+        })
+        .collect();
+    for db in ["live_points", "live_auto", "live_influx"] {
+        b.query(&format!("CREATE DATABASE {db} WITH SHARD DURATION {shard}"));
+        b.write(db, None, &own);
     }
     let url = format!("http://{}", b.http);
     let merge = |db: &str, extra: &[&str]| {
@@ -129,8 +153,8 @@ fn main() {
         .arg(&dir);
         measure(&mut cmd)
     };
-    let (ours, rss) = merge("live_ours", &[]);
-    let (upload, upload_rss) = merge("live_upload", &["--upload-empty-shards"]);
+    let (ours, rss) = merge("live_points", &["--merge-mode", "points"]);
+    let (upload, upload_rss) = merge("live_auto", &[]);
     let (restore, _) = measure(
         Command::new(&influxd)
             .args([
@@ -164,36 +188,39 @@ fn main() {
         String::from_utf8_lossy(&out.stdout)
     );
     let theirs = restore + select_into;
-    let (got_ours, got_theirs) = (count(&b, "live_ours"), count(&b, "live_influx"));
-    let got_upload = count(&b, "live_upload");
+    let (got_ours, got_theirs) = (count(&b, "live_points"), count(&b, "live_influx"));
+    let got_upload = count(&b, "live_auto");
+    let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let rate = |d: Duration| values as f64 / d.as_secs_f64();
     println!(
-        "merge {values} values ({hosts} hosts x {days} days, 4 fields, 1-day shards) into an existing database:"
+        "merge {values} values ({hosts} hosts x {days} days, 4 fields, {shard} shards, target data in {} shard(s), shape {shape}) into an existing database; load average {}",
+        existing.len(),
+        load_avg.trim()
     );
     println!(
-        "  snapshotd restore --on-conflict merge --jobs 2: {ours:>9.2?}  {:>10.0} values/s  peak RSS {} MiB",
-        rate(ours),
-        rss / 1024
-    );
-    println!(
-        "  ... --upload-empty-shards (all but 1 shard whole): {upload:>9.2?}  {:>10.0} values/s  peak RSS {} MiB",
+        "  snapshotd restore --on-conflict merge --jobs 2 (default): {upload:>9.2?}  {:>10.0} values/s  peak RSS {} MiB",
         rate(upload),
         upload_rss / 1024
+    );
+    println!(
+        "  ... --merge-mode points:                         {ours:>9.2?}  {:>10.0} values/s  peak RSS {} MiB",
+        rate(ours),
+        rss / 1024
     );
     println!(
         "  influxd restore -newdb + SELECT INTO:         {theirs:>9.2?}  {:>10.0} values/s  (restore {restore:.2?}, SELECT INTO {select_into:.2?})",
         rate(theirs)
     );
     println!(
-        "  ratio vs the workaround: {:.2}x point by point, {:.2}x with --upload-empty-shards",
-        theirs.as_secs_f64() / ours.as_secs_f64(),
-        theirs.as_secs_f64() / upload.as_secs_f64()
+        "  ratio vs the workaround: {:.2}x by default, {:.2}x point by point",
+        theirs.as_secs_f64() / upload.as_secs_f64(),
+        theirs.as_secs_f64() / ours.as_secs_f64()
     );
-    assert_eq!(got_ours, values + 1, "snapshotd merged every value");
-    assert_eq!(got_theirs, values + 1, "the workaround copied every value");
+    let want = values + existing.len() as u64;
     assert_eq!(
-        got_upload,
-        values + 1,
-        "snapshotd uploaded or merged every value"
+        got_ours, want,
+        "snapshotd merged every value point by point"
     );
+    assert_eq!(got_theirs, want, "the workaround copied every value");
+    assert_eq!(got_upload, want, "snapshotd uploaded or merged every value");
 }

@@ -209,6 +209,8 @@ fn merge_into_live_database_equals_union_and_resumes_after_kill_9() {
         "mdb",
         "--on-conflict",
         "merge",
+        "--merge-mode",
+        "points",
         "--http",
         &url,
         "--jobs",
@@ -660,7 +662,7 @@ fn verify_deep_counts_and_catches_a_flipped_bit() {
 
 #[test]
 #[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
-fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
+fn default_merge_uploads_empty_shards_and_equals_point_by_point() {
     let (_src, bdir) = backed_up_source(4);
     let b = bdir.path().to_str().unwrap();
     let tgt = Influxd::start();
@@ -680,6 +682,8 @@ fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
         "pts",
         "--on-conflict",
         "merge",
+        "--merge-mode",
+        "points",
         "--http",
         &url,
         b,
@@ -695,7 +699,6 @@ fn upload_empty_shards_gives_the_same_result_as_point_by_point() {
         "merge",
         "--http",
         &url,
-        "--upload-empty-shards",
         "--host",
         &tgt.bind,
         b,
@@ -789,4 +792,73 @@ fn merge_over_https_trusts_the_given_ca_only() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+#[ignore = "needs influxd 1.6.7: cargo xtask interop influx"]
+fn merge_from_an_encrypted_backup_needs_the_key_and_equals_the_union() {
+    let days = 2;
+    let src = Influxd::start();
+    load_source(&src, days);
+    let work = temp_dir();
+    let key = work.path().join("key");
+    std::fs::write(&key, [0x5au8; 32]).unwrap();
+    let wrong = work.path().join("wrong");
+    std::fs::write(&wrong, [0x11u8; 32]).unwrap();
+    let enc = work.path().join("enc");
+    let (k, e) = (key.to_str().unwrap(), enc.to_str().unwrap());
+    let out = snapshotd(&[
+        "backup",
+        "--host",
+        &src.bind,
+        "--db",
+        "mdb",
+        "--encrypt-key-file",
+        k,
+        e,
+    ]);
+    assert!(out.status.success());
+    let tgt = Influxd::start();
+    prepare_target(&tgt);
+    write_expected(&tgt, days);
+    let url = format!("http://{}", tgt.http);
+    let before = dump(&tgt, "mdb", "rpx");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            "--db",
+            "mdb",
+            "--on-conflict",
+            "merge",
+            "--http",
+            &url,
+            "--host",
+            &tgt.bind,
+        ];
+        a.extend_from_slice(extra);
+        a.push(e);
+        snapshotd(&a)
+    };
+    // Without the key, or with another one, nothing is written and the error says why.
+    let out = args(&[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--encrypt-key-file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = args(&["--encrypt-key-file", wrong.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("wrong key"), "{}", stderr(&out));
+    assert_eq!(
+        dump(&tgt, "mdb", "rpx"),
+        before,
+        "a failed run wrote nothing"
+    );
+    // With the key: the union, as influx itself makes it.
+    let out = args(&["--encrypt-key-file", k]);
+    assert!(out.status.success());
+    for rp in ["rpx", "autogen"] {
+        assert_eq!(dump(&tgt, "mdb", rp), dump(&tgt, "expect", rp), "mdb.{rp}");
+    }
 }

@@ -36,6 +36,11 @@ impl Influxd {
 
     /// Starts a fresh, empty influxd from `bin`.
     pub fn start_with(bin: &Path) -> Influxd {
+        Self::start_edited(bin, |c| c)
+    }
+
+    /// Starts a fresh, empty influxd from `bin` with its config passed through `edit`.
+    pub fn start_edited(bin: &Path, edit: impl FnOnce(String) -> String) -> Influxd {
         let dir = crate::temp_dir();
         let d = dir.path();
         for sub in ["meta", "data", "wal"] {
@@ -43,7 +48,12 @@ impl Influxd {
         }
         let (hp, bp) = (free_port(), free_port());
         let out = Command::new(bin).arg("config").output().unwrap();
-        let conf = make_config(&String::from_utf8_lossy(&out.stdout), d, hp, bp);
+        let conf = edit(make_config(
+            &String::from_utf8_lossy(&out.stdout),
+            d,
+            hp,
+            bp,
+        ));
         std::fs::write(d.join("influxd.conf"), conf).unwrap();
         let child = spawn(bin, d);
         let s = Influxd {

@@ -29,6 +29,15 @@ pub enum OnConflict {
     Skip,
 }
 
+/// How a merge moves shards (see `--merge-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MergeMode {
+    /// Upload empty-range shards whole when safe, the rest point by point.
+    Auto,
+    /// Every point through /write.
+    Points,
+}
+
 /// The merge / offline / check flags of `snapshotd restore`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MergeArgs {
@@ -52,11 +61,14 @@ pub struct MergeArgs {
     /// Lines per /write request (memory is bounded by jobs x 2 x batch).
     #[arg(long, value_name = "LINES", default_value_t = 5000)]
     pub batch: usize,
-    /// Merge fast path: a shard whose time range ended in the past and holds no data on the
-    /// target is uploaded whole through the snapshotter at --host into the target's shard for
-    /// that range (when its shard group lines up) instead of point by point. Points written by
-    /// others into that range during the upload would be replaced.
-    #[arg(long)]
+    /// How shards reach the target: `auto` (default) uploads a shard whose time range ended in
+    /// the past and holds no data on the target whole through the snapshotter at --host (when
+    /// that is the same server as --http and nobody else writes there) and writes every other
+    /// shard point by point through /write; `points` writes every shard through /write.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub merge_mode: MergeMode,
+    /// Accepted for older scripts: the fast path is now the default (`--merge-mode auto`).
+    #[arg(long, hide = true)]
     pub upload_empty_shards: bool,
     /// Write unsigned fields as `u` (targets with unsigned support); refused otherwise.
     #[arg(long)]
@@ -93,7 +105,7 @@ pub fn run_if_requested(args: &RestoreArgs) -> anyhow::Result<Option<ExitCode>> 
 pub fn check_after(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
-        let (backup, db) = open_backup(args)?;
+        let (backup, db, _src) = open_backup(args).await?;
         let http = connect(&args.merge).await?;
         let new_db = args.newdb.clone().unwrap_or_else(|| db.clone());
         let rep = run_check(&http, &backup, &db, &new_db, false).await?;
@@ -108,16 +120,72 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("start the async runtime")
 }
 
-/// The backup directory and the database to restore (`--db`, or the backup's only one).
-fn open_backup(args: &RestoreArgs) -> anyhow::Result<(Backup, String)> {
-    let dir = args.src.strip_prefix("file://").unwrap_or(&args.src);
-    if dir.contains("://") {
-        bail!(
-            "{}: merge, --offline and --check read a local backup directory (copy it locally first)",
-            args.src
-        );
+/// A readable backup directory: the source itself, or a private plain copy (removed on
+/// drop) of an `s3://` or encrypted source.
+struct SourceDir {
+    dir: PathBuf,
+    _copy: Option<tempfile::TempDir>,
+}
+
+/// The backup as a local plain directory: a local plain source is read in place; an
+/// `s3://` source is downloaded and an encrypted one (`--encrypt-key-file`) decrypted into a
+/// private temp dir first (like `snapshotd restore` does), every file authenticated.
+async fn local_source(args: &RestoreArgs) -> anyhow::Result<SourceDir> {
+    let local = args.src.strip_prefix("file://").unwrap_or(&args.src);
+    if !local.contains("://") && args.encrypt_key_file.is_none() {
+        if has_encrypted_files(Path::new(local)) {
+            bail!(
+                "{} holds encrypted files (*.enc): pass --encrypt-key-file with the backup's key",
+                args.src
+            );
+        }
+        return Ok(SourceDir {
+            dir: PathBuf::from(local),
+            _copy: None,
+        });
     }
-    let backup = Backup::open(Path::new(dir))?;
+    let src = super::common::open_existing(&args.src)?;
+    let key = match &args.encrypt_key_file {
+        Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
+        None => None,
+    };
+    let copy = tempfile::Builder::new()
+        .prefix("snapshotd-merge-src-")
+        .tempdir()
+        .context("create a temporary directory for a local copy of the backup")?;
+    // Without a key every object is copied as is; an encrypted one then fails to
+    // authenticate and the error says to pass the key.
+    let k = key
+        .clone()
+        .unwrap_or_else(snapshotd_checkpoint::MasterKey::generate);
+    snapshotd_checkpoint::decrypt_destination(&k, &src, copy.path())
+        .await
+        .with_context(|| match key {
+            Some(_) => format!("decrypt {} (wrong key or tampered file?)", args.src),
+            None => format!(
+                "download {} (if it holds encrypted files, pass --encrypt-key-file)",
+                args.src
+            ),
+        })?;
+    Ok(SourceDir {
+        dir: copy.path().to_path_buf(),
+        _copy: Some(copy),
+    })
+}
+
+/// Whether `dir` holds a file ending in `.enc` (an encrypted `snapshotd backup`).
+fn has_encrypted_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().ends_with(".enc"))
+    })
+}
+
+/// The backup (kept readable while the returned [`SourceDir`] lives) and the database to
+/// restore (`--db`, or the backup's only one).
+async fn open_backup(args: &RestoreArgs) -> anyhow::Result<(Backup, String, SourceDir)> {
+    let src = local_source(args).await?;
+    let backup = Backup::open(&src.dir)?;
     let db = match &args.db {
         Some(d) => d.clone(),
         None => {
@@ -134,9 +202,9 @@ fn open_backup(args: &RestoreArgs) -> anyhow::Result<(Backup, String)> {
         }
     };
     if backup.meta.database(&db).is_none() {
-        bail!("database {db:?} is not in the backup {dir}");
+        bail!("database {db:?} is not in the backup {}", args.src);
     }
-    Ok((backup, db))
+    Ok((backup, db, src))
 }
 
 /// An HTTP client for --http with the caller's credentials.
@@ -194,13 +262,13 @@ fn credentials(file: Option<&Path>) -> anyhow::Result<Option<Credentials>> {
 
 /// The merge: schema, grants, points, then the optional check.
 async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
-    if args.newrp.is_some() || args.shard.is_some() || args.encrypt_key_file.is_some() {
+    if args.newrp.is_some() || args.shard.is_some() {
         bail!(
-            "--on-conflict merge|skip does not support --newrp, --shard or --encrypt-key-file yet \
-             (decrypt first with `snapshotd decrypt`; merge whole retention policies with --rp)"
+            "--on-conflict merge|skip does not support --newrp or --shard yet \
+             (merge whole retention policies with --rp)"
         );
     }
-    let (backup, db) = open_backup(args)?;
+    let (backup, db, _src) = open_backup(args).await?;
     let m = &args.merge;
     let http = connect(m).await?;
     let new_db = args.newdb.clone().unwrap_or_else(|| db.clone());
@@ -226,11 +294,19 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         UnsignedMode::Refuse
     };
-    opts.import_addr = m.upload_empty_shards.then(|| args.server.host.clone());
+    opts.import_addr = (m.merge_mode == MergeMode::Auto).then(|| args.server.host.clone());
     let done_file = (!args.resume.no_resume)
         .then(|| super::common::state_dir(args.state_dir.as_ref()))
         .flatten()
-        .map(|state| done_path(&state, &backup.dir, http.url(), &new_db, args.rp.as_deref()));
+        .map(|state| {
+            done_path(
+                &state,
+                &source_id(args),
+                http.url(),
+                &new_db,
+                args.rp.as_deref(),
+            )
+        });
     let done = match &done_file {
         Some(p) => read_done(p)?,
         None => HashSet::new(),
@@ -272,16 +348,28 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
 
 /// `STATE/merge/<src>-<url>-<db>[-<rp>].done`: the shards one merge has finished (never
 /// inside the backup it reads).
-fn done_path(state: &Path, src: &Path, url: &str, db: &str, rp: Option<&str>) -> PathBuf {
+fn done_path(state: &Path, src: &str, url: &str, db: &str, rp: Option<&str>) -> PathBuf {
     let clean = super::common::file_safe;
     let rp = rp.map(|r| format!("-{}", clean(r))).unwrap_or_default();
-    let src = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
     state.join("merge").join(format!(
         "{}-{}-{}{rp}.done",
-        clean(&src.to_string_lossy()),
+        clean(src),
         clean(url),
         clean(db)
     ))
+}
+
+/// The source as the user named it: a local directory canonicalized, a URL as given.
+fn source_id(args: &RestoreArgs) -> String {
+    let local = args.src.strip_prefix("file://").unwrap_or(&args.src);
+    if local.contains("://") {
+        return args.src.clone();
+    }
+    let p = Path::new(local);
+    p.canonicalize()
+        .unwrap_or_else(|_| p.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn read_done(p: &Path) -> anyhow::Result<HashSet<u64>> {
@@ -316,20 +404,29 @@ fn done_recorder(file: Option<PathBuf>) -> snapshotd_influxapi::DoneFn {
 
 fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
     let rate = r.points as f64 / secs.max(1e-9);
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    for (id, why) in &r.not_uploaded {
+        eprintln!("note: shard {id} of {db} written point by point, not uploaded whole: {why}");
+    }
     if json {
         let v = serde_json::json!({
             "status": "ok", "database": db, "target_database": new_db,
-            "shards_merged": r.merged, "shards_uploaded_whole": r.imported, "shards_already_done": r.already_done,
-            "shards_skipped_with_data": r.skipped, "points": r.points, "batches": r.batches,
+            "shards_merged": r.merged, "shards_uploaded_whole": r.imported,
+            "shards_not_uploaded": r.not_uploaded.iter().map(|(id, why)| serde_json::json!({"shard": id, "reason": why})).collect::<Vec<_>>(),
+            "notes": r.notes, "shards_already_done": r.already_done,
+            "shards_skipped_with_data": r.skipped, "points": r.points, "uploaded_values": r.uploaded_values, "batches": r.batches,
             "elapsed_s": (secs * 1000.0).round() / 1000.0, "points_per_s": rate.round(),
         });
         println!("{v}");
     } else {
         eprintln!(
-            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) uploaded whole; {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
+            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) uploaded whole ({} value(s)); {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
             r.points,
             r.merged.len(),
             r.imported.len(),
+            r.uploaded_values,
             r.already_done.len(),
             r.skipped.len(),
             r.skipped
