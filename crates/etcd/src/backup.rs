@@ -297,3 +297,23 @@ pub(crate) async fn read_base(
     }
     Ok(db)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_trailer_is_checked_and_stripped() {
+        let body = b"bolt bytes".to_vec();
+        let mut data = body.clone();
+        data.extend_from_slice(&Sha256::digest(&body));
+        let mut good = data.clone();
+        split_digest(&mut good).unwrap();
+        assert_eq!(good, body);
+        let mut bad = data.clone();
+        bad[0] ^= 1;
+        assert!(split_digest(&mut bad).unwrap_err().contains("sha256"));
+        assert_eq!(bad.len(), data.len(), "a refused stream is left as it was");
+        assert!(split_digest(&mut vec![0; 31]).is_err());
+    }
+}

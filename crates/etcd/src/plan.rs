@@ -96,3 +96,126 @@ fn why_not(cat: &Catalog, n: u64, ranges: &[(u64, u64)], lo: u64, hi: u64) -> St
         None => format!("no base backup and archived entries reach {n}; restorable: {list}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::catalog::{BaseInfo, ChunkInfo, ChunkRecord, GapInfo};
+
+    fn chunk(first: u64, last: u64, secs: i64) -> ChunkRecord {
+        ChunkRecord {
+            info: ChunkInfo {
+                first,
+                last,
+                prev_term: 0,
+                last_term: 2,
+                object: format!("chunks/{first}"),
+                archived_at: Utc.timestamp_opt(secs, 0).unwrap(),
+                cluster_id: "c".into(),
+                member_id: "m".into(),
+            },
+            size: 1,
+            sha256: String::new(),
+        }
+    }
+
+    fn base(index: u64, secs: i64) -> BaseRecord {
+        BaseRecord {
+            info: BaseInfo {
+                index,
+                revision: 1,
+                raft_term: 2,
+                status_raft_index: index,
+                object: format!("db/{index}"),
+                taken_at: Utc.timestamp_opt(secs, 0).unwrap(),
+                cluster_id: "c".into(),
+                member_id: "m".into(),
+                endpoint: "e".into(),
+                members: vec![],
+            },
+            size: 1,
+            sha256: String::new(),
+        }
+    }
+
+    /// Archive started late (first chunk at 50), a gap 121..=150 recorded, a base at 60
+    /// and one at 160.
+    fn late_archive() -> Catalog {
+        Catalog {
+            chunks: vec![
+                chunk(50, 80, 10),
+                chunk(81, 120, 20),
+                chunk(151, 170, 40),
+                chunk(171, 200, 50),
+            ],
+            gaps: vec![GapInfo {
+                from: 121,
+                to: 150,
+                detected_at: Utc.timestamp_opt(30, 0).unwrap(),
+                member_id: "m".into(),
+            }],
+            bases: vec![base(60, 15), base(160, 45)],
+            ..Catalog::default()
+        }
+    }
+
+    fn refused(cat: &Catalog, t: Target) -> String {
+        plan(cat, t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn picks_the_newest_base_that_reaches_the_target() {
+        let cat = late_archive();
+        assert_eq!(cat.restorable_ranges(), vec![(60, 120), (160, 200)]);
+        for (n, b) in [(60, 60), (61, 60), (120, 60), (160, 160), (200, 160)] {
+            let p = plan(&cat, Target::Index(n)).unwrap();
+            assert_eq!((p.index, p.base.map(|b| b.info.index)), (n, Some(b)), "{n}");
+        }
+        let latest = plan(&cat, Target::Latest).unwrap();
+        assert_eq!((latest.index, latest.base.unwrap().info.index), (200, 160));
+        // By time: the base at 160 was taken at 45 s, before chunk 171..=200 (50 s).
+        let t = Utc.timestamp_opt(47, 0).unwrap();
+        assert_eq!(plan(&cat, Target::Time(t)).unwrap().index, 170);
+    }
+
+    #[test]
+    fn refuses_before_the_oldest_base_inside_a_gap_and_past_the_end() {
+        let cat = late_archive();
+        let r = refused(&cat, Target::Index(59));
+        assert!(r.contains("oldest restorable index is 60"), "{r}");
+        let r = refused(&cat, Target::Index(130));
+        assert!(r.contains("entries 121..=150 are missing"), "{r}");
+        assert!(r.contains("60..=120, 160..=200"), "{r}");
+        let r = refused(&cat, Target::Index(201));
+        assert!(r.contains("ends at index 200"), "{r}");
+    }
+
+    #[test]
+    fn archive_alone_from_index_one_and_a_base_alone() {
+        let mut cat = Catalog {
+            chunks: vec![chunk(1, 30, 10)],
+            ..Catalog::default()
+        };
+        assert!(plan(&cat, Target::Index(20)).unwrap().base.is_none());
+        cat.bases.push(base(10, 5));
+        assert_eq!(
+            plan(&cat, Target::Index(20))
+                .unwrap()
+                .base
+                .map(|b| b.info.index),
+            Some(10)
+        );
+        // A base with no archive after it restores exactly its own index.
+        let only = Catalog {
+            bases: vec![base(77, 5)],
+            ..Catalog::default()
+        };
+        assert_eq!(plan(&only, Target::Latest).unwrap().index, 77);
+        let r = refused(&only, Target::Index(78));
+        assert!(r.contains("ends at index 77"), "{r}");
+        let none = Catalog::default();
+        assert!(refused(&none, Target::Latest).contains("no base backup yet"));
+    }
+}
