@@ -1,7 +1,7 @@
 //! What a base needs to know about an etcd 3.4 backend (`member/snap/db`): the raft index
 //! the keyspace represents (the `meta` bucket's `consistent_index`: etcd skips entries at or
-//! below it on replay), the newest revision (the `key` bucket's greatest key) and the
-//! members (the `members` bucket, one JSON member per id).
+//! below it on replay), the newest revision (the `key` bucket's greatest key, or the last
+//! compaction's when that is newer) and the members (the `members` bucket, one JSON member per id).
 
 use crate::bolt::Bolt;
 use crate::error::{Error, Result};
@@ -46,6 +46,13 @@ pub fn read(data: &[u8], name: &str) -> Result<DbInfo> {
         },
         None => 1,
     };
+    // A compaction can remove the newest keys (tombstones); etcd then resumes from the
+    // compacted revision, stored in `meta` the same way.
+    let compacted = match db.get(meta, b"finishedCompactRev")? {
+        Some(v) if v.len() >= 8 => i64::from_be_bytes(v[..8].try_into().unwrap_or_default()),
+        _ => 0,
+    };
+    let revision = revision.max(compacted);
     let mut members = Vec::new();
     if let Some(b) = db.bucket(b"members")? {
         for (k, v) in db.entries(b)? {
