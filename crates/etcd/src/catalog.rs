@@ -111,6 +111,19 @@ pub struct ChunkRecord {
     pub sha256: String,
 }
 
+/// Refuses a checkpoint none of whose record files can be read or trusted (e.g. encrypted
+/// and no key given).
+fn trusted_any(dest: &Destination, resume: &Resume) -> Result<()> {
+    match resume.rejected.first() {
+        Some(first) if resume.records.is_empty() => Err(Error::Unreadable {
+            dest: dest.to_string(),
+            count: resume.rejected.len(),
+            first: format!("{}: {:?}", first.name, first.reason),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Everything the archive trusts.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -132,19 +145,13 @@ impl Catalog {
         let resume = inspect(dest, key)
             .await
             .map_err(Error::cp(format!("read archive catalog at {dest}")))?;
-        if resume.records.is_empty() && !resume.rejected.is_empty() {
-            let first = &resume.rejected[0];
-            return Err(Error::Unreadable {
-                dest: dest.to_string(),
-                count: resume.rejected.len(),
-                first: format!("{}: {:?}", first.name, first.reason),
-            });
-        }
+        trusted_any(dest, &resume)?;
         let mut cat = Catalog::from_resume(&resume)?;
         let bases_dest = dest.child(crate::layout::BASES);
         let bases = inspect(&bases_dest, key)
             .await
             .map_err(Error::cp(format!("read base records at {bases_dest}")))?;
+        trusted_any(&bases_dest, &bases)?;
         cat.rejected.extend(
             bases
                 .rejected

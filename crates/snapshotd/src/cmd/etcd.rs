@@ -151,8 +151,10 @@ fn open_dest(url: &str) -> anyhow::Result<Destination> {
 fn open_src(url: &str) -> anyhow::Result<Destination> {
     if !url.starts_with("s3://") {
         let p = Path::new(url.strip_prefix("file://").unwrap_or(url));
-        if !p.join("checkpoints").is_dir() {
-            bail!("no etcd archive at {url} (no checkpoints/ directory); check the path");
+        if !p.join("checkpoints").is_dir() && !p.join("bases").join("checkpoints").is_dir() {
+            bail!(
+                "no etcd archive at {url} (no checkpoints/ or bases/checkpoints/ directory); check the path"
+            );
         }
     }
     open_dest(url)

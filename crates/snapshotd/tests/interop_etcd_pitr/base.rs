@@ -2,10 +2,11 @@
 //! alone; a base taken through the Snapshot RPC plus the entries archived after it can, to
 //! any index from the base on, and a target before the base is refused.
 
+use std::path::Path;
 use std::time::Duration;
 
-use crate::cluster::{ctl, ctl_json, s, snapshotd, start_cluster, status};
-use crate::expect::{check_restore_at, write_ops};
+use crate::cluster::{Member, ctl, ctl_json, s, snapshotd, start_cluster, status};
+use crate::expect::{PREFIX, check_restore_at, serve_restored, write_ops};
 use crate::purge::{segment_indexes, wait_purge_cycle, write_big};
 use crate::{seed, targets};
 
@@ -173,4 +174,60 @@ fn late_archive_restores_from_a_base_to_seeded_indexes() {
         "{err}"
     );
     assert!(!early.exists());
+    encrypted_base(tmp.path(), m, head, rev_of(head));
+}
+
+/// An encrypted DEST holding only a base (no archive): the base is stored encrypted, a
+/// restore without the key is refused, one with it serves the keyspace at the base.
+fn encrypted_base(work: &Path, m: &Member, head: u64, rev: i64) {
+    let key = work.join("key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let dest = work.join("enc-archive");
+    let k = ["--encrypt-key-file", s(&key)];
+    let b = snapshotd(
+        &[
+            &["etcd", "backup", "--endpoints", &m.client, s(&dest)][..],
+            &k,
+        ]
+        .concat(),
+    );
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let stored: Vec<_> = std::fs::read_dir(dest.join("bases").join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(stored.iter().all(|n| n.ends_with(".enc")), "{stored:?}");
+    let dir = work.join("enc-restore");
+    let o = snapshotd(&["etcd", "restore", s(&dest), "--data-dir", s(&dir)]);
+    assert!(
+        !o.status.success(),
+        "restored an encrypted base without its key"
+    );
+    assert!(!dir.exists());
+    let peer = format!("http://127.0.0.1:{}", snapshotd_testutil::free_port());
+    let args = [
+        "etcd",
+        "restore",
+        s(&dest),
+        "--data-dir",
+        s(&dir),
+        "--name",
+        &m.name,
+        "--json",
+        "--initial-advertise-peer-urls",
+        &peer,
+    ];
+    let o = snapshotd(&[&args[..], &k].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep = json_of(&o);
+    assert_eq!(rep["restore"]["index"].as_u64(), Some(head), "{rep}");
+    assert_eq!(rep["restore"]["chunks"], 0, "the base alone: {rep}");
+    let got = serve_restored(&dir, &m.name, &peer, &work.join("enc-etcd.log"));
+    let r = rev.to_string();
+    let want = ctl_json(
+        &m.client,
+        &["get", PREFIX, "--prefix", "--rev", &r, "-w", "json"],
+    );
+    assert_eq!(got["kvs"], want["kvs"], "encrypted base restored at {head}");
+    assert_eq!(got["header"]["revision"].as_i64(), Some(rev));
 }
