@@ -206,13 +206,20 @@ async fn run_session(
     }
 }
 
-/// Re-opens the view from `through` so segments released since are pinned too.
+/// Re-opens the view from `through` so segments released since are pinned too, with every
+/// `.snap` file (which of them are archived is unknown while DEST is unreachable).
 async fn repin(wal_dir: &Path, through: u64, held: Option<SourceRead>) -> Option<SourceRead> {
     let dir = wal_dir.to_path_buf();
-    let fresh = tokio::task::spawn_blocking(move || source::read_committed(&dir, through, 0))
-        .await
-        .ok()
-        .and_then(|r| r.ok());
+    let fresh = tokio::task::spawn_blocking(move || {
+        let mut r = source::read_committed(&dir, through, 0)?;
+        if let Some(member) = dir.parent() {
+            r.snap_locks = source::lock_snaps(&member.join("snap"), |_| false)?;
+        }
+        Ok::<_, Error>(r)
+    })
+    .await
+    .ok()
+    .and_then(|r| r.ok());
     match fresh {
         Some(f) if f.writer_live => Some(f),
         Some(_) => None,

@@ -62,6 +62,43 @@ pub struct GapInfo {
     pub member_id: String,
 }
 
+/// Payload of a base record: a whole-keyspace backup through the Snapshot RPC.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BaseInfo {
+    /// Raft index the keyspace represents (the db's consistent index).
+    pub index: u64,
+    /// Newest revision in the keyspace.
+    pub revision: i64,
+    /// Raft term the member reported when the base was taken (at least the term of `index`).
+    pub raft_term: u64,
+    /// Raft index the member reported (Status RPC) just before the snapshot.
+    pub status_raft_index: u64,
+    /// Stored object name, relative to DEST/bases.
+    pub object: String,
+    /// When the snapshot was complete: every entry up to `index` was committed by then.
+    pub taken_at: DateTime<Utc>,
+    /// Cluster id (hex).
+    pub cluster_id: String,
+    /// Member that served the snapshot (hex).
+    pub member_id: String,
+    /// Its endpoint.
+    pub endpoint: String,
+    /// Members recorded in the db.
+    pub members: Vec<crate::membership::Member>,
+}
+
+/// A base with its stored size and digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseRecord {
+    /// The base.
+    #[serde(flatten)]
+    pub info: BaseInfo,
+    /// Stored object size in bytes.
+    pub size: u64,
+    /// SHA-256 (hex) of the stored object.
+    pub sha256: String,
+}
+
 /// A chunk with its stored size and digest.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChunkRecord {
@@ -74,6 +111,19 @@ pub struct ChunkRecord {
     pub sha256: String,
 }
 
+/// Refuses a checkpoint none of whose record files can be read or trusted (e.g. encrypted
+/// and no key given).
+fn trusted_any(dest: &Destination, resume: &Resume) -> Result<()> {
+    match resume.rejected.first() {
+        Some(first) if resume.records.is_empty() => Err(Error::Unreadable {
+            dest: dest.to_string(),
+            count: resume.rejected.len(),
+            first: format!("{}: {:?}", first.name, first.reason),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Everything the archive trusts.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -83,6 +133,8 @@ pub struct Catalog {
     pub snaps: Vec<SnapInfo>,
     /// Recorded gaps, ordered.
     pub gaps: Vec<GapInfo>,
+    /// Base backups, ordered by index.
+    pub bases: Vec<BaseRecord>,
     /// Checkpoint objects that were ignored (damaged, fenced), as `name: reason`.
     pub rejected: Vec<String>,
 }
@@ -93,15 +145,24 @@ impl Catalog {
         let resume = inspect(dest, key)
             .await
             .map_err(Error::cp(format!("read archive catalog at {dest}")))?;
-        if resume.records.is_empty() && !resume.rejected.is_empty() {
-            let first = &resume.rejected[0];
-            return Err(Error::Unreadable {
-                dest: dest.to_string(),
-                count: resume.rejected.len(),
-                first: format!("{}: {:?}", first.name, first.reason),
-            });
+        trusted_any(dest, &resume)?;
+        let mut cat = Catalog::from_resume(&resume)?;
+        let bases_dest = dest.child(crate::layout::BASES);
+        let bases = inspect(&bases_dest, key)
+            .await
+            .map_err(Error::cp(format!("read base records at {bases_dest}")))?;
+        trusted_any(&bases_dest, &bases)?;
+        cat.rejected.extend(
+            bases
+                .rejected
+                .iter()
+                .map(|r| format!("{}: {:?}", r.name, r.reason)),
+        );
+        for rec in bases.records.values() {
+            cat.add(rec)?;
         }
-        Catalog::from_resume(&resume)
+        cat.bases.sort_by_key(|b| b.info.index);
+        Ok(cat)
     }
 
     /// Builds the catalog from a checkpoint's merged records.
@@ -142,6 +203,13 @@ impl Catalog {
             info.size = rec.size;
             info.sha256 = rec.sha256.clone();
             self.snaps.push(info);
+        } else if rec.key.starts_with("base/") {
+            let info: BaseInfo = serde_json::from_value(rec.payload.clone()).map_err(bad)?;
+            self.bases.push(BaseRecord {
+                info,
+                size: rec.size,
+                sha256: rec.sha256.clone(),
+            });
         } else if rec.key.starts_with("gap/") {
             self.gaps
                 .push(serde_json::from_value(rec.payload.clone()).map_err(bad)?);
@@ -213,12 +281,53 @@ impl Catalog {
         (next > 1).then_some((1, next - 1))
     }
 
-    /// Newest index whose entries were all committed at or before `t` (from the timeline).
+    /// Newest index whose entries were all committed at or before `t` (from the timeline
+    /// and the bases).
     pub fn index_at_time(&self, t: DateTime<Utc>) -> Option<u64> {
-        self.chunks
+        let chunks = self
+            .chunks
             .iter()
             .filter(|c| c.info.archived_at <= t)
-            .map(|c| c.info.last)
-            .max()
+            .map(|c| c.info.last);
+        let bases = self
+            .bases
+            .iter()
+            .filter(|b| b.info.taken_at <= t)
+            .map(|b| b.info.index);
+        chunks.chain(bases).max()
+    }
+
+    /// Last index of the run of chunks holding every entry from `from` on without a hole
+    /// (`from - 1` when no chunk starts the run).
+    pub fn reach(&self, from: u64) -> u64 {
+        let mut next = from;
+        for c in &self.chunks {
+            if c.info.first <= next && c.info.last >= next {
+                next = c.info.last + 1;
+            } else if c.info.first > next {
+                break;
+            }
+        }
+        next - 1
+    }
+
+    /// Every restorable range `[from, to]`: from the cluster's first entry when the archive
+    /// reaches back to it, and from each base through the archived entries after it
+    /// (overlapping ranges merged, ordered).
+    pub fn restorable_ranges(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = self.restorable_from_start().into_iter().collect();
+        for b in &self.bases {
+            let i = b.info.index;
+            out.push((i, self.reach(i + 1).max(i)));
+        }
+        out.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (f, t) in out {
+            match merged.last_mut() {
+                Some(last) if f <= last.1 + 1 => last.1 = last.1.max(t),
+                _ => merged.push((f, t)),
+            }
+        }
+        merged
     }
 }

@@ -92,6 +92,14 @@ pub enum Error {
         /// The first one, with the reason.
         first: String,
     },
+    /// An etcd endpoint could not serve a base backup.
+    #[error("etcd {endpoint}: {reason}")]
+    Etcd {
+        /// The client URL.
+        endpoint: String,
+        /// What failed.
+        reason: String,
+    },
     /// The archive belongs to another cluster.
     #[error("archive holds cluster {archive} but {data_dir} belongs to cluster {member}")]
     ClusterMismatch {

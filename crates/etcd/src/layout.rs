@@ -4,10 +4,26 @@
 //! chunks/<first:020>-<last:020>-e<epoch>.wal[.enc]  committed entries first..=last, one segment
 //! snap/<term:016x>-<index:016x>.snap[.enc]  a member's raft snapshot file, as etcd wrote it
 //! checkpoints/...                           lock, fences and the trusted records (checkpoint crate)
+//! bases/db/<index:020>-e<epoch>.db[.enc]    a base: the keyspace (bbolt db) as of raft index
+//! bases/checkpoints/...                     the bases' own lock and records
 //! ```
 //!
 //! Record keys: `chunk/<first:020>` (payload [`crate::ChunkInfo`]), `snap/<file name>`
 //! (payload [`crate::SnapInfo`]), `gap/<from:020>` (payload [`crate::GapInfo`]).
+
+/// Sub-directory of DEST holding base backups and their own checkpoint (own lease, so a
+/// base can be taken while an archiver holds the archive's).
+pub const BASES: &str = "bases";
+
+/// Object name (under [`BASES`]) of the base at raft index `index`, taken by lock `epoch`.
+pub fn base_name(index: u64, epoch: u64) -> String {
+    format!("db/{index:020}-e{epoch}.db")
+}
+
+/// Record key (in the bases checkpoint) of the base at `index`.
+pub fn base_key(index: u64) -> String {
+    format!("base/{index:020}")
+}
 
 /// Object name of the chunk holding `first..=last`, written by the holder of lock `epoch`
 /// (only that holder ever writes this name, so a retry may overwrite it).

@@ -6,6 +6,8 @@
 //!   segment), copies `member/snap/*.snap`, records everything through the checkpoint
 //!   crate's leased lock with fencing (one active archiver per DEST, others stand by), and
 //!   records gaps when entries were purged before anyone archived them.
+//! * [`backup()`]: a base backup through the Maintenance `Snapshot` RPC (digest checked),
+//!   recorded with the raft index it holds (the db's consistent index) and its revision.
 //! * [`Catalog`]: what DEST trusts; [`status()`] summarises it.
 //! * [`restore()`]: chunks up to a raft index (or time) → a member data dir that
 //!   `etcd --force-new-cluster` starts from, serving the keyspace as of that index.
@@ -14,25 +16,34 @@
 //! No printing, no environment reads, no process exit: the binary does those.
 
 mod archive;
+mod backup;
+mod bolt;
 mod catalog;
 mod chunk;
+mod dbinfo;
 mod error;
 pub mod layout;
 mod membership;
 pub mod pb;
+mod plan;
 mod restore;
+mod restore_wal;
 mod session;
+mod snapfile;
 mod source;
 mod status;
 mod store;
 mod verify;
 
 pub use archive::{ArchiveEvent, ArchiveOptions, archive};
-pub use catalog::{Catalog, ChunkInfo, ChunkRecord, GapInfo, SnapInfo};
+pub use backup::{BackupOptions, BackupReport, backup, split_digest};
+pub use catalog::{BaseInfo, BaseRecord, Catalog, ChunkInfo, ChunkRecord, GapInfo, SnapInfo};
 pub use chunk::{Decoded, decode as decode_chunk, encode as encode_chunk};
+pub use dbinfo::{DbInfo, read as read_db_info};
 pub use error::{Error, Result};
 pub use membership::{Member, Membership};
-pub use restore::{RestoreOptions, RestoreReport, Target, resolve, restore};
+pub use plan::{Plan, plan, resolve};
+pub use restore::{RestoreOptions, RestoreReport, Target, restore};
 pub use session::{JOB, PassReport};
-pub use status::{Status, status};
+pub use status::{BaseSummary, Status, status};
 pub use verify::{VerifyReport, verify};

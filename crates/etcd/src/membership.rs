@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use prost::Message;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use snapshotd_wal::Entry;
 
 use crate::pb::{CC_ADD, CC_ADD_LEARNER, CC_REMOVE, CC_UPDATE, ConfChange, ENTRY_CONF_CHANGE};
@@ -28,7 +28,7 @@ pub fn update_peer_urls(index: u64, term: u64, id: u64, name: &str, urls: &[Stri
 }
 
 /// A member as etcd describes it in a `ConfChange` context.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Member {
     /// Raft id.
     #[serde(default)]
@@ -39,6 +39,9 @@ pub struct Member {
     /// Peer URLs.
     #[serde(default, rename = "peerURLs")]
     pub peer_urls: Vec<String>,
+    /// Client URLs (published by the member once it runs).
+    #[serde(default, rename = "clientURLs")]
+    pub client_urls: Vec<String>,
 }
 
 /// Members by id, built by applying conf changes in index order.

@@ -124,6 +124,9 @@ impl Session {
                     Error::io("read WAL", self.opts.wal_dir())(std::io::Error::other(e))
                 })??;
         self.check_cluster(&read)?;
+        let snap_dir = self.opts.data_dir.join("member").join("snap");
+        let snaps = &self.cat.snaps;
+        read.snap_locks = source::lock_snaps(&snap_dir, |f| snaps.iter().any(|s| s.file == f))?;
         let committed = std::mem::take(&mut read.committed);
         let (gap, commit) = (read.gap, read.commit);
         *held = Some(read);

@@ -31,6 +31,39 @@ pub struct SourceRead {
     pub writer_live: bool,
     /// The member's commit index as of the view.
     pub commit: u64,
+    /// Shared OFD locks on `.snap` files not archived yet (set by the caller).
+    pub snap_locks: Vec<std::fs::File>,
+}
+
+/// Takes a shared OFD lock on every `member/snap/*.snap` file of `snap_dir` for which
+/// `archived` is false, so etcd's purge (which try-locks each file exclusively and stops at
+/// the first it cannot lock) keeps them until they are archived. A file gone meanwhile, or
+/// being deleted by the purge right now, is skipped.
+pub fn lock_snaps(snap_dir: &Path, archived: impl Fn(&str) -> bool) -> Result<Vec<std::fs::File>> {
+    let rd = match std::fs::read_dir(snap_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read directory", snap_dir)(e)),
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| crate::layout::parse_snap_file(n).is_some() && !archived(n))
+        .collect();
+    names.sort();
+    let mut locks = Vec::new();
+    for n in names {
+        let path = snap_dir.join(&n);
+        let f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("open", path)(e)),
+        };
+        if snapshotd_wal::ofd::try_lock_shared(&f).map_err(Error::io("lock", &path))? {
+            locks.push(f);
+        }
+    }
+    Ok(locks)
 }
 
 /// Opens `wal_dir` and returns the committed entries after index `after`, stopping once
@@ -75,6 +108,7 @@ fn read_once(wal_dir: &Path, after: u64, max_bytes: u64) -> Result<SourceRead> {
         gap,
         writer_live,
         commit,
+        snap_locks: Vec::new(),
     })
 }
 

@@ -28,17 +28,34 @@ pub struct TimelinePoint {
     pub time: DateTime<Utc>,
 }
 
+/// A base backup as `status` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BaseSummary {
+    /// Raft index the base holds.
+    pub index: u64,
+    /// Newest revision in it.
+    pub revision: i64,
+    /// When it was taken.
+    pub time: DateTime<Utc>,
+    /// Member that served it (hex).
+    pub member_id: String,
+    /// Stored size in bytes.
+    pub size: u64,
+}
+
 /// Summary of an archive.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// DEST as given.
     pub dest: String,
-    /// Base backups (index, revision, time); none are taken by this version.
-    pub bases: Vec<serde_json::Value>,
+    /// Base backups, oldest first.
+    pub bases: Vec<BaseSummary>,
     /// Highest index archived (or recorded as a gap).
     pub archived_through_index: u64,
-    /// Restorable raft indexes `[from, to]`, if any.
+    /// The newest restorable range of raft indexes `[from, to]`, if any.
     pub restorable: Option<Missing>,
+    /// Every restorable range (from the first entry, and from each base), merged.
+    pub restorable_ranges: Vec<Missing>,
     /// Chunks stored.
     pub chunks: usize,
     /// Entries stored.
@@ -72,13 +89,26 @@ pub async fn status(dest: &Destination, key: Option<&MasterKey>) -> Result<Statu
         })
         .collect();
     thin(&mut timeline);
+    let ranges = cat.restorable_ranges();
     Ok(Status {
         dest: dest.to_string(),
-        bases: Vec::new(),
+        bases: cat
+            .bases
+            .iter()
+            .map(|b| BaseSummary {
+                index: b.info.index,
+                revision: b.info.revision,
+                time: b.info.taken_at,
+                member_id: b.info.member_id.clone(),
+                size: b.size,
+            })
+            .collect(),
         archived_through_index: cat.archived_through(),
-        restorable: cat
-            .restorable_from_start()
-            .map(|(from, to)| Missing { from, to }),
+        restorable: ranges.last().map(|&(from, to)| Missing { from, to }),
+        restorable_ranges: ranges
+            .iter()
+            .map(|&(from, to)| Missing { from, to })
+            .collect(),
         chunks: cat.chunks.len(),
         entries: cat
             .chunks

@@ -16,6 +16,8 @@ pub struct VerifyReport {
     pub entries: u64,
     /// `.snap` copies checked.
     pub snaps: u64,
+    /// Base backups checked (digest, bbolt structure, recorded raft index).
+    pub bases: u64,
     /// Highest index archived.
     pub head: u64,
     /// Gaps (also listed by status); not damage, but they limit restores.
@@ -76,6 +78,12 @@ pub async fn verify(dest: &Destination, key: Option<&MasterKey>) -> Result<Verif
             report.problems.push(e.to_string());
         }
         report.snaps += 1;
+    }
+    for b in &cat.bases {
+        if let Err(e) = crate::backup::read_base(dest, key, b).await {
+            report.problems.push(e.to_string());
+        }
+        report.bases += 1;
     }
     Ok(report)
 }

@@ -1,7 +1,9 @@
 //! `cargo xtask bench etcd`: archive lag of `snapshotd etcd archive` beside a real etcd
 //! 3.4.23 under a steady put rate, and `snapshotd etcd restore` of the whole archive
 //! (plus etcd's replay until it serves) beside `etcdctl snapshot save` + `snapshot restore`
-//! (plus etcd's start) of the same keyspace.
+//! (plus etcd's start) of the same keyspace; then a base through `snapshotd etcd backup`,
+//! more puts archived after it, and `snapshotd etcd restore` from the base + the archived
+//! tail (plus etcd's start) beside the same etcdctl figures.
 //!
 //! Puts go through etcd's JSON gateway (`/v3/kv/put`) over keep-alive HTTP/1.1 connections.
 //! Lag of a put = time its raft index was reported durable by the archiver (a `pass` event
@@ -119,7 +121,48 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     restore_vs_snapshot(tmp.path(), &data, c);
+    restore_from_base(tmp.path(), &data, c, if quick { 500 } else { 10_000 });
     drop(etcd_guard);
+}
+
+fn snapshotd(args: &[&str], paths: &[&Path]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
+        .args(args)
+        .args(paths)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A base of the filled member, `tail` more puts archived after it, and a restore of the
+/// newest index: the base's db + .snap and a WAL of the tail only.
+fn restore_from_base(root: &Path, data: &Path, c: u16, tail: u64) {
+    let dest = root.join("full");
+    let client = format!("http://127.0.0.1:{c}");
+    let t = Instant::now();
+    snapshotd(&["etcd", "backup", "--endpoints", &client], &[&dest]);
+    let backup = t.elapsed();
+    load::run(c, 16, None, tail, "tail");
+    snapshotd(&["etcd", "archive", "--once", "--data-dir"], &[data, &dest]);
+    let (index, live_rev) = load::status(c).unwrap();
+    let dir = root.join("restored-base");
+    let t = Instant::now();
+    snapshotd(&["etcd", "restore", "--data-dir"], &[&dir, &dest]);
+    let ours = t.elapsed();
+    let t = Instant::now();
+    let (g, rc) = etcd(&dir, &["--force-new-cluster"]);
+    let rev = wait_revision(rc, live_rev);
+    let serve = t.elapsed();
+    drop(g);
+    println!(
+        "snapshotd etcd backup (base): {:.2}s; restore of index {index} from the base + {tail} archived entries: {:.2}s, then etcd start until serving revision {rev}: {:.2}s",
+        backup.as_secs_f64(),
+        ours.as_secs_f64(),
+        serve.as_secs_f64()
+    );
+    for d in [dir, root.join("restored"), root.join("snap-restored")] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 fn archiver(data: &Path, dest: &Path, interval: &str) -> Kill {

@@ -90,6 +90,8 @@ pub use view::{
 };
 pub use wal::{UnreadWal, Wal};
 
+pub mod ofd;
+
 pub mod etcd {
     //! etcd emulation for tools that must report exactly what etcd 3.4.23 would: its open
     //! + `ReadAll` outcome, error for error.

@@ -264,6 +264,32 @@ async fn wait_through(dest: &Destination, index: u64) {
     }
 }
 
+/// etcd's purge of `.snap` files: oldest first beyond `keep`, each try-locked exclusively,
+/// stopping at the first it cannot lock. Returns how many it removed.
+fn purge_snaps(dir: &Path, keep: usize) -> usize {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .collect();
+    names.sort();
+    let mut removed = 0;
+    for p in names.iter().take(names.len().saturating_sub(keep)) {
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        if !snapshotd_wal::ofd::try_lock_exclusive(&f).unwrap() {
+            break;
+        }
+        std::fs::remove_file(p).unwrap();
+        removed += 1;
+    }
+    removed
+}
+
+fn write_snap(dir: &Path, term: u64, index: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(format!("{term:016x}-{index:016x}.snap")), b"snap").unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_destination_keeps_segments_locked_then_no_gap() {
     let tmp = tempfile::tempdir().unwrap();
@@ -271,6 +297,8 @@ async fn unreachable_destination_keeps_segments_locked_then_no_gap() {
     let dest = Destination::local(&root).unwrap();
     let mut m = FakeMember::create(tmp.path());
     m.append(30, 0);
+    let snap_dir = m.data_dir.join("member").join("snap");
+    write_snap(&snap_dir, 1, 10);
     let opts = ArchiveOptions {
         interval: Duration::from_millis(50),
         lock_ttl: Duration::from_secs(1),
@@ -295,7 +323,15 @@ async fn unreachable_destination_keeps_segments_locked_then_no_gap() {
     std::fs::write(&root, b"not a directory").unwrap();
     m.append(300, 0);
     m.release(m.last);
+    for i in 2..5 {
+        write_snap(&snap_dir, 1, i * 100); // etcd keeps snapshotting meanwhile
+    }
     tokio::time::sleep(Duration::from_millis(600)).await; // the archiver re-pins meanwhile
+    assert_eq!(
+        purge_snaps(&snap_dir, 1),
+        0,
+        "purge deleted a .snap file the archiver has not archived"
+    );
     let before = snapshotd_wal::list_segments(&m.wal_dir()).unwrap().len();
     assert!(before >= 4, "segments cut: {before}");
     assert_eq!(
@@ -317,6 +353,13 @@ async fn unreachable_destination_keeps_segments_locked_then_no_gap() {
     // Once archived, the locks go: etcd's purge proceeds.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(m.purge_only(1) > 0, "archived segments are released");
+    let cat = Catalog::load(&dest, None).await.unwrap();
+    assert_eq!(cat.snaps.len(), 4, "every .snap archived: {:?}", cat.snaps);
+    assert_eq!(
+        purge_snaps(&snap_dir, 1),
+        3,
+        "archived .snap files are released"
+    );
     tx.send(true).unwrap();
     bg.await.unwrap().unwrap();
 }

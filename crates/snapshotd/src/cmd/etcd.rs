@@ -1,4 +1,4 @@
-//! `snapshotd etcd archive|status|restore|verify`: continuous WAL archiving beside etcd
+//! `snapshotd etcd backup|archive|status|restore|verify`: continuous WAL archiving beside etcd
 //! members and point-in-time restore (orchestration lives in `snapshotd-etcd`).
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use snapshotd_checkpoint::{Destination, MasterKey};
 use snapshotd_etcd::{
-    ArchiveEvent, ArchiveOptions, RestoreOptions, Target, archive, restore, status, verify,
+    ArchiveEvent, ArchiveOptions, BackupOptions, RestoreOptions, Target, archive, backup, restore,
+    status, verify,
 };
 
 /// Flags of `snapshotd etcd`.
@@ -20,6 +21,8 @@ pub struct EtcdArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum EtcdCommand {
+    /// Take a base backup (whole keyspace) through the Maintenance Snapshot RPC into DEST.
+    Backup(BackupArgs),
     /// Archive a member's committed WAL entries and .snap files into DEST, continuously.
     Archive(ArchiveArgs),
     /// Show what DEST holds: archived_through_index, restorable range, gaps, timeline, holder.
@@ -54,6 +57,27 @@ struct ArchiveArgs {
     /// Lease of DEST's lock: a stand-by archiver takes over this long after the active one stops.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     lock_ttl: Duration,
+    #[command(flatten)]
+    common: Common,
+    /// Archive destination: a directory, file:///dir or s3://bucket/prefix.
+    #[arg(value_name = "DEST")]
+    dest: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// Client URLs of the cluster (comma-separated), tried in order until one answers.
+    #[arg(long, value_name = "URLS", value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// CA bundle (PEM) to verify the members' certificates (https:// endpoints).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Client certificate (PEM), with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Client key (PEM), with --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
     /// Archive destination: a directory, file:///dir or s3://bucket/prefix.
@@ -103,6 +127,7 @@ pub fn run(args: EtcdArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("start the async runtime")?;
     match args.command {
+        EtcdCommand::Backup(a) => rt.block_on(run_backup(a)),
         EtcdCommand::Archive(a) => rt.block_on(run_archive(a)),
         EtcdCommand::Status(a) => rt.block_on(run_status(a)),
         EtcdCommand::Restore(a) => rt.block_on(run_restore(a)),
@@ -126,8 +151,10 @@ fn open_dest(url: &str) -> anyhow::Result<Destination> {
 fn open_src(url: &str) -> anyhow::Result<Destination> {
     if !url.starts_with("s3://") {
         let p = Path::new(url.strip_prefix("file://").unwrap_or(url));
-        if !p.join("checkpoints").is_dir() {
-            bail!("no etcd archive at {url} (no checkpoints/ directory); check the path");
+        if !p.join("checkpoints").is_dir() && !p.join("bases").join("checkpoints").is_dir() {
+            bail!(
+                "no etcd archive at {url} (no checkpoints/ or bases/checkpoints/ directory); check the path"
+            );
         }
     }
     open_dest(url)
@@ -147,6 +174,39 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(v).unwrap_or_default());
+}
+
+async fn run_backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
+    let dest = open_dest(&a.dest)?;
+    let opts = BackupOptions {
+        cacert: a.cacert.clone(),
+        cert_key: a.cert.clone().zip(a.key.clone()),
+        key: key(&a.common)?,
+        ..BackupOptions::new(a.endpoints.clone())
+    };
+    let r = backup(&dest, &opts)
+        .await
+        .with_context(|| format!("base backup of {} into {}", a.endpoints.join(","), a.dest))?;
+    if a.common.json {
+        print_json(&serde_json::json!({
+            "status": "ok",
+            "raft_index": r.raft_index,
+            "revision": r.base.revision,
+            "report": r,
+        }));
+    } else {
+        println!(
+            "base backup at raft index {} (revision {}, {} bytes) from {} (member {}) stored as {}/bases/{}",
+            r.raft_index,
+            r.base.revision,
+            r.db_bytes,
+            r.base.endpoint,
+            r.base.member_id,
+            a.dest,
+            r.base.object
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_archive(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
@@ -270,9 +330,11 @@ async fn run_status(a: SrcArgs) -> anyhow::Result<ExitCode> {
     }
     println!("archive:                {}", st.dest);
     println!("archived_through_index: {}", st.archived_through_index);
-    match &st.restorable {
-        Some(r) => println!("restorable indexes:     {}..={}", r.from, r.to),
-        None => println!("restorable indexes:     none"),
+    if st.restorable_ranges.is_empty() {
+        println!("restorable indexes:     none");
+    }
+    for r in &st.restorable_ranges {
+        println!("restorable indexes:     {}..={}", r.from, r.to);
     }
     println!(
         "chunks: {} ({} entries, {} bytes); .snap files: {}",
@@ -282,6 +344,16 @@ async fn run_status(a: SrcArgs) -> anyhow::Result<ExitCode> {
         st.snaps.len()
     );
     println!("bases: {}", st.bases.len());
+    for b in &st.bases {
+        println!(
+            "  base at index {} (revision {}, {} bytes) taken {} from member {}",
+            b.index,
+            b.revision,
+            b.size,
+            b.time.to_rfc3339(),
+            b.member_id
+        );
+    }
     for g in &st.gaps {
         println!("GAP: entries {}..={} are missing", g.from, g.to);
     }
@@ -332,6 +404,9 @@ async fn run_restore(a: RestoreArgs) -> anyhow::Result<ExitCode> {
     if a.common.json {
         print_json(&serde_json::json!({"status": "ok", "restore": r}));
     } else {
+        if let Some(b) = r.base_index {
+            println!("started from the base at raft index {b}");
+        }
         println!(
             "restored index {} (term {}, {} entries from {} chunks) into {} as member {} ({}), cluster {}",
             r.index,
@@ -367,8 +442,8 @@ async fn run_verify(a: SrcArgs) -> anyhow::Result<ExitCode> {
         print_json(&r);
     } else {
         println!(
-            "checked {} chunks ({} entries) and {} .snap files; head index {}",
-            r.chunks, r.entries, r.snaps, r.head
+            "checked {} chunks ({} entries), {} .snap files and {} bases; head index {}",
+            r.chunks, r.entries, r.snaps, r.bases, r.head
         );
         for (f, t) in &r.gaps {
             println!("GAP: entries {f}..={t} are missing");

@@ -115,6 +115,19 @@ pub fn check_restore(
     writes: &[(u64, bool)],
     n: Option<u64>,
 ) {
+    check_restore_at(dest, work, live, name, n, &|i| revision_at(writes, i));
+}
+
+/// As [`check_restore`], with the revision expected at each index given by `rev_of`;
+/// returns the restore's JSON report.
+pub fn check_restore_at(
+    dest: &str,
+    work: &Path,
+    live: &str,
+    name: &str,
+    n: Option<u64>,
+    rev_of: &dyn Fn(u64) -> i64,
+) -> Value {
     let dir = work.join(format!(
         "restore-{}",
         n.map_or("latest".into(), |n| n.to_string())
@@ -154,7 +167,7 @@ pub fn check_restore(
         &peer,
         &work.join(format!("etcd-restored-{index}.log")),
     );
-    let rev = revision_at(writes, index);
+    let rev = rev_of(index);
     assert_eq!(
         got["header"]["revision"].as_i64(),
         Some(rev),
@@ -176,4 +189,5 @@ pub fn check_restore(
         got["kvs"], want["kvs"],
         "keyspace at index {index} (revision {rev})"
     );
+    rep
 }

@@ -1,10 +1,11 @@
-//! `snapshotd etcd archive|status|restore|verify` against real etcd 3.4.23 on loopback:
+//! `snapshotd etcd backup|archive|status|restore|verify` against real etcd 3.4.23 on loopback:
 //! archivers beside live members, restores to seeded raft indexes started with
 //! `etcd --force-new-cluster` and compared with the live cluster's keyspace at the same
 //! revision. Run by `cargo xtask interop etcd`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod base;
 mod cluster;
 mod expect;
 mod purge;
