@@ -1,5 +1,6 @@
 //! `snapshotd` as a user runs it, one test binary with a module per theme (fewer link steps
-//! on CI). Interop suites stay separate (`interop_*`, run by `cargo xtask interop`).
+//! on CI), `wal` included. Interop suites are one binary per peer (`interop_etcd`,
+//! `interop_influx`, `interop_s3`), run by `cargo xtask interop`.
 
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,3 +16,4 @@ mod errors;
 mod forget;
 mod points;
 mod resume;
+mod wal;

@@ -3,12 +3,10 @@
 //! with no gap; restores read from S3 are started with `etcd --force-new-cluster` and
 //! compared with the live keyspace. Run by `cargo xtask interop s3` (or `all`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "interop_etcd_pitr/cluster.rs"]
+#[path = "../interop_etcd/pitr/cluster.rs"]
 #[allow(dead_code)]
 mod cluster;
-#[path = "interop_etcd_pitr/expect.rs"]
+#[path = "../interop_etcd/pitr/expect.rs"]
 mod expect;
 
 use std::time::{Duration, Instant};

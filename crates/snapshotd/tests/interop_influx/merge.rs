@@ -2,8 +2,6 @@
 //! against real influxd 1.6.7 and backups made by its own `influxd backup -portable`
 //! (run via `cargo xtask interop influx`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

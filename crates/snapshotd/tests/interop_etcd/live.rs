@@ -3,8 +3,6 @@
 //! exactly what etcd's own Go `wal` package reports. A point-in-time view of the live WAL
 //! ships bytes etcd's reader accepts. Run by `cargo xtask interop etcd`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -3,8 +3,6 @@
 //! `etcd --force-new-cluster` and compared with the live cluster's keyspace at the same
 //! revision. Run by `cargo xtask interop etcd`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 mod base;
 mod cluster;
 mod expect;

@@ -6,6 +6,8 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod etcd;
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::cell::Cell;

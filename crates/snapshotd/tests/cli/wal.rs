@@ -1,7 +1,5 @@
 //! `snapshotd wal dump|verify|repair` on copies of the golden etcd WAL vector.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

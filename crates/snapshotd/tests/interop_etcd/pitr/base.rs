@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cluster::{Member, ctl, ctl_json, s, snapshotd, start_cluster, status};
-use crate::expect::{PREFIX, check_restore_at, serve_restored, write_ops};
-use crate::purge::{segment_indexes, wait_purge_cycle, write_big};
-use crate::{seed, targets};
+use super::cluster::{Member, ctl, ctl_json, s, snapshotd, start_cluster, status};
+use super::expect::{PREFIX, check_restore_at, serve_restored, write_ops};
+use super::purge::{segment_indexes, wait_purge_cycle, write_big};
+use super::{seed, targets};
 
 /// `(raft index, revision)` the member reports now.
 fn index_and_revision(client: &str) -> (u64, i64) {

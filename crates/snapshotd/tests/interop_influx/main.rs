@@ -4,9 +4,11 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../client/tests/support/influxd.rs"]
+#[path = "../../../client/tests/support/influxd.rs"]
 mod influxd;
 mod interop_compress;
+mod merge;
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::path::Path;

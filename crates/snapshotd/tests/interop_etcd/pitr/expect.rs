@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster::{ctl, ctl_json, s, snapshotd, spawn_etcd, wait_healthy};
+use super::cluster::{ctl, ctl_json, s, snapshotd, spawn_etcd, wait_healthy};
 use snapshotd_testutil::free_port;
 
 /// Key prefix of every write the tests make.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster::env_path;
+use super::cluster::env_path;
 
 /// Writes `n` values of 1 MiB (etcd's WAL grows by ~1 MiB per put).
 pub fn write_big(client: &str, tag: &str, n: usize) {
