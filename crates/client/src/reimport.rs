@@ -201,9 +201,9 @@ async fn guarded(
     let limits = client.config().limits;
     let backup = MetaSummary::decode_blob(blob, &limits)
         .map_err(|e| ClientError::protocol(format!("{manifest}: the backup's metastore"), e))?;
-    let target = client.metastore_backup().await?;
-    let target = MetaSummary::decode_blob(&target, &limits)
-        .map_err(|e| ClientError::protocol("the target's metastore (type 1)", e))?;
+    let Some(target) = target_meta(client).await else {
+        return Ok(None);
+    };
     if let Some(intent) = pending.filter(|i| i.manifest == manifest)
         && let Recovery::Imported(map) = recover(&backup, &target, names, intent)?
     {
@@ -224,6 +224,30 @@ async fn guarded(
         hooks.units.import_intent(&intent).await?;
     }
     Ok(None)
+}
+
+/// The target's metastore (one type-1 attempt). A server that does not serve it gets the
+/// import unguarded (no intent recorded, nothing recovered), as before this guard existed.
+async fn target_meta(client: &Client) -> Option<MetaSummary> {
+    let mut cfg = client.config().clone();
+    cfg.retry.attempts = 1;
+    let limits = cfg.limits;
+    let read = async {
+        let blob = Client::new(cfg).metastore_backup().await?;
+        MetaSummary::decode_blob(&blob, &limits)
+            .map_err(|e| ClientError::protocol("the target's metastore (type 1)", e))
+    };
+    match read.await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot read the target's metastore: the import is not guarded against a \
+                 kill before its result is recorded"
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -355,7 +355,7 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
     let mut throttled = args.to_vec();
     throttled.extend(["--rate-limit", "2M", b]);
     let child = env::spawn(&throttled);
-    // Kill once the metastore import and a few shards are recorded.
+    // Kill once the import's intent, the import and a few shards are recorded.
     let cp = state.join("restore");
     env::kill_once(child, || {
         let n = std::fs::read_dir(&cp)
@@ -363,7 +363,7 @@ fn restore_rerun_after_a_partial_restore_uploads_only_what_is_missing() {
             .and_then(|mut d| d.next())
             .and_then(|e| std::fs::read_dir(e.ok()?.path().join("checkpoints/data")).ok())
             .map_or(0, |d| d.count());
-        n >= 3
+        n >= 4
     });
 
     let mut rerun = args.to_vec();
