@@ -332,7 +332,12 @@ fn main() {
         return;
     }
     let quick = std::env::var_os("SNAPSHOTD_BENCH_QUICK").is_some();
-    let n = if quick { 40 } else { 200 };
+    // SNAPSHOTD_BENCH_STORE_BATCHES=<n>: n batches (2400 = 1 GB of line protocol) for the
+    // backup-at-scale figure; the separate compaction-throughput run is then skipped.
+    let big: Option<usize> = std::env::var("SNAPSHOTD_BENCH_STORE_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let n = big.unwrap_or(if quick { 40 } else { 200 });
     let (bodies, raw) = batches(n);
     let points = (n * BATCH) as f64;
     println!(
@@ -427,8 +432,18 @@ fn main() {
         activity.lock_holds,
         activity.longest_lock_hold.as_secs_f64() * 1000.0
     );
-    store.compact_all().unwrap();
-    compaction_throughput(&bodies);
+    let t = Instant::now();
+    let st = store.compact_all().unwrap();
+    println!(
+        "compact_all after ingest: {:.2} s, {} values, {} files merged; store dir {:.1} MB",
+        t.elapsed().as_secs_f64(),
+        st.values,
+        st.files_merged,
+        dir_bytes(&ours_dir.path().join("store")) as f64 / 1e6
+    );
+    if big.is_none() {
+        compaction_throughput(&bodies);
+    }
     // Backups of the same data, both taken by influxd's own client.
     let a = temp_dir();
     let ours_b = influxd_backup(&snap.to_string(), a.path());
