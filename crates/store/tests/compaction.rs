@@ -290,17 +290,17 @@ fn nice_of(stat: &str) -> Option<i64> {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn the_compactor_thread_runs_at_a_lower_cpu_priority() -> TestResult {
+fn the_compaction_worker_runs_at_a_lower_cpu_priority() -> TestResult {
     let dir = snapshotd_testutil::temp_dir();
     let base = nice_of(&std::fs::read_to_string("/proc/self/stat")?).ok_or("no nice value")?;
-    // Other tests' compactors run at the default increment (10); this one asks for 3.
+    // Other tests' compaction workers run at the default increment (10); this one asks for 3.
     let s = open(dir.path(), small_policy().with_nice(3))?;
     let want = (base + 3).min(19);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !thread_nices("snapshotd-compa").contains(&want) {
+    while !thread_nices("snapshotd-encod").contains(&want) {
         if Instant::now() > deadline {
-            let got = thread_nices("snapshotd-compa");
-            return Err(format!("no compactor at nice {want}: {got:?}").into());
+            let got = thread_nices("snapshotd-encod");
+            return Err(format!("no compaction worker at nice {want}: {got:?}").into());
         }
         thread::sleep(Duration::from_millis(10));
     }

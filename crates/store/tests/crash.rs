@@ -280,7 +280,7 @@ fn crash_kill_rounds() -> TestResult {
         acked.len(),
         unacked.len()
     );
-    assert!(acked.len() > 50, "only {} batches acked", acked.len());
+    assert!(acked.len() > 20, "only {} batches acked", acked.len());
     assert!(
         hit > 0,
         "no kill landed during a compaction ({aimed} aimed)"

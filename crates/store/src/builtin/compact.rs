@@ -8,6 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::lowprio::Offload;
 use super::points_tsm::PointSet;
 use super::shard_log::{self, LogView, ShardLog};
 use super::{Slot, lock, marker, write};
@@ -59,9 +60,24 @@ struct Start {
     last: u64,
 }
 
+/// What the encoding step wrote: the TSM file under its temporary name.
+struct Encoded {
+    name: String,
+    tmp: std::path::PathBuf,
+    through: u64,
+    values: u64,
+    bytes: u64,
+}
+
 /// Compacts the shard of `slot` once (at most [`MAX_VALUES_PER_FILE`] values), then purges.
 /// `None` when the shard has no open log.
+#[cfg(test)]
 pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
+    compact_on(slot, hook, &Offload::default())
+}
+
+/// [`compact`] with the log decoding and TSM encoding run by `off`.
+pub(crate) fn compact_on(slot: &Slot, hook: Hook<'_>, off: &Offload) -> Result<Option<Outcome>> {
     let start = {
         let mut g = lock(slot);
         let Some(w) = g.as_mut() else {
@@ -82,20 +98,14 @@ pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
             last: w.last_index(),
         }
     };
-    // Opened after the lock is released: scanning the log must not hold up writes. Entries
-    // up to `last` are durable; the writer's segment locks keep purges away meanwhile.
-    let view = LogView::open_at(&start.dir, start.from)?
-        .ok_or_else(|| StoreError::Corrupt("shard log vanished".into()))?;
-    let (set, through) = gather(&view, start.last)?;
-    drop(view);
-    let name = marker::next_tsm_name(&start.dir)?;
-    let tmp = start.dir.join(marker::tmp_name(&name));
-    let values = set.len() as u64;
-    let bytes = if set.is_empty() {
-        0
-    } else {
-        write_file(set, &tmp, &name)?
-    };
+    let (dir, from, last) = (start.dir.clone(), start.from, start.last);
+    let Encoded {
+        name,
+        tmp,
+        through,
+        values,
+        bytes,
+    } = off.run(move || encode(&dir, from, last))??;
     hook(Step::TsmWritten)?;
     marker::prepare(&start.dir, through, &name)?;
     let mut g = lock(slot);
@@ -128,6 +138,31 @@ pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
         merged: 0,
         held,
     }))
+}
+
+/// Reads the log entries after `from` through `last` (fewer when a file fills up) and writes
+/// their points as a TSM file under its temporary name, fsynced. Runs without the shard lock:
+/// entries up to `last` are durable and the writer's segment locks keep purges away.
+fn encode(dir: &Path, from: u64, last: u64) -> Result<Encoded> {
+    let view = LogView::open_at(dir, from)?
+        .ok_or_else(|| StoreError::Corrupt("shard log vanished".into()))?;
+    let (set, through) = gather(&view, last)?;
+    drop(view);
+    let name = marker::next_tsm_name(dir)?;
+    let tmp = dir.join(marker::tmp_name(&name));
+    let values = set.len() as u64;
+    let bytes = if set.is_empty() {
+        0
+    } else {
+        write_file(set, &tmp, &name)?
+    };
+    Ok(Encoded {
+        name,
+        tmp,
+        through,
+        values,
+        bytes,
+    })
 }
 
 /// The points of the view's entries up to `last` (fewer when the set fills up) and the index

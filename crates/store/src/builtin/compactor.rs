@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::compact::{self, Hook, Outcome};
+use super::lowprio::Offload;
 use super::merge::{self, Pick};
 use super::{Slot, lock};
 use crate::error::Result;
@@ -33,8 +34,9 @@ pub struct CompactionPolicy {
     pub segment_bytes: u64,
     /// Merge a shard's TSM files once this many newer ones accumulate (see `with_merge_files`).
     pub merge_files: usize,
-    /// How much lower than the store's the compactor thread's CPU priority is (nice
-    /// increment; 0 = the same), so writes win the CPU over background encoding.
+    /// How much lower than the store's the CPU priority of the background compaction's
+    /// decoding, encoding and merging is (nice increment; 0 = the same), so writes win the
+    /// CPU over them. Commits (under a shard's lock) keep the store's priority.
     pub nice: i32,
 }
 
@@ -84,8 +86,8 @@ impl CompactionPolicy {
         self
     }
 
-    /// Sets how much lower the compactor thread's CPU priority is (nice increment, 0..=39;
-    /// 0 = the same as the store's).
+    /// Sets how much lower the CPU priority of compaction encoding is (nice increment,
+    /// 0..=39; 0 = the same as the store's, no worker thread).
     pub fn with_nice(mut self, n: i32) -> Self {
         self.nice = n.clamp(0, 39);
         self
@@ -109,6 +111,8 @@ pub(crate) struct Shared {
     pub policy: CompactionPolicy,
     /// Counters of compaction work.
     pub activity: Arc<Activity>,
+    /// Where decoding, encoding and merging run (a low-priority thread when started).
+    pub offload: Offload,
 }
 
 /// Counters of compaction work (see [`CompactionActivity`]).
@@ -185,14 +189,7 @@ impl Compactor {
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
             .name("snapshotd-compactor".into())
-            .spawn(move || {
-                if shared.policy.nice > 0
-                    && let Err(e) = super::sys::lower_thread_priority(shared.policy.nice)
-                {
-                    tracing::warn!(error = %e, "could not lower the compactor's priority");
-                }
-                run(&shared, &rx, &flag)
-            })?;
+            .spawn(move || run(&shared, &rx, &flag))?;
         Ok(Compactor {
             tx,
             stop,
@@ -244,7 +241,7 @@ impl Shared {
         let _run = Running::new(&self.activity);
         let mut total: Option<Outcome> = None;
         for _ in 0..64 {
-            let Some(o) = compact::compact(slot, hook)? else {
+            let Some(o) = compact::compact_on(slot, hook, &self.offload)? else {
                 break;
             };
             if o.bytes > 0 {
@@ -259,7 +256,7 @@ impl Shared {
             // Merge as files accumulate, also while writes keep the log from emptying.
             if o.bytes > 0 {
                 let pick = Pick::Tiered(self.policy.merge_files);
-                if let Some(m) = merge::merge(slot, pick, &|_| Ok(()))? {
+                if let Some(m) = merge::merge_on(slot, pick, &|_| Ok(()), &self.offload)? {
                     self.activity.held(m.held);
                     t.merged += m.inputs as u64;
                 }
@@ -275,7 +272,7 @@ impl Shared {
     pub(crate) fn merge_now(&self, slot: &Slot, pick: Pick) -> Result<Option<merge::Merged>> {
         let _one = lock(&self.running);
         let _run = Running::new(&self.activity);
-        let merged = merge::merge(slot, pick, &|_| Ok(()))?;
+        let merged = merge::merge_on(slot, pick, &|_| Ok(()), &self.offload)?;
         if let Some(m) = &merged {
             self.activity.held(m.held);
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use snapshotd_tsm::{TsmReader, TsmWriter};
 
+use super::lowprio::Offload;
 use super::points_tsm::column;
 use super::tombstone::{self, Tombstones};
 use super::tsm::{points, tsm_err};
@@ -109,7 +110,18 @@ fn output_name(files: &[TsmFile]) -> String {
 
 /// Merges TSM files of the shard of `slot` when `pick` finds some; `None` when no merge was
 /// due or the shard was closed or replaced meanwhile.
+#[cfg(test)]
 pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Merged>> {
+    merge_on(slot, pick, hook, &Offload::default())
+}
+
+/// [`merge`] with the reading and writing of TSM files run by `off`.
+pub(crate) fn merge_on(
+    slot: &Slot,
+    pick: Pick,
+    hook: Hook<'_>,
+    off: &Offload,
+) -> Result<Option<Merged>> {
     let (dir, epoch) = match lock(slot).as_ref() {
         Some(w) => (w.shard_dir.clone(), w.epoch),
         None => return Ok(None),
@@ -120,7 +132,10 @@ pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Me
     }
     let name = output_name(&files);
     let tmp = dir.join(marker::tmp_name(&name));
-    let written = write_merged(&dir, &files, &tmp, &name);
+    let job = (dir.clone(), files.clone(), tmp.clone(), name.clone());
+    let written = off
+        .run(move || write_merged(&job.0, &job.1, &job.2, &job.3))
+        .and_then(|r| r);
     let (values, bytes_out) = match written {
         Ok(v) => v,
         Err(e) => {

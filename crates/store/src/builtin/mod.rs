@@ -11,6 +11,7 @@ mod compact;
 mod compactor;
 mod export;
 mod import;
+mod lowprio;
 mod marker;
 mod merge;
 mod merge_marker;
@@ -155,11 +156,18 @@ impl BuiltinStore {
         meta_store::clean_temps(&root);
         let data = meta_store::load(&root)?;
         let slots = Arc::new(Mutex::new(HashMap::new()));
+        let offload = if policy.background && policy.nice > 0 {
+            lowprio::Offload::start(policy.nice)
+                .map_err(|e| StoreError::io("start the compaction worker thread", e))?
+        } else {
+            lowprio::Offload::default()
+        };
         let shared = compactor::Shared {
             slots: slots.clone(),
             running: Arc::new(Mutex::new(())),
             policy,
             activity: Arc::default(),
+            offload,
         };
         let mut store = BuiltinStore {
             root,
@@ -415,6 +423,7 @@ impl Drop for BuiltinStore {
         if let Err(e) = self.compact_pass(pick) {
             tracing::warn!(error = %e, "compaction at shutdown failed; the log keeps the points");
         }
+        self.shared.offload.stop();
     }
 }
 
