@@ -198,7 +198,9 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
         let b = rng.pick(&pool);
         // At most one proxy mode and one fault filesystem per round.
         let both = |f: fn(Fault) -> bool| f(a) && f(b);
-        let faults = if a == b || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
+        let (a, b) = if a == Fault::None { (b, a) } else { (a, b) };
+        let single = a == b || b == Fault::None;
+        let faults = if single || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
             vec![a]
         } else {
             vec![a, b]
