@@ -8,6 +8,7 @@ mod extra;
 mod fault;
 mod http_fault;
 mod load;
+mod mounts;
 mod proxy;
 mod round;
 mod s3;

@@ -10,10 +10,10 @@ use anyhow::Result;
 
 use std::net::SocketAddr;
 
-use super::eio::EioFs;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
+use super::mounts::{mount_faults, unmount};
 use super::proxy::{Mode, Proxy};
 use super::s3::{self, Moto};
 use super::workload::{self as wl, Run};
@@ -498,61 +498,6 @@ pub(super) fn last_line(s: &str) -> String {
         .chars()
         .take(300)
         .collect()
-}
-
-/// The fault filesystems of a round, unmounted by [`unmount`].
-#[derive(Debug, Default)]
-pub(super) struct FaultMounts {
-    tmpfs: Vec<PathBuf>,
-    eio: Option<EioFs>,
-}
-
-/// Mounts the destination faults on `dest`: a full or read-only tmpfs, or the EIO layer
-/// (failing after a seeded 1 to 9 KiB).
-pub(super) fn mount_faults(faults: &[Fault], dest: &Path, seed: u64) -> Result<FaultMounts> {
-    if faults.contains(&Fault::Eio) {
-        let backing = dest.with_file_name("eio-root");
-        let eio = EioFs::mount(&backing, dest, Some(1024 + seed % 8192))?;
-        return Ok(FaultMounts {
-            tmpfs: Vec::new(),
-            eio: Some(eio),
-        });
-    }
-    let opts = if faults.contains(&Fault::Enospc) {
-        "size=48k"
-    } else if faults.contains(&Fault::ReadOnly) {
-        "ro,size=1m"
-    } else {
-        return Ok(FaultMounts::default());
-    };
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
-        .arg(dest)
-        .status()?;
-    anyhow::ensure!(
-        ok.success(),
-        "mount tmpfs on {} failed (needs root)",
-        dest.display()
-    );
-    Ok(FaultMounts {
-        tmpfs: vec![dest.to_path_buf()],
-        eio: None,
-    })
-}
-
-impl FaultMounts {
-    /// Whether nothing is mounted.
-    pub(super) fn is_empty(&self) -> bool {
-        self.tmpfs.is_empty() && self.eio.is_none()
-    }
-}
-
-/// Unmounts the round's fault filesystems.
-pub(super) fn unmount(mounts: FaultMounts) {
-    for m in &mounts.tmpfs {
-        let _ = Command::new("umount").arg(m).status();
-    }
-    drop(mounts.eio);
 }
 
 pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
