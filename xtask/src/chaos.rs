@@ -1,5 +1,6 @@
 //! `cargo xtask chaos`: a seeded fault campaign on loopback against the real binary,
-//! influxd 1.6.7 and hostile load, with a table of what survived (also as JSON).
+//! influxd 1.6.7, moto (S3), etcd 3.4.23 and hostile load, with a table of what survived
+//! (also as JSON).
 
 mod eio;
 mod env;
