@@ -80,6 +80,7 @@ fn run(
             Fault::KillEtcd => Some((etcd_pid, "KILL", at, 0)),
             Fault::StopEtcd => Some((etcd_pid, "STOP", at, 3000)),
             Fault::KillClient => Some((None, "KILL", at, 0)),
+            Fault::StopClient => Some((None, "STOP", at, 3000)),
             _ => None,
         })
         .collect();
