@@ -141,30 +141,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
             });
         }
     };
-    let (proxy, target) = match w {
-        Workload::Serve => (&ctx.to_server, ctx.server.bind),
-        _ if w.s3() => (&ctx.to_moto, ctx.moto.addr),
-        _ => (&ctx.to_influxd, ctx.influxd.bind),
-    };
-    let cut = 256 + seed % 2_048;
-    let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
-    if modes.is_empty() && faults.iter().any(|f| f.signals()) {
-        // Slow the transfer down so that the seeded signal lands mid-stream (influxd's
-        // backups of the campaign's data are a few KiB).
-        let rate = if w == Workload::Serve {
-            64 * 1024
-        } else {
-            2 * 1024
-        };
-        modes.push(Mode::Throttle(rate));
-    }
-    let host = match modes.first() {
-        Some(m) => {
-            proxy.set(*m);
-            proxy.addr
-        }
-        None => target,
-    };
+    let (proxy, modes, host) = arm_proxy(ctx, w, faults, seed);
     let loads: Vec<load::Running> = faults
         .iter()
         .filter_map(|f| match f {
@@ -247,6 +224,41 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         detail,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Sets the proxy of workload `w` to the round's network fault (a throttle when only a
+/// signal is planned, so that it lands mid-stream); returns the proxy, its modes and the
+/// address the client is to use (the proxy, or the target itself without a mode).
+fn arm_proxy<'a>(
+    ctx: &'a Ctx,
+    w: Workload,
+    faults: &[Fault],
+    seed: u64,
+) -> (&'a Proxy, Vec<Mode>, SocketAddr) {
+    let (proxy, target) = match w {
+        Workload::Serve => (&ctx.to_server, ctx.server.bind),
+        _ if w.s3() => (&ctx.to_moto, ctx.moto.addr),
+        _ => (&ctx.to_influxd, ctx.influxd.bind),
+    };
+    let cut = 256 + seed % 2_048;
+    let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
+    if modes.is_empty() && faults.iter().any(|f| f.signals()) {
+        // influxd's backups of the campaign's data are a few KiB.
+        let rate = if w == Workload::Serve {
+            64 * 1024
+        } else {
+            2 * 1024
+        };
+        modes.push(Mode::Throttle(rate));
+    }
+    let host = match modes.first() {
+        Some(m) => {
+            proxy.set(*m);
+            proxy.addr
+        }
+        None => target,
+    };
+    (proxy, modes, host)
 }
 
 fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Command {
