@@ -1,5 +1,6 @@
 //! `cargo xtask chaos`: a seeded fault campaign on loopback against the real binary,
-//! influxd 1.6.7 and hostile load, with a table of what survived (also as JSON).
+//! influxd 1.6.7, moto (S3), etcd 3.4.23 and hostile load, with a table of what survived
+//! (also as JSON).
 
 mod eio;
 mod env;
@@ -8,6 +9,7 @@ mod extra;
 mod fault;
 mod http_fault;
 mod load;
+mod mounts;
 mod proxy;
 mod round;
 mod s3;
@@ -198,7 +200,9 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
         let b = rng.pick(&pool);
         // At most one proxy mode and one fault filesystem per round.
         let both = |f: fn(Fault) -> bool| f(a) && f(b);
-        let faults = if a == b || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
+        let (a, b) = if a == Fault::None { (b, a) } else { (a, b) };
+        let single = a == b || b == Fault::None;
+        let faults = if single || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
             vec![a]
         } else {
             vec![a, b]

@@ -32,7 +32,8 @@ enum Cmd {
     /// Architecture invariants: allowed dependency edges, no env/print/exit in libraries,
     /// files named by docs/architecture.md exist, no "spec §" citations.
     Tidy(tidy::Args),
-    /// Seeded fault campaign on loopback (proxy faults, signals, full disks, hostile load).
+    /// Seeded fault campaign on loopback (proxy and S3 faults, signals, full / read-only / EIO
+    /// disks, hostile load) over influxd, snapshotd serve, moto and etcd.
     Chaos(chaos::Args),
 }
 

@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use super::env::{Proc, free_port, wait_until};
 use super::extra::{Etcd, healthy, serve_member};
 use super::fault::{Fault, Workload};
-use super::round::{Ctx, Outcome, Row, Signal, last_line, mount_faults, spawn_signals, unmount};
+use super::mounts::{mount_faults, unmount};
+use super::round::{Ctx, Outcome, Row, Signal, last_line, spawn_signals};
 use super::workload as wl;
 
 /// How long the archive may take to catch up with etcd once the fault cleared.
@@ -79,6 +80,7 @@ fn run(
             Fault::KillEtcd => Some((etcd_pid, "KILL", at, 0)),
             Fault::StopEtcd => Some((etcd_pid, "STOP", at, 3000)),
             Fault::KillClient => Some((None, "KILL", at, 0)),
+            Fault::StopClient => Some((None, "STOP", at, 3000)),
             _ => None,
         })
         .collect();

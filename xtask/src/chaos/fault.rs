@@ -110,6 +110,8 @@ pub enum Fault {
     KillEtcd,
     /// SIGSTOP of etcd for 3 s, then SIGCONT.
     StopEtcd,
+    /// SIGSTOP of the etcd archiver for 3 s (past its 2 s lease), then SIGCONT.
+    StopClient,
     /// Writes and fsyncs fail with EIO after a seeded number of bytes (a FUSE layer) on the
     /// destination, or on the server's data dir (`write->serve`).
     Eio,
@@ -168,6 +170,7 @@ impl Fault {
                 | Fault::StopS3
                 | Fault::KillEtcd
                 | Fault::StopEtcd
+                | Fault::StopClient
         )
     }
 
@@ -182,7 +185,7 @@ impl Fault {
             Fault::S3Error | Fault::SlowDown | Fault::KillS3 | Fault::StopS3 => w.s3(),
             Fault::StoreFull | Fault::StoreReadOnly => w == W::Ingest,
             Fault::Eio => matches!(w, W::Backup | W::Serve | W::Ingest),
-            Fault::KillEtcd | Fault::StopEtcd => w == W::Etcd,
+            Fault::KillEtcd | Fault::StopEtcd | Fault::StopClient => w == W::Etcd,
             Fault::KillClient => w != W::Ingest,
             Fault::Delay | Fault::Throttle | Fault::Reset | Fault::HalfClose | Fault::Blackhole => {
                 w.proxied()
@@ -226,6 +229,8 @@ impl Fault {
             Fault::StoreFull => &["no space left", "disk full"],
             Fault::StoreReadOnly => &["read-only file system"],
             Fault::KillEtcd => &[],
+            // A paused archiver whose lease expired may stop, saying so.
+            Fault::StopClient => &["lock", "lease", "fenced"],
             Fault::Eio => &["input/output error", "os error 5"],
             Fault::StopServer | Fault::StopInfluxd | Fault::Delay | Fault::Throttle => {
                 &["timed out", "no progress for"]
@@ -263,6 +268,7 @@ pub fn all() -> Vec<Fault> {
         Fault::StoreReadOnly,
         Fault::KillEtcd,
         Fault::StopEtcd,
+        Fault::StopClient,
         Fault::Eio,
     ]
 }

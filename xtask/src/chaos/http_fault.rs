@@ -40,7 +40,7 @@ pub(super) async fn serve(
     };
     let n = requests.fetch_add(1, Ordering::Relaxed);
     let chunked = head_value(&head, "transfer-encoding").is_some();
-    if !chunked && mix(seed ^ n.wrapping_mul(0x9E37)) % 1000 < per_mille {
+    if !chunked && fails(seed, n, per_mille) {
         failed.fetch_add(1, Ordering::Relaxed);
         // The body is read first: closing with unread bytes would send a reset, not the reply.
         let len = head_value(&head, "content-length")
@@ -138,10 +138,52 @@ fn error_reply(status: u16) -> Vec<u8> {
     .into_bytes()
 }
 
-/// splitmix64's finalizer: which requests fail.
+/// Whether request `n` (counted from the proxy's start) is failed under `seed`.
+fn fails(seed: u64, n: u64, per_mille: u64) -> bool {
+    mix(seed ^ n.wrapping_mul(0x9E37)) % 1000 < per_mille
+}
+
+/// splitmix64's finalizer.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_head_replaces_keep_alive_and_keeps_other_headers() {
+        let head = b"PUT /chaos/x HTTP/1.1\r\nHost: h\r\nconnection: keep-alive\r\nContent-Length: 3\r\n\r\n";
+        let out = String::from_utf8(close_head(head)).unwrap_or_default();
+        assert_eq!(
+            out,
+            "PUT /chaos/x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(head_value(head, "content-length").as_deref(), Some("3"));
+        assert_eq!(head_value(head, "transfer-encoding"), None);
+    }
+
+    #[test]
+    fn error_replies_are_s3_errors_with_exact_lengths() {
+        for (status, code) in [(503, "SlowDown"), (500, "InternalError")] {
+            let r = String::from_utf8(error_reply(status)).unwrap_or_default();
+            assert!(r.starts_with(&format!("HTTP/1.1 {status} ")), "{r}");
+            let (head, body) = r.split_once("\r\n\r\n").unwrap_or_default();
+            assert!(body.contains(&format!("<Code>{code}</Code>")), "{body}");
+            assert!(
+                head.contains(&format!("Content-Length: {}", body.len())),
+                "{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn about_the_asked_fraction_of_requests_fails() {
+        let failed = (0..10_000u64).filter(|n| fails(7, *n, 300)).count();
+        assert!((2_700..3_300).contains(&failed), "{failed}");
+    }
 }

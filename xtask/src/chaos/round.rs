@@ -10,10 +10,10 @@ use anyhow::Result;
 
 use std::net::SocketAddr;
 
-use super::eio::EioFs;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
+use super::mounts::{mount_faults, unmount};
 use super::proxy::{Mode, Proxy};
 use super::s3::{self, Moto};
 use super::workload::{self as wl, Run};
@@ -141,30 +141,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
             });
         }
     };
-    let (proxy, target) = match w {
-        Workload::Serve => (&ctx.to_server, ctx.server.bind),
-        _ if w.s3() => (&ctx.to_moto, ctx.moto.addr),
-        _ => (&ctx.to_influxd, ctx.influxd.bind),
-    };
-    let cut = 256 + seed % 2_048;
-    let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
-    if modes.is_empty() && faults.iter().any(|f| f.signals()) {
-        // Slow the transfer down so that the seeded signal lands mid-stream (influxd's
-        // backups of the campaign's data are a few KiB).
-        let rate = if w == Workload::Serve {
-            64 * 1024
-        } else {
-            2 * 1024
-        };
-        modes.push(Mode::Throttle(rate));
-    }
-    let host = match modes.first() {
-        Some(m) => {
-            proxy.set(*m);
-            proxy.addr
-        }
-        None => target,
-    };
+    let (proxy, modes, host) = arm_proxy(ctx, w, faults, seed);
     let loads: Vec<load::Running> = faults
         .iter()
         .filter_map(|f| match f {
@@ -247,6 +224,41 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         detail,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Sets the proxy of workload `w` to the round's network fault (a throttle when only a
+/// signal is planned, so that it lands mid-stream); returns the proxy, its modes and the
+/// address the client is to use (the proxy, or the target itself without a mode).
+fn arm_proxy<'a>(
+    ctx: &'a Ctx,
+    w: Workload,
+    faults: &[Fault],
+    seed: u64,
+) -> (&'a Proxy, Vec<Mode>, SocketAddr) {
+    let (proxy, target) = match w {
+        Workload::Serve => (&ctx.to_server, ctx.server.bind),
+        _ if w.s3() => (&ctx.to_moto, ctx.moto.addr),
+        _ => (&ctx.to_influxd, ctx.influxd.bind),
+    };
+    let cut = 256 + seed % 2_048;
+    let mut modes: Vec<Mode> = faults.iter().filter_map(|f| f.proxy(cut)).collect();
+    if modes.is_empty() && faults.iter().any(|f| f.signals()) {
+        // influxd's backups of the campaign's data are a few KiB.
+        let rate = if w == Workload::Serve {
+            64 * 1024
+        } else {
+            2 * 1024
+        };
+        modes.push(Mode::Throttle(rate));
+    }
+    let host = match modes.first() {
+        Some(m) => {
+            proxy.set(*m);
+            proxy.addr
+        }
+        None => target,
+    };
+    (proxy, modes, host)
 }
 
 fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Command {
@@ -498,61 +510,6 @@ pub(super) fn last_line(s: &str) -> String {
         .chars()
         .take(300)
         .collect()
-}
-
-/// The fault filesystems of a round, unmounted by [`unmount`].
-#[derive(Debug, Default)]
-pub(super) struct FaultMounts {
-    tmpfs: Vec<PathBuf>,
-    eio: Option<EioFs>,
-}
-
-/// Mounts the destination faults on `dest`: a full or read-only tmpfs, or the EIO layer
-/// (failing after a seeded 1 to 9 KiB).
-pub(super) fn mount_faults(faults: &[Fault], dest: &Path, seed: u64) -> Result<FaultMounts> {
-    if faults.contains(&Fault::Eio) {
-        let backing = dest.with_file_name("eio-root");
-        let eio = EioFs::mount(&backing, dest, Some(1024 + seed % 8192))?;
-        return Ok(FaultMounts {
-            tmpfs: Vec::new(),
-            eio: Some(eio),
-        });
-    }
-    let opts = if faults.contains(&Fault::Enospc) {
-        "size=48k"
-    } else if faults.contains(&Fault::ReadOnly) {
-        "ro,size=1m"
-    } else {
-        return Ok(FaultMounts::default());
-    };
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
-        .arg(dest)
-        .status()?;
-    anyhow::ensure!(
-        ok.success(),
-        "mount tmpfs on {} failed (needs root)",
-        dest.display()
-    );
-    Ok(FaultMounts {
-        tmpfs: vec![dest.to_path_buf()],
-        eio: None,
-    })
-}
-
-impl FaultMounts {
-    /// Whether nothing is mounted.
-    pub(super) fn is_empty(&self) -> bool {
-        self.tmpfs.is_empty() && self.eio.is_none()
-    }
-}
-
-/// Unmounts the round's fault filesystems.
-pub(super) fn unmount(mounts: FaultMounts) {
-    for m in &mounts.tmpfs {
-        let _ = Command::new("umount").arg(m).status();
-    }
-    drop(mounts.eio);
 }
 
 pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
