@@ -1,6 +1,7 @@
 //! The fast path of a merge job: upload a shard whole when that is safe (rules and
 //! influxd's behaviour in `import.rs`).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use super::{ShardJob, gzip};
@@ -49,7 +50,7 @@ impl ShardJob {
                 "the target's shard group for its range has another duration".into(),
             ));
         };
-        if let Err(why) = same_server(addr, &db, &rp, &after).await {
+        if let Err(why) = same_server(&self.http, addr, &db, &rp, &after).await? {
             return Ok(Err(why));
         }
         let now = import::values_in_range(&self.http, &db, &rp, start, end).await?;
@@ -86,29 +87,34 @@ impl ShardJob {
     }
 }
 
-/// `Err(why)` unless the snapshotter at `addr` lists exactly the shards of `db`/`rp` that the
-/// HTTP API listed (`http_shards`): the upload must reach the server `--http` talks to.
+/// `Err(why)` unless the snapshotter at `addr` is the server `http` talks to: its list of
+/// the shards of `db`/`rp`, taken between two HTTP listings (`before`, then a new one), must
+/// hold every shard of the first and none missing from the second (other jobs may create
+/// shards meanwhile).
 async fn same_server(
+    http: &crate::http::InfluxHttp,
     addr: &str,
     db: &str,
     rp: &str,
-    http_shards: &[(u64, i64, i64)],
-) -> std::result::Result<(), String> {
+    before: &[(u64, i64, i64)],
+) -> Result<std::result::Result<(), String>> {
     let (a, d, r) = (addr.to_string(), db.to_string(), rp.to_string());
     let listed = tokio::task::spawn_blocking(move || import::snapshotter_shards(&a, &d, &r))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let mut snap: Vec<u64> = listed;
-    let mut http: Vec<u64> = http_shards.iter().map(|(id, _, _)| *id).collect();
-    snap.sort_unstable();
-    http.sort_unstable();
-    if snap == http {
-        Ok(())
+        .map_err(|e| InfluxApiError::Refused(format!("ask {addr} for shards: {e}")))?;
+    let snap: BTreeSet<u64> = match listed {
+        Ok(ids) => ids.into_iter().collect(),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let after = import::target_shards(http, db, rp).await?;
+    let ids = |v: &[(u64, i64, i64)]| v.iter().map(|(id, _, _)| *id).collect::<BTreeSet<u64>>();
+    let (first, second) = (ids(before), ids(&after));
+    if first.is_subset(&snap) && snap.is_subset(&second) {
+        Ok(Ok(()))
     } else {
-        Err(format!(
+        Ok(Err(format!(
             "the snapshotter at {addr} lists shards {snap:?} of {db}/{rp}, the HTTP API \
-             {http:?}: not the same server"
-        ))
+             {first:?}: not the same server"
+        )))
     }
 }
