@@ -117,8 +117,8 @@ pub async fn restore(dest: &Destination, opts: &RestoreOptions) -> Result<Restor
     std::fs::create_dir_all(&snap).map_err(Error::io("create", &snap))?;
     std::fs::set_permissions(&snap, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(Error::io("chmod", &snap))?;
-    if let (Some(b), Some(db), Some(term)) = (&plan.base, base_db, report.1) {
-        write_base(&snap, b, &db, term)?;
+    if let (Some(b), Some(db)) = (&plan.base, base_db) {
+        write_base(&snap, b, &db, report.1.unwrap_or(b.info.raft_term))?;
     }
     let wal_dir = member.join("wal");
     std::fs::rename(&tmp_wal, &wal_dir).map_err(Error::io("rename", &wal_dir))?;

@@ -12,7 +12,7 @@ mod expect;
 use std::time::{Duration, Instant};
 
 use cluster::{raft_index, signal, snapshotd, start_archiver, start_cluster};
-use expect::{check_restore, write_ops, writes_by_index};
+use expect::{check_restore, check_restore_at, revision_at, write_ops, writes_by_index};
 use serde_json::Value;
 
 fn s3_url() -> String {
@@ -67,6 +67,11 @@ fn s3_archive_takeover_and_restore() {
         .collect();
     write_ops(&m.client, 0, 40);
     let st = wait_archived(&url, raft_index(&m.client), Duration::from_secs(40));
+    // A base into the same s3:// DEST while an archiver holds the archive's lease.
+    let b = snapshotd(&["etcd", "backup", "--endpoints", &m.client, &url, "--json"]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let b: Value = serde_json::from_slice(&b.stdout).unwrap();
+    let base = b["raft_index"].as_u64().unwrap();
     let holder = st["holder"]["pid"].as_u64().unwrap() as u32;
     let k = archivers
         .iter()
@@ -83,8 +88,13 @@ fn s3_archive_takeover_and_restore() {
     drop(archivers);
     let v = snapshotd(&["etcd", "verify", &url]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("and 1 bases"));
     let writes = writes_by_index(&m.data.join("member").join("wal"));
     let mid = writes.iter().filter(|w| w.1).nth(30).unwrap().0;
     check_restore(&url, tmp.path(), &m.client, &m.name, &writes, Some(mid));
-    check_restore(&url, tmp.path(), &m.client, &m.name, &writes, None);
+    // Past the base: the restore starts from it and replays only the entries after it.
+    let rev_of = |i| revision_at(&writes, i);
+    let rep = check_restore_at(&url, tmp.path(), &m.client, &m.name, None, &rev_of);
+    assert_eq!(rep["restore"]["base_index"], base, "{rep}");
+    assert!(rep["restore"]["index"].as_u64() > Some(base), "{rep}");
 }
