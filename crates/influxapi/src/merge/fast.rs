@@ -101,7 +101,10 @@ async fn same_server(
     let (a, d, r) = (addr.to_string(), db.to_string(), rp.to_string());
     let listed = tokio::task::spawn_blocking(move || import::snapshotter_shards(&a, &d, &r))
         .await
-        .map_err(|e| InfluxApiError::Refused(format!("ask {addr} for shards: {e}")))?;
+        .map_err(|source| InfluxApiError::Worker {
+            task: format!("ask {addr} for shards"),
+            source,
+        })?;
     let snap: BTreeSet<u64> = match listed {
         Ok(ids) => ids.into_iter().collect(),
         Err(e) => return Ok(Err(e.to_string())),
