@@ -189,7 +189,8 @@ pub(super) async fn write(
             error_json(status, &e.to_string())
         }
         Ok(Err(WriteError::Store(e))) => {
-            warn!(db, error = %e, "write rejected");
+            let cause = with_causes(&e);
+            warn!(db, error = %cause, "write rejected");
             let (status, msg) = match &e {
                 StoreError::NotFound { what, name } => (
                     StatusCode::NOT_FOUND,
@@ -197,7 +198,7 @@ pub(super) async fn write(
                 ),
                 StoreError::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
                 StoreError::LimitExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-                _ => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, cause),
             };
             error_json(status, &msg)
         }
@@ -205,5 +206,37 @@ pub(super) async fn write(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("write task failed: {e}"),
         ),
+    }
+}
+
+/// An error with its chain of causes (`i/o error on PATH: No space left on device (os error
+/// 28)`), so the reply names the real fault.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_full_write_error_names_the_os_error() {
+        let e = StoreError::io(
+            "write db/autogen/1/wal",
+            std::io::Error::from_raw_os_error(28),
+        );
+        let msg = with_causes(&e);
+        assert!(
+            msg.starts_with("i/o error on write db/autogen/1/wal: "),
+            "{msg}"
+        );
+        assert!(msg.contains("os error 28"), "{msg}");
     }
 }
