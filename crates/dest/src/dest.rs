@@ -39,6 +39,9 @@ pub struct S3Options {
     pub container_credentials_full_uri: Option<String>,
     /// EKS Pod Identity: the file holding the authorization token.
     pub container_authorization_token_file: Option<String>,
+    /// Caps how long one S3 request (at most 30 s) and its retries (at most 180 s, the
+    /// client's defaults) may take, so an unresponsive endpoint fails the run in time.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl S3Options {
@@ -68,6 +71,7 @@ impl S3Options {
             container_credentials_relative_uri: var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
             container_credentials_full_uri: var("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
             container_authorization_token_file: var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+            timeout: None,
         }
     }
 
@@ -108,6 +112,27 @@ impl S3Options {
                     || rest.starts_with("[::1]")
             })
     }
+}
+
+/// Applies [`S3Options::timeout`]: a request gives up after `t` (at most 30 s, connecting
+/// after at most 5 s) and its retries after `t` (at most 180 s).
+#[cfg(feature = "s3")]
+fn with_timeout(
+    b: object_store::aws::AmazonS3Builder,
+    t: std::time::Duration,
+    allow_http: bool,
+) -> object_store::aws::AmazonS3Builder {
+    use std::time::Duration;
+    // These options replace the builder's, `allow_http` included.
+    let client = object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_timeout(t.min(Duration::from_secs(30)))
+        .with_connect_timeout(t.min(Duration::from_secs(5)));
+    let retry = object_store::RetryConfig {
+        retry_timeout: t.min(Duration::from_secs(180)),
+        ..Default::default()
+    };
+    b.with_client_options(client).with_retry(retry)
 }
 
 /// Where a job keeps its files: an object store plus a prefix inside it.
@@ -232,6 +257,9 @@ impl Destination {
         }
         for (key, value) in opts.credential_sources() {
             b = b.with_config(key, value);
+        }
+        if let Some(t) = opts.timeout {
+            b = with_timeout(b, t, opts.http_allowed());
         }
         let store = b.build().map_err(|e| Error::InvalidDestination {
             url: url.into(),

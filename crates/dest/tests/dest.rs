@@ -132,3 +132,33 @@ async fn rooted_store_and_child_share_the_prefix() {
     );
     assert_eq!(c.to_string(), "mem://a/b/restore/1");
 }
+
+/// An endpoint that accepts connections and never answers (a blackhole) fails a request
+/// with `timeout` set instead of hanging for the client's default minutes.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_timeout_bounds_a_silent_endpoint() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let opts = S3Options {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        access_key_id: Some("k".into()),
+        secret_access_key: Some("s".into()),
+        timeout: Some(std::time::Duration::from_millis(500)),
+        ..S3Options::default()
+    };
+    let d = Destination::open("s3://bucket/p", &opts).unwrap();
+    let (store, path) = (d.store(), d.path("x"));
+    let get = object_store::ObjectStoreExt::get(store.as_ref(), &path);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), get).await;
+    let err = r
+        .expect("the request did not give up on its own")
+        .unwrap_err();
+    assert!(err.to_string().contains("GET"), "{err}");
+}
