@@ -69,14 +69,14 @@ struct Encoded {
     bytes: u64,
 }
 
-/// Compacts the shard of `slot` once (at most [`MAX_VALUES_PER_FILE`] values), then purges.
-/// `None` when the shard has no open log.
+/// `compact_on` run inline (tests).
 #[cfg(test)]
 pub(crate) fn compact(slot: &Slot, hook: Hook<'_>) -> Result<Option<Outcome>> {
     compact_on(slot, hook, &Offload::default())
 }
 
-/// [`compact`] with the log decoding and TSM encoding run by `off`.
+/// Compacts the shard of `slot` once (at most [`MAX_VALUES_PER_FILE`] values), then purges,
+/// with the log decoding and TSM encoding run by `off`. `None` when the shard has no open log.
 pub(crate) fn compact_on(slot: &Slot, hook: Hook<'_>, off: &Offload) -> Result<Option<Outcome>> {
     let start = {
         let mut g = lock(slot);

@@ -115,7 +115,8 @@ pub(crate) fn merge(slot: &Slot, pick: Pick, hook: Hook<'_>) -> Result<Option<Me
     merge_on(slot, pick, hook, &Offload::default())
 }
 
-/// [`merge`] with the reading and writing of TSM files run by `off`.
+/// Merges TSM files of the shard of `slot` when `pick` finds some, reading and writing them
+/// on `off`; `None` when no merge was due or the shard was closed or replaced meanwhile.
 pub(crate) fn merge_on(
     slot: &Slot,
     pick: Pick,
