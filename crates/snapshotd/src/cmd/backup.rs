@@ -9,7 +9,9 @@ use snapshotd_client::job::backup::BackupOutcome;
 use snapshotd_client::{BackupOptions, Hooks, RetryPolicy, TransferStats, Window};
 use snapshotd_wire::GoTime;
 
-use super::common::{ResumeFlags, ServerFlags, TermProgress, human_bytes, open_dest, runtime};
+use super::common::{
+    ResumeFlags, ServerFlags, TermProgress, human_bytes, open_dest_timed, runtime,
+};
 use super::metrics_file::{self, RunMetrics};
 
 /// Flags of `snapshotd backup`.
@@ -151,7 +153,7 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let began = Instant::now();
     let job = args.resume.job();
     let result = rt.block_on(async {
-        let dest = open_dest(&args.dest)?;
+        let dest = open_dest_timed(&args.dest, args.server.timeout.into())?;
         anyhow::Ok(snapshotd_client::job::backup::run(&client, &dest, opts, &job, &hooks).await?)
     });
     progress.finish();

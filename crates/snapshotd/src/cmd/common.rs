@@ -22,7 +22,8 @@ pub struct ServerFlags {
     /// Cap on the combined transfer rate, bytes per second (suffixes k, M, G, Ki, Mi, Gi).
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_rate)]
     pub rate_limit: Option<u64>,
-    /// Give up on a connection that makes no progress for this long.
+    /// Give up on a connection that makes no progress for this long (on an S3 destination:
+    /// a request, at most 30 s, and its retries, at most 180 s).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub timeout: humantime::Duration,
     /// Print one JSON summary object on stdout.
@@ -128,6 +129,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Opens a destination a run writes to (a local directory is created if missing).
 pub fn open_dest(url: &str) -> anyhow::Result<Destination> {
     Ok(Destination::open(url, &super::s3_options())?)
+}
+
+/// [`open_dest`] for a run with `--timeout`: an S3 request and its retries give up after
+/// it (capped at the S3 client's own 30 s / 180 s).
+pub fn open_dest_timed(url: &str, timeout: std::time::Duration) -> anyhow::Result<Destination> {
+    let mut s3 = super::s3_options();
+    s3.timeout = Some(timeout);
+    Ok(Destination::open(url, &s3)?)
 }
 
 /// Opens a location that must already exist (restore, verify, unlock, snapshots, forget):

@@ -225,8 +225,8 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
         "2M",
         &url,
     ]);
-    // Killed once the metastore import and a shard are recorded (a fixed sleep could land
-    // before the import is recorded on a slow machine).
+    // Killed once the import's intent, the import and a shard are recorded (a fixed sleep
+    // could land before the import is recorded on a slow machine).
     let cp = state.join("restore");
     env::kill_once(child, || {
         std::fs::read_dir(&cp)
@@ -234,7 +234,7 @@ fn restore_from_s3_rerun_after_a_partial_restore() {
             .and_then(|mut d| d.next())
             .and_then(|e| std::fs::read_dir(e.ok()?.path().join("checkpoints/data")).ok())
             .map_or(0, |d| d.count())
-            >= 2
+            >= 3 // the import's intent, the import, one shard
     });
     let v = env::ok_json(&run(&[
         "restore",
