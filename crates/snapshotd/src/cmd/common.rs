@@ -156,6 +156,14 @@ pub fn open_existing(url: &str) -> anyhow::Result<Destination> {
     open_dest(url)
 }
 
+/// [`open_existing`] for a run with `--timeout` (see [`open_dest_timed`]).
+pub fn open_existing_timed(url: &str, timeout: std::time::Duration) -> anyhow::Result<Destination> {
+    if url.contains("://") && !url.starts_with("file://") {
+        return open_dest_timed(url, timeout);
+    }
+    open_existing(url)
+}
+
 /// The user's state directory (restore checkpoints): `$SNAPSHOTD_STATE_DIR` via the flag,
 /// else `$XDG_STATE_HOME/snapshotd`, else `~/.local/state/snapshotd`.
 pub fn state_dir(flag: Option<&PathBuf>) -> Option<PathBuf> {

@@ -10,7 +10,9 @@ use snapshotd_checkpoint::Destination;
 use snapshotd_client::job::restore::RestoreJob;
 use snapshotd_client::{Hooks, RestoreOptions, RestoreSummary, TransferStats};
 
-use super::common::{ResumeFlags, ServerFlags, TermProgress, human_bytes, open_existing, runtime};
+use super::common::{
+    ResumeFlags, ServerFlags, TermProgress, human_bytes, open_existing_timed, runtime,
+};
 
 /// Flags of `snapshotd restore`.
 #[derive(Debug, clap::Args)]
@@ -112,7 +114,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     let opts = options(&args);
     snapshotd_client::restore::rename_names(&opts)?;
-    let src = open_existing(&args.src)?;
+    let src = open_existing_timed(&args.src, args.server.timeout.into())?;
     let key = match &args.encrypt_key_file {
         Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
         None => None,
