@@ -358,12 +358,11 @@ pub enum ClientError {
         /// Why it does not match the interrupted import.
         reason: String,
     },
-    /// influxd restarted (or dropped the watch connection) while it installed a shard, and
-    /// the shard's files are not what was sent.
+    /// The target does not hold the shard's files after the upload: influxd restarted while
+    /// it installed them, or its install failed (e.g. the stream was cut short).
     #[error(
-        "{file}: shard {shard} ({target}) is not installed on the target: {detail}; the \
-         server restarted while it installed the upload; re-run the same command to send it \
-         again"
+        "{file}: shard {shard} ({target}) is not installed on the target: {detail}; re-run \
+         the same command to send it again"
     )]
     NotInstalled {
         /// The backup file.

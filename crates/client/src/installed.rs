@@ -124,6 +124,35 @@ pub(crate) async fn installed_tsm(
     .map_err(|e| ClientError::worker(format!("listing shard {id} of {db}/{rp}"), e))?
 }
 
+/// Whether the server holds any TSM file for shard `id` of `db/rp`: reads its type-0 backup
+/// only up to the first TSM entry's header, then drops the connection. An install that
+/// failed inside a live influxd (an upload cut short reaches it as a clean end of stream;
+/// it logs "unexpected EOF" and keeps nothing) leaves the new shard without any.
+pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) -> Result<bool> {
+    let path = ShardPath {
+        db: db.to_string(),
+        rp: rp.to_string(),
+        id,
+    };
+    let conn = client.shard_stream(&path, Window::Full).await?;
+    let handle = tokio::runtime::Handle::current();
+    let what = format!("listing shard {id} of {db}/{rp} (type 0)");
+    tokio::task::spawn_blocking(move || {
+        let io = |e: std::io::Error| ClientError::io(what.clone(), e);
+        let mut archive = tar::Archive::new(SyncIoBridge::new_with_handle(conn, handle));
+        for entry in archive.entries().map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            if classify(&name) == ShardFileKind::Tsm {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await
+    .map_err(|e| ClientError::worker(format!("listing shard {id} of {db}/{rp}"), e))?
+}
+
 /// The first TSM file of `sent` (name in the shard, size) the server does not hold as sent.
 pub(crate) fn first_missing(
     sent: &[(String, u64)],

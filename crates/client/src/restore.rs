@@ -347,6 +347,8 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         if !Watcher::same_process(&watch) {
             confirm_installed(ctx, f, new_id, &target, &files).await?;
             watcher.renew(&ctx.client, &watch).await;
+        } else {
+            confirm_not_empty(ctx, f, new_id, &target, &files).await?;
         }
     }
     TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
@@ -393,6 +395,34 @@ async fn confirm_alive(
     Ok(())
 }
 
+/// The same server process read the upload, but its install may still have failed (a cut
+/// stream reaches influxd as a clean end; it keeps nothing and closes as on success): a
+/// shard that was sent TSM files must hold at least one. Only presence is checked, since
+/// influxd may already be compacting (renaming) what it installed.
+async fn confirm_not_empty(
+    ctx: &UploadCtx,
+    f: &FileRecord,
+    new_id: u64,
+    target: &str,
+    files: &[(String, u64)],
+) -> Result<()> {
+    if !files.iter().any(|(name, _)| name.ends_with(".tsm")) {
+        return Ok(());
+    }
+    let (db, rp) = target.split_once('/').unwrap_or((target, ""));
+    if crate::installed::holds_any_tsm(&ctx.client, db, rp, new_id).await? {
+        return Ok(());
+    }
+    Err(ClientError::NotInstalled {
+        file: f.file_name.clone(),
+        shard: new_id,
+        target: target.to_string(),
+        detail: "the server holds none of its TSM files (it kept nothing of the upload; \
+                 its log says why, e.g. \"unexpected EOF\" for a stream cut short)"
+            .into(),
+    })
+}
+
 /// The server process that read the upload may have died while installing it: its files
 /// must be listed by the server as they were sent.
 async fn confirm_installed(
@@ -409,11 +439,11 @@ async fn confirm_installed(
             tracing::debug!(file = %f.file_name, shard = new_id, "server restarted; shard files present");
             Ok(())
         }
-        Some(detail) => Err(ClientError::NotInstalled {
+        Some(missing) => Err(ClientError::NotInstalled {
             file: f.file_name.clone(),
             shard: new_id,
             target: target.to_string(),
-            detail,
+            detail: format!("the server restarted while it installed the upload ({missing})"),
         }),
     }
 }
