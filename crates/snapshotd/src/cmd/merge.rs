@@ -2,8 +2,6 @@
 //! that go through influx's v1 HTTP API or its metastore file (see `snapshotd-influxapi`).
 //! The lead wires [`run_if_requested`] at the top of `restore::run`.
 
-use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use snapshotd_influxapi::{
     Backup, CheckReport, ConflictMode, Credentials, HttpOptions, InfluxHttp, MergeOptions,
-    MergeReport, UnsignedMode, check_target, deep_verify, merge, restore_grants, restore_schema,
-    write_meta_offline,
+    MergeProgress, MergeReport, UnsignedMode, check_target, deep_verify, merge, restore_grants,
+    restore_schema, write_meta_offline,
 };
 
 use super::restore::RestoreArgs;
@@ -295,23 +293,22 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
         UnsignedMode::Refuse
     };
     opts.import_addr = (m.merge_mode == MergeMode::Auto).then(|| args.server.host.clone());
-    let done_file = (!args.resume.no_resume)
-        .then(|| super::common::state_dir(args.state_dir.as_ref()))
-        .flatten()
-        .map(|state| {
-            done_path(
-                &state,
-                &source_id(args),
-                http.url(),
-                &new_db,
-                args.rp.as_deref(),
-            )
-        });
-    let done = match &done_file {
-        Some(p) => read_done(p)?,
-        None => HashSet::new(),
-    };
-    let on_done = done_recorder(done_file.clone());
+    let progress = MergeProgress::at(
+        (!args.resume.no_resume)
+            .then(|| super::common::state_dir(args.state_dir.as_ref()))
+            .flatten()
+            .map(|state| {
+                done_path(
+                    &state,
+                    &source_id(args),
+                    http.url(),
+                    &new_db,
+                    args.rp.as_deref(),
+                )
+            }),
+    );
+    let done = progress.done()?;
+    let on_done = progress.recorder();
     let cancel = Arc::new(AtomicBool::new(false));
     let c2 = cancel.clone();
     tokio::spawn(async move {
@@ -338,10 +335,8 @@ async fn merge_run(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
             code = ExitCode::FAILURE;
         }
     }
-    if code == ExitCode::SUCCESS
-        && let Some(p) = &done_file
-    {
-        let _ = std::fs::remove_file(p);
+    if code == ExitCode::SUCCESS {
+        progress.finish()?;
     }
     Ok(code)
 }
@@ -370,36 +365,6 @@ fn source_id(args: &RestoreArgs) -> String {
         .unwrap_or_else(|_| p.to_path_buf())
         .to_string_lossy()
         .into_owned()
-}
-
-fn read_done(p: &Path) -> anyhow::Result<HashSet<u64>> {
-    match std::fs::read_to_string(p) {
-        Ok(t) => Ok(t.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
-        Err(e) => Err(e).with_context(|| format!("read the merge progress {}", p.display())),
-    }
-}
-
-/// Appends each finished shard to the done file, synced before the next shard counts as done.
-fn done_recorder(file: Option<PathBuf>) -> snapshotd_influxapi::DoneFn {
-    Arc::new(move |id| {
-        let Some(p) = &file else { return Ok(()) };
-        let res = (|| -> std::io::Result<()> {
-            if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)?;
-            writeln!(f, "{id}")?;
-            f.sync_all()
-        })();
-        res.map_err(|source| snapshotd_influxapi::InfluxApiError::Io {
-            context: format!("record shard {id} as merged in {}", p.display()),
-            source,
-        })
-    })
 }
 
 fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {

@@ -822,12 +822,14 @@ fn merge_from_an_encrypted_backup_needs_the_key_and_equals_the_union() {
     let url = format!("http://{}", tgt.http);
     let before = dump(&tgt, "mdb", "rpx");
     let args = |extra: &[&str]| {
+        // --no-resume: no progress file beside the kill -9 test's (same state dir, same db).
         let mut a = vec![
             "restore",
             "--db",
             "mdb",
             "--on-conflict",
             "merge",
+            "--no-resume",
             "--http",
             &url,
             "--host",
