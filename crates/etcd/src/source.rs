@@ -147,7 +147,10 @@ fn collect(
             }
             pending.retain(|p| p.index < e.index);
         } else if e.index > next {
-            if purged_before.is_none() || committed.len() + pending.len() > 0 {
+            // At the start of what is read, a jump is entries the member never logged (its
+            // WAL starts after a snapshot: a restored member, or a follower sent a leader
+            // snapshot) or purged ones: a gap. Further on it is damage.
+            if committed.len() + pending.len() > 0 {
                 return Err(Error::Wal {
                     context: format!("read {}", wal_dir.display()),
                     source: snapshotd_wal::Error::SliceOutOfRange {

@@ -117,6 +117,39 @@ async fn committed_entries_only_and_resume_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_wal_starting_after_a_snapshot_is_a_gap_not_an_error() {
+    // A restored member (or a follower sent a leader snapshot): its WAL holds a snapshot
+    // record at 50 and entries from 51 on; 1..=50 were never in it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = Destination::local(tmp.path().join("dest")).unwrap();
+    let data_dir = tmp.path().join("restored");
+    let meta = snapshotd_etcd::pb::encode_metadata(&snapshotd_etcd::pb::Metadata {
+        node_id: NODE,
+        cluster_id: member::CLUSTER,
+    });
+    let wal_dir = data_dir.join("member").join("wal");
+    std::fs::create_dir_all(data_dir.join("member")).unwrap();
+    let mut wal = snapshotd_wal::Wal::create_with(&wal_dir, &meta, &Default::default()).unwrap();
+    wal.save_snapshot(&Snapshot::new(50, 2)).unwrap();
+    let entries: Vec<_> = (51..=60)
+        .map(|i| snapshotd_wal::Entry::new(i, 2, payload(i, 2)))
+        .collect();
+    wal.save(&snapshotd_wal::HardState::new(2, NODE, 60), &entries)
+        .unwrap();
+    wal.close().unwrap();
+    let run = archive_once(&dest, &data_dir, 1 << 20).await.unwrap();
+    assert_eq!(run.gaps, vec![(1, 50)], "{:?}", run.events);
+    let cat = Catalog::load(&dest, None).await.unwrap();
+    assert_eq!(cat.archived_through(), 60);
+    assert_eq!(cat.chunks[0].info.first, 51);
+    let err = restore_to(&dest, &tmp.path().join("r"), Target::Latest)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no base backup covers"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purged_before_archived_is_a_gap_reported_and_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = Destination::local(tmp.path().join("dest")).unwrap();
