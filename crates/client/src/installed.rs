@@ -125,7 +125,8 @@ pub(crate) async fn installed_tsm(
 }
 
 /// Whether the server holds any TSM file for shard `id` of `db/rp`: reads its type-0 backup
-/// only up to the first TSM entry's header, then drops the connection. An install that
+/// only up to the first TSM entry's header, then drops the connection (a server that sends
+/// no tar at all counts as holding them: it cannot be asked this way). An install that
 /// failed inside a live influxd (an upload cut short reaches it as a clean end of stream;
 /// it logs "unexpected EOF" and keeps nothing) leaves the new shard without any.
 pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) -> Result<bool> {
@@ -139,7 +140,11 @@ pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) 
     let what = format!("listing shard {id} of {db}/{rp} (type 0)");
     tokio::task::spawn_blocking(move || {
         let io = |e: std::io::Error| ClientError::io(what.clone(), e);
-        let mut archive = tar::Archive::new(SyncIoBridge::new_with_handle(conn, handle));
+        let counted = Counted {
+            inner: SyncIoBridge::new_with_handle(conn, handle),
+            read: 0,
+        };
+        let mut archive = tar::Archive::new(counted);
         for entry in archive.entries().map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -147,10 +152,26 @@ pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) 
                 return Ok(true);
             }
         }
-        Ok(false)
+        // A server that sent nothing at all (no tar, not even its end blocks) does not
+        // list shards this way: it answered, which is all this probe can learn.
+        Ok(archive.into_inner().read == 0)
     })
     .await
     .map_err(|e| ClientError::worker(format!("listing shard {id} of {db}/{rp}"), e))?
+}
+
+/// A reader that counts the bytes it returned.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// The first TSM file of `sent` (name in the shard, size) the server does not hold as sent.

@@ -1,5 +1,6 @@
 //! Unacknowledged uploads (influxd) count as restored only when the server that read them is
-//! still the one answering, or lists the shard's files as they were sent.
+//! still the one answering and holds files of the shard, or (after a restart) lists the
+//! shard's files as they were sent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,10 +56,30 @@ fn listings(fake: &Fake) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_server_process_is_trusted_without_listing_the_shard() {
+async fn the_same_server_process_is_only_asked_whether_the_shard_holds_files() {
+    // This fake sends no tar for type 0: it cannot be asked, so the probe accepts.
     let fake = target(false, None).await;
     assert_eq!(run(&fake).await.unwrap(), 6);
-    assert_eq!(listings(&fake), 0, "no shard was read back");
+    assert_eq!(listings(&fake), 6, "each shard probed once");
+}
+
+/// influxd keeps nothing of an upload cut short (it sees a clean end of stream) yet stays
+/// up: its type-0 backup of the shard is an empty tar, and the shard is not restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_server_holding_no_files_of_an_upload_fails_the_shard() {
+    let map = capture(&capture_dir("B1_restore_portable_full"), "01-", ".s2c.bin");
+    let fake = Fake::start(Arc::new(move |rec: &Received, _| match rec.kind {
+        6 => Reply::Bytes(map.clone()),
+        0 => Reply::Bytes(vec![0u8; 1024]), // an empty tar: its two end blocks
+        _ => Reply::Close,
+    }))
+    .await;
+    let err = run(&fake).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NotInstalled { detail, .. } if detail.contains("none of its TSM files")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("re-run the same command"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
