@@ -132,8 +132,11 @@ pub enum Error {
     /// An earlier write or fsync of this writer failed; its tail may hold a partial record
     /// (or, after a failed fsync, data the kernel dropped), so it refuses further appends.
     /// Drop it and open the WAL again (repairing if needed).
-    #[error("wal: an earlier write or sync failed; reopen the WAL")]
-    WriterFailed,
+    #[error("wal: an earlier write or sync failed ({first}); reopen the WAL")]
+    WriterFailed {
+        /// The first failure, as it was reported.
+        first: String,
+    },
     /// A thread panicked while holding the shared writer; it is no longer usable.
     #[error("wal: shared writer poisoned by a panicking thread")]
     Poisoned,

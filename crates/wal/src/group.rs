@@ -105,7 +105,9 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 /// A copy of `e` for the other savers of a failed batch (`Error` is not `Clone`).
 fn share(e: &Error) -> Error {
     match e {
-        Error::WriterFailed => Error::WriterFailed,
+        Error::WriterFailed { first } => Error::WriterFailed {
+            first: first.clone(),
+        },
         Error::Poisoned => Error::Poisoned,
         Error::Io { context, source } => Error::Io {
             context: context.clone(),
@@ -211,7 +213,7 @@ impl SharedWal {
         let (file, path) = match s.wal.flush().and_then(|()| s.wal.tail_for_sync()) {
             Ok(t) => t,
             Err(e) => {
-                s.wal.mark_failed();
+                s.wal.mark_failed(&e);
                 s.failure = Some(share(&e));
                 drop(s);
                 self.done.notify_all();
@@ -244,7 +246,7 @@ impl SharedWal {
                 Ok(())
             }
             Err(e) => {
-                s.wal.mark_failed();
+                s.wal.mark_failed(&e);
                 s.failure = Some(share(&e));
                 Err(e)
             }
@@ -550,7 +552,10 @@ mod tests {
             }
         }
         assert_eq!(shared.stats().expect("stats").fsyncs, 2);
-        assert!(matches!(save_one(&shared, 99), Err(Error::WriterFailed)));
+        assert!(matches!(
+            save_one(&shared, 99),
+            Err(Error::WriterFailed { .. })
+        ));
     }
 
     /// Concurrent saves (some commit-only, so not synced) through tiny segments give the

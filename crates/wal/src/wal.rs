@@ -73,8 +73,8 @@ pub struct Wal {
     spare_count: u64,
     closed: bool,
     /// Set once a write or sync failed: the file may hold a partial frame, and appending
-    /// after it would turn a repairable tail into corruption.
-    failed: bool,
+    /// after it would turn a repairable tail into corruption. Holds the first failure.
+    failed: Option<String>,
 }
 
 /// A WAL opened for writing whose records have not been read yet: call
@@ -177,7 +177,7 @@ impl Wal {
             spare: None,
             spare_count: 0,
             closed: false,
-            failed: false,
+            failed: None,
         };
         wal.prepare_spare()?;
         Ok(wal)
@@ -277,10 +277,11 @@ impl Wal {
 
     /// Refuses to continue after a failed write or sync (see [`Error::WriterFailed`]).
     fn check(&self) -> Result<()> {
-        if self.failed {
-            Err(Error::WriterFailed)
-        } else {
-            Ok(())
+        match &self.failed {
+            Some(first) => Err(Error::WriterFailed {
+                first: first.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -288,15 +289,18 @@ impl Wal {
     fn poison_on_err<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r
             && !matches!(e, Error::RecordTooLarge { .. })
+            && self.failed.is_none()
         {
-            self.failed = true;
+            self.failed = Some(with_causes(e));
         }
         r
     }
 
     /// Marks the writer failed (a shared fsync of its tail failed).
-    pub(crate) fn mark_failed(&mut self) {
-        self.failed = true;
+    pub(crate) fn mark_failed(&mut self, e: &Error) {
+        if self.failed.is_none() {
+            self.failed = Some(with_causes(e));
+        }
     }
 
     /// Flushes buffered records and fdatasyncs the tail segment.
@@ -595,9 +599,22 @@ impl UnreadWal {
             spare: None,
             spare_count: 0,
             closed: false,
-            failed: false,
+            failed: None,
         };
         wal.prepare_spare()?;
         Ok((wal, out.contents))
     }
+}
+
+/// An error with its causes (`fdatasync PATH: Input/output error (os error 5)`), kept as the
+/// reason a latched writer gives.
+fn with_causes(e: &Error) -> String {
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }

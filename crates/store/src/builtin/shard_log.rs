@@ -30,6 +30,13 @@ pub(crate) fn wal_err(e: snapshotd_wal::Error) -> StoreError {
             got: size,
         },
         W::Exist { dir } => StoreError::Conflict(format!("log exists in {}", dir.display())),
+        W::WriterFailed { first } => StoreError::Io {
+            context: format!(
+                "shard log: an earlier write or fsync failed ({first}); restart the server once \
+                 the disk is fixed (the log is reopened and its tail repaired)"
+            ),
+            source: std::io::Error::other("the log refuses writes after a failed write"),
+        },
         other => StoreError::Corrupt(format!("shard log: {other}")),
     }
 }

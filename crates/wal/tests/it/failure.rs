@@ -40,7 +40,7 @@ fn failing_writer_child() {
     }
     match wal.save(&HardState::new(1, 1, 7), &[Entry::new(7, 1, vec![7u8; 10])]) {
         Ok(()) => println!("ERR2 none"),
-        Err(Error::WriterFailed) => println!("ERR2 latched"),
+        Err(Error::WriterFailed { .. }) => println!("ERR2 latched"),
         Err(e) => println!("ERR2 other {e}"),
     }
 }
