@@ -55,10 +55,22 @@ fn listings(fake: &Fake) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_server_process_is_trusted_without_listing_the_shard() {
-    let fake = target(false, None).await;
+async fn the_same_server_process_holding_the_shard_files_is_trusted() {
+    let fake = target(true, None).await;
     assert_eq!(run(&fake).await.unwrap(), 6);
-    assert_eq!(listings(&fake), 0, "no shard was read back");
+    assert_eq!(listings(&fake), 6, "every shard was probed once");
+}
+
+/// A live influxd that kept nothing of an upload (a cut stream reaches it as a clean end)
+/// closes as on success: the shard must not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_server_process_holding_no_shard_file_fails_the_shard() {
+    let fake = target(false, None).await;
+    let err = run(&fake).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NotInstalled { detail, .. } if detail.contains("none of its TSM files")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
