@@ -179,10 +179,10 @@ pub async fn restore(
             false => Some(Watcher::open(client).await),
         },
     });
-    // Largest first: a big shard then uploads while the small ones go through the other
-    // slots, instead of alone at the end. A shard's confirmations run outside the upload
-    // slots (the next upload starts meanwhile); it counts only once they passed.
-    work.sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then(a.shard_id.cmp(&b.shard_id)));
+    // A shard's confirmations run outside the upload slots (the next upload starts
+    // meanwhile; up to two per slot wait, so uploads go on while one is confirmed); it
+    // counts only once they passed.
+    largest_first(&mut work);
     let jobs = opts.jobs.max(1);
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
@@ -203,7 +203,7 @@ pub async fn restore(
             }
             r
         })
-        .buffer_unordered(jobs)
+        .buffer_unordered(jobs.saturating_mul(2))
         .collect()
         .await;
     let kept_n = kept.len();
@@ -232,6 +232,12 @@ pub async fn restore(
         unmapped,
         checksums_verified,
     })
+}
+
+/// Upload order: largest first (then by ID), so a big shard uploads while the small ones go
+/// through the other slots instead of alone at the end.
+fn largest_first(work: &mut [(FileRecord, u64)]) {
+    work.sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then(a.shard_id.cmp(&b.shard_id)));
 }
 
 /// Ids of the plan's shards in `--db`/`--rp` (for a `--shard` that is not there).
@@ -762,6 +768,20 @@ mod tests {
             renamed_rest(&f, "db2/rp2/5/", tar::EntryType::Directory).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn uploads_start_with_the_largest_shard() {
+        let shard = |id, size| {
+            let mut f = rec();
+            f.shard_id = id;
+            f.size = size;
+            (f, id + 100)
+        };
+        let mut work = vec![shard(1, 10), shard(2, 5000), shard(3, 10), shard(4, 70)];
+        largest_first(&mut work);
+        let order: Vec<u64> = work.iter().map(|(f, _)| f.shard_id).collect();
+        assert_eq!(order, [2, 4, 1, 3]);
     }
 
     #[test]
