@@ -15,7 +15,7 @@ use crate::conn::{Client, Conn, IdMap, RenameNames};
 use crate::error::{ClientError, Result};
 use crate::filecheck::{check_file, read_meta_blob, verify_archive};
 use crate::hashio::{HashingReader, MeteredWriter};
-use crate::installed::Watcher;
+use crate::installed::{Watch, Watcher};
 use crate::layout::{self, FileRecord};
 use crate::limiter::RateLimiter;
 use crate::loadable::ShardFileKind;
@@ -179,18 +179,31 @@ pub async fn restore(
             false => Some(Watcher::open(client).await),
         },
     });
+    // A shard's confirmations run outside the upload slots (the next upload starts
+    // meanwhile; up to two per slot wait, so uploads go on while one is confirmed); it
+    // counts only once they passed.
+    largest_first(&mut work);
+    let jobs = opts.jobs.max(1);
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
             let ctx = Arc::clone(&ctx);
             async move {
                 let r = upload(&ctx, &f, new_id).await;
-                if r.is_err() {
-                    ctx.cancel.cancel();
-                }
-                r
+                (ctx, f, new_id, r)
             }
         })
-        .buffer_unordered(opts.jobs.max(1))
+        .buffer_unordered(jobs)
+        .map(|(ctx, f, new_id, sent)| async move {
+            let r = match sent {
+                Ok(sent) => confirm(&ctx, &f, new_id, sent).await,
+                Err(e) => Err(e),
+            };
+            if r.is_err() {
+                ctx.cancel.cancel();
+            }
+            r
+        })
+        .buffer_unordered(jobs.saturating_mul(2))
         .collect()
         .await;
     let kept_n = kept.len();
@@ -219,6 +232,12 @@ pub async fn restore(
         unmapped,
         checksums_verified,
     })
+}
+
+/// Upload order: largest first (then by ID), so a big shard uploads while the small ones go
+/// through the other slots instead of alone at the end.
+fn largest_first(work: &mut [(FileRecord, u64)]) {
+    work.sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then(a.shard_id.cmp(&b.shard_id)));
 }
 
 /// Ids of the plan's shards in `--db`/`--rp` (for a `--shard` that is not there).
@@ -296,7 +315,18 @@ struct UploadCtx {
     watcher: Option<Watcher>,
 }
 
-async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u64)> {
+/// A finished upload, not yet confirmed.
+struct Sent {
+    /// Bytes sent.
+    bytes: u64,
+    /// Each file's name in the shard and size.
+    files: Vec<(String, u64)>,
+    /// The watch taken before the upload started.
+    watch: Option<Arc<Watch>>,
+}
+
+/// Sends one shard; the server closed the connection cleanly after it.
+async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<Sent> {
     if ctx.cancel.is_cancelled() {
         return Err(ClientError::Cancelled);
     }
@@ -319,8 +349,7 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
         hooks: ctx.hooks.clone(),
         cancel: ctx.cancel.clone(),
     };
-    let target = format!("{}/{}", job.target_db, job.target_rp);
-    let target_db = job.target_db.clone();
+    let target = job.target();
     let handle = tokio::runtime::Handle::current();
     let sent = tokio::task::spawn_blocking(move || job.run(reader, conn, handle))
         .await
@@ -328,32 +357,45 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<(u64, u6
             let task = format!("upload {} to shard {new_id} ({target})", f.file_name);
             ClientError::worker(task, e)
         })?;
-    let (sent, files) = match sent {
+    match sent {
+        Ok((bytes, files)) => Ok(Sent {
+            bytes,
+            files,
+            watch,
+        }),
         // A transfer stopped by the token fails with an I/O error; the token says why.
-        Err(_) if ctx.cancel.is_cancelled() => return Err(ClientError::Cancelled),
+        Err(_) if ctx.cancel.is_cancelled() => Err(ClientError::Cancelled),
         // The server went away mid-upload: nothing of the shard can be trusted.
         Err(ClientError::Io { what, source }) if !what.ends_with("read archive") => {
-            return Err(ClientError::UploadUnconfirmed {
+            Err(ClientError::UploadUnconfirmed {
                 file: f.file_name.clone(),
                 shard: new_id,
                 target,
                 detail: format!("the upload failed ({what}: {source})"),
-            });
+            })
         }
-        other => other?,
-    };
+        Err(e) => Err(e),
+    }
+}
+
+/// Confirms an unacknowledged upload (see [`crate::installed`]), then records the shard
+/// as restored.
+async fn confirm(ctx: &UploadCtx, f: &FileRecord, new_id: u64, sent: Sent) -> Result<(u64, u64)> {
     if let Some(watcher) = &ctx.watcher {
+        let target_db = ctx.new_db.clone().unwrap_or_else(|| f.db.clone());
+        let target_rp = ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone());
+        let target = format!("{target_db}/{target_rp}");
         confirm_alive(ctx, f, new_id, &target, &target_db).await?;
-        if !Watcher::same_process(&watch) {
-            confirm_installed(ctx, f, new_id, &target, &files).await?;
-            watcher.renew(&ctx.client, &watch).await;
+        if !Watcher::same_process(&sent.watch) {
+            confirm_installed(ctx, f, new_id, &target, &sent.files).await?;
+            watcher.renew(&ctx.client, &sent.watch).await;
         } else {
-            confirm_not_empty(ctx, f, new_id, &target, &files).await?;
+            confirm_not_empty(ctx, f, new_id, &target, &sent.files).await?;
         }
     }
-    TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent);
+    TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent.bytes);
     TransferStats::add(&ctx.hooks.stats.shards_done, 1);
-    ctx.hooks.progress.unit_done(&f.file_name, sent);
+    ctx.hooks.progress.unit_done(&f.file_name, sent.bytes);
     ctx.hooks.units.shard_restored(f.shard_id, new_id);
     Ok((f.shard_id, new_id))
 }
@@ -462,6 +504,11 @@ struct UploadJob {
 }
 
 impl UploadJob {
+    /// `db/rp` the shard goes to.
+    fn target(&self) -> String {
+        format!("{}/{}", self.target_db, self.target_rp)
+    }
+
     /// Sends every entry of the archive renamed into the target shard (no end marker yet);
     /// returns each file's name in the shard and size.
     fn send_entries<R: Read, W: Write>(
@@ -721,6 +768,20 @@ mod tests {
             renamed_rest(&f, "db2/rp2/5/", tar::EntryType::Directory).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn uploads_start_with_the_largest_shard() {
+        let shard = |id, size| {
+            let mut f = rec();
+            f.shard_id = id;
+            f.size = size;
+            (f, id + 100)
+        };
+        let mut work = vec![shard(1, 10), shard(2, 5000), shard(3, 10), shard(4, 70)];
+        largest_first(&mut work);
+        let order: Vec<u64> = work.iter().map(|(f, _)| f.shard_id).collect();
+        assert_eq!(order, [2, 4, 1, 3]);
     }
 
     #[test]

@@ -10,9 +10,9 @@ mod jobs;
 mod refusals;
 mod retry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeZone;
@@ -288,10 +288,25 @@ async fn verify_checks_structure_of_influx_written_backups() {
     }
 }
 
-/// A fake restore target answering type 6 with `map_reply` and swallowing type 7.
+/// A fake restore target answering type 6 with `map_reply`, keeping each type-7 upload and
+/// answering a type-0 backup of an uploaded shard with it (as influxd lists what it installed).
 async fn restore_target(map_reply: Vec<u8>) -> Fake {
+    let stored: Arc<Mutex<HashMap<u64, Vec<u8>>>> = Arc::default();
     Fake::start(Arc::new(move |rec: &Received, _| match rec.kind {
         6 => Reply::Bytes(map_reply.clone()),
+        7 => {
+            if let Some(id) = rec.upload_id {
+                stored.lock().unwrap().insert(id, rec.tar.clone());
+            }
+            Reply::Close
+        }
+        0 => {
+            let id = rec.request.as_ref().map(|r| r.shard_id);
+            match id.and_then(|id| stored.lock().unwrap().get(&id).cloned()) {
+                Some(tar) => Reply::Bytes(tar),
+                None => Reply::Close,
+            }
+        }
         _ => Reply::Close,
     }))
     .await

@@ -12,7 +12,8 @@ use snapshotd_client::{ClientError, Hooks, RestoreOptions, Storage};
 use crate::fake::{Fake, Received, Reply, capture, capture_dir};
 
 /// A restore target answering type 6 like influxd did in the B1 capture; uploads (type 7)
-/// take 30 ms. With `keeps_files` a type-0 backup of an uploaded shard returns what was
+/// take 60 ms (blocking a runtime worker: the tests run 4, so the client and the fake's
+/// other connections still go on meanwhile). With `keeps_files` a type-0 backup of an uploaded shard returns what was
 /// uploaded, otherwise nothing (a server restarted mid-install). With `drop_idle` the watch
 /// connection is closed (as by a restart) once it was idle that long.
 async fn target(keeps_files: bool, drop_idle: Option<Duration>) -> Fake {
@@ -21,7 +22,7 @@ async fn target(keeps_files: bool, drop_idle: Option<Duration>) -> Fake {
     let responder = Arc::new(move |rec: &Received, _| match rec.kind {
         6 => Reply::Bytes(map.clone()),
         7 => {
-            std::thread::sleep(Duration::from_millis(30));
+            std::thread::sleep(Duration::from_millis(60));
             let id = rec.upload_id.unwrap();
             stored.lock().unwrap().insert(id, rec.tar.clone());
             Reply::Close
@@ -55,8 +56,15 @@ fn listings(fake: &Fake) -> usize {
     fake.received().iter().filter(|r| r.kind == 0).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_server_process_is_only_asked_whether_the_shard_holds_files() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_server_process_holding_the_shard_files_is_trusted() {
+    let fake = target(true, None).await;
+    assert_eq!(run(&fake).await.unwrap(), 6);
+    assert_eq!(listings(&fake), 6, "every shard was probed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_sending_no_tar_for_type_0_cannot_be_asked_and_passes() {
     // This fake sends no tar for type 0: it cannot be asked, so the probe accepts.
     let fake = target(false, None).await;
     assert_eq!(run(&fake).await.unwrap(), 6);
@@ -65,7 +73,7 @@ async fn the_same_server_process_is_only_asked_whether_the_shard_holds_files() {
 
 /// influxd keeps nothing of an upload cut short (it sees a clean end of stream) yet stays
 /// up: its type-0 backup of the shard is an empty tar, and the shard is not restored.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_live_server_holding_no_files_of_an_upload_fails_the_shard() {
     let map = capture(&capture_dir("B1_restore_portable_full"), "01-", ".s2c.bin");
     let fake = Fake::start(Arc::new(move |rec: &Received, _| match rec.kind {
@@ -82,9 +90,9 @@ async fn a_live_server_holding_no_files_of_an_upload_fails_the_shard() {
     assert!(err.to_string().contains("re-run the same command"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_restart_a_shard_without_its_files_is_not_restored() {
-    let fake = target(false, Some(Duration::from_millis(5))).await;
+    let fake = target(false, Some(Duration::from_millis(30))).await;
     let err = run(&fake).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::NotInstalled { detail, .. } if detail.contains(".tsm is missing")),
@@ -93,9 +101,63 @@ async fn after_a_restart_a_shard_without_its_files_is_not_restored() {
     assert!(err.to_string().contains("re-run the same command"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_restart_a_shard_listed_as_sent_is_restored() {
-    let fake = target(true, Some(Duration::from_millis(5))).await;
+    let fake = target(true, Some(Duration::from_millis(30))).await;
     assert_eq!(run(&fake).await.unwrap(), 6);
     assert_eq!(listings(&fake), 6, "every shard was listed");
+}
+
+/// A shard's confirmation does not hold its upload slot: with one job, the next upload
+/// reaches the server while the previous shard's probe (type 0) is still unanswered, and
+/// every shard is still probed before the restore returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_next_upload_goes_on_while_a_shard_is_confirmed() {
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stored: Arc<Mutex<HashMap<u64, Vec<u8>>>> = Arc::default();
+    let map = capture(&capture_dir("B1_restore_portable_full"), "01-", ".s2c.bin");
+    let ev = Arc::clone(&events);
+    let fake = Fake::start(Arc::new(move |rec: &Received, _| match rec.kind {
+        6 => Reply::Bytes(map.clone()),
+        7 => {
+            let id = rec.upload_id.unwrap();
+            stored.lock().unwrap().insert(id, rec.tar.clone());
+            ev.lock().unwrap().push(format!("upload {id}"));
+            Reply::Close
+        }
+        0 => {
+            let id = rec.request.as_ref().unwrap().shard_id;
+            ev.lock().unwrap().push(format!("probe {id} asked"));
+            // Long enough for the next upload to arrive meanwhile when it is not held back.
+            std::thread::sleep(Duration::from_millis(300));
+            ev.lock().unwrap().push(format!("probe {id} answered"));
+            Reply::Bytes(stored.lock().unwrap().get(&id).cloned().unwrap_or_default())
+        }
+        _ => Reply::Close,
+    }))
+    .await;
+    let src = Storage::local(&snapshotd_testutil::vector("influx/backups/A1_full"), false).unwrap();
+    let o = RestoreOptions {
+        jobs: 1,
+        ..Default::default()
+    };
+    let s = restore(&crate::client(&fake.addr), &src, &o, &Hooks::default())
+        .await
+        .unwrap();
+    assert_eq!(s.restored.len(), 6);
+    let ev = events.lock().unwrap().clone();
+    let pos = |e: &str| ev.iter().position(|x| x == e);
+    // The first shard uploaded: another upload reached the server before its probe was
+    // answered (held in the slot, the next upload would start only after it).
+    let first = ev[0].strip_prefix("upload ").unwrap().to_string();
+    let answered = pos(&format!("probe {first} answered")).unwrap();
+    assert!(
+        ev[1..answered].iter().any(|e| e.starts_with("upload")),
+        "no upload while shard {first} was confirmed: {ev:?}"
+    );
+    assert_eq!(
+        ev.iter().filter(|e| e.ends_with("answered")).count(),
+        6,
+        "{ev:?}"
+    );
 }
