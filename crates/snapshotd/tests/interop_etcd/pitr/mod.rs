@@ -7,6 +7,7 @@ mod base;
 mod cluster;
 mod expect;
 mod purge;
+mod tls;
 
 use std::time::Duration;
 
