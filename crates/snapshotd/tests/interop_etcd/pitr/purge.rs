@@ -1,5 +1,9 @@
 //! Purge pressure: etcd with `--snapshot-count 10 --max-wals 1` cuts 64 MB segments under
 //! large writes and purges every 30 s; the archiver's locks decide what survives.
+//!
+//! etcd's purge loop logs each file it deletes (`.snap` files as well as WAL segments) and
+//! nothing when a lock stops it, so "a purge line appeared" proves neither that a given
+//! segment went nor that a cycle ran: wait for the segment itself, or past an interval.
 
 use std::io::Write;
 use std::path::Path;
@@ -58,6 +62,31 @@ pub fn wait_purge_cycle(log: &Path, before: usize, within: Duration) -> usize {
             .count();
         if n > before || Instant::now() > deadline {
             return n;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// etcd's purge loop runs this often.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Waits until etcd has purged the segment holding entry `index` (the oldest remaining
+/// segment starts after it); panics with the segments and purge lines after `within`.
+pub fn wait_segment_purged(wal: &Path, log: &Path, index: u64, within: Duration) -> Vec<u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let segs = segment_indexes(wal);
+        if segs.first().is_some_and(|&first| first > index) {
+            return segs;
+        }
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let purged: Vec<&str> = text.lines().filter(|l| l.contains("purged")).collect();
+            panic!(
+                "etcd did not purge the segment holding entry {index} within {within:?}: \
+                 segments {segs:?}\n{}",
+                purged.join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
