@@ -1,9 +1,9 @@
 //! Purge pressure: etcd with `--snapshot-count 10 --max-wals 1` cuts 64 MB segments under
 //! large writes and purges every 30 s; the archiver's locks decide what survives.
 //!
-//! etcd's purge loop logs each file it deletes (`.snap` files as well as WAL segments) and
-//! nothing when a lock stops it, so "a purge line appeared" proves neither that a given
-//! segment went nor that a cycle ran: wait for the segment itself, or past an interval.
+//! etcd's purge loop logs each file it deletes (`.snap` files as well as WAL segments), so
+//! "a purge line appeared" does not prove a given segment went: wait for the segment itself.
+//! A purge stopped by a lock logs `failed to lock file` with the file's path.
 
 use std::io::Write;
 use std::path::Path;
@@ -88,6 +88,28 @@ pub fn wait_segment_purged(wal: &Path, log: &Path, index: u64, within: Duration)
                 purged.join("\n")
             );
         }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Lines of etcd's log where its purge loop found a WAL segment locked.
+pub fn wal_lock_refusals(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("failed to lock file") && l.contains(".wal"))
+        .count()
+}
+
+/// Waits until etcd's purge loop has found a WAL segment locked more than `before` times
+/// (a purge cycle ran and a lock stopped it); panics after `within`.
+pub fn wait_wal_lock_refusal(log: &Path, before: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while wal_lock_refusals(log) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "etcd's purge never found a locked WAL segment within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
