@@ -15,10 +15,21 @@ pub(crate) struct Tls {
 /// One line for `e`: the innermost cause, with a fix when it is a TLS problem.
 pub(crate) fn describe(e: &etcd_client::Error, tls: Tls) -> String {
     let cause = innermost(e);
-    let hint = tls_hint(&cause).or_else(|| closed_hint(&cause, tls));
+    let hint = hint_for(&cause, tls);
     match hint {
         Some(hint) => format!("TLS handshake failed: {hint} ({cause})"),
         None => e.to_string(),
+    }
+}
+
+/// The fix for `cause`; without a client certificate, a refusal or a close is most likely
+/// about the missing one.
+fn hint_for(cause: &str, tls: Tls) -> Option<&'static str> {
+    let closed = closed_hint(cause, tls);
+    if tls.on && !tls.identity && closed.is_some() {
+        closed
+    } else {
+        tls_hint(cause).or(closed)
     }
 }
 
@@ -26,9 +37,15 @@ pub(crate) fn describe(e: &etcd_client::Error, tls: Tls) -> String {
 /// handshake done: a refused certificate shows up as the connection closing under the
 /// first request.
 fn closed_hint(cause: &str, tls: Tls) -> Option<&'static str> {
-    let closed = ["broken pipe", "reset", "fatal alert", "connection closed"]
-        .iter()
-        .any(|k| cause.to_ascii_lowercase().contains(k));
+    let closed = [
+        "broken pipe",
+        "reset",
+        "fatal alert",
+        "connection closed",
+        "eof",
+    ]
+    .iter()
+    .any(|k| cause.to_ascii_lowercase().contains(k));
     match (closed, tls.on, tls.identity) {
         (true, true, false) => Some(
             "etcd closed the connection and no client certificate was given; if etcd runs \
@@ -122,5 +139,11 @@ mod tests {
                 .contains("--trusted-ca-file")
         );
         assert!(closed_hint("connection refused", anon).is_none());
+        let alert = "received fatal alert: BadCertificate";
+        let no_cert = super::hint_for(alert, anon).unwrap();
+        assert!(no_cert.contains("no client certificate"));
+        let refused = super::hint_for(alert, with_id).unwrap();
+        assert!(refused.contains("refused the client certificate"));
+        assert!(super::hint_for("connection refused", with_id).is_none());
     }
 }
