@@ -18,6 +18,7 @@ use snapshotd_checkpoint::{
 };
 
 use crate::catalog::{BaseInfo, Catalog};
+use crate::connerr::Tls;
 use crate::error::{Error, Result};
 use crate::layout::{BASES, base_key, base_name};
 use crate::store::{self, MAX_OBJECT_BYTES};
@@ -72,18 +73,52 @@ pub struct BackupReport {
     pub sha256: String,
 }
 
+/// A snapshot read from one member (digest checked and stripped), not stored yet.
+#[derive(Debug)]
+pub struct FetchedBase {
+    /// The endpoint that served it.
+    pub endpoint: String,
+    /// The member's Status answer just before the snapshot.
+    status: etcd_client::StatusResponse,
+    /// When the snapshot was taken.
+    pub taken_at: chrono::DateTime<Utc>,
+    /// The bbolt db.
+    db: Vec<u8>,
+}
+
 /// Takes a base backup from the first endpoint that answers and records it at `dest`.
 pub async fn backup(dest: &Destination, opts: &BackupOptions) -> Result<BackupReport> {
+    let fetched = fetch_base(opts).await?;
+    store_base(dest, opts, fetched).await
+}
+
+/// Reads a snapshot from the first endpoint that answers; touches no destination, so a
+/// member that cannot be reached (or refuses the TLS handshake) leaves nothing behind.
+pub async fn fetch_base(opts: &BackupOptions) -> Result<FetchedBase> {
     let (endpoint, mut client, status) = connect(opts).await?;
-    let hdr = status.header();
+    let db = fetch(&endpoint, &mut client, tls_of(opts)).await?;
+    Ok(FetchedBase {
+        endpoint,
+        status,
+        taken_at: Utc::now(),
+        db,
+    })
+}
+
+/// Stores a fetched snapshot under `dest` and records it with its raft index and revision.
+pub async fn store_base(
+    dest: &Destination,
+    opts: &BackupOptions,
+    f: FetchedBase,
+) -> Result<BackupReport> {
+    let hdr = f.status.header();
     let (cluster, member) = (
         hdr.map_or(0, |h| h.cluster_id()),
         hdr.map_or(0, |h| h.member_id()),
     );
-    check_cluster(dest, opts, &endpoint, cluster).await?;
-    let db = fetch(&endpoint, &mut client).await?;
-    let taken_at = Utc::now();
-    let name = format!("snapshot from {endpoint}");
+    check_cluster(dest, opts, &f.endpoint, cluster).await?;
+    let name = format!("snapshot from {}", f.endpoint);
+    let db = f.db;
     let info =
         tokio::task::spawn_blocking(move || crate::dbinfo::read(&db, &name).map(|i| (i, db)))
             .await
@@ -97,13 +132,13 @@ pub async fn backup(dest: &Destination, opts: &BackupOptions) -> Result<BackupRe
     let base = BaseInfo {
         index: info.consistent_index,
         revision: info.revision,
-        raft_term: status.raft_term(),
-        status_raft_index: status.raft_index(),
+        raft_term: f.status.raft_term(),
+        status_raft_index: f.status.raft_index(),
         object: stored.object.clone(),
-        taken_at,
+        taken_at: f.taken_at,
         cluster_id: format!("{cluster:x}"),
         member_id: format!("{member:x}"),
-        endpoint,
+        endpoint: f.endpoint,
         members: info.members,
     };
     let payload = serde_json::to_value(&base).unwrap_or_default();
@@ -186,7 +221,7 @@ async fn connect(opts: &BackupOptions) -> Result<(String, Client, etcd_client::S
             Ok(Err(e)) => {
                 last = Some(Error::Etcd {
                     endpoint: ep.clone(),
-                    reason: e.to_string(),
+                    reason: crate::connerr::describe(&e, tls_of(opts)),
                 })
             }
             Err(_) => {
@@ -201,6 +236,14 @@ async fn connect(opts: &BackupOptions) -> Result<(String, Client, etcd_client::S
         endpoint: String::new(),
         reason: "no endpoint given".into(),
     }))
+}
+
+/// Whether TLS and a client certificate are configured.
+fn tls_of(opts: &BackupOptions) -> Tls {
+    Tls {
+        on: opts.cacert.is_some() || opts.cert_key.is_some(),
+        identity: opts.cert_key.is_some(),
+    }
 }
 
 fn connect_options(
@@ -226,10 +269,10 @@ fn connect_options(
 }
 
 /// Streams the snapshot (bounded), checks and strips etcd's trailing SHA-256.
-async fn fetch(endpoint: &str, client: &mut Client) -> Result<Vec<u8>> {
+async fn fetch(endpoint: &str, client: &mut Client, tls: Tls) -> Result<Vec<u8>> {
     let rpc = |e: etcd_client::Error| Error::Etcd {
         endpoint: endpoint.to_string(),
-        reason: format!("snapshot: {e}"),
+        reason: format!("snapshot: {}", crate::connerr::describe(&e, tls)),
     };
     let mut stream = client.snapshot().await.map_err(rpc)?;
     let mut data = Vec::new();

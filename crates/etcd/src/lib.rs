@@ -20,6 +20,7 @@ mod backup;
 mod bolt;
 mod catalog;
 mod chunk;
+mod connerr;
 mod dbinfo;
 mod error;
 pub mod layout;
@@ -36,7 +37,9 @@ mod store;
 mod verify;
 
 pub use archive::{ArchiveEvent, ArchiveOptions, archive};
-pub use backup::{BackupOptions, BackupReport, backup, split_digest};
+pub use backup::{
+    BackupOptions, BackupReport, FetchedBase, backup, fetch_base, split_digest, store_base,
+};
 pub use catalog::{BaseInfo, BaseRecord, Catalog, ChunkInfo, ChunkRecord, GapInfo, SnapInfo};
 pub use chunk::{Decoded, decode as decode_chunk, encode as encode_chunk};
 pub use dbinfo::{DbInfo, read as read_db_info};

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use snapshotd_checkpoint::{Destination, MasterKey};
 use snapshotd_etcd::{
-    ArchiveEvent, ArchiveOptions, BackupOptions, RestoreOptions, Target, archive, backup, restore,
-    status, verify,
+    ArchiveEvent, ArchiveOptions, BackupOptions, RestoreOptions, Target, archive, fetch_base,
+    restore, status, store_base, verify,
 };
 
 /// Flags of `snapshotd etcd`.
@@ -177,16 +177,17 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 async fn run_backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
-    let dest = open_dest(&a.dest)?;
     let opts = BackupOptions {
         cacert: a.cacert.clone(),
         cert_key: a.cert.clone().zip(a.key.clone()),
         key: key(&a.common)?,
         ..BackupOptions::new(a.endpoints.clone())
     };
-    let r = backup(&dest, &opts)
-        .await
-        .with_context(|| format!("base backup of {} into {}", a.endpoints.join(","), a.dest))?;
+    let what = || format!("base backup of {} into {}", a.endpoints.join(","), a.dest);
+    // Reach etcd first: a member that cannot serve the snapshot leaves no DEST behind.
+    let fetched = fetch_base(&opts).await.with_context(what)?;
+    let dest = open_dest(&a.dest)?;
+    let r = store_base(&dest, &opts, fetched).await.with_context(what)?;
     if a.common.json {
         print_json(&serde_json::json!({
             "status": "ok",
