@@ -96,7 +96,7 @@ fn options(args: &RestoreArgs) -> RestoreOptions {
         rp: args.rp.clone(),
         new_rp: args.newrp.clone(),
         shard: args.shard,
-        jobs: args.server.jobs(),
+        jobs: args.server.restore_jobs(),
         rate_limit: args.server.rate_limit,
         acknowledged: args.ack,
         resume: None,
