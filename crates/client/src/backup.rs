@@ -19,6 +19,7 @@ use crate::error::{ClientError, Result};
 use crate::hashio::{HashingWriter, MeteredReader, sha256_of};
 use crate::layout;
 use crate::limiter::RateLimiter;
+use crate::offthread::OffThread;
 use crate::progress::{Progress, UnitDone, UnitSink};
 use crate::storage::Storage;
 use crate::tarcheck::{TarCheckError, copy_validated};
@@ -419,7 +420,7 @@ struct PipeOut {
 }
 
 impl PipeJob {
-    /// socket → meter → tar check ─┬→ gzip → sha256 → object writer
+    /// socket → meter → tar check ─┬→ gzip ─(writer thread)→ sha256 → object writer
     fn run(
         self,
         conn: Conn,
@@ -443,7 +444,8 @@ impl PipeJob {
                     .map_err(|e| ClientError::io(format!("{}: encrypt", self.what), e))?,
             ),
         };
-        let hashing = HashingWriter::new(out);
+        let hashing = OffThread::new(HashingWriter::new(out))
+            .map_err(|e| ClientError::io(format!("{}: start its writer", self.what), e))?;
         let mut gz = ParallelGz::new(hashing, self.gz.clone());
 
         let checked = copy_validated(&mut src, &mut gz);
@@ -455,7 +457,10 @@ impl PipeJob {
                     .finish()
                     .map_err(|e| ClientError::io(format!("{}: compress", self.what), e))?;
                 tracing::debug!(shard = %self.what, deflated = z.deflated_members, stored = z.stored_members, "gzip members");
-                let (out, sha256, stored_bytes) = finished.finish();
+                let hashing = finished
+                    .finish()
+                    .map_err(|e| ClientError::io(format!("{}: write", self.what), e))?;
+                let (out, sha256, stored_bytes) = hashing.finish();
                 let bufw = out
                     .finish()
                     .map_err(|e| ClientError::io(format!("{}: encrypt", self.what), e))?;
@@ -536,8 +541,11 @@ impl Out {
 }
 
 /// Drops a failed attempt's output so that nothing appears under the final name.
-fn abort(gz: ParallelGz<HashingWriter<Out>>, handle: &tokio::runtime::Handle) {
-    let Some(hashing) = gz.abandon() else { return };
+fn abort(gz: ParallelGz<OffThread<HashingWriter<Out>>>, handle: &tokio::runtime::Handle) {
+    let Some(threaded) = gz.abandon() else { return };
+    let Ok(hashing) = threaded.finish() else {
+        return;
+    };
     let (out, _, _) = hashing.finish();
     let Ok(bufw) = out.finish() else { return };
     let Ok(sink) = bufw.into_inner() else { return };

@@ -23,6 +23,7 @@ pub mod job;
 pub mod layout;
 pub mod limiter;
 pub mod loadable;
+mod offthread;
 pub mod points;
 pub mod progress;
 mod proto;
