@@ -1,9 +1,8 @@
 //! `restore`: checksums first, then the metastore import, then parallel shard uploads.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 
 use futures::StreamExt;
@@ -22,6 +21,8 @@ use crate::loadable::ShardFileKind;
 use crate::proto;
 use crate::storage::Storage;
 use crate::upload_gate::Gate;
+
+mod phases;
 
 const IO_BUFFER: usize = 256 * 1024;
 
@@ -98,72 +99,15 @@ pub async fn restore(
 ) -> Result<RestoreSummary> {
     let names = rename_names(opts)?;
     let plan = layout::restore_plan_at(src, opts.at.as_deref()).await?;
-    let selected: Vec<FileRecord> = plan
-        .shards
-        .iter()
-        .filter(|f| opts.db.as_ref().is_none_or(|d| *d == f.db))
-        .filter(|f| opts.rp.as_ref().is_none_or(|r| *r == f.rp))
-        .filter(|f| opts.shard.is_none_or(|s| s == f.shard_id))
-        .cloned()
-        .collect();
-    if opts.shard.is_some() && selected.is_empty() {
-        return Err(ClientError::ShardNotInBackup {
-            shard: opts.shard.unwrap_or_default(),
-            db: opts.db.clone(),
-            rp: opts.rp.clone(),
-            available: shards_matching(&plan.shards, opts),
-        });
-    }
-
-    // 1. Nothing is sent before every file we will use is there with its size; archives
-    //    with a checksum are hashed on the upload pass itself (a mismatch aborts the shard
-    //    before influxd installs it), the others are checked whole first.
+    let selected = phases::select(&plan, opts)?;
+    // Nothing is sent before every file we will use is there with its size; archives with a
+    // checksum are hashed on the upload pass itself (a mismatch aborts the shard before
+    // influxd installs it), the others are checked whole first.
     let checksums_verified = precheck(src, &plan, &selected, opts.jobs.max(1)).await?;
     let blob = read_meta_blob(src, &plan, client.config().limits.max_meta_blob).await?;
-
-    // 2. The metastore import, unless an interrupted run of this manifest did it already.
     let prior = opts.resume.as_ref().filter(|r| r.manifest == plan.manifest);
-    let id_map = match prior {
-        Some(r) => {
-            hooks
-                .progress
-                .message("metadata already imported by an earlier run; resuming");
-            r.id_map.clone()
-        }
-        None => {
-            let guard = opts.guard_import.then_some(opts.pending_import.as_ref());
-            crate::reimport::import(client, &blob, &names, &plan.manifest, guard, hooks).await?
-        }
-    };
-    let map: HashMap<u64, u64> = id_map.iter().copied().collect();
-
-    // 3. The mapped shards, in parallel.
-    let mut unmapped = Vec::new();
-    let mut work = Vec::new();
-    let mut kept = Vec::new();
-    for f in selected {
-        match map.get(&f.shard_id) {
-            Some(&new_id) if prior.is_some_and(|r| r.done.contains(&f.shard_id)) => {
-                TransferStats::add(&hooks.stats.shards_skipped, 1);
-                kept.push((f.shard_id, new_id));
-            }
-            Some(&new_id) => work.push((f, new_id)),
-            None => {
-                hooks.progress.message(&format!(
-                    "shard {} ({}/{}) was not imported by the server; skipped",
-                    f.shard_id, f.db, f.rp
-                ));
-                unmapped.push(f.shard_id);
-            }
-        }
-    }
-    hooks
-        .stats
-        .shards_total
-        .store((work.len() + kept.len()) as u64, Ordering::Relaxed);
-    let total: u64 = work.iter().map(|(f, _)| f.size).sum();
-    let planned = work.len();
-    hooks.progress.plan(work.len() as u64, Some(total));
+    let id_map = phases::import(client, opts, hooks, &plan, &blob, &names, prior).await?;
+    let parts = phases::partition(selected, &id_map, prior, hooks);
     let ctx = Arc::new(UploadCtx {
         client: client.clone(),
         src: src.clone(),
@@ -179,57 +123,14 @@ pub async fn restore(
             false => Some(Watcher::open(client).await),
         },
     });
-    // A shard's confirmations run outside the upload slots (the next upload starts
-    // meanwhile; up to two per slot wait, so uploads go on while one is confirmed); it
-    // counts only once they passed.
-    largest_first(&mut work);
-    let jobs = opts.jobs.max(1);
-    let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
-        .map(|(f, new_id)| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                let r = upload(&ctx, &f, new_id).await;
-                (ctx, f, new_id, r)
-            }
-        })
-        .buffer_unordered(jobs)
-        .map(|(ctx, f, new_id, sent)| async move {
-            let r = match sent {
-                Ok(sent) => confirm(&ctx, &f, new_id, sent).await,
-                Err(e) => Err(e),
-            };
-            if r.is_err() {
-                ctx.cancel.cancel();
-            }
-            r
-        })
-        .buffer_unordered(jobs.saturating_mul(2))
-        .collect()
-        .await;
-    let kept_n = kept.len();
-    let mut restored = kept;
-    let mut first_err = None;
-    for r in results {
-        match r {
-            Ok(p) => restored.push(p),
-            Err(ClientError::Cancelled) => {}
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    if restored.len() != planned + kept_n {
-        return Err(ClientError::Cancelled);
-    }
+    let mut restored = phases::upload_all(ctx, parts.work, opts.jobs.max(1)).await?;
+    restored.extend(parts.kept);
     restored.sort_unstable();
     Ok(RestoreSummary {
         manifest: plan.manifest,
         id_map,
         restored,
-        unmapped,
+        unmapped: parts.unmapped,
         checksums_verified,
     })
 }
