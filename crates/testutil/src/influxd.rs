@@ -39,8 +39,24 @@ impl Influxd {
         Self::start_edited(bin, |c| c)
     }
 
-    /// Starts a fresh, empty influxd from `bin` with its config passed through `edit`.
-    pub fn start_edited(bin: &Path, edit: impl FnOnce(String) -> String) -> Influxd {
+    /// Starts a fresh, empty influxd from `bin` with its config passed through `edit`. A
+    /// port taken by another process between choosing and binding it (the free-port race of
+    /// parallel tests) is retried with new ports.
+    pub fn start_edited(bin: &Path, edit: impl Fn(String) -> String) -> Influxd {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = Self::spawn_edited(bin, &edit);
+            match s.wait_ready_or_exit() {
+                Ok(()) => return s,
+                Err(log) if attempt < 5 && log.contains("address already in use") => continue,
+                Err(log) => panic!("influxd did not start: {log}"),
+            }
+        }
+    }
+
+    /// Writes a config with fresh ports into a new directory and starts influxd on it.
+    fn spawn_edited(bin: &Path, edit: &impl Fn(String) -> String) -> Influxd {
         let dir = crate::temp_dir();
         let d = dir.path();
         for sub in ["meta", "data", "wal"] {
@@ -56,15 +72,43 @@ impl Influxd {
         ));
         std::fs::write(d.join("influxd.conf"), conf).unwrap();
         let child = spawn(bin, d);
-        let s = Influxd {
+        Influxd {
             http: format!("127.0.0.1:{hp}"),
             bind: format!("127.0.0.1:{bp}"),
             dir,
             bin: bin.to_path_buf(),
             _child: ChildGuard(child),
-        };
-        s.wait_ready();
-        s
+        }
+    }
+
+    /// Waits until both ports answer; `Err` with influxd's log when it exited first.
+    fn wait_ready_or_exit(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.ready() {
+                return Ok(());
+            }
+            let log = || std::fs::read_to_string(self.dir.path().join("influxd.log"));
+            if matches!(self._child.0.try_wait(), Ok(Some(_))) || Instant::now() >= deadline {
+                return Err(log().unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Both ports answer (HTTP `/ping` and a TCP connect to the snapshotter).
+    fn ready(&self) -> bool {
+        let ping = Command::new("curl")
+            .args([
+                "-sf",
+                "-o",
+                "/dev/null",
+                &format!("http://{}/ping", self.http),
+            ])
+            .status()
+            .map(|st| st.success())
+            .unwrap_or(false);
+        ping && std::net::TcpStream::connect(&self.bind).is_ok()
     }
 
     /// SIGKILLs influxd (as a crash would) and waits for it to be gone.
@@ -81,24 +125,9 @@ impl Influxd {
         self.wait_ready();
     }
 
-    fn wait_ready(&self) {
-        let s = self;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ping = Command::new("curl")
-                .args(["-sf", "-o", "/dev/null", &format!("http://{}/ping", s.http)])
-                .status()
-                .map(|st| st.success())
-                .unwrap_or(false);
-            if ping && std::net::TcpStream::connect(&s.bind).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "influxd did not start: {}",
-                std::fs::read_to_string(s.dir.path().join("influxd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+    fn wait_ready(&mut self) {
+        if let Err(log) = self.wait_ready_or_exit() {
+            panic!("influxd did not start: {log}");
         }
     }
 
