@@ -12,7 +12,7 @@ use snapshotd_client::{ClientError, Hooks, RestoreOptions, Storage};
 use crate::fake::{Fake, Received, Reply, capture, capture_dir};
 
 /// A restore target answering type 6 like influxd did in the B1 capture; uploads (type 7)
-/// take 60 ms (blocking a runtime worker: the tests run 4, so the client and the fake's
+/// take 600 ms (blocking a runtime worker: the tests run 4, so the client and the fake's
 /// other connections still go on meanwhile). With `keeps_files` a type-0 backup of an uploaded shard returns what was
 /// uploaded, otherwise nothing (a server restarted mid-install). With `drop_idle` the watch
 /// connection is closed (as by a restart) once it was idle that long.
@@ -22,7 +22,7 @@ async fn target(keeps_files: bool, drop_idle: Option<Duration>) -> Fake {
     let responder = Arc::new(move |rec: &Received, _| match rec.kind {
         6 => Reply::Bytes(map.clone()),
         7 => {
-            std::thread::sleep(Duration::from_millis(60));
+            std::thread::sleep(Duration::from_millis(600));
             let id = rec.upload_id.unwrap();
             stored.lock().unwrap().insert(id, rec.tar.clone());
             Reply::Close
@@ -41,6 +41,11 @@ async fn target(keeps_files: bool, drop_idle: Option<Duration>) -> Fake {
         None => Fake::start(responder).await,
     }
 }
+
+/// The fake drops a connection that sent nothing for this long: the idle watch goes during
+/// the first upload (600 ms), as by a restart, while every request connection sends its
+/// first bytes long before, even on a loaded machine (30 ms dropped a listing there).
+const RESTART: Duration = Duration::from_millis(300);
 
 async fn run(fake: &Fake) -> Result<usize, ClientError> {
     let src = Storage::local(&snapshotd_testutil::vector("influx/backups/A1_full"), false).unwrap();
@@ -92,7 +97,7 @@ async fn a_live_server_holding_no_files_of_an_upload_fails_the_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_restart_a_shard_without_its_files_is_not_restored() {
-    let fake = target(false, Some(Duration::from_millis(30))).await;
+    let fake = target(false, Some(RESTART)).await;
     let err = run(&fake).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::NotInstalled { detail, .. } if detail.contains(".tsm is missing")),
@@ -103,7 +108,7 @@ async fn after_a_restart_a_shard_without_its_files_is_not_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_restart_a_shard_listed_as_sent_is_restored() {
-    let fake = target(true, Some(Duration::from_millis(30))).await;
+    let fake = target(true, Some(RESTART)).await;
     assert_eq!(run(&fake).await.unwrap(), 6);
     assert_eq!(listings(&fake), 6, "every shard was listed");
 }
