@@ -61,7 +61,7 @@ pub(crate) async fn handle<S>(
                 _ => warn!(
                     request = kind,
                     error = %e,
-                    error_chain = %chain(&e),
+                    error_chain = %crate::error::causes(&e),
                     bytes_sent = e.bytes_sent(),
                     elapsed_ms,
                     "request failed"
@@ -160,18 +160,4 @@ where
         tokio::io::copy(&mut limited, &mut sink),
     )
     .await;
-}
-
-/// The error and its sources, joined with `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

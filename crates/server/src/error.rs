@@ -120,3 +120,26 @@ fn store_reason(e: &StoreError) -> &'static str {
         _ => "store",
     }
 }
+
+/// An error's sources (not the error itself), joined with `: `.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+/// An error with its chain of causes (`i/o error on PATH: No space left on device (os error
+/// 28)`), so a reply names the real fault.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    match causes(e) {
+        c if c.is_empty() => e.to_string(),
+        c => format!("{e}: {c}"),
+    }
+}

@@ -189,7 +189,7 @@ pub(super) async fn write(
             error_json(status, &e.to_string())
         }
         Ok(Err(WriteError::Store(e))) => {
-            let cause = with_causes(&e);
+            let cause = crate::error::with_causes(&e);
             warn!(db, error = %cause, "write rejected");
             let (status, msg) = match &e {
                 StoreError::NotFound { what, name } => (
@@ -209,19 +209,6 @@ pub(super) async fn write(
     }
 }
 
-/// An error with its chain of causes (`i/o error on PATH: No space left on device (os error
-/// 28)`), so the reply names the real fault.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod cause_tests {
     use super::*;
@@ -232,7 +219,7 @@ mod cause_tests {
             "write db/autogen/1/wal",
             std::io::Error::from_raw_os_error(28),
         );
-        let msg = with_causes(&e);
+        let msg = crate::error::with_causes(&e);
         assert!(
             msg.starts_with("i/o error on write db/autogen/1/wal: "),
             "{msg}"

@@ -206,8 +206,15 @@ pub fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime, hooks: &Hooks, resumable: bo
 /// An error with each cause printed once (a cause already quoted by the message before it
 /// is left out), plus a hint when the reply looks like HTTP.
 pub fn render(err: &anyhow::Error) -> String {
+    render_chain(err.chain())
+}
+
+/// [`render`] of an error chain given as its links (outermost first).
+pub fn render_chain<'a>(
+    chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
     let mut out = String::new();
-    for cause in err.chain() {
+    for cause in chain {
         let text = cause.to_string();
         if text.is_empty() || out.contains(&text) {
             continue;

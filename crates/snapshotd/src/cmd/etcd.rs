@@ -160,16 +160,9 @@ fn open_src(url: &str) -> anyhow::Result<Destination> {
     open_dest(url)
 }
 
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
+/// An error and its causes on one line, each cause once.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    super::common::render_chain(std::iter::successors(Some(e), |e| e.source()))
 }
 
 fn print_json(v: &impl serde::Serialize) {
