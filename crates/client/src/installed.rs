@@ -17,9 +17,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::io::SyncIoBridge;
 
-use crate::conn::{Client, ShardPath, Window};
+use tokio_util::sync::CancellationToken;
+
+use crate::conn::{Client, Conn, ShardPath, Window};
 use crate::error::{ClientError, Result};
+use crate::hashio::MeteredReader;
 use crate::loadable::{ShardFileKind, classify};
+use crate::progress::NoProgress;
 
 /// An idle connection to the server's snapshotter; closed by the server only when it stops.
 #[derive(Debug)]
@@ -97,20 +101,10 @@ pub(crate) async fn installed_tsm(
     rp: &str,
     id: u64,
 ) -> Result<BTreeMap<String, u64>> {
-    let path = ShardPath {
-        db: db.to_string(),
-        rp: rp.to_string(),
-        id,
-    };
-    let conn = client.shard_stream(&path, Window::Full).await?;
-    let handle = tokio::runtime::Handle::current();
-    let what = format!("listing shard {id} of {db}/{rp} (type 0)");
-    tokio::task::spawn_blocking(move || {
-        let io = |e: std::io::Error| ClientError::io(what.clone(), e);
-        let mut archive = tar::Archive::new(SyncIoBridge::new_with_handle(conn, handle));
+    read_backup(client, db, rp, id, |mut archive| {
         let mut files = BTreeMap::new();
-        for entry in archive.entries().map_err(io)? {
-            let entry = entry.map_err(io)?;
+        for entry in archive.entries()? {
+            let entry = entry?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             if classify(&name) == ShardFileKind::Tsm
                 && let Some((_, file)) = name.rsplit_once('/')
@@ -121,7 +115,6 @@ pub(crate) async fn installed_tsm(
         Ok(files)
     })
     .await
-    .map_err(|e| ClientError::worker(format!("listing shard {id} of {db}/{rp}"), e))?
 }
 
 /// Whether the server holds any TSM file for shard `id` of `db/rp`: reads its type-0 backup
@@ -130,6 +123,32 @@ pub(crate) async fn installed_tsm(
 /// failed inside a live influxd (an upload cut short reaches it as a clean end of stream;
 /// it logs "unexpected EOF" and keeps nothing) leaves the new shard without any.
 pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) -> Result<bool> {
+    read_backup(client, db, rp, id, |mut archive| {
+        for entry in archive.entries()? {
+            let name = String::from_utf8_lossy(&entry?.path_bytes()).into_owned();
+            if classify(&name) == ShardFileKind::Tsm {
+                return Ok(true);
+            }
+        }
+        // A server that sent nothing at all (no tar, not even its end blocks) does not
+        // list shards this way: it answered, which is all this probe can learn.
+        Ok(archive.into_inner().count() == 0)
+    })
+    .await
+}
+
+/// A type-0 backup as it is walked: a tar over a reader that counts what arrived.
+type Backup = tar::Archive<MeteredReader<SyncIoBridge<Conn>>>;
+
+/// Requests the type-0 backup of shard `id` of `db/rp` and hands its tar to `walk` on a
+/// blocking thread; the connection is dropped when `walk` returns.
+async fn read_backup<T: Send + 'static>(
+    client: &Client,
+    db: &str,
+    rp: &str,
+    id: u64,
+    walk: impl FnOnce(Backup) -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
     let path = ShardPath {
         db: db.to_string(),
         rp: rp.to_string(),
@@ -137,41 +156,15 @@ pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) 
     };
     let conn = client.shard_stream(&path, Window::Full).await?;
     let handle = tokio::runtime::Handle::current();
-    let what = format!("listing shard {id} of {db}/{rp} (type 0)");
+    let task = format!("listing shard {id} of {db}/{rp}");
+    let what = format!("{task} (type 0)");
     tokio::task::spawn_blocking(move || {
-        let io = |e: std::io::Error| ClientError::io(what.clone(), e);
-        let counted = Counted {
-            inner: SyncIoBridge::new_with_handle(conn, handle),
-            read: 0,
-        };
-        let mut archive = tar::Archive::new(counted);
-        for entry in archive.entries().map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            if classify(&name) == ShardFileKind::Tsm {
-                return Ok(true);
-            }
-        }
-        // A server that sent nothing at all (no tar, not even its end blocks) does not
-        // list shards this way: it answered, which is all this probe can learn.
-        Ok(archive.into_inner().read == 0)
+        let src = SyncIoBridge::new_with_handle(conn, handle);
+        let counted = MeteredReader::new(src, None, Arc::new(NoProgress), CancellationToken::new());
+        walk(tar::Archive::new(counted)).map_err(|e| ClientError::io(what, e))
     })
     .await
-    .map_err(|e| ClientError::worker(format!("listing shard {id} of {db}/{rp}"), e))?
-}
-
-/// A reader that counts the bytes it returned.
-struct Counted<R> {
-    inner: R,
-    read: u64,
-}
-
-impl<R: std::io::Read> std::io::Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        Ok(n)
-    }
+    .map_err(|e| ClientError::worker(task, e))?
 }
 
 /// The first TSM file of `sent` (name in the shard, size) the server does not hold as sent.
