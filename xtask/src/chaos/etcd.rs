@@ -13,7 +13,7 @@ use super::env::{Proc, free_port, wait_until};
 use super::extra::{Etcd, healthy, serve_member};
 use super::fault::{Fault, Workload};
 use super::mounts::{mount_faults, unmount};
-use super::round::{Ctx, Outcome, Row, Signal, last_line, spawn_signals};
+use super::round::{Ctx, Outcome, Row, RowOf, Signal, last_line, spawn_signals};
 use super::workload as wl;
 
 /// How long the archive may take to catch up with etcd once the fault cleared.
@@ -21,19 +21,8 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 
 /// Runs one `etcd archive` round under `faults`.
 pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], seed: u64) -> Result<Row> {
-    let started = Instant::now();
-    let names = faults
-        .iter()
-        .map(|f| f.name())
-        .collect::<Vec<_>>()
-        .join("+");
-    let row = |outcome, detail: String| Row {
-        faults: names.clone(),
-        workload: Workload::Etcd.name(),
-        outcome,
-        detail,
-        secs: started.elapsed().as_secs_f64(),
-    };
+    let rows = RowOf::new(faults, Workload::Etcd);
+    let row = |outcome, detail: String| rows.row(outcome, detail);
     if ctx.extra.etcd.is_none() {
         match Etcd::start(&ctx.work.join("etcd")) {
             Ok(e) => ctx.extra.etcd = Some(e),

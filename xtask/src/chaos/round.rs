@@ -101,6 +101,44 @@ pub struct Row {
     pub secs: f64,
 }
 
+/// The faults of a round, joined with `+`.
+pub fn fault_names(faults: &[Fault]) -> String {
+    faults
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// Builds the rows of one round: its faults, its workload, the time since it began.
+pub struct RowOf {
+    faults: String,
+    workload: &'static str,
+    started: Instant,
+}
+
+impl RowOf {
+    /// Starts the round's clock.
+    pub fn new(faults: &[Fault], w: Workload) -> Self {
+        RowOf {
+            faults: fault_names(faults),
+            workload: w.name(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The round's row with `outcome` and `detail`.
+    pub fn row(&self, outcome: Outcome, detail: String) -> Row {
+        Row {
+            faults: self.faults.clone(),
+            workload: self.workload,
+            outcome,
+            detail,
+            secs: self.started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// Resident memory bound of the server, KiB.
 pub const RSS_BOUND_KIB: u64 = 512 * 1024;
 
@@ -123,11 +161,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     if w == Workload::Restore {
         copy_dir(&ctx.baseline, &dest)?;
     }
-    let names = faults
-        .iter()
-        .map(|f| f.name())
-        .collect::<Vec<_>>()
-        .join("+");
+    let names = fault_names(faults);
     let workload = w.name();
     let mounts = match mount_faults(faults, &dest, seed) {
         Ok(m) => m,

@@ -5,14 +5,13 @@
 //! verified backup that restores into influxd.
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::Result;
 
 use super::env::http;
 use super::extra::StoreEnv;
 use super::fault::{Fault, Workload};
-use super::round::{Ctx, Outcome, Row, last_line};
+use super::round::{Ctx, Outcome, Row, RowOf, last_line};
 use super::workload::{self as wl, batch};
 
 /// Batches of 500 points before, during and after the fault.
@@ -31,19 +30,8 @@ struct Phase {
 
 /// Runs one `write->serve` round under `faults` (StoreFull / StoreReadOnly / None).
 pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], _seed: u64) -> Result<Row> {
-    let started = Instant::now();
-    let names = faults
-        .iter()
-        .map(|f| f.name())
-        .collect::<Vec<_>>()
-        .join("+");
-    let row = |outcome, detail: String| Row {
-        faults: names.clone(),
-        workload: Workload::Ingest.name(),
-        outcome,
-        detail,
-        secs: started.elapsed().as_secs_f64(),
-    };
+    let rows = RowOf::new(faults, Workload::Ingest);
+    let row = |outcome, detail: String| rows.row(outcome, detail);
     let eio = faults.contains(&Fault::Eio);
     let slot = if eio {
         &mut ctx.extra.store_eio
