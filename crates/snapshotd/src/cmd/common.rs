@@ -136,20 +136,36 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Opens a destination a run writes to (a local directory is created if missing).
 pub fn open_dest(url: &str) -> anyhow::Result<Destination> {
-    Ok(Destination::open(url, &super::s3_options())?)
+    open_dest_with(url, None)
 }
 
 /// [`open_dest`] for a run with `--timeout`: an S3 request and its retries give up after
 /// it (capped at the S3 client's own 30 s / 180 s).
 pub fn open_dest_timed(url: &str, timeout: std::time::Duration) -> anyhow::Result<Destination> {
+    open_dest_with(url, Some(timeout))
+}
+
+fn open_dest_with(url: &str, timeout: Option<std::time::Duration>) -> anyhow::Result<Destination> {
     let mut s3 = super::s3_options();
-    s3.timeout = Some(timeout);
+    s3.timeout = timeout;
     Ok(Destination::open(url, &s3)?)
 }
 
 /// Opens a location that must already exist (restore, verify, unlock, snapshots, forget):
 /// a missing local directory is an error, never created.
 pub fn open_existing(url: &str) -> anyhow::Result<Destination> {
+    open_existing_with(url, None)
+}
+
+/// [`open_existing`] for a run with `--timeout` (see [`open_dest_timed`]).
+pub fn open_existing_timed(url: &str, timeout: std::time::Duration) -> anyhow::Result<Destination> {
+    open_existing_with(url, Some(timeout))
+}
+
+fn open_existing_with(
+    url: &str,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<Destination> {
     let local = match url.strip_prefix("file://") {
         Some(p) => Some(p),
         None if !url.contains("://") => Some(url),
@@ -161,15 +177,7 @@ pub fn open_existing(url: &str) -> anyhow::Result<Destination> {
     {
         bail!("{url} does not exist or is not a directory (check the path; nothing was created)");
     }
-    open_dest(url)
-}
-
-/// [`open_existing`] for a run with `--timeout` (see [`open_dest_timed`]).
-pub fn open_existing_timed(url: &str, timeout: std::time::Duration) -> anyhow::Result<Destination> {
-    if url.contains("://") && !url.starts_with("file://") {
-        return open_dest_timed(url, timeout);
-    }
-    open_existing(url)
+    open_dest_with(url, timeout)
 }
 
 /// The user's state directory (restore checkpoints): `$SNAPSHOTD_STATE_DIR` via the flag,

@@ -142,11 +142,6 @@ fn key(c: &Common) -> anyhow::Result<Option<MasterKey>> {
         .transpose()
 }
 
-/// Opens DEST for writing (a local directory is created when missing).
-fn open_dest(url: &str) -> anyhow::Result<Destination> {
-    Ok(Destination::open(url, &super::s3_options())?)
-}
-
 /// Opens an existing archive without creating anything.
 fn open_src(url: &str) -> anyhow::Result<Destination> {
     if !url.starts_with("s3://") {
@@ -157,7 +152,7 @@ fn open_src(url: &str) -> anyhow::Result<Destination> {
             );
         }
     }
-    open_dest(url)
+    super::common::open_dest(url)
 }
 
 /// An error and its causes on one line, each cause once.
@@ -179,7 +174,7 @@ async fn run_backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
     let what = || format!("base backup of {} into {}", a.endpoints.join(","), a.dest);
     // Reach etcd first: a member that cannot serve the snapshot leaves no DEST behind.
     let fetched = fetch_base(&opts).await.with_context(what)?;
-    let dest = open_dest(&a.dest)?;
+    let dest = super::common::open_dest(&a.dest)?;
     let r = store_base(&dest, &opts, fetched).await.with_context(what)?;
     if a.common.json {
         print_json(&serde_json::json!({
@@ -204,7 +199,7 @@ async fn run_backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_archive(a: ArchiveArgs) -> anyhow::Result<ExitCode> {
-    let dest = open_dest(&a.dest)?;
+    let dest = super::common::open_dest(&a.dest)?;
     let opts = ArchiveOptions {
         interval: a.interval,
         once: a.once,
