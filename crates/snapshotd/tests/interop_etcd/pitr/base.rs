@@ -64,20 +64,7 @@ fn late_archive_restores_from_a_base_to_seeded_indexes() {
     write_ops(&m.client, 12, 1);
 
     // Archiving starts late: the purged entries are a gap and nothing is restorable yet.
-    let a = snapshotd(&[
-        "etcd",
-        "archive",
-        "--once",
-        "--data-dir",
-        s(&m.data),
-        s(&dest),
-    ]);
-    assert_eq!(
-        a.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&a.stderr)
-    );
+    super::cluster::archive_once(&m.data, &dest, 3);
     let none = tmp.path().join("none");
     let r = snapshotd(&["etcd", "restore", s(&dest), "--data-dir", s(&none)]);
     let err = String::from_utf8_lossy(&r.stderr);
@@ -113,15 +100,7 @@ fn late_archive_restores_from_a_base_to_seeded_indexes() {
         write_ops(&m.client, i, 1);
         points.push(index_and_revision(&m.client));
     }
-    let a = snapshotd(&[
-        "etcd",
-        "archive",
-        "--once",
-        "--data-dir",
-        s(&m.data),
-        s(&dest),
-    ]);
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    super::cluster::archive_once(&m.data, &dest, 0);
     let head = points.last().expect("points").0;
 
     let st = status(&dest);

@@ -63,6 +63,19 @@ pub fn snapshotd(args: &[&str]) -> Output {
     snapshotd_cmd().args(args).output().expect("run snapshotd")
 }
 
+/// `snapshotd etcd archive --once` of member dir `data` into `dest`, asserting its exit code
+/// (0 = caught up, 3 = a gap was found).
+pub fn archive_once(data: &Path, dest: &Path, code: i32) -> Output {
+    let o = snapshotd(&["etcd", "archive", "--once", "--data-dir", s(data), s(dest)]);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }

@@ -288,20 +288,7 @@ fn purge_pressure_locked_segments_survive_and_a_stopped_archiver_shows_a_gap() {
     purge::write_big(&m.client, "b", 200);
     purge::wait_segment_purged(&wal, &log, through + 1, 4 * purge::PURGE_INTERVAL);
     write_ops(&m.client, 20, 5);
-    let o = snapshotd(&[
-        "etcd",
-        "archive",
-        "--once",
-        "--data-dir",
-        s(&m.data),
-        s(&dest),
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = cluster::archive_once(&m.data, &dest, 3);
     assert!(String::from_utf8_lossy(&o.stderr).contains("GAP"));
     let st = cluster::status(&dest);
     let gap = &st["gaps"][0];
