@@ -407,10 +407,15 @@ fn torn_log_tail_after_a_crash_is_repaired_on_next_write() -> TestResult {
             )?;
         }
         let id = s.list_shards(Some("w"), None)?[0].shard_id;
-        seg = dir.path().join(format!(
-            "data/w/autogen/{id}/wal/0000000000000000-0000000000000000.wal"
-        ));
+        seg = dir.path().join(format!("data/w/autogen/{id}/wal"));
     }
+    // The tail segment (a clean close compacts and starts a new one).
+    let mut segs: Vec<_> = std::fs::read_dir(&seg)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    segs.retain(|p| p.extension().is_some_and(|x| x == "wal"));
+    segs.sort();
+    let seg = segs.pop().ok_or("no segment")?;
     // A torn append: a frame header promising 32 bytes, followed by 8 bytes only.
     let mut bytes = std::fs::read(&seg)?;
     let end = bytes.iter().rposition(|b| *b != 0).ok_or("empty segment")? + 1;

@@ -137,6 +137,17 @@ pub enum Error {
         /// The first failure, as it was reported.
         first: String,
     },
+    /// A snapshot segment was asked for at an index below entries already written: the new
+    /// segment would start before entries it does not hold.
+    #[error(
+        "wal: cannot start a segment at snapshot {snapshot_index}: entries up to {last_index} are already written"
+    )]
+    EntriesAfterSnapshot {
+        /// Index of the snapshot asked for.
+        snapshot_index: u64,
+        /// Index of the last entry written.
+        last_index: u64,
+    },
     /// A thread panicked while holding the shared writer; it is no longer usable.
     #[error("wal: shared writer poisoned by a panicking thread")]
     Poisoned,

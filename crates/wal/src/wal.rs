@@ -432,9 +432,38 @@ impl Wal {
         self.sync()
     }
 
-    /// Starts a new segment: trims the tail to its data, syncs it, fills the spare temp file
-    /// with crc/metadata/state headers, syncs, renames it into place and syncs the directory.
+    /// Starts a new segment named at `snap.index` whose first record after the headers is
+    /// `snap`, and syncs it: a log opened at `snap` then reads only this segment and later
+    /// ones, so every older segment can be released and purged. For a writer with nothing
+    /// written after the snapshot (an etcd-named cut would be named `snap.index + 1`, which
+    /// an open at `snap` cannot start from). Returns `false`, writing nothing, when the tail
+    /// segment already starts at or after `snap.index`.
+    pub fn cut_at_snapshot(&mut self, snap: &Snapshot) -> Result<bool> {
+        self.check()?;
+        if self.enti > snap.index {
+            return Err(Error::EntriesAfterSnapshot {
+                snapshot_index: snap.index,
+                last_index: self.enti,
+            });
+        }
+        if self.tail()?.index >= snap.index {
+            return Ok(false);
+        }
+        let r = self.cut_named(snap.index, Some(snap));
+        self.poison_on_err(r)?;
+        self.enti = snap.index;
+        Ok(true)
+    }
+
+    /// Starts a new segment named at the next entry's index (etcd's cut).
     fn cut(&mut self) -> Result<()> {
+        self.cut_named(self.enti + 1, None)
+    }
+
+    /// Starts a new segment: trims the tail to its data, syncs it, fills the spare temp file
+    /// with crc/metadata/state headers (and `snap`, if any), syncs, renames it into place as
+    /// `(seq + 1, index)` and syncs the directory.
+    fn cut_named(&mut self, index: u64, snap: Option<&Snapshot>) -> Result<()> {
         {
             let Some(tail) = self.held.last() else {
                 return Err(Error::FileNotFound);
@@ -451,7 +480,6 @@ impl Wal {
             }
         }
         let seq = self.tail()?.seq + 1;
-        let index = self.enti + 1;
         let spare = match self.spare.take() {
             Some(s) => s,
             None => {
@@ -472,6 +500,9 @@ impl Wal {
         self.encode(METADATA_TYPE, md.as_deref())?;
         let st = self.state;
         self.save_state(&st)?;
+        if let Some(snap) = snap {
+            self.encode(SNAPSHOT_TYPE, Some(&snap.encode_to_vec()))?;
+        }
         self.sync()?;
         let final_path = self.dir.join(segment_name(seq, index));
         std::fs::rename(&spare.path, &final_path).map_err(io_err("rename", &spare.path))?;

@@ -438,6 +438,30 @@ fn corruption_results_equal_etcds() {
 
 #[test]
 #[ignore = "interop: run via cargo xtask interop etcd"]
+fn a_segment_cut_at_a_snapshot_reads_like_etcd_after_older_ones_are_purged() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let dir = tmp.path().join("wal");
+    let opts = WalOptions::default().segment_size_bytes(4096);
+    let mut w = Wal::create_with(&dir, b"cut", &opts).unwrap();
+    for i in 1..=30u64 {
+        let e = Entry::new(i, 1, vec![i as u8; 300]);
+        w.save(&HardState::new(1, 1, i), &[e]).unwrap();
+    }
+    let snap = Snapshot::new(30, 1);
+    assert!(w.cut_at_snapshot(&snap).unwrap());
+    w.release_lock_to(31).unwrap();
+    assert!(!snapshotd_wal::purge(&dir, 1).unwrap().is_empty());
+    compare_reads(&dir, &[snap], "cut at snapshot, nothing after");
+    let e: Vec<Entry> = (31..=33).map(|i| Entry::new(i, 1, vec![7; 50])).collect();
+    w.save(&HardState::new(1, 1, 33), &e).unwrap();
+    w.close().unwrap();
+    compare_reads(&dir, &[snap], "cut at snapshot, then appends");
+    let g = go_read(&dir, snap, OpenMode::Read);
+    assert_eq!(g["entries"].as_array().map(Vec::len), Some(3), "{g}");
+}
+
+#[test]
+#[ignore = "interop: run via cargo xtask interop etcd"]
 fn ofd_locks_exclude_etcd_and_us() {
     let tmp = snapshotd_testutil::temp_dir();
     let dir = tmp.path().join("wal");

@@ -171,6 +171,49 @@ fn reopen_replays_only_the_tail_and_old_segments_are_purged() -> Result<()> {
 }
 
 #[test]
+fn a_compaction_that_catches_up_leaves_no_entry_on_disk_even_in_one_segment() -> Result<()> {
+    let d = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+    let wal_dir = d.path().join(shard_log::DIR);
+    let slot = open_slot(d.path())?;
+    append(&slot, 0, 10)?;
+    let segs = |dir: &Path| snapshotd_wal::list_segments(dir).map_err(shard_log::wal_err);
+    assert_eq!(segs(&wal_dir)?.len(), 1, "a small shard: one segment");
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    assert_eq!((o.through, o.purged, o.pending), (10, 1, 0), "{o:?}");
+    let left = segs(&wal_dir)?;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].index, 10, "the new segment starts at the marker");
+    // Nothing to gain from a second cut: an idle pass purges nothing and cuts nothing.
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    assert_eq!((o.purged, segs(&wal_dir)?.len()), (0, 1));
+    drop(slot);
+    // Reopened with no entry after the marker, the log continues from it.
+    let slot = open_slot(d.path())?;
+    let last = lock(&slot).as_ref().map(ShardLog::last_index);
+    assert_eq!(last, Some(10));
+    append(&slot, 10, 12)?;
+    let tail = lock(&slot)
+        .as_ref()
+        .map(|w| w.view())
+        .transpose()?
+        .flatten()
+        .map(|v| {
+            v.indexed()
+                .map(|e| e.map(|(i, _)| i))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    assert_eq!(tail, Some(vec![11, 12]));
+    drop(slot);
+    same(
+        &read_all(d.path())?,
+        &expected(12),
+        "after reopen and more writes",
+    );
+    Ok(())
+}
+
+#[test]
 fn a_purge_during_a_held_view_deletes_nothing_it_holds() -> Result<()> {
     let d = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
     let wal_dir = d.path().join(shard_log::DIR);

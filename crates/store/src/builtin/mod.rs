@@ -94,7 +94,9 @@ pub struct LogStats {
     pub compacted_through: u64,
     /// Segment files on disk.
     pub segments: u64,
-    /// Entries still held by the segment files on disk.
+    /// Entries the segment files on disk may still hold: from the first segment's name
+    /// index to the last entry (an upper bound; a segment opened by a compaction is named
+    /// at the marker and holds only later entries).
     pub entries_on_disk: u64,
 }
 

@@ -144,9 +144,10 @@ impl ShardLog {
         })
     }
 
-    /// Index of the last entry written.
+    /// Index of the last entry written (a log reopened at its marker may hold no entry
+    /// after it: the WAL then knows no index, the marker does).
     pub(crate) fn last_index(&self) -> u64 {
-        self.wal.last_index()
+        self.wal.last_index().max(self.compacted)
     }
 
     /// Entries not yet compacted.
@@ -155,11 +156,15 @@ impl ShardLog {
     }
 
     /// Records (durably) that a compaction through `index` may be committed: a log reopened
-    /// at `index` needs this snapshot record.
+    /// at `index` needs this snapshot record. When the compaction caught up with every
+    /// entry, the record opens a new segment named at `index`, so the segment that held the
+    /// last entries is purged too and an idle shard keeps no entry on disk.
     pub(crate) fn mark_snapshot(&mut self, index: u64) -> Result<()> {
-        self.wal
-            .save_snapshot(&Snapshot::new(index, TERM))
-            .map_err(wal_err)
+        let snap = Snapshot::new(index, TERM);
+        if index == self.last_index() && self.wal.cut_at_snapshot(&snap).map_err(wal_err)? {
+            return Ok(());
+        }
+        self.wal.save_snapshot(&snap).map_err(wal_err)
     }
 
     /// Releases the writer's locks on segments wholly below `compacted`.
@@ -182,7 +187,7 @@ impl ShardLog {
     pub(crate) fn append(&mut self, entries: Vec<Vec<u8>>) -> Result<()> {
         self.last_write = Instant::now();
         self.bytes_since += entries.iter().map(|e| e.len() as u64).sum::<u64>();
-        let first = self.wal.last_index() + 1;
+        let first = self.last_index() + 1;
         let entries: Vec<Entry> = entries
             .into_iter()
             .zip(first..)

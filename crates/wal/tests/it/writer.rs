@@ -413,3 +413,39 @@ fn into_writer_reopens_like_read_all_without_keeping_entries() {
         "{err:?}"
     );
 }
+
+#[test]
+fn cut_at_snapshot_lets_every_older_segment_go() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let dir = tmp.path().join("wal");
+    let mut w = Wal::create_with(&dir, b"m", &small()).expect("create");
+    for i in 1..=40u64 {
+        w.save(&HardState::new(1, 1, i), &ents(i..=i, 1, 150))
+            .expect("save");
+    }
+    let snap = Snapshot::new(40, 1);
+    let err = w.cut_at_snapshot(&Snapshot::new(39, 1)).unwrap_err();
+    assert!(matches!(err, Error::EntriesAfterSnapshot { .. }), "{err:?}");
+    assert!(w.cut_at_snapshot(&snap).expect("cut"));
+    assert!(!w.cut_at_snapshot(&snap).expect("second cut"), "no gain");
+    let names = list_segments(&dir).expect("list");
+    let tail = names.last().expect("tail");
+    assert_eq!(tail.index, 40, "named at the snapshot: {names:?}");
+    w.release_lock_to(41).expect("release");
+    assert_eq!(w.locked_segments().len(), 1);
+    assert_eq!(purge(&dir, 1).expect("purge").len(), names.len() - 1);
+    // Opened at the snapshot, the log is the new segment alone: no entries yet.
+    let c = read(&dir, snap);
+    assert!(c.snapshot_found && c.entries.is_empty(), "{c:?}");
+    w.save(&HardState::new(1, 1, 42), &ents(41..=42, 1, 150))
+        .expect("save after");
+    w.close().expect("close");
+    let c = read(&dir, snap);
+    let got: Vec<u64> = c.entries.iter().map(|e| e.index).collect();
+    assert_eq!(got, [41, 42]);
+    // An open before the snapshot finds no segment (they were purged).
+    assert!(matches!(
+        WalReader::open(&dir, Snapshot::new(39, 1)),
+        Err(Error::FileNotFound)
+    ));
+}
