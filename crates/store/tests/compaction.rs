@@ -307,3 +307,64 @@ fn the_compaction_worker_runs_at_a_lower_cpu_priority() -> TestResult {
     drop(s);
     Ok(())
 }
+
+/// Sizes of the files in each shard's `wal/` directory, by shard directory.
+fn wal_files(root: &std::path::Path) -> Vec<Vec<(String, u64)>> {
+    let rp = root.join("data/w/autogen");
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(rp).into_iter().flatten().flatten() {
+        let files = std::fs::read_dir(shard.path().join("wal"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|f| {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                (f.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        out.push(files);
+    }
+    out
+}
+
+#[test]
+fn idle_shards_give_their_preallocated_log_space_back() -> TestResult {
+    let dir = snapshotd_testutil::temp_dir();
+    let s = open(dir.path(), small_policy())?;
+    create(&s, "w")?;
+    for b in 0..30i64 {
+        // Three shards, weeks apart.
+        let body: String = (0..30)
+            .map(|k| format!("m,k={k} v={b}i {}\n", T0 + (k % 3) * 8 * 86_400 + b))
+            .collect();
+        s.write_lines("w", None, Precision::Seconds, body.as_bytes())?;
+    }
+    let cold = |shards: &[Vec<(String, u64)>]| {
+        shards.len() == 3
+            && shards.iter().all(|files| {
+                files
+                    .iter()
+                    .all(|(n, len)| n.ends_with(".wal") && *len < 4096)
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = wal_files(dir.path());
+    while !cold(&seen) {
+        if Instant::now() > deadline {
+            return Err(format!("shard logs still hold preallocated space: {seen:?}").into());
+        }
+        thread::sleep(Duration::from_millis(20));
+        seen = wal_files(dir.path());
+    }
+    // A closed log opens again on the next write; nothing was lost.
+    s.write_lines(
+        "w",
+        None,
+        Precision::Seconds,
+        format!("m,k=0 v=99i {}\n", T0 + 99).as_bytes(),
+    )?;
+    assert_eq!(s.read_points("w", None)?.len(), 30 * 30 + 1);
+    let id = s.list_shards(Some("w"), None)?[0].shard_id;
+    assert!(!tar_files(&backup(&s, id)?)?.is_empty());
+    Ok(())
+}

@@ -464,20 +464,10 @@ impl Wal {
     /// with crc/metadata/state headers (and `snap`, if any), syncs, renames it into place as
     /// `(seq + 1, index)` and syncs the directory.
     fn cut_named(&mut self, index: u64, snap: Option<&Snapshot>) -> Result<()> {
-        {
-            let Some(tail) = self.held.last() else {
-                return Err(Error::FileNotFound);
-            };
-            self.enc
-                .flush(&tail.file)
-                .map_err(io_err("write", &tail.path))?;
-            let end = self.enc.end_offset();
-            tail.file
-                .set_len(end)
-                .map_err(io_err("truncate", &tail.path))?;
-            if !self.opts.unsafe_no_fsync {
-                datasync(&tail.file, &tail.path)?;
-            }
+        self.trim_tail()?;
+        if !self.opts.unsafe_no_fsync {
+            let tail = self.tail()?;
+            datasync(&tail.file, &tail.path)?;
         }
         let seq = self.tail()?.seq + 1;
         let spare = match self.spare.take() {
@@ -537,6 +527,30 @@ impl Wal {
     /// Syncs the tail, deletes the spare temp file and releases every lock.
     pub fn close(mut self) -> Result<()> {
         self.close_inner()
+    }
+
+    /// Closes like [`Wal::close`] after trimming the tail segment to its last record, which
+    /// gives its preallocated space back (etcd keeps it; either way a reopen appends after
+    /// the last record). For a log that is going to stay idle.
+    pub fn close_trimmed(mut self) -> Result<()> {
+        self.check()?;
+        let r = self.trim_tail();
+        self.poison_on_err(r)?;
+        self.close_inner()
+    }
+
+    /// Writes what the encoder holds and cuts the tail segment's file after its last record.
+    fn trim_tail(&mut self) -> Result<()> {
+        let Some(tail) = self.held.last() else {
+            return Err(Error::FileNotFound);
+        };
+        self.enc
+            .flush(&tail.file)
+            .map_err(io_err("write", &tail.path))?;
+        let end = self.enc.end_offset();
+        tail.file
+            .set_len(end)
+            .map_err(io_err("truncate", &tail.path))
     }
 
     fn close_inner(&mut self) -> Result<()> {

@@ -302,6 +302,21 @@ impl Shared {
             if merge && let Err(e) = self.merge_now(&slot, Pick::Tiered(2)) {
                 tracing::warn!(shard = id, error = %e, "merging TSM files failed; will retry");
             }
+            self.close_if_cold(id, &slot);
+        }
+    }
+
+    /// Closes the log of a shard quiet for twice the idle delay, giving its preallocated
+    /// segment space back: an idle shard then holds its TSM files and one trimmed segment.
+    fn close_if_cold(&self, id: u64, slot: &Slot) {
+        let mut g = lock(slot);
+        let cold = g
+            .as_ref()
+            .is_some_and(|w| w.is_quiet() && w.last_write.elapsed() >= self.policy.idle * 2);
+        if let Some(w) = g.take_if(|_| cold)
+            && let Err(e) = w.close_cold()
+        {
+            tracing::warn!(shard = id, error = %e, "closing an idle shard log failed");
         }
     }
 

@@ -174,6 +174,18 @@ impl ShardLog {
             .map_err(wal_err)
     }
 
+    /// Closes the log of a shard that went cold: the tail segment is trimmed to its last
+    /// record and the spare segment deleted, so an idle shard holds no preallocated space
+    /// (the next write or backup opens it again).
+    pub(crate) fn close_cold(self) -> Result<()> {
+        self.wal.close_trimmed().map_err(wal_err)
+    }
+
+    /// Whether nothing is pending, due or watching: the log can be closed.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.pending() == 0 && !self.merge_due && !self.purge_due && self.views.live() == 0
+    }
+
     /// A read view at the compaction marker, counted in [`ShardLog::views`].
     pub(crate) fn view(&self) -> Result<Option<LogView>> {
         let mut v = LogView::open_at(&self.shard_dir, self.compacted)?;

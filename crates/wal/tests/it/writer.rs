@@ -449,3 +449,32 @@ fn cut_at_snapshot_lets_every_older_segment_go() {
         Err(Error::FileNotFound)
     ));
 }
+
+#[test]
+fn close_trimmed_gives_back_the_tail_preallocation_and_reopen_appends() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let dir = tmp.path().join("wal");
+    let opts = WalOptions::default().segment_size_bytes(1 << 20);
+    let mut w = Wal::create_with(&dir, b"m", &opts).expect("create");
+    w.save(&HardState::new(1, 1, 3), &ents(1..=3, 1, 100))
+        .expect("save");
+    w.close_trimmed().expect("close");
+    let tail = dir.join(&list_segments(&dir).expect("list")[0].name);
+    let len = std::fs::metadata(&tail).expect("stat").len();
+    assert!(len < 1024, "tail still {len} bytes");
+    assert!(!dir.join("0.tmp").exists() && !dir.join("1.tmp").exists());
+    let (mut w, c) = Wal::open_with(&dir, Snapshot::default(), &opts)
+        .expect("open")
+        .read_all()
+        .expect("read");
+    assert_eq!(c.entries.len(), 3);
+    w.save(&HardState::new(1, 1, 5), &ents(4..=5, 1, 100))
+        .expect("append after a trimmed close");
+    w.close().expect("close");
+    let got: Vec<u64> = read(&dir, Snapshot::default())
+        .entries
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(got, [1, 2, 3, 4, 5]);
+}
