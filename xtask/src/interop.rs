@@ -220,8 +220,9 @@ pub fn moto_server() -> Result<std::path::PathBuf> {
 }
 
 /// Installs moto into a venv under target/ (once), starts it on a free loopback port and
-/// creates the test bucket.
+/// creates the test bucket. Also finds influxd: merges from `s3://` run against it.
 fn prepare_s3() -> Result<PeerEnv> {
+    let influx = prepare_influx()?;
     let moto = moto_server()?;
     let py = moto.with_file_name("python");
     let port = {
@@ -245,7 +246,10 @@ fn prepare_s3() -> Result<PeerEnv> {
             ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(influx.vars.clone())
+        .collect(),
         children: vec![child],
     };
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -56,6 +56,14 @@ pub enum InfluxApiError {
         /// The directory given.
         dir: String,
     },
+    /// The restore point asked for has no manifest in the backup directory.
+    #[error("{dir} holds no {manifest} (list the restore points with `snapshotd snapshots`)")]
+    ManifestNotInBackup {
+        /// The directory given.
+        dir: String,
+        /// The manifest's file name.
+        manifest: String,
+    },
     /// The database asked for is not in the backup's metadata.
     #[error("database {db:?} is not in the backup (check --db against the backup's databases)")]
     DatabaseNotInBackup {

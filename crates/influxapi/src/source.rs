@@ -38,7 +38,23 @@ impl Backup {
     /// Reads every `*.manifest` in `dir` (name order = run order), the newest run's `.meta`,
     /// and lists each shard's existing files. Nothing is written.
     pub fn open(dir: &Path) -> Result<Backup> {
-        let names = manifest_names(dir)?;
+        Self::open_until(dir, None)
+    }
+
+    /// [`Backup::open`] of the runs up to the one whose manifest is named `last` (the
+    /// restore point a user picked): later runs are left out and the meta is that run's.
+    /// `None` reads every run; a `last` that is not in `dir` is an error.
+    pub fn open_until(dir: &Path, last: Option<&str>) -> Result<Backup> {
+        let mut names = manifest_names(dir)?;
+        if let Some(last) = last {
+            if !names.iter().any(|n| n == last) {
+                return Err(InfluxApiError::ManifestNotInBackup {
+                    dir: dir.display().to_string(),
+                    manifest: last.to_string(),
+                });
+            }
+            names.retain(|n| n.as_str() <= last);
+        }
         let Some(newest) = names.last() else {
             return Err(InfluxApiError::NotABackup {
                 dir: dir.display().to_string(),
@@ -138,4 +154,84 @@ pub fn read_meta(path: &Path) -> Result<Data> {
     let pd = PortableData::from_file_bytes(&file, &limits)
         .map_err(|e| corrupt(path.display().to_string(), e.to_string()))?;
     Data::decode_blob(&pd.data).map_err(|e| corrupt(path.display().to_string(), e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use snapshotd_wire::portable::{ManifestFile, ManifestMeta};
+
+    use super::*;
+
+    /// Writes run `ts` into `dir`: a `.meta` naming database `ts`, and a manifest listing
+    /// one (placeholder) archive per shard ID in `shards`.
+    fn write_run(dir: &Path, ts: &str, shards: &[u64]) {
+        let meta = Data {
+            databases: vec![snapshotd_store::meta::DatabaseInfo {
+                name: ts.to_string(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let meta_name = format!("{ts}.meta");
+        let blob = PortableData::new(meta.encode_blob().into()).to_file_bytes();
+        std::fs::write(dir.join(&meta_name), blob).unwrap();
+        let mut files = Vec::new();
+        for &id in shards {
+            let file_name = format!("{ts}.s{id}.tar.gz");
+            std::fs::write(dir.join(&file_name), b"x").unwrap();
+            files.push(ManifestFile {
+                database: "db".into(),
+                policy: "rp".into(),
+                shard_id: id,
+                file_name,
+                ..Default::default()
+            });
+        }
+        let m = Manifest {
+            meta: ManifestMeta {
+                file_name: meta_name,
+                ..Default::default()
+            },
+            files,
+            ..Default::default()
+        };
+        std::fs::write(dir.join(format!("{ts}.manifest")), m.to_bytes().unwrap()).unwrap();
+    }
+
+    fn files(b: &Backup) -> Vec<(u64, usize)> {
+        b.shards
+            .iter()
+            .map(|s| (s.shard_id, s.files.len()))
+            .collect()
+    }
+
+    #[test]
+    fn open_until_leaves_out_later_runs_and_reads_that_runs_meta() {
+        let tmp = snapshotd_testutil::temp_dir();
+        let d = tmp.path();
+        write_run(d, "20260101T000000Z", &[1]);
+        write_run(d, "20260102T000000Z", &[1, 2]);
+        write_run(d, "20260103T000000Z", &[3]);
+
+        let all = Backup::open(d).unwrap();
+        assert_eq!(files(&all), [(1, 2), (2, 1), (3, 1)]);
+        assert_eq!(all.meta.databases[0].name, "20260103T000000Z");
+
+        let mid = Backup::open_until(d, Some("20260102T000000Z.manifest")).unwrap();
+        assert_eq!(files(&mid), [(1, 2), (2, 1)]);
+        assert_eq!(mid.meta.databases[0].name, "20260102T000000Z");
+        assert_eq!(mid.shards[0].files[1], d.join("20260102T000000Z.s1.tar.gz"));
+
+        let first = Backup::open_until(d, Some("20260101T000000Z.manifest")).unwrap();
+        assert_eq!(files(&first), [(1, 1)]);
+
+        let err = Backup::open_until(d, Some("20250101T000000Z.manifest")).err();
+        assert!(
+            matches!(&err, Some(InfluxApiError::ManifestNotInBackup { manifest, .. })
+                if manifest == "20250101T000000Z.manifest"),
+            "{err:?}"
+        );
+    }
 }

@@ -147,6 +147,20 @@ async fn local_source(args: &RestoreArgs) -> anyhow::Result<SourceDir> {
         Some(f) => Some(snapshotd_checkpoint::MasterKey::from_file(f)?),
         None => None,
     };
+    if key.is_none() {
+        let storage = snapshotd_client::Storage::from_store(src.rooted_store(), src.to_string());
+        if storage
+            .list()
+            .await?
+            .iter()
+            .any(|e| e.name.ends_with(".enc"))
+        {
+            bail!(
+                "{} holds encrypted files (*.enc): pass --encrypt-key-file with the backup's key",
+                args.src
+            );
+        }
+    }
     let copy = tempfile::Builder::new()
         .prefix("snapshotd-merge-src-")
         .tempdir()
@@ -183,7 +197,8 @@ fn has_encrypted_files(dir: &Path) -> bool {
 /// restore (`--db`, or the backup's only one).
 async fn open_backup(args: &RestoreArgs) -> anyhow::Result<(Backup, String, SourceDir)> {
     let src = local_source(args).await?;
-    let backup = Backup::open(&src.dir)?;
+    let last = chosen_manifest(&src.dir, args.at.as_deref()).await?;
+    let backup = Backup::open_until(&src.dir, last.as_deref())?;
     let db = match &args.db {
         Some(d) => d.clone(),
         None => {
@@ -203,6 +218,18 @@ async fn open_backup(args: &RestoreArgs) -> anyhow::Result<(Backup, String, Sour
         bail!("database {db:?} is not in the backup {}", args.src);
     }
     Ok((backup, db, src))
+}
+
+/// The manifest of the restore point `--at` names in the plain backup `dir`: the runs after
+/// it are not applied. `None` (every run, oldest first) without `--at`.
+async fn chosen_manifest(dir: &Path, at: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    let storage = snapshotd_client::Storage::local(dir, false)?;
+    let points = snapshotd_client::points::list_points(&storage).await?;
+    let point = snapshotd_client::points::select(&points, Some(at))?;
+    Ok(Some(snapshotd_client::layout::manifest_name(&point.id)))
 }
 
 /// An HTTP client for --http with the caller's credentials.
@@ -354,17 +381,21 @@ fn done_path(state: &Path, src: &str, url: &str, db: &str, rp: Option<&str>) -> 
     ))
 }
 
-/// The source as the user named it: a local directory canonicalized, a URL as given.
+/// The source as the user named it (a local directory canonicalized, a URL as given), and
+/// `@AT` with `--at`: a merge of another restore point does not resume this one's progress.
 fn source_id(args: &RestoreArgs) -> String {
     let local = args.src.strip_prefix("file://").unwrap_or(&args.src);
+    let at = args
+        .at
+        .as_ref()
+        .map(|a| format!("@{a}"))
+        .unwrap_or_default();
     if local.contains("://") {
-        return args.src.clone();
+        return format!("{}{at}", args.src);
     }
     let p = Path::new(local);
-    p.canonicalize()
-        .unwrap_or_else(|_| p.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
+    let dir = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    format!("{}{at}", dir.to_string_lossy())
 }
 
 fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {

@@ -16,4 +16,5 @@ mod errors;
 mod forget;
 mod points;
 mod resume;
+mod serve_launcher;
 mod wal;

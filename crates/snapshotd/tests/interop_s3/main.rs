@@ -1,12 +1,14 @@
 //! `snapshotd backup` / `restore` on `s3://` against a real S3-API server (moto), run by
 //! `cargo xtask interop s3`, which exports SNAPSHOTD_S3_ENDPOINT, SNAPSHOTD_S3_BUCKET and
 //! the AWS_* credentials: backup, kill -9 and resume, the lock race, a paused holder taken
-//! over and fenced, restore from S3.
+//! over and fenced, restore from S3, and (`merge.rs`, which also needs influxd, given as
+//! SNAPSHOTD_INFLUXD_BIN) a merge from S3 into a live influxd.
 
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod etcd;
+mod merge;
 #[path = "../support/mod.rs"]
 mod support;
 
