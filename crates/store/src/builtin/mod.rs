@@ -296,7 +296,8 @@ impl BuiltinStore {
         let mut deleted = std::collections::HashMap::new();
         for (stem, i) in tombs {
             let f = &mut files[i];
-            deleted.insert(stem, tombstone::read(&mut f.file, &f.rel)?);
+            let path = dir.join(&f.rel).display().to_string();
+            deleted.insert(stem, tombstone::read(&mut f.file, &path)?);
         }
         let none = tombstone::Tombstones::default();
         let mut rows = rows::Rows::default();
@@ -305,7 +306,8 @@ impl BuiltinStore {
         for item in &mut files {
             if let Some(stem) = item.rel.strip_suffix(".tsm") {
                 let d = deleted.get(stem).unwrap_or(&none);
-                for p in tsm::read_points(&mut item.file, item.len, &item.rel, d)? {
+                let path = dir.join(&item.rel).display().to_string();
+                for p in tsm::read_points(&mut item.file, item.len, &path, d)? {
                     rows.add(p);
                 }
             }

@@ -159,7 +159,7 @@ impl fmt::Display for DurationField {
 #[non_exhaustive]
 pub enum DurationProblem {
     /// Non-zero and shorter than one hour.
-    #[error("must be at least 1h (or 0 for infinite retention)")]
+    #[error("must be 0 or at least 1h")]
     ShorterThanHour,
     /// Longer than 64-bit nanoseconds hold (about 292 years).
     #[error("is too large (at most about 292 years)")]

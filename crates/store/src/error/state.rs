@@ -69,8 +69,8 @@ pub enum Unsupported {
 pub enum Locked {
     /// The data directory's lock file: another store has the directory open.
     #[error(
-        "{} is held: another process (a second `snapshotd serve`?) has this data directory \
-         open; stop it or use another data directory",
+        "{}: another process (a second `snapshotd serve`?) has this data directory open; \
+         stop it or use another data directory",
         lock_file.display()
     )]
     DataDir {
