@@ -107,3 +107,6 @@ impl From<Locked> for StoreError {
         StoreError::Locked(e)
     }
 }
+
+#[cfg(test)]
+mod tests;
