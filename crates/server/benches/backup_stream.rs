@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use snapshotd_server::{ServerConfig, SnapshotServer};
 use snapshotd_store::{
     BackupStats, ImportRequest, RestoreStats, ShardIdMap, ShardInfo, ShardPath, Store, StoreError,
-    TimeRange,
+    TimeRange, Unsupported,
 };
 use snapshotd_wire::{Request, RequestFrame, RequestType};
 
@@ -37,7 +37,7 @@ impl Store for FileStore {
         }])
     }
     fn shard_info(&self, _: u64) -> Result<ShardInfo, StoreError> {
-        Err(StoreError::Unsupported("bench".into()))
+        Err(Unsupported::ShardInfo.into())
     }
     fn backup_shard(
         &self,
@@ -65,13 +65,13 @@ impl Store for FileStore {
         _: TimeRange,
         _: &mut dyn Write,
     ) -> Result<BackupStats, StoreError> {
-        Err(StoreError::Unsupported("bench".into()))
+        Err(Unsupported::ShardExport.into())
     }
     fn import_meta(&self, _: &[u8], _: &ImportRequest) -> Result<ShardIdMap, StoreError> {
-        Err(StoreError::Unsupported("bench".into()))
+        Err(Unsupported::MetaImport.into())
     }
     fn restore_shard(&self, _: u64, _: &mut dyn Read) -> Result<RestoreStats, StoreError> {
-        Err(StoreError::Unsupported("bench".into()))
+        Err(Unsupported::ShardRestore.into())
     }
 }
 

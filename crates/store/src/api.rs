@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::time::SystemTime;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, Unsupported};
 use crate::types::{
     BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec, Scalar,
     ShardIdMap, ShardInfo, ShardPath, TimeRange, WriteStats,
@@ -96,6 +96,6 @@ pub trait AdminStore: Store {
         visit: &mut dyn FnMut(&str, i64, Scalar<'_>),
     ) -> Result<()> {
         let _ = (database, retention_policy, measurement, visit);
-        Err(StoreError::Unsupported("queries on this store".into()))
+        Err(StoreError::Unsupported(Unsupported::Queries))
     }
 }

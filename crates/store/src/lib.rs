@@ -23,7 +23,11 @@ pub mod meta;
 pub mod testkit;
 
 pub use api::{AdminStore, Store};
-pub use error::{Result, StoreError};
+pub use error::{
+    Conflict, Corruption, DurationField, DurationProblem, InvalidInput, LineProblem, Locked,
+    MarkerKind, MarkerProblem, MetaFormat, MetaProblem, NameKind, Result, StoreError, TarProblem,
+    TsmProblem, Unsupported,
+};
 pub use types::{
     BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats, RetentionPolicySpec, Scalar,
     ShardIdMap, ShardInfo, ShardPath, TimeRange, WriteStats,

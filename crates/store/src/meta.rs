@@ -6,7 +6,7 @@
 
 use prost::Message;
 
-use crate::error::{Result, StoreError};
+use crate::error::{InvalidInput, MetaFormat, Result, StoreError};
 
 /// Largest meta blob accepted for decoding (influx metas are KBs to a few MBs).
 pub const MAX_META_BYTES: usize = 256 * 1024 * 1024;
@@ -229,7 +229,13 @@ impl Data {
                 got: blob.len() as u64,
             });
         }
-        Data::decode(blob).map_err(|e| StoreError::Invalid(format!("meta.Data protobuf: {e}")))
+        Data::decode(blob).map_err(|e| {
+            InvalidInput::MetaBlob {
+                format: MetaFormat::MetaData,
+                detail: e.to_string(),
+            }
+            .into()
+        })
     }
 
     /// Encodes to a `meta.Data` blob.
@@ -270,8 +276,12 @@ impl PortableData {
                 got: file.len() as u64,
             });
         }
-        PortableData::decode(file)
-            .map(|p| p.data)
-            .map_err(|e| StoreError::Invalid(format!("PortableData protobuf: {e}")))
+        PortableData::decode(file).map(|p| p.data).map_err(|e| {
+            InvalidInput::MetaBlob {
+                format: MetaFormat::PortableData,
+                detail: e.to_string(),
+            }
+            .into()
+        })
     }
 }

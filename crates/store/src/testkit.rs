@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::api::Store;
-use crate::error::{Result, StoreError};
+use crate::error::{InvalidInput, Result, StoreError, TarProblem};
 mod checks;
 
 /// What the setup step created.
@@ -71,25 +71,38 @@ fn ok_or<T>(check: &'static str, r: Result<T>) -> Result<T, KitFailure> {
     r.map_err(|e| fail(check, format!("unexpected error: {e}")))
 }
 
+/// A refused tar stream (no shard: a store's own output under test).
+fn bad_tar(entry: Option<String>, problem: TarProblem) -> StoreError {
+    InvalidInput::Tar {
+        shard: None,
+        entry,
+        problem,
+    }
+    .into()
+}
+
+/// A tar reader failure as a tar problem.
+fn unreadable(e: std::io::Error) -> TarProblem {
+    TarProblem::Unreadable {
+        detail: e.to_string(),
+    }
+}
+
 /// Files of a tar: name → content; also fails on non-regular entries.
 pub fn tar_files(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut ar = tar::Archive::new(bytes);
     let mut out = BTreeMap::new();
-    let entries = ar
-        .entries()
-        .map_err(|e| StoreError::Invalid(format!("tar: {e}")))?;
+    let entries = ar.entries().map_err(|e| bad_tar(None, unreadable(e)))?;
     for e in entries {
-        let mut e = e.map_err(|e| StoreError::Invalid(format!("tar: {e}")))?;
-        if e.header().entry_type() != tar::EntryType::Regular {
-            return Err(StoreError::Invalid(format!(
-                "non-regular tar entry {:?}",
-                e.header().entry_type()
-            )));
-        }
+        let mut e = e.map_err(|e| bad_tar(None, unreadable(e)))?;
         let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        if e.header().entry_type() != tar::EntryType::Regular {
+            let kind = format!("{:?}", e.header().entry_type());
+            return Err(bad_tar(Some(name), TarProblem::NotRegularFile { kind }));
+        }
         let mut data = Vec::new();
         e.read_to_end(&mut data)
-            .map_err(|e| StoreError::Invalid(format!("tar: {e}")))?;
+            .map_err(|e| bad_tar(Some(name.clone()), unreadable(e)))?;
         out.insert(name, data);
     }
     Ok(out)
@@ -130,7 +143,7 @@ pub fn rename_tar(bytes: &[u8], db: &str, rp: &str, id: u64) -> Result<Vec<u8>> 
     for (name, data) in files {
         let rest: Vec<&str> = name.splitn(4, '/').collect();
         let Some(rest) = rest.get(3) else {
-            return Err(StoreError::Invalid(format!("short tar name {name}")));
+            return Err(bad_tar(Some(name), TarProblem::ShortName));
         };
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);

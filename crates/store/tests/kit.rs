@@ -24,11 +24,11 @@ impl Harness for Builtin {
     fn populate(&mut self, s: &BuiltinStore) -> Result<Fixture> {
         if self.via_influx {
             let blob = crate::common::meta_blob(crate::common::A1)
-                .map_err(|e| snapshotd_store::StoreError::Invalid(e.to_string()))?;
+                .map_err(|e| snapshotd_store::StoreError::Backend(e.to_string().into()))?;
             s.import_meta(&blob, &Default::default())?;
             for id in 1..=6 {
                 let tar = crate::common::shard_tar(crate::common::A1, id)
-                    .map_err(|e| snapshotd_store::StoreError::Invalid(e.to_string()))?;
+                    .map_err(|e| snapshotd_store::StoreError::Backend(e.to_string().into()))?;
                 s.restore_shard(id, &mut tar.as_slice())?;
             }
             return Ok(Fixture {

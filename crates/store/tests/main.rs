@@ -9,4 +9,5 @@ mod kit;
 mod meta_vectors;
 mod overwrite;
 mod perf;
+mod typed_errors;
 mod wal_shards;

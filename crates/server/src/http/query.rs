@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::debug;
 
-use snapshotd_store::{AdminStore, DatabaseSpec, RetentionPolicySpec, StoreError};
+use snapshotd_store::{AdminStore, Conflict, DatabaseSpec, RetentionPolicySpec, StoreError};
 
 use super::influxql::{self, RpClause, Statement, go_duration};
 use super::{HttpState, error_json, json as json_response, param, params};
@@ -133,7 +133,9 @@ fn execute(
             match store.create_database(&spec) {
                 Ok(()) => Ok(vec![]),
                 // influx: creating an existing database without options is a no-op.
-                Err(StoreError::Conflict(_)) if with.is_none() => Ok(vec![]),
+                Err(StoreError::Conflict(Conflict::Database { .. })) if with.is_none() => {
+                    Ok(vec![])
+                }
                 Err(e) => Err(e.to_string()),
             }
         }

@@ -196,7 +196,7 @@ pub(super) async fn write(
                     StatusCode::NOT_FOUND,
                     format!("{what} not found: \"{name}\""),
                 ),
-                StoreError::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
+                StoreError::Invalid(m) => (StatusCode::BAD_REQUEST, m.to_string()),
                 StoreError::LimitExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, cause),
             };

@@ -86,7 +86,7 @@ fn equivalent_store(conns: &[Conn]) -> Arc<MemStore> {
             6 => {
                 let pairs = id_pairs(&c.s2c);
                 if pairs.is_empty() {
-                    store.script_import(Err("database already exists".into()));
+                    store.script_import(Err("restored".into()));
                 } else {
                     store.script_import(Ok(ShardIdMap(pairs.clone())));
                     for (_, new) in pairs {

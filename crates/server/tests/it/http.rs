@@ -117,6 +117,17 @@ async fn ping_write_and_metrics() {
     assert_eq!(store.points(), 2);
     let (st, body) = call(addr, "POST", "/write?db=db1", "text/plain", b"garbage\n").await;
     assert_eq!(st, 400, "{body}");
+    // The store's typed line error reaches the client as influx words it: no category
+    // prefix, the line, the problem and the database.
+    let msg = serde_json::from_str::<Value>(&body).unwrap()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.starts_with("line 1: unable to parse 'garbage'"),
+        "{msg}"
+    );
+    assert!(msg.contains("database db1"), "{msg}");
     let (st, _) = call(
         addr,
         "POST",

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use snapshotd_store::{
-    AdminStore, BackupStats, DatabaseSpec, ImportRequest, Precision, RestoreStats,
-    RetentionPolicySpec, ShardIdMap, ShardInfo, ShardPath, Store, StoreError, TimeRange,
-    WriteStats,
+    AdminStore, BackupStats, Conflict, DatabaseSpec, ImportRequest, InvalidInput, LineProblem,
+    Precision, RestoreStats, RetentionPolicySpec, ShardIdMap, ShardInfo, ShardPath, Store,
+    StoreError, TimeRange, Unsupported, WriteStats,
 };
 
 /// What a shard serves.
@@ -99,6 +99,7 @@ impl MemStore {
             .push((db.into(), rp.into(), vec![(rp.into(), Rp::default())]));
     }
 
+    /// Scripts the next import: the id map, or `Err(database)` refused as already existing.
     pub fn script_import(&self, result: Result<ShardIdMap, String>) {
         self.lock().import = Some(result);
     }
@@ -243,8 +244,8 @@ impl Store for MemStore {
         st.calls.push(Call::Import(blob.to_vec(), request.clone()));
         match st.import.clone() {
             Some(Ok(map)) => Ok(map),
-            Some(Err(msg)) => Err(StoreError::Conflict(msg)),
-            None => Err(StoreError::Invalid("no import scripted".into())),
+            Some(Err(database)) => Err(Conflict::Database { database }.into()),
+            None => Err(Unsupported::MetaImport.into()),
         }
     }
 
@@ -267,10 +268,10 @@ impl AdminStore for MemStore {
     fn create_database(&self, spec: &DatabaseSpec) -> Result<(), StoreError> {
         let mut st = self.lock();
         if st.dbs.iter().any(|d| d.0 == spec.name) {
-            return Err(StoreError::Conflict(format!(
-                "database {} exists",
-                spec.name
-            )));
+            return Err(Conflict::Database {
+                database: spec.name.clone(),
+            }
+            .into());
         }
         let rp = spec
             .retention_policy
@@ -376,16 +377,23 @@ impl AdminStore for MemStore {
         if !st.dbs.iter().any(|d| d.0 == database) {
             return Err(not_found("database", database));
         }
-        let text = std::str::from_utf8(body).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let bad = |line, problem| -> StoreError {
+            InvalidInput::Line {
+                database: database.to_string(),
+                line,
+                problem,
+            }
+            .into()
+        };
+        let text = std::str::from_utf8(body).map_err(|_| bad(1, LineProblem::NotUtf8))?;
         let mut n = 0;
-        for line in text
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
             if line.split(' ').count() < 2 {
-                return Err(StoreError::Invalid(format!(
-                    "unable to parse '{line}': missing fields"
-                )));
+                let detail = format!("unable to parse '{line}': missing fields");
+                return Err(bad(i + 1, LineProblem::Syntax { detail }));
             }
             n += 1;
         }

@@ -146,7 +146,7 @@ async fn meta_update_replies_with_map_or_empty_map() {
             .contains(&Call::Import(blob.clone(), want))
     );
 
-    srv.store.script_import(Err("database db2 exists".into()));
+    srv.store.script_import(Err("db2".into()));
     let refused = exchange(
         srv.addr,
         &meta_update(Request::new(RequestType::MetaStoreUpdate), &blob),

@@ -8,27 +8,42 @@ use std::time::Duration;
 use super::write::Point;
 use super::{BuiltinStore, ShardEntry, lock, not_found, ns, shard, shard_log, write};
 use crate::api::AdminStore;
-use crate::error::{Result, StoreError};
+use crate::error::{
+    Conflict, DurationField, DurationProblem, InvalidInput, LineProblem, NameKind, Result,
+    StoreError,
+};
 use crate::meta::{Data, DatabaseInfo, RetentionPolicyInfo};
 use crate::types::{
     DatabaseSpec, Precision, RetentionPolicySpec, Scalar, ShardInfo, ShardPath, WriteStats,
 };
 
+/// The refusal of duration `field` of retention policy `spec`.
+fn bad_duration(
+    spec: &RetentionPolicySpec,
+    field: DurationField,
+    problem: DurationProblem,
+) -> StoreError {
+    InvalidInput::Duration {
+        retention_policy: spec.name.clone(),
+        field,
+        problem,
+    }
+    .into()
+}
+
 fn rp_info(spec: &RetentionPolicySpec) -> Result<RetentionPolicyInfo> {
-    shard::check_name("retention policy", &spec.name)?;
-    let duration = ns(spec.duration)?;
-    let mut sgd = ns(spec.shard_group_duration)?;
+    shard::check_name(NameKind::RetentionPolicy, &spec.name)?;
+    let too_large = |field| move |_| bad_duration(spec, field, DurationProblem::TooLarge);
+    let duration = ns(spec.duration).map_err(too_large(DurationField::Retention))?;
+    let mut sgd = ns(spec.shard_group_duration).map_err(too_large(DurationField::ShardGroup))?;
+    let short = DurationProblem::ShorterThanHour;
     if duration != 0 && duration < shard::HOUR {
-        return Err(StoreError::Invalid(
-            "retention policy duration must be at least 1h".into(),
-        ));
+        return Err(bad_duration(spec, DurationField::Retention, short));
     }
     if sgd == 0 {
         sgd = shard::default_group_duration(duration);
     } else if sgd < shard::HOUR {
-        return Err(StoreError::Invalid(
-            "shard group duration must be at least 1h".into(),
-        ));
+        return Err(bad_duration(spec, DurationField::ShardGroup, short));
     }
     Ok(RetentionPolicyInfo {
         name: spec.name.clone(),
@@ -57,9 +72,10 @@ impl BuiltinStore {
         let rp_name = match retention_policy.filter(|r| !r.is_empty()) {
             Some(r) => r.to_string(),
             None if db.default_retention_policy.is_empty() => {
-                return Err(StoreError::Invalid(format!(
-                    "database {database} has no default retention policy"
-                )));
+                return Err(InvalidInput::NoDefaultRetentionPolicy {
+                    database: database.to_string(),
+                }
+                .into());
             }
             None => db.default_retention_policy.clone(),
         };
@@ -70,10 +86,14 @@ impl BuiltinStore {
         let mut needs_group = false;
         for p in points {
             if rp.duration > 0 && p.point.time_ns < now.saturating_sub(rp.duration) {
-                return Err(StoreError::Invalid(format!(
-                    "line {}: point is beyond retention policy {rp_name}",
-                    p.line_no
-                )));
+                return Err(InvalidInput::Line {
+                    database: database.to_string(),
+                    line: p.line_no,
+                    problem: LineProblem::BeyondRetention {
+                        retention_policy: rp_name,
+                    },
+                }
+                .into());
             }
             needs_group |= shard::find(rp, p.point.time_ns).is_none();
         }
@@ -124,7 +144,7 @@ impl AdminStore for BuiltinStore {
     }
 
     fn create_database(&self, spec: &DatabaseSpec) -> Result<()> {
-        shard::check_name("database", &spec.name)?;
+        shard::check_name(NameKind::Database, &spec.name)?;
         let rp = match &spec.retention_policy {
             Some(rp) => rp_info(rp)?,
             None => RetentionPolicyInfo {
@@ -138,10 +158,10 @@ impl AdminStore for BuiltinStore {
         };
         let mut data = lock(&self.meta);
         if data.database(&spec.name).is_some() {
-            return Err(StoreError::Conflict(format!(
-                "database {} already exists",
-                spec.name
-            )));
+            return Err(Conflict::Database {
+                database: spec.name.clone(),
+            }
+            .into());
         }
         let mut work = data.clone();
         work.databases.push(DatabaseInfo {
@@ -164,10 +184,11 @@ impl AdminStore for BuiltinStore {
             .database_mut(database)
             .ok_or_else(|| not_found("database", database))?;
         if db.retention_policy(&rp.name).is_some() {
-            return Err(StoreError::Conflict(format!(
-                "retention policy {database}.{} already exists",
-                rp.name
-            )));
+            return Err(Conflict::RetentionPolicy {
+                database: database.to_string(),
+                retention_policy: rp.name,
+            }
+            .into());
         }
         if spec.make_default || db.default_retention_policy.is_empty() {
             db.default_retention_policy = rp.name.clone();
@@ -278,7 +299,7 @@ impl AdminStore for BuiltinStore {
         precision: Precision,
         body: &[u8],
     ) -> Result<WriteStats> {
-        let points = write::parse_batch(body, precision)?;
+        let points = write::parse_batch(database, body, precision)?;
         let (rp_name, by_shard) = self.route_batch(database, retention_policy, &points)?;
         let shards = by_shard.len() as u64;
         for (id, entry) in by_shard {

@@ -12,7 +12,7 @@ use super::lowprio::Offload;
 use super::points_tsm::PointSet;
 use super::shard_log::{self, LogView, ShardLog};
 use super::{Slot, lock, marker, write};
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, Result, StoreError};
 
 /// Most field values one compaction gathers in memory (a longer log takes several).
 pub(crate) const MAX_VALUES_PER_FILE: usize = 1_000_000;
@@ -144,8 +144,9 @@ pub(crate) fn compact_on(slot: &Slot, hook: Hook<'_>, off: &Offload) -> Result<O
 /// their points as a TSM file under its temporary name, fsynced. Runs without the shard lock:
 /// entries up to `last` are durable and the writer's segment locks keep purges away.
 fn encode(dir: &Path, from: u64, last: u64) -> Result<Encoded> {
-    let view = LogView::open_at(dir, from)?
-        .ok_or_else(|| StoreError::Corrupt("shard log vanished".into()))?;
+    let view = LogView::open_at(dir, from)?.ok_or_else(|| Corruption::ShardLogMissing {
+        dir: dir.join(shard_log::DIR),
+    })?;
     let (set, through) = gather(&view, last)?;
     drop(view);
     let name = marker::next_tsm_name(dir)?;
@@ -175,7 +176,7 @@ fn gather(view: &LogView, last: u64) -> Result<(PointSet, u64)> {
         if index > last {
             break;
         }
-        for p in write::decode_entry(&data)? {
+        for p in write::decode_entry(&data, view.dir())? {
             set.add(p);
         }
         through = index;
@@ -208,14 +209,14 @@ pub(crate) fn purge_covered(w: &mut ShardLog, hook: Hook<'_>) -> Result<usize> {
         return Ok(0);
     }
     let dir = w.shard_dir.join(shard_log::DIR);
-    let names = snapshotd_wal::list_segments(&dir).map_err(shard_log::wal_err)?;
+    let names = snapshotd_wal::list_segments(&dir).map_err(|e| shard_log::wal_err(&dir, e))?;
     let Some(keep_from) = names.iter().rposition(|s| s.index <= w.compacted) else {
         return Ok(0);
     };
     let mut purged = 0;
     for i in 0..keep_from {
         let left = names.len() - i - 1;
-        let gone = snapshotd_wal::purge(&dir, left).map_err(shard_log::wal_err)?;
+        let gone = snapshotd_wal::purge(&dir, left).map_err(|e| shard_log::wal_err(&dir, e))?;
         if gone.is_empty() {
             break;
         }

@@ -29,7 +29,7 @@ fn points(batch: u64, n: u64) -> Vec<Point> {
 
 fn append(slot: &Slot, from: u64, to: u64) -> Result<()> {
     let mut g = lock(slot);
-    let w = g.as_mut().ok_or(StoreError::Invalid("closed".into()))?;
+    let w = g.as_mut().ok_or(StoreError::Backend("closed".into()))?;
     for b in from..to {
         let pts = points(b, 20);
         w.append(encode_points(&pts.iter().collect::<Vec<_>>())?)?;
@@ -55,7 +55,7 @@ fn read_all(dir: &Path) -> Result<Vec<(Key, String)>> {
     }
     if let Some(v) = log.view()? {
         for e in v.indexed() {
-            all.extend(write::decode_entry(&e?.1)?);
+            all.extend(write::decode_entry(&e?.1, v.dir())?);
         }
     }
     for p in all {
@@ -100,7 +100,9 @@ fn open_slot(dir: &Path) -> Result<Slot> {
 fn crash_at(step: Step) -> impl Fn(Step) -> Result<()> {
     move |s| {
         if s == step {
-            Err(StoreError::Invalid(format!("simulated crash at {s:?}")))
+            Err(StoreError::Backend(
+                format!("simulated crash at {s:?}").into(),
+            ))
         } else {
             Ok(())
         }
@@ -132,7 +134,7 @@ fn a_crash_at_any_step_loses_and_duplicates_nothing() -> Result<()> {
         );
         // Reopened, the store compacts again and keeps taking writes, still exactly once.
         let slot = open_slot(d.path())?;
-        let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+        let o = compact(&slot, &no_crash)?.ok_or(StoreError::Backend("no log".into()))?;
         assert_eq!((o.through, o.pending), (120, 0), "{step:?}");
         append(&slot, 120, 130)?;
         drop(slot);
@@ -150,14 +152,16 @@ fn reopen_replays_only_the_tail_and_old_segments_are_purged() -> Result<()> {
     let d = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
     let slot = open_slot(d.path())?;
     append(&slot, 0, 200)?;
-    let before =
-        snapshotd_wal::list_segments(&d.path().join(shard_log::DIR)).map_err(shard_log::wal_err)?;
+    let before = {
+        let log = d.path().join(shard_log::DIR);
+        snapshotd_wal::list_segments(&log).map_err(|e| shard_log::wal_err(&log, e))?
+    };
     assert!(
         before.len() >= 4,
         "want several segments, got {}",
         before.len()
     );
-    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Backend("no log".into()))?;
     assert!(o.purged >= before.len() - 2, "{o:?}");
     append(&slot, 200, 205)?;
     drop(slot);
@@ -176,15 +180,16 @@ fn a_compaction_that_catches_up_leaves_no_entry_on_disk_even_in_one_segment() ->
     let wal_dir = d.path().join(shard_log::DIR);
     let slot = open_slot(d.path())?;
     append(&slot, 0, 10)?;
-    let segs = |dir: &Path| snapshotd_wal::list_segments(dir).map_err(shard_log::wal_err);
+    let segs =
+        |dir: &Path| snapshotd_wal::list_segments(dir).map_err(|e| shard_log::wal_err(dir, e));
     assert_eq!(segs(&wal_dir)?.len(), 1, "a small shard: one segment");
-    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Backend("no log".into()))?;
     assert_eq!((o.through, o.purged, o.pending), (10, 1, 0), "{o:?}");
     let left = segs(&wal_dir)?;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].index, 10, "the new segment starts at the marker");
     // Nothing to gain from a second cut: an idle pass purges nothing and cuts nothing.
-    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Backend("no log".into()))?;
     assert_eq!((o.purged, segs(&wal_dir)?.len()), (0, 1));
     drop(slot);
     // Reopened with no entry after the marker, the log continues from it.
@@ -224,13 +229,13 @@ fn a_purge_during_a_held_view_deletes_nothing_it_holds() -> Result<()> {
         .map(|w| w.view())
         .transpose()?
         .flatten()
-        .ok_or(StoreError::Invalid("no view".into()))?;
+        .ok_or(StoreError::Backend("no view".into()))?;
     let held: Vec<String> = snapshotd_wal::list_segments(&wal_dir)
-        .map_err(shard_log::wal_err)?
+        .map_err(|e| shard_log::wal_err(&wal_dir, e))?
         .into_iter()
         .map(|s| s.name)
         .collect();
-    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Backend("no log".into()))?;
     assert_eq!((o.through, o.purged), (150, 0), "purged under a live view");
     for n in &held {
         assert!(wal_dir.join(n).exists(), "{n} deleted while a view held it");
@@ -238,7 +243,7 @@ fn a_purge_during_a_held_view_deletes_nothing_it_holds() -> Result<()> {
     // The view still reads every entry it was opened on.
     assert_eq!(view.indexed().count(), 150);
     drop(view);
-    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Invalid("no log".into()))?;
+    let o = compact(&slot, &no_crash)?.ok_or(StoreError::Backend("no log".into()))?;
     assert!(
         o.purged > 0,
         "the held-back purge runs once the view is gone"

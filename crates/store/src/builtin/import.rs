@@ -1,7 +1,7 @@
 //! Meta import under the rules of influx's `Data.ImportData` (databases in the blob that already exist are refused, shard IDs renumbered), plus the
 //! optional import of users and grants (influx#9723).
 
-use crate::error::{Result, StoreError};
+use crate::error::{Conflict, Result, StoreError};
 use crate::meta::{Data, DatabaseInfo, UserInfo};
 use crate::types::ImportRequest;
 
@@ -59,9 +59,7 @@ fn import_one(
         .unwrap_or(source)
         .to_string();
     if data.database(&target).is_some() {
-        return Err(StoreError::Conflict(format!(
-            "database {target} already exists"
-        )));
+        return Err(Conflict::Database { database: target }.into());
     }
     let mut db = DatabaseInfo {
         name: target.clone(),

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, MarkerKind, MarkerProblem, Result, StoreError};
 
 /// Marker file name (dot-prefixed: never shipped by backups).
 pub(crate) const MARKER: &str = ".compacted";
@@ -38,30 +38,35 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// The committed marker: (index, TSM file name), or `None` when never compacted.
 pub(crate) fn read(shard_dir: &Path) -> Result<Option<(u64, String)>> {
     let path = shard_dir.join(MARKER);
+    let bad = |problem| -> StoreError {
+        Corruption::Marker {
+            path: path.clone(),
+            kind: MarkerKind::Compaction,
+            problem,
+        }
+        .into()
+    };
     let len = match fs::metadata(&path) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io("stat", &path)(e)),
     };
     if len > MAX_MARKER_BYTES {
-        return Err(StoreError::Corrupt(format!(
-            "{}: {len} bytes, more than a marker holds",
-            path.display()
-        )));
+        return Err(bad(MarkerProblem::TooLarge { len }));
     }
     let text = fs::read_to_string(&path).map_err(io("read", &path))?;
-    let bad = || StoreError::Corrupt(format!("{}: not a compaction marker", path.display()));
+    let malformed = || bad(MarkerProblem::Malformed);
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
-        return Err(bad());
+        return Err(malformed());
     }
     let (index, name) = lines
         .next()
         .and_then(|l| l.split_once(' '))
-        .ok_or_else(bad)?;
-    let index: u64 = index.parse().map_err(|_| bad())?;
+        .ok_or_else(malformed)?;
+    let index: u64 = index.parse().map_err(|_| malformed())?;
     if parse_tsm_name(name).is_none() {
-        return Err(bad());
+        return Err(malformed());
     }
     Ok(Some((index, name.to_string())))
 }

@@ -178,7 +178,7 @@ pub(crate) fn tombstone_name(name: &str) -> String {
 fn open_input(dir: &Path, name: &str) -> Result<(TsmReader<File>, Tombstones)> {
     let path = dir.join(name);
     let f = File::open(&path).map_err(io("open", &path))?;
-    let r = TsmReader::open(f).map_err(|e| tsm_err(name, e))?;
+    let r = TsmReader::open(f).map_err(|e| tsm_err(&path.display().to_string(), e))?;
     let tpath = dir.join(tombstone_name(name));
     let tombs = match File::open(&tpath) {
         Ok(mut t) => tombstone::read(&mut t, &tpath.display().to_string())?,
@@ -206,7 +206,7 @@ fn write_merged(dir: &Path, files: &[TsmFile], tmp: &Path, name: &str) -> Result
         let mut vals = Vec::new();
         for (r, t, n) in &mut inputs {
             let got = r.read_key_filtered(&key, Some(t));
-            if let Some(v) = got.map_err(|e| tsm_err(n, e))? {
+            if let Some(v) = got.map_err(|e| tsm_err(&dir.join(&**n).display().to_string(), e))? {
                 vals.extend(points(v)); // oldest file first: a later file wins a time
             }
         }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::marker;
 use super::merge::{Hook, Step, TsmFile, tombstone_name};
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, MarkerKind, MarkerProblem, Result, StoreError};
 
 /// Merge marker file name (dot-prefixed: never shipped by backups).
 const MERGING: &str = ".merging";
@@ -54,10 +54,15 @@ fn read_marker(dir: &Path) -> Result<Option<(String, Vec<String>)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io("stat", &path)(e)),
     };
-    let bad = || StoreError::Corrupt(format!("{}: not a merge marker", path.display()));
+    let bad = |problem| Corruption::Marker {
+        path: path.clone(),
+        kind: MarkerKind::Merge,
+        problem,
+    };
     if len > MAX_MARKER_BYTES {
-        return Err(bad());
+        return Err(bad(MarkerProblem::TooLarge { len }).into());
     }
+    let bad = || StoreError::from(bad(MarkerProblem::Malformed));
     let text = fs::read_to_string(&path).map_err(io("read", &path))?;
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {

@@ -154,7 +154,7 @@ fn a_merge_keeps_every_value_once_in_full_blocks() -> Result<()> {
         &expected(),
         "before the merge",
     );
-    let m = merge(&slot, Pick::All, &|_| Ok(()))?.ok_or(StoreError::Invalid("no merge".into()))?;
+    let m = merge(&slot, Pick::All, &|_| Ok(()))?.ok_or(StoreError::Backend("no merge".into()))?;
     assert_eq!(m.inputs as u64, BATCHES);
     assert!(m.bytes_out < m.bytes_in, "{m:?}");
     // One file, sorting after its inputs; no tombstone or marker left.
@@ -177,7 +177,7 @@ fn a_merge_keeps_every_value_once_in_full_blocks() -> Result<()> {
         }
         let (last, full) = counts
             .split_last()
-            .ok_or(StoreError::Invalid("no block".into()))?;
+            .ok_or(StoreError::Backend("no block".into()))?;
         assert!(
             full.iter().all(|&c| c == 1000) && *last <= 1000,
             "{counts:?}"
@@ -193,7 +193,9 @@ fn a_crash_at_any_step_of_a_merge_loses_and_duplicates_nothing() -> Result<()> {
         let slot = setup(d.path())?;
         let crash = move |s: Step| {
             if s == step {
-                return Err(StoreError::Invalid(format!("simulated crash at {s:?}")));
+                return Err(StoreError::Backend(
+                    format!("simulated crash at {s:?}").into(),
+                ));
             }
             Ok(())
         };

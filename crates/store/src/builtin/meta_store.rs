@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, InvalidInput, Locked, MetaProblem, Result, StoreError};
 use crate::meta::{Data, MAX_META_BYTES};
 
 /// Holds the data-directory lock for as long as it lives.
@@ -31,7 +31,7 @@ impl DirLock {
             .open(&path)
             .map_err(|e| StoreError::io(format!("open {}", path.display()), e))?;
         file.try_lock_exclusive()
-            .map_err(|_| StoreError::Locked(path.display().to_string()))?;
+            .map_err(|_| Locked::DataDir { lock_file: path })?;
         Ok(DirLock { _file: file })
     }
 }
@@ -58,7 +58,17 @@ pub(crate) fn load(dir: &Path) -> Result<Data> {
     file.take(MAX_META_BYTES as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
-    Data::decode_blob(&buf).map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
+    Data::decode_blob(&buf).map_err(|e| {
+        let detail = match e {
+            StoreError::Invalid(InvalidInput::MetaBlob { detail, .. }) => detail,
+            other => other.to_string(),
+        };
+        Corruption::Metastore {
+            path,
+            problem: MetaProblem::Undecodable { detail },
+        }
+        .into()
+    })
 }
 
 /// Removes temp files a crash may have left beside the meta file.
@@ -80,9 +90,10 @@ pub(crate) fn save(dir: &Path, data: &Data) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically and durably.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| StoreError::Invalid(format!("no parent: {}", path.display())))?;
+    let parent = path.parent().ok_or_else(|| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no parent");
+        StoreError::io(format!("write {}", path.display()), e)
+    })?;
     fs::create_dir_all(parent)
         .map_err(|e| StoreError::io(format!("create {}", parent.display()), e))?;
     let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));

@@ -41,7 +41,7 @@ pub use restore::RestoreLimits;
 pub use write::{Point, Value};
 
 use crate::api::Store;
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, MetaProblem, NameKind, Result, StoreError};
 use crate::meta::{Data, DatabaseInfo, RetentionPolicyInfo};
 use crate::types::{
     BackupStats, ImportRequest, RestoreStats, ShardIdMap, ShardInfo, ShardPath, TimeRange,
@@ -123,8 +123,9 @@ fn not_found(what: &'static str, name: impl Into<String>) -> StoreError {
     }
 }
 
-fn ns(d: Duration) -> Result<i64> {
-    i64::try_from(d.as_nanos()).map_err(|_| StoreError::Invalid("duration too large".into()))
+/// A duration in nanoseconds, or an error when it does not fit an i64.
+fn ns(d: Duration) -> std::result::Result<i64, std::num::TryFromIntError> {
+    i64::try_from(d.as_nanos())
 }
 
 impl BuiltinStore {
@@ -194,14 +195,26 @@ impl BuiltinStore {
         &self.root
     }
 
+    /// Checks a name read from the metastore: a bad one is corruption of the metastore.
+    fn check_stored_name(&self, what: NameKind, name: &str) -> Result<()> {
+        shard::check_name(what, name).map_err(|_| {
+            Corruption::Metastore {
+                path: meta_store::meta_path(&self.root),
+                problem: MetaProblem::BadName {
+                    what,
+                    name: name.to_string(),
+                },
+            }
+            .into()
+        })
+    }
+
     fn recover(&self) -> Result<()> {
         let data = lock(&self.meta).clone();
         for db in &data.databases {
-            shard::check_name("database", &db.name)
-                .map_err(|e| StoreError::Corrupt(format!("metastore: {e}")))?;
+            self.check_stored_name(NameKind::Database, &db.name)?;
             for rp in &db.retention_policies {
-                shard::check_name("retention policy", &rp.name)
-                    .map_err(|e| StoreError::Corrupt(format!("metastore: {e}")))?;
+                self.check_stored_name(NameKind::RetentionPolicy, &rp.name)?;
                 restore::recover_rp_dir(&self.rp_dir(&db.name, &rp.name))?;
                 for g in rp.shard_groups.iter().filter(|g| !g.is_deleted()) {
                     for s in &g.shards {
@@ -283,7 +296,8 @@ impl BuiltinStore {
         let mut deleted = std::collections::HashMap::new();
         for (stem, i) in tombs {
             let f = &mut files[i];
-            deleted.insert(stem, tombstone::read(&mut f.file, &f.rel)?);
+            let path = dir.join(&f.rel).display().to_string();
+            deleted.insert(stem, tombstone::read(&mut f.file, &path)?);
         }
         let none = tombstone::Tombstones::default();
         let mut rows = rows::Rows::default();
@@ -292,14 +306,15 @@ impl BuiltinStore {
         for item in &mut files {
             if let Some(stem) = item.rel.strip_suffix(".tsm") {
                 let d = deleted.get(stem).unwrap_or(&none);
-                for p in tsm::read_points(&mut item.file, item.len, &item.rel, d)? {
+                let path = dir.join(&item.rel).display().to_string();
+                for p in tsm::read_points(&mut item.file, item.len, &path, d)? {
                     rows.add(p);
                 }
             }
         }
         if let Some(view) = log {
             for entry in view.entries() {
-                for p in write::decode_entry(&entry?)? {
+                for p in write::decode_entry(&entry?, view.dir())? {
                     rows.add(p);
                 }
             }
@@ -392,8 +407,10 @@ impl BuiltinStore {
         let Some(w) = writer.as_ref() else {
             return Ok(LogStats::default());
         };
-        let segs =
-            snapshotd_wal::list_segments(&dir.join(shard_log::DIR)).map_err(shard_log::wal_err)?;
+        let segs = {
+            let log = dir.join(shard_log::DIR);
+            snapshotd_wal::list_segments(&log).map_err(|e| shard_log::wal_err(&log, e))?
+        };
         let first = segs.first().map_or(0, |s| s.index.max(1));
         Ok(LogStats {
             last_index: w.last_index(),
@@ -532,10 +549,10 @@ impl Store for BuiltinStore {
         let mut work = data.clone();
         let imported = import::import(&mut work, &other, request)?;
         for (_, name) in &imported.databases {
-            shard::check_name("database", name)?;
+            shard::check_name(NameKind::Database, name)?;
             if let Some(db) = work.database(name) {
                 for rp in &db.retention_policies {
-                    shard::check_name("retention policy", &rp.name)?;
+                    shard::check_name(NameKind::RetentionPolicy, &rp.name)?;
                 }
             }
         }
@@ -549,11 +566,15 @@ impl Store for BuiltinStore {
     fn restore_shard(&self, shard_id: u64, tar: &mut dyn Read) -> Result<RestoreStats> {
         let loc = self.locate(shard_id)?;
         let dir = self.shard_dir(&loc.db, &loc.rp, shard_id);
-        let id = shard_id.to_string();
+        let path = ShardPath {
+            database: loc.db.clone(),
+            retention_policy: loc.rp.clone(),
+            shard_id,
+        };
         let slot = self.slot(shard_id);
         let mut writer = lock(&slot);
         *writer = None; // disable: close the writer (and its segment locks) for the swap
-        let stats = restore::restore(&dir, [&loc.db, &loc.rp, &id], tar, &self.limits)?;
+        let stats = restore::restore(&dir, &path, tar, &self.limits)?;
         tracing::info!(
             shard_id,
             files = stats.files,

@@ -9,8 +9,8 @@ use tar::{Archive, EntryType};
 
 use super::meta_store::fsync_dir;
 use super::shard_log;
-use crate::error::{Result, StoreError};
-use crate::types::RestoreStats;
+use crate::error::{InvalidInput, Result, StoreError, TarProblem};
+use crate::types::{RestoreStats, ShardPath};
 
 /// Bounds applied to a restore stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,25 +55,36 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> StoreError {
-    StoreError::Invalid(msg.into())
+/// The refusal of the tar stream restoring `shard`, at entry `entry` when known.
+fn bad_tar(shard: &ShardPath, entry: Option<&str>, problem: TarProblem) -> StoreError {
+    InvalidInput::Tar {
+        shard: Some(Box::new(shard.clone())),
+        entry: entry.map(str::to_string),
+        problem,
+    }
+    .into()
 }
 
-fn tar_err(e: io::Error) -> StoreError {
-    StoreError::Invalid(format!("tar stream: {e}"))
+/// A tar reader failure as a tar problem.
+fn unreadable(e: io::Error) -> TarProblem {
+    TarProblem::Unreadable {
+        detail: e.to_string(),
+    }
 }
 
-/// Restores `tar` into `shard_dir` (whose tar prefix is `prefix` = `db/rp/id`).
+/// Restores `tar` into `shard_dir`, the directory of `shard` (tar prefix `db/rp/id`).
 pub(crate) fn restore(
     shard_dir: &Path,
-    prefix: [&str; 3],
+    shard: &ShardPath,
     tar: &mut dyn Read,
     limits: &RestoreLimits,
 ) -> Result<RestoreStats> {
-    let parent = shard_dir
-        .parent()
-        .ok_or_else(|| invalid("shard directory has no parent"))?;
-    let id = prefix[2];
+    let parent = shard_dir.parent().ok_or_else(|| {
+        let e = io::Error::new(io::ErrorKind::InvalidInput, "shard directory has no parent");
+        StoreError::io(format!("restore into {}", shard_dir.display()), e)
+    })?;
+    let id = &shard.shard_id.to_string();
+    let prefix = [shard.database.as_str(), shard.retention_policy.as_str(), id];
     let staging = parent.join(format!(
         "{STAGING_PREFIX}{id}-{:08x}",
         rand::random::<u32>()
@@ -81,7 +92,7 @@ pub(crate) fn restore(
     fs::create_dir_all(parent)
         .and_then(|()| fs::create_dir(&staging))
         .map_err(|e| StoreError::io(format!("create {}", staging.display()), e))?;
-    let result = unpack(&staging, prefix, tar, limits).and_then(|stats| {
+    let result = unpack(&staging, shard, prefix, tar, limits).and_then(|stats| {
         swap_in(shard_dir, &staging, parent, id)?;
         Ok(stats)
     });
@@ -93,6 +104,7 @@ pub(crate) fn restore(
 
 fn unpack(
     staging: &Path,
+    shard: &ShardPath,
     prefix: [&str; 3],
     tar: &mut dyn Read,
     limits: &RestoreLimits,
@@ -104,6 +116,8 @@ fn unpack(
     let mut pax_path: Option<Vec<u8>> = None;
     let mut end_of_last = 0u64;
     let mut dirs_made: Vec<PathBuf> = Vec::new();
+    let bad = |entry: Option<&str>, problem| bad_tar(shard, entry, problem);
+    let tar_err = |e| bad(None, unreadable(e));
     {
         let entries = archive.entries().map_err(tar_err)?.raw(true);
         for entry in entries {
@@ -136,7 +150,7 @@ fn unpack(
                         .read_to_end(&mut buf)
                         .map_err(tar_err)?;
                     if buf.len() as u64 != size {
-                        return Err(invalid("tar stream: truncated extension header"));
+                        return Err(bad(None, TarProblem::TruncatedExtension));
                     }
                     match kind {
                         EntryType::GNULongName => {
@@ -145,7 +159,9 @@ fn unpack(
                             }
                             long_name = Some(buf);
                         }
-                        EntryType::XHeader => pax_path = parse_pax(&buf, size)?,
+                        EntryType::XHeader => {
+                            pax_path = parse_pax(&buf).map_err(|p| bad(None, p))?;
+                        }
                         _ => {}
                     }
                     continue;
@@ -157,19 +173,16 @@ fn unpack(
                 (Some(l), None) => l,
                 (None, None) => entry.path_bytes().into_owned(),
             };
-            let name =
-                String::from_utf8(name).map_err(|_| invalid("tar entry name is not UTF-8"))?;
+            let name = String::from_utf8(name).map_err(|_| bad(None, TarProblem::NameNotUtf8))?;
             if kind == EntryType::Directory {
                 stats.skipped += 1;
                 continue;
             }
             if !matches!(kind, EntryType::Regular | EntryType::Continuous) {
-                return Err(invalid(format!(
-                    "tar entry {name:?}: only regular files are allowed (type {:?})",
-                    kind
-                )));
+                let kind = format!("{kind:?}");
+                return Err(bad(Some(&name), TarProblem::NotRegularFile { kind }));
             }
-            let rel = match checked_rel(&name, prefix)? {
+            let rel = match checked_rel(&name, prefix).map_err(|p| bad(Some(&name), p))? {
                 Some(rel) => rel,
                 None => {
                     stats.skipped += 1;
@@ -205,16 +218,17 @@ fn unpack(
                     .map_err(|e| StoreError::io(format!("create {}", dir.display()), e))?;
                 dirs_made.push(dir.to_path_buf());
             }
-            let copied = write_file(&dest, &mut entry, size)?;
+            let copied = write_file(&dest, &mut entry, size)?
+                .map_err(|e| bad(Some(&name), unreadable(e)))?;
             if copied != size {
-                return Err(invalid(format!("tar entry {name:?} truncated")));
+                return Err(bad(Some(&name), TarProblem::EntryTruncated));
             }
             stats.files += 1;
             stats.bytes = total;
         }
     }
     if archive.into_inner().n < end_of_last.saturating_add(512) {
-        return Err(invalid("tar stream truncated: no end-of-archive marker"));
+        return Err(bad(None, TarProblem::NoEndMarker));
     }
     for d in &dirs_made {
         fsync_dir(d)?;
@@ -223,28 +237,56 @@ fn unpack(
     Ok(stats)
 }
 
-fn write_file(dest: &Path, src: &mut dyn Read, size: u64) -> Result<u64> {
+/// Copies `size` bytes of `src` into a new file `dest`, fsynced. The outer error is the
+/// file's (write, fsync), the inner one the tar stream's (read).
+fn write_file(dest: &Path, src: &mut dyn Read, size: u64) -> Result<io::Result<u64>> {
     let ctx = || format!("write {}", dest.display());
     // The staging directory is ours alone (no links in it), so truncating is safe; a
     // repeated name (influx's exact-fit export duplicate) keeps the last copy.
     let file = File::create(dest).map_err(|e| StoreError::io(ctx(), e))?;
     let mut w = BufWriter::with_capacity(256 * 1024, file);
-    let copied = io::copy(&mut src.take(size), &mut w).map_err(tar_err)?;
+    let copied = match copy(&mut src.take(size), &mut w) {
+        Ok(n) => n,
+        Err(Failed::Read(e)) => return Ok(Err(e)),
+        Err(Failed::Write(e)) => return Err(StoreError::io(ctx(), e)),
+    };
     let file = w
         .into_inner()
         .map_err(|e| StoreError::io(ctx(), e.into_error()))?;
     file.sync_all().map_err(|e| StoreError::io(ctx(), e))?;
-    Ok(copied)
+    Ok(Ok(copied))
 }
 
-fn parse_pax(buf: &[u8], _size: u64) -> Result<Option<Vec<u8>>> {
+/// Which side of a copy failed.
+enum Failed {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy` that tells a read failure (the tar stream) from a write failure (the disk).
+fn copy(src: &mut dyn Read, dst: &mut dyn io::Write) -> std::result::Result<u64, Failed> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = match src.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Failed::Read(e)),
+        };
+        dst.write_all(&buf[..k]).map_err(Failed::Write)?;
+        n += k as u64;
+    }
+}
+
+fn parse_pax(buf: &[u8]) -> std::result::Result<Option<Vec<u8>>, TarProblem> {
     let mut path = None;
     for ext in tar::PaxExtensions::new(buf) {
-        let ext = ext.map_err(|_| invalid("malformed PAX header"))?;
+        let ext = ext.map_err(|_| TarProblem::MalformedPax)?;
         match ext.key_bytes() {
             b"path" => path = Some(ext.value_bytes().to_vec()),
-            b"size" => return Err(invalid("PAX size override is not supported")),
-            b"linkpath" => return Err(invalid("links are not allowed")),
+            b"size" => return Err(TarProblem::PaxSizeOverride),
+            b"linkpath" => return Err(TarProblem::Link),
             _ => {}
         }
     }
@@ -253,21 +295,22 @@ fn parse_pax(buf: &[u8], _size: u64) -> Result<Option<Vec<u8>>> {
 
 /// The components after `db/rp/id`, or `None` when the entry belongs to another shard.
 /// Absolute paths, `.`/`..` components and empty components are refused outright.
-fn checked_rel(name: &str, prefix: [&str; 3]) -> Result<Option<Vec<String>>> {
+fn checked_rel(
+    name: &str,
+    prefix: [&str; 3],
+) -> std::result::Result<Option<Vec<String>>, TarProblem> {
     let path = Path::new(name);
     let mut parts = Vec::new();
     for c in path.components() {
         match c {
-            Component::Normal(s) => parts.push(
-                s.to_str()
-                    .ok_or_else(|| invalid("tar entry name is not UTF-8"))?
-                    .to_string(),
-            ),
-            _ => return Err(invalid(format!("tar entry {name:?}: unsafe path"))),
+            Component::Normal(s) => {
+                parts.push(s.to_str().ok_or(TarProblem::NameNotUtf8)?.to_string())
+            }
+            _ => return Err(TarProblem::UnsafePath),
         }
     }
     if name.contains('\\') || name.contains('\0') {
-        return Err(invalid(format!("tar entry {name:?}: unsafe path")));
+        return Err(TarProblem::UnsafePath);
     }
     if parts.len() < 4 || parts[..3] != prefix {
         return Ok(None);
@@ -341,7 +384,10 @@ pub(crate) fn recover_rp_dir(rp_dir: &Path) -> Result<()> {
 
 /// Writes nothing: used by tests to prove a path is refused.
 #[cfg(test)]
-pub(crate) fn check_name(name: &str, prefix: [&str; 3]) -> Result<Option<Vec<String>>> {
+pub(crate) fn check_name(
+    name: &str,
+    prefix: [&str; 3],
+) -> std::result::Result<Option<Vec<String>>, TarProblem> {
     checked_rel(name, prefix)
 }
 
@@ -368,15 +414,21 @@ mod tests {
         let shard = dir.path().join("1");
         fs::create_dir(&shard).map_err(|e| StoreError::io("mkdir", e))?;
         let mut empty: &[u8] = &[];
-        let r = restore(
-            &shard,
-            ["d", "r", "1"],
-            &mut empty,
-            &RestoreLimits::default(),
-        );
-        assert!(matches!(r, Err(StoreError::Invalid(_))));
+        let loc = ShardPath {
+            database: "d".into(),
+            retention_policy: "r".into(),
+            shard_id: 1,
+        };
+        let r = restore(&shard, &loc, &mut empty, &RestoreLimits::default());
+        assert!(matches!(
+            r,
+            Err(StoreError::Invalid(InvalidInput::Tar {
+                problem: TarProblem::NoEndMarker,
+                ..
+            }))
+        ));
         let mut ok: &[u8] = &[0u8; 1024];
-        let r = restore(&shard, ["d", "r", "1"], &mut ok, &RestoreLimits::default())?;
+        let r = restore(&shard, &loc, &mut ok, &RestoreLimits::default())?;
         assert_eq!(r.files, 0);
         Ok(())
     }

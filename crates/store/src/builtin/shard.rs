@@ -1,7 +1,7 @@
 //! Shard-group arithmetic as influx does it: default group durations, window alignment
 //! (Go's `time.Truncate`, relative to year 1), routing of a timestamp to its group.
 
-use crate::error::{Result, StoreError};
+use crate::error::{InvalidInput, NameKind, Result};
 use crate::meta::{Data, RetentionPolicyInfo, ShardGroupInfo, ShardInfo};
 
 /// One hour in ns.
@@ -34,7 +34,7 @@ pub(crate) fn group_start(t: i64, d: i64) -> i64 {
 }
 
 /// Validates a database or retention-policy name used as a directory name.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(what: NameKind, name: &str) -> Result<()> {
     let bad = name.is_empty()
         || name == "."
         || name == ".."
@@ -42,7 +42,11 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
         || name.len() > 255
         || name.contains(['/', '\\', '\0']);
     if bad {
-        return Err(StoreError::Invalid(format!("invalid {what} name {name:?}")));
+        return Err(InvalidInput::Name {
+            what,
+            name: name.to_string(),
+        }
+        .into());
     }
     Ok(())
 }

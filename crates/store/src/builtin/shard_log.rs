@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use snapshotd_wal::{Entry, HardState, ReadView, Snapshot, Wal, WalOptions};
 
-use crate::error::{Result, StoreError};
+use crate::error::{Conflict, Corruption, Locked, Result, StoreError};
 
 /// Directory of the log inside a shard.
 pub(crate) const DIR: &str = "wal";
@@ -19,17 +19,18 @@ pub(crate) const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Raft term of every entry we write.
 const TERM: u64 = 1;
 
-pub(crate) fn wal_err(e: snapshotd_wal::Error) -> StoreError {
+/// The store error for a failure of the shard log in `dir`.
+pub(crate) fn wal_err(dir: &Path, e: snapshotd_wal::Error) -> StoreError {
     use snapshotd_wal::Error as W;
     match e {
-        W::Locked { path } => StoreError::Locked(path.display().to_string()),
+        W::Locked { path } => Locked::ShardLog { path }.into(),
         W::Io { context, source } => StoreError::Io { context, source },
         W::RecordTooLarge { size, limit } => StoreError::LimitExceeded {
             what: "shard log record",
             limit,
             got: size,
         },
-        W::Exist { dir } => StoreError::Conflict(format!("log exists in {}", dir.display())),
+        W::Exist { dir } => Conflict::ShardLog { dir }.into(),
         W::WriterFailed { first } => StoreError::Io {
             context: format!(
                 "shard log: an earlier write or fsync failed ({first}); restart the server once \
@@ -37,7 +38,11 @@ pub(crate) fn wal_err(e: snapshotd_wal::Error) -> StoreError {
             ),
             source: std::io::Error::other("the log refuses writes after a failed write"),
         },
-        other => StoreError::Corrupt(format!("shard log: {other}")),
+        other => Corruption::ShardLog {
+            dir: dir.to_path_buf(),
+            detail: other.to_string(),
+        }
+        .into(),
     }
 }
 
@@ -129,7 +134,7 @@ impl ShardLog {
         let wal = if snapshotd_wal::wal_exists(&dir) {
             open_writer(&dir, start_at(compacted), &opts)?
         } else {
-            Wal::create_with(&dir, b"snapshotd shard log", &opts).map_err(wal_err)?
+            Wal::create_with(&dir, b"snapshotd shard log", &opts).map_err(|e| wal_err(&dir, e))?
         };
         Ok(ShardLog {
             wal,
@@ -161,17 +166,24 @@ impl ShardLog {
     /// last entries is purged too and an idle shard keeps no entry on disk.
     pub(crate) fn mark_snapshot(&mut self, index: u64) -> Result<()> {
         let snap = Snapshot::new(index, TERM);
-        if index == self.last_index() && self.wal.cut_at_snapshot(&snap).map_err(wal_err)? {
+        if index == self.last_index()
+            && self
+                .wal
+                .cut_at_snapshot(&snap)
+                .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))?
+        {
             return Ok(());
         }
-        self.wal.save_snapshot(&snap).map_err(wal_err)
+        self.wal
+            .save_snapshot(&snap)
+            .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))
     }
 
     /// Releases the writer's locks on segments wholly below `compacted`.
     pub(crate) fn release_compacted(&mut self) -> Result<()> {
         self.wal
             .release_lock_to(self.compacted + 1)
-            .map_err(wal_err)
+            .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))
     }
 
     /// Closes the log of a shard that went cold: the tail segment is trimmed to its last
@@ -208,26 +220,26 @@ impl ShardLog {
         let last = first + entries.len() as u64 - 1;
         self.wal
             .save(&HardState::new(TERM, 0, last), &entries)
-            .map_err(wal_err)
+            .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))
     }
 }
 
 /// Opens the writer at `start`, repairing a torn tail first when needed.
 fn open_writer(dir: &Path, start: Snapshot, opts: &WalOptions) -> Result<Wal> {
     let opened = Wal::open_with(dir, start, opts)
-        .map_err(wal_err)?
+        .map_err(|e| wal_err(dir, e))?
         .into_writer();
     let (wal, _) = match opened {
         Ok(ok) => ok,
         Err(e) if e.is_unexpected_eof() => {
             tracing::warn!(dir = %dir.display(), "repairing torn shard log tail");
-            snapshotd_wal::repair(dir).map_err(wal_err)?;
+            snapshotd_wal::repair(dir).map_err(|e| wal_err(dir, e))?;
             Wal::open_with(dir, start, opts)
-                .map_err(wal_err)?
+                .map_err(|e| wal_err(dir, e))?
                 .into_writer()
-                .map_err(wal_err)?
+                .map_err(|e| wal_err(dir, e))?
         }
-        Err(e) => return Err(wal_err(e)),
+        Err(e) => return Err(wal_err(dir, e)),
     };
     Ok(wal)
 }
@@ -236,6 +248,8 @@ fn open_writer(dir: &Path, start: Snapshot, opts: &WalOptions) -> Result<Wal> {
 /// (or counted as a live view of the writer) until dropped.
 pub(crate) struct LogView {
     view: ReadView,
+    /// The log directory.
+    dir: PathBuf,
     /// Index the view starts after (entries up to it are in TSM files).
     pub start: u64,
     guard: Option<ViewGuard>,
@@ -249,9 +263,10 @@ impl LogView {
             return Ok(None);
         }
         let view = snapshotd_wal::open_for_read_with(&dir, start_at(start), &options())
-            .map_err(wal_err)?;
+            .map_err(|e| wal_err(&dir, e))?;
         Ok(Some(LogView {
             view,
+            dir,
             start,
             guard: None,
         }))
@@ -261,8 +276,13 @@ impl LogView {
     pub(crate) fn indexed(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> + '_ {
         self.view.entries().filter_map(|r| match r {
             Ok(e) => e.data.map(|d| Ok((e.index, d))),
-            Err(e) => Some(Err(wal_err(e))),
+            Err(e) => Some(Err(wal_err(&self.dir, e))),
         })
+    }
+
+    /// The log directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Modification time of the newest segment of the view.
@@ -281,7 +301,7 @@ impl LogView {
     pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.view.entries().filter_map(|r| match r {
             Ok(e) => e.data.map(Ok),
-            Err(e) => Some(Err(wal_err(e))),
+            Err(e) => Some(Err(wal_err(&self.dir, e))),
         })
     }
 }

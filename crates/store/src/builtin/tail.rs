@@ -28,7 +28,7 @@ pub(crate) fn append_tail(
     let mut set = PointSet::default();
     for entry in view.indexed() {
         let (_, data) = entry?;
-        for p in write::decode_entry(&data)? {
+        for p in write::decode_entry(&data, view.dir())? {
             if keep(p.time_ns) {
                 set.add(p);
             }

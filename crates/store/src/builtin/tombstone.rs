@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom};
 
 pub(crate) use snapshotd_tsm::Tombstones;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, Result, StoreError};
 
 /// Reads a tombstone file from an open handle (`path` names it in errors).
 pub(crate) fn read(file: &mut File, path: &str) -> Result<Tombstones> {
@@ -15,6 +15,10 @@ pub(crate) fn read(file: &mut File, path: &str) -> Result<Tombstones> {
         snapshotd_tsm::TsmError::Io { source, .. } => {
             StoreError::io(format!("read {path}"), source)
         }
-        e => StoreError::Corrupt(format!("tombstone {path}: {e}")),
+        e => Corruption::Tombstone {
+            file: path.to_string(),
+            detail: e.to_string(),
+        }
+        .into(),
     })
 }

@@ -10,7 +10,7 @@ use snapshotd_tsm::{KeyIndex, TsmError, TsmReader, TsmWriter, Values};
 
 use super::tombstone::Tombstones;
 use super::write::{Point, Value};
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, Result, StoreError, TsmProblem};
 
 /// A parsed TSM index with the file's time range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,15 @@ pub(crate) struct Index {
     pub max: i64,
 }
 
+/// The corruption of TSM file `name`.
+fn corrupt(name: &str, problem: TsmProblem) -> StoreError {
+    Corruption::Tsm {
+        file: name.to_string(),
+        problem,
+    }
+    .into()
+}
+
 /// The store error for a TSM failure in file `name`.
 pub(crate) fn tsm_err(name: &str, e: TsmError) -> StoreError {
     match e {
@@ -30,7 +39,12 @@ pub(crate) fn tsm_err(name: &str, e: TsmError) -> StoreError {
             StoreError::LimitExceeded { what, limit, got }
         }
         TsmError::Io { context, source } => StoreError::io(format!("{context} {name}"), source),
-        e => StoreError::Corrupt(format!("TSM file {name}: {e}")),
+        e => corrupt(
+            name,
+            TsmProblem::Format {
+                detail: e.to_string(),
+            },
+        ),
     }
 }
 
@@ -104,10 +118,15 @@ pub(crate) fn read_points(
         let (series, field) = snapshotd_tsm::split_key(&ks.key);
         let next = series_ids.len();
         let sid = *series_ids.entry(series.to_vec()).or_insert(next);
-        let text = std::str::from_utf8(series)
-            .map_err(|_| StoreError::Corrupt(format!("TSM file {name}: series key not UTF-8")))?;
+        let text =
+            std::str::from_utf8(series).map_err(|_| corrupt(name, TsmProblem::SeriesKeyNotUtf8))?;
         let (measurement, tags) = snapshotd_tsm::parse_series_key(text).ok_or_else(|| {
-            StoreError::Corrupt(format!("TSM file {name}: bad series key {text:?}"))
+            corrupt(
+                name,
+                TsmProblem::BadSeriesKey {
+                    key: text.to_string(),
+                },
+            )
         })?;
         let field = String::from_utf8_lossy(field).into_owned();
         let values = r.read_key_filtered(&ks.key, Some(deleted)).map_err(err)?;

@@ -1,12 +1,13 @@
 //! Line protocol: parsing a batch (with `influxdb-line-protocol`), timestamps to ns, and the
 //! encoding of the points stored in one shard WAL entry (a JSON array of points).
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use influxdb_line_protocol::{FieldValue, ParsedLine, parse_lines, split_lines};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StoreError};
+use crate::error::{Corruption, InvalidInput, LineProblem, Result, StoreError};
 use crate::types::Precision;
 
 /// A field value of a stored point.
@@ -70,13 +71,25 @@ pub(crate) fn now_ns() -> i64 {
 }
 
 /// Parses a whole batch; any bad line fails the batch with its 1-based line number.
-pub(crate) fn parse_batch(body: &[u8], precision: Precision) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_batch(
+    database: &str,
+    body: &[u8],
+    precision: Precision,
+) -> Result<Vec<Parsed>> {
+    let bad = |line, problem| -> StoreError {
+        InvalidInput::Line {
+            database: database.to_string(),
+            line,
+            problem,
+        }
+        .into()
+    };
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = 1 + body[..e.valid_up_to()]
             .iter()
             .filter(|b| **b == b'\n')
             .count();
-        StoreError::Invalid(format!("line {line}: not valid UTF-8"))
+        bad(line, LineProblem::NotUtf8)
     })?;
     let now = now_ns();
     let mult = multiplier(precision);
@@ -86,12 +99,14 @@ pub(crate) fn parse_batch(body: &[u8], precision: Precision) -> Result<Vec<Parse
         let this_line = line_no;
         line_no += piece.matches('\n').count() + 1;
         for parsed in parse_lines(piece) {
-            let parsed =
-                parsed.map_err(|e| StoreError::Invalid(format!("line {this_line}: {e}")))?;
+            let parsed = parsed.map_err(|e| {
+                let detail = e.to_string();
+                bad(this_line, LineProblem::Syntax { detail })
+            })?;
             let ts = match parsed.timestamp {
-                Some(t) => t.checked_mul(mult).ok_or_else(|| {
-                    StoreError::Invalid(format!("line {this_line}: timestamp out of range"))
-                })?,
+                Some(t) => t
+                    .checked_mul(mult)
+                    .ok_or_else(|| bad(this_line, LineProblem::TimestampOutOfRange))?,
                 None => now,
             };
             out.push(Parsed {
@@ -135,9 +150,15 @@ pub(crate) fn encode_points(points: &[&Point]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// Decodes a stored WAL entry.
-pub(crate) fn decode_entry(data: &[u8]) -> Result<Vec<Point>> {
-    serde_json::from_slice(data).map_err(|e| StoreError::Corrupt(format!("WAL entry: {e}")))
+/// Decodes a stored WAL entry of the shard log in `dir`.
+pub(crate) fn decode_entry(data: &[u8], dir: &Path) -> Result<Vec<Point>> {
+    serde_json::from_slice(data).map_err(|e| {
+        Corruption::LogEntry {
+            dir: dir.to_path_buf(),
+            detail: e.to_string(),
+        }
+        .into()
+    })
 }
 
 fn to_point(l: &ParsedLine<'_>, time_ns: i64) -> Point {
@@ -178,13 +199,13 @@ mod tests {
     fn batch_parses_scales_and_round_trips() -> Result<()> {
         let body =
             b"# comment\ncpu,host=a\\ b value=1.5,n=3i 2\n\nmem s=\"x \\\"y\\\"\",ok=true 3\n";
-        let got = parse_batch(body, Precision::Seconds)?;
+        let got = parse_batch("db", body, Precision::Seconds)?;
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].point.time_ns, 2_000_000_000);
         assert_eq!(got[1].line_no, 4);
         let entries = encode_points(&got.iter().map(|p| &p.point).collect::<Vec<_>>())?;
         assert_eq!(entries.len(), 1);
-        let pts = decode_entry(&entries[0])?;
+        let pts = decode_entry(&entries[0], Path::new("wal"))?;
         assert_eq!(pts[0].tags, vec![("host".into(), "a b".into())]);
         assert_eq!(pts[0].fields[1], ("n".into(), Value::Integer(3)));
         assert_eq!(
@@ -199,13 +220,13 @@ mod tests {
     fn large_batches_split_into_bounded_entries() -> Result<()> {
         let big = "x".repeat(400_000);
         let body: String = (0..12).map(|i| format!("m s=\"{big}\" {i}\n")).collect();
-        let got = parse_batch(body.as_bytes(), Precision::Nanoseconds)?;
+        let got = parse_batch("db", body.as_bytes(), Precision::Nanoseconds)?;
         let entries = encode_points(&got.iter().map(|p| &p.point).collect::<Vec<_>>())?;
         assert!(entries.len() >= 2);
         assert!(entries.iter().all(|e| e.len() <= MAX_ENTRY_BYTES));
         let back: Vec<Point> = entries
             .iter()
-            .map(|e| decode_entry(e))
+            .map(|e| decode_entry(e, Path::new("wal")))
             .collect::<Result<Vec<_>>>()?
             .concat();
         assert_eq!(back, got.into_iter().map(|p| p.point).collect::<Vec<_>>());
@@ -214,10 +235,18 @@ mod tests {
 
     #[test]
     fn bad_line_is_named() {
-        let err = parse_batch(b"cpu value=1 1\ncpu value= 2\n", Precision::Nanoseconds);
+        let err = parse_batch(
+            "db",
+            b"cpu value=1 1\ncpu value= 2\n",
+            Precision::Nanoseconds,
+        );
         let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("line 2"), "{msg}");
-        let err = parse_batch(b"cpu value=1 9223372036854775807\n", Precision::Seconds);
+        let err = parse_batch(
+            "db",
+            b"cpu value=1 9223372036854775807\n",
+            Precision::Seconds,
+        );
         assert!(matches!(err, Err(StoreError::Invalid(_))));
     }
 }
