@@ -190,7 +190,8 @@ impl ShardLog {
     /// record and the spare segment deleted, so an idle shard holds no preallocated space
     /// (the next write or backup opens it again).
     pub(crate) fn close_cold(self) -> Result<()> {
-        self.wal.close_trimmed().map_err(wal_err)
+        let dir = self.shard_dir.join(DIR);
+        self.wal.close_trimmed().map_err(|e| wal_err(&dir, e))
     }
 
     /// Whether nothing is pending, due or watching: the log can be closed.
