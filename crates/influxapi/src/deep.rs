@@ -39,8 +39,9 @@ pub struct DeepReport {
     pub measurements: BTreeMap<(String, String, String), MeasurementStats>,
 }
 
-/// Decodes every block of every shard of `backup` (only database `db` when given); the first
-/// corrupt block fails with the shard, file and key named.
+/// Decodes every block of every shard of `backup` (only database `db` when given), in every
+/// archive of every run (superseded ones too); the first corrupt block fails with the
+/// shard, file and key named.
 pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<DeepReport> {
     let mut rep = DeepReport::default();
     for s in backup
@@ -48,8 +49,9 @@ pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<Deep
         .iter()
         .filter(|s| db.is_none_or(|d| s.database == d))
     {
-        let u = unpack(s, tmp)?;
-        shard_stats(&u, s, &mut rep)?;
+        let s = s.every_archive();
+        let u = unpack(&s, tmp)?;
+        shard_stats(&u, &s, &mut rep)?;
     }
     Ok(rep)
 }
@@ -300,6 +302,8 @@ mod tests {
             policy: "rp".into(),
             shard_id: 1,
             files: vec![gz],
+            runs: vec!["r.manifest".into()],
+            superseded: Vec::new(),
         };
         let u = unpack(&s, dir.path()).unwrap();
         let mut rep = DeepReport::default();

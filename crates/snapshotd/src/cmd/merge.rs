@@ -399,7 +399,7 @@ fn source_id(args: &RestoreArgs) -> String {
 }
 
 fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
-    let rate = r.points as f64 / secs.max(1e-9);
+    let rate = r.values as f64 / secs.max(1e-9);
     for n in &r.notes {
         eprintln!("note: {n}");
     }
@@ -412,20 +412,23 @@ fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
             "shards_merged": r.merged, "shards_uploaded_whole": r.imported,
             "shards_not_uploaded": r.not_uploaded.iter().map(|(id, why)| serde_json::json!({"shard": id, "reason": why})).collect::<Vec<_>>(),
             "notes": r.notes, "shards_already_done": r.already_done,
-            "shards_skipped_with_data": r.skipped, "points": r.points, "uploaded_values": r.uploaded_values, "batches": r.batches,
-            "elapsed_s": (secs * 1000.0).round() / 1000.0, "points_per_s": rate.round(),
+            "shards_skipped_with_data": r.skipped, "values": r.values, "uploaded_values": r.uploaded_values, "batches": r.batches,
+            "runs_superseded": r.superseded_runs, "archives_superseded": r.superseded_archives,
+            "elapsed_s": (secs * 1000.0).round() / 1000.0, "values_per_s": rate.round(),
         });
         println!("{v}");
     } else {
         eprintln!(
-            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) uploaded whole ({} value(s)); {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
-            r.points,
+            "merge complete: {} field value(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} values/s); {} shard(s) uploaded whole ({} value(s)); {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?}); {} older run(s) and {} archive(s) not read (superseded: a later run holds those shards whole)",
+            r.values,
             r.merged.len(),
             r.imported.len(),
             r.uploaded_values,
             r.already_done.len(),
             r.skipped.len(),
-            r.skipped
+            r.skipped,
+            r.superseded_runs,
+            r.superseded_archives
         );
     }
 }

@@ -786,7 +786,7 @@ fn merge_over_https_trusts_the_given_ca_only() {
     let out = snapshotd(&trusted);
     assert!(out.status.success());
     assert!(
-        stderr(&out).contains("merge complete: 2880 point(s)"),
+        stderr(&out).contains("merge complete: 2880 field value(s)"),
         "{}",
         stderr(&out)
     );
