@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use snapshotd_influxapi::{
     Backup, CheckReport, ConflictMode, Credentials, HttpOptions, InfluxHttp, MergeOptions,
     MergeProgress, MergeReport, UnsignedMode, check_target, deep_verify, merge, restore_grants,
-    restore_schema, write_meta_offline,
+    restore_schema, write_meta_offline, write_shards_offline,
 };
 
 use super::restore::RestoreArgs;
@@ -78,6 +78,14 @@ pub struct MergeArgs {
     /// The meta dir of the stopped influxd (`[meta] dir`), for --offline.
     #[arg(long, value_name = "DIR", requires = "offline")]
     pub influx_meta_dir: Option<PathBuf>,
+    /// The data dir of the stopped influxd (`[data] dir`), for --offline: the restore
+    /// point's shards are unpacked there under the backup's shard IDs.
+    #[arg(long, value_name = "DIR", requires_all = ["offline", "influx_wal_dir"])]
+    pub influx_data_dir: Option<PathBuf>,
+    /// The WAL dir of the stopped influxd (`[data] wal-dir`), with --influx-data-dir: it
+    /// must hold no log of a shard being restored.
+    #[arg(long, value_name = "DIR", requires = "influx_data_dir")]
+    pub influx_wal_dir: Option<PathBuf>,
     /// After the restore, decode the backup and compare per-measurement counts with the target
     /// through --http; fails if any differs.
     #[arg(long)]
@@ -497,32 +505,65 @@ fn check_verdict(rep: &CheckReport) -> ExitCode {
     }
 }
 
-/// `--offline --influx-meta-dir DIR`: the complete metastore of the backup into a stopped influxd.
+/// `--offline --influx-meta-dir DIR [--influx-data-dir DIR]`: the restore point's complete
+/// metastore (and with a data dir its shards) into a stopped influxd.
 fn offline(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     if args.newdb.is_some() || args.newrp.is_some() {
         bail!(
             "--offline writes the backup's metastore as it was: --newdb/--newrp cannot be combined with it"
         );
     }
-    let dir = args.src.strip_prefix("file://").unwrap_or(&args.src);
-    let backup = Backup::open(Path::new(dir))?;
+    if args.db.is_some() || args.rp.is_some() || args.shard.is_some() {
+        bail!(
+            "--offline writes the restore point's whole metastore (every database) and, with \
+             --influx-data-dir, all its shards: drop --db/--rp/--shard"
+        );
+    }
     let Some(meta_dir) = &args.merge.influx_meta_dir else {
         bail!("--offline needs --influx-meta-dir DIR");
     };
-    let stamp = chrono_stamp();
-    let r = write_meta_offline(&backup.meta, meta_dir, &stamp)?;
-    eprintln!(
-        "offline restore: wrote {} ({} database(s), {} user(s) with password hashes, {} continuous query(ies)){}",
-        r.meta_db.display(),
-        r.databases,
-        r.users,
-        r.continuous_queries,
-        match &r.backup_copy {
-            Some(c) => format!("; the previous meta.db is kept as {}", c.display()),
-            None => String::new(),
+    runtime()?.block_on(async {
+        let src = local_source(args).await?;
+        let last = chosen_manifest(&src.dir, args.at.as_deref()).await?;
+        let backup = Backup::open_until(&src.dir, last.as_deref())?;
+        let stamp = chrono_stamp();
+        if let (Some(data_dir), Some(wal)) = (&args.merge.influx_data_dir, &args.merge.influx_wal_dir) {
+            let b = backup.clone();
+            let (d, w) = (data_dir.clone(), wal.clone());
+            let r = tokio::task::spawn_blocking(move || write_shards_offline(&b, &d, &w))
+                .await
+                .context("offline shard restore task")??;
+            eprintln!(
+                "offline restore: wrote {} shard(s) ({} file(s), {}) into {}{}",
+                r.shards,
+                r.files,
+                super::common::human_bytes(r.bytes),
+                data_dir.display(),
+                match r.already_there {
+                    0 => String::new(),
+                    n => format!("; {n} shard(s) already there from an earlier run"),
+                }
+            );
         }
-    );
-    Ok(ExitCode::SUCCESS)
+        let r = write_meta_offline(&backup.meta, meta_dir, &stamp)?;
+        eprintln!(
+            "offline restore: wrote {} ({} database(s), {} user(s) with password hashes, {} continuous query(ies)){}",
+            r.meta_db.display(),
+            r.databases,
+            r.users,
+            r.continuous_queries,
+            match &r.backup_copy {
+                Some(c) => format!("; the previous meta.db is kept as {}", c.display()),
+                None => String::new(),
+            }
+        );
+        if args.merge.influx_data_dir.is_none() {
+            eprintln!(
+                "note: no shard data was written (pass --influx-data-dir to restore it too)"
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn chrono_stamp() -> String {
