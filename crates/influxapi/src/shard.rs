@@ -17,6 +17,8 @@ pub struct Unpacked {
     _dir: tempfile::TempDir,
     /// `(tsm path, tombstone path)` in write order (run, then file name).
     pub files: Vec<(PathBuf, Option<PathBuf>)>,
+    /// `.tombstone` entries found in any archive (also those of a TSM file another run holds).
+    pub tombstones: usize,
     /// Label used in errors: `database/rp/shard`.
     pub label: String,
 }
@@ -34,6 +36,7 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
         .tempdir_in(tmp)
         .map_err(io(format!("{lbl}: create a temp dir in {}", tmp.display())))?;
     let mut files = Vec::new();
+    let mut tombstones = 0;
     for (run, path) in shard.files.iter().enumerate() {
         let ctx = format!("{lbl}: {}", path.display());
         let f = File::open(path).map_err(io(format!("open {}", path.display())))?;
@@ -59,6 +62,8 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
                 .map_err(|e| corrupt(ctx.clone(), format!("{base}: {e}")))?;
             if base.ends_with(".tsm") {
                 tsms.push(out);
+            } else {
+                tombstones += 1;
             }
         }
         tsms.sort();
@@ -71,6 +76,7 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
     Ok(Unpacked {
         _dir: dir,
         files,
+        tombstones,
         label: lbl,
     })
 }

@@ -321,6 +321,9 @@ fn merge_of_nightly_full_backups_reads_each_shard_from_its_newest_full_run() {
     // Each of the 3 shards: the two older full runs' archives are left out.
     assert_eq!(v["runs_superseded"], 2, "{v}");
     assert_eq!(v["archives_superseded"], 6, "{v}");
+    // The dropped day-0 shard: its increment archive is empty, so one run holds its TSM
+    // files and it is uploaded whole.
+    assert_eq!(v["shards_uploaded_whole"], serde_json::json!([1]), "{v}");
     // The newest full run holds every point once, the increment its own (plus, at most,
     // what a compaction rewrote meanwhile); every run oldest first would be 3 x the
     // backup_lines, 1 + 2 + 3 nights and the increment.
