@@ -314,4 +314,52 @@ mod tests {
         assert_eq!(n.values, 1);
         assert_eq!((rep.tsm_files, rep.blocks), (3, 4));
     }
+
+    /// A gzip'd tar of `(file name in shard 1 of db/rp, bytes)` at `path`.
+    fn shard_archive(path: &Path, entries: &[(&str, Vec<u8>)]) {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for (name, bytes) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, format!("db/rp/1/{name}"), bytes.as_slice())
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+
+    #[test]
+    fn a_later_runs_tombstone_applies_to_an_earlier_runs_tsm_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (full, incr) = (dir.path().join("a.tar.gz"), dir.path().join("b.tar.gz"));
+        shard_archive(
+            &full,
+            &[("000000001-000000001.tsm", tsm(&[(b"m,h=a", &[1, 2, 3])]))],
+        );
+        // The increment: only the tombstone, written after a DELETE of time 2.
+        let mut tombs = Tombstones::default();
+        tombs.add(&join_key(b"m,h=a", b"f"), 2, 2);
+        let mut tomb_bytes = Vec::new();
+        tombs.write_v4(&mut tomb_bytes).unwrap();
+        shard_archive(&incr, &[("000000001-000000001.tombstone", tomb_bytes)]);
+        let s = BackupShard {
+            database: "db".into(),
+            policy: "rp".into(),
+            shard_id: 1,
+            files: vec![full, incr],
+            runs: vec!["a.manifest".into(), "b.manifest".into()],
+            superseded: Vec::new(),
+        };
+        let u = unpack(&s, dir.path()).unwrap();
+        assert_eq!(u.tombstones, 1);
+        let mut rep = DeepReport::default();
+        shard_stats(&u, &s, &mut rep).unwrap();
+        let m = &rep.measurements[&("db".into(), "rp".into(), "m".into())];
+        assert_eq!((m.values, m.min_time, m.max_time), (2, 1, 3));
+    }
 }

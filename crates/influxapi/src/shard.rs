@@ -67,18 +67,33 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
             }
         }
         tsms.sort();
-        for t in tsms {
-            let ts = t.with_extension("tombstone");
-            let ts = ts.is_file().then_some(ts);
-            files.push((t, ts));
-        }
+        files.extend(tsms.into_iter().map(|t| (t, None)));
     }
+    pair_tombstones(dir.path(), shard.files.len(), &mut files);
     Ok(Unpacked {
         _dir: dir,
         files,
         tombstones,
         label: lbl,
     })
+}
+
+/// Gives each unpacked `RUN-NAME.tsm` its tombstones: the newest `R-NAME.tombstone` of its
+/// run or a later one (influx rewrites a tombstone file whole, so the newest holds every
+/// deletion; an increment carries a newer one without the older TSM file it belongs to).
+fn pair_tombstones(dir: &Path, runs: usize, files: &mut [(PathBuf, Option<PathBuf>)]) {
+    for (tsm, tomb) in files.iter_mut() {
+        let Some((run, name)) = file_name(tsm).split_once('-').and_then(|(r, n)| {
+            let stem = n.strip_suffix(".tsm")?;
+            Some((r.parse::<usize>().ok()?, stem.to_string()))
+        }) else {
+            continue;
+        };
+        *tomb = (run..runs)
+            .rev()
+            .map(|r| dir.join(format!("{r:05}-{name}.tombstone")))
+            .find(|p| p.is_file());
+    }
 }
 
 /// Opens each TSM file of `u` in order with its tombstones and calls `f(reader, tombstones,
