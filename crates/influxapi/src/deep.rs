@@ -43,13 +43,23 @@ pub struct DeepReport {
 /// archive of every run (superseded ones too); the first corrupt block fails with the
 /// shard, file and key named.
 pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<DeepReport> {
+    decode(backup, db, tmp, true)
+}
+
+/// [`deep_verify`] of the archives a merge applies (superseded ones left out): the counts a
+/// merge of this restore point writes, for `--check`.
+pub fn deep_verify_applied(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<DeepReport> {
+    decode(backup, db, tmp, false)
+}
+
+fn decode(backup: &Backup, db: Option<&str>, tmp: &Path, every: bool) -> Result<DeepReport> {
     let mut rep = DeepReport::default();
     for s in backup
         .shards
         .iter()
         .filter(|s| db.is_none_or(|d| s.database == d))
     {
-        let s = s.every_archive();
+        let s = if every { s.every_archive() } else { s.clone() };
         let u = unpack(&s, tmp)?;
         shard_stats(&u, &s, &mut rep)?;
     }

@@ -25,7 +25,9 @@ mod shard;
 mod source;
 
 pub use cq::{canonical, rewrite_cq};
-pub use deep::{CheckReport, DeepReport, MeasurementStats, check_target, deep_verify};
+pub use deep::{
+    CheckReport, DeepReport, MeasurementStats, check_target, deep_verify, deep_verify_applied,
+};
 pub use duration::{influxql_duration, parse_go_duration};
 pub use error::{InfluxApiError, Result};
 pub use grants::{GrantsReport, privilege_name, restore_grants};

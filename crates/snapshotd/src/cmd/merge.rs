@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use snapshotd_influxapi::{
     Backup, CheckReport, ConflictMode, Credentials, HttpOptions, InfluxHttp, MergeOptions,
-    MergeProgress, MergeReport, UnsignedMode, check_target, deep_verify, merge, restore_grants,
-    restore_schema, write_meta_offline, write_shards_offline,
+    MergeProgress, MergeReport, UnsignedMode, check_target, deep_verify_applied, merge,
+    restore_grants, restore_schema, write_meta_offline, write_shards_offline,
 };
 
 use super::restore::RestoreArgs;
@@ -476,10 +476,11 @@ async fn run_check(
 ) -> anyhow::Result<CheckReport> {
     let b2 = backup.clone();
     let d2 = db.to_string();
-    let deep =
-        tokio::task::spawn_blocking(move || deep_verify(&b2, Some(&d2), &std::env::temp_dir()))
-            .await
-            .context("deep verify task")??;
+    let deep = tokio::task::spawn_blocking(move || {
+        deep_verify_applied(&b2, Some(&d2), &std::env::temp_dir())
+    })
+    .await
+    .context("deep verify task")??;
     Ok(check_target(http, &deep, db, new_db, at_least).await?)
 }
 
