@@ -162,11 +162,11 @@ impl Backup {
 }
 
 /// Whether every archive of run `m` holds its whole shard: written by `snapshotd backup`
-/// (which records the request) without `--since`, `--start` or `--end`.
+/// (which records the request) without `--since`, `--start` or `--end`, and marked complete.
 fn holds_whole_shards(m: &Manifest) -> bool {
     m.snapshotd
         .as_ref()
-        .is_some_and(|i| i.since.is_none() && i.start.is_none() && i.end.is_none())
+        .is_some_and(|i| i.complete && i.since.is_none() && i.start.is_none() && i.end.is_none())
 }
 
 fn manifest_names(dir: &Path) -> Result<Vec<String>> {
