@@ -39,17 +39,29 @@ pub struct DeepReport {
     pub measurements: BTreeMap<(String, String, String), MeasurementStats>,
 }
 
-/// Decodes every block of every shard of `backup` (only database `db` when given); the first
-/// corrupt block fails with the shard, file and key named.
+/// Decodes every block of every shard of `backup` (only database `db` when given), in every
+/// archive of every run (superseded ones too); the first corrupt block fails with the
+/// shard, file and key named.
 pub fn deep_verify(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<DeepReport> {
+    decode(backup, db, tmp, true)
+}
+
+/// [`deep_verify`] of the archives a merge applies (superseded ones left out): the counts a
+/// merge of this restore point writes, for `--check`.
+pub fn deep_verify_applied(backup: &Backup, db: Option<&str>, tmp: &Path) -> Result<DeepReport> {
+    decode(backup, db, tmp, false)
+}
+
+fn decode(backup: &Backup, db: Option<&str>, tmp: &Path, every: bool) -> Result<DeepReport> {
     let mut rep = DeepReport::default();
     for s in backup
         .shards
         .iter()
         .filter(|s| db.is_none_or(|d| s.database == d))
     {
-        let u = unpack(s, tmp)?;
-        shard_stats(&u, s, &mut rep)?;
+        let s = if every { s.every_archive() } else { s.clone() };
+        let u = unpack(&s, tmp)?;
+        shard_stats(&u, &s, &mut rep)?;
     }
     Ok(rep)
 }
@@ -300,6 +312,8 @@ mod tests {
             policy: "rp".into(),
             shard_id: 1,
             files: vec![gz],
+            runs: vec!["r.manifest".into()],
+            superseded: Vec::new(),
         };
         let u = unpack(&s, dir.path()).unwrap();
         let mut rep = DeepReport::default();
@@ -309,5 +323,53 @@ mod tests {
         let n = &rep.measurements[&("db".into(), "rp".into(), "n".into())];
         assert_eq!(n.values, 1);
         assert_eq!((rep.tsm_files, rep.blocks), (3, 4));
+    }
+
+    /// A gzip'd tar of `(file name in shard 1 of db/rp, bytes)` at `path`.
+    fn shard_archive(path: &Path, entries: &[(&str, Vec<u8>)]) {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for (name, bytes) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, format!("db/rp/1/{name}"), bytes.as_slice())
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+
+    #[test]
+    fn a_later_runs_tombstone_applies_to_an_earlier_runs_tsm_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (full, incr) = (dir.path().join("a.tar.gz"), dir.path().join("b.tar.gz"));
+        shard_archive(
+            &full,
+            &[("000000001-000000001.tsm", tsm(&[(b"m,h=a", &[1, 2, 3])]))],
+        );
+        // The increment: only the tombstone, written after a DELETE of time 2.
+        let mut tombs = Tombstones::default();
+        tombs.add(&join_key(b"m,h=a", b"f"), 2, 2);
+        let mut tomb_bytes = Vec::new();
+        tombs.write_v4(&mut tomb_bytes).unwrap();
+        shard_archive(&incr, &[("000000001-000000001.tombstone", tomb_bytes)]);
+        let s = BackupShard {
+            database: "db".into(),
+            policy: "rp".into(),
+            shard_id: 1,
+            files: vec![full, incr],
+            runs: vec!["a.manifest".into(), "b.manifest".into()],
+            superseded: Vec::new(),
+        };
+        let u = unpack(&s, dir.path()).unwrap();
+        assert_eq!(u.tombstones, 1);
+        let mut rep = DeepReport::default();
+        shard_stats(&u, &s, &mut rep).unwrap();
+        let m = &rep.measurements[&("db".into(), "rp".into(), "m".into())];
+        assert_eq!((m.values, m.min_time, m.max_time), (2, 1, 3));
     }
 }

@@ -96,16 +96,43 @@ pub enum InfluxApiError {
         #[source]
         source: snapshotd_tsm::TsmError,
     },
-    /// An influxd process uses the meta dir an offline restore would write.
+    /// An influxd process uses the meta (or data) dir an offline restore would write.
     #[error(
-        "influxd (pid {pid}) is running with meta dir {meta_dir}: stop it first (the offline \
-         restore must not race the live metastore)"
+        "influxd (pid {pid}) is running with {meta_dir}: stop it first (an offline restore \
+         must not race the live influxd)"
     )]
     InfluxdRunning {
         /// The influxd process.
         pid: u32,
-        /// The meta dir.
+        /// The meta or data dir.
         meta_dir: String,
+    },
+    /// An offline restore would replace a shard directory that holds other files.
+    #[error(
+        "{path} exists and differs from shard {shard_id} of {database}/{policy} in the \
+         backup: move it away or delete it (it belongs to the metastore being replaced, or \
+         to another restore), then re-run"
+    )]
+    ShardDirExists {
+        /// The existing shard directory.
+        path: String,
+        /// Database of the shard.
+        database: String,
+        /// Retention policy of the shard.
+        policy: String,
+        /// Shard ID.
+        shard_id: u64,
+    },
+    /// influxd's WAL dir holds a log for a shard an offline restore would write.
+    #[error(
+        "{path} holds a write-ahead log for shard {shard_id}, which influxd would replay into \
+         the restored shard: delete it (it belongs to the data being replaced), then re-run"
+    )]
+    ShardWalExists {
+        /// The shard's WAL directory.
+        path: String,
+        /// Shard ID.
+        shard_id: u64,
     },
     /// The copy an offline restore keeps of the old `meta.db` would overwrite an earlier one.
     #[error("{path} already exists: choose another stamp (it holds an earlier copy)")]

@@ -15,6 +15,7 @@
 //!   even when points written concurrently were already flushed to a TSM file;
 //! - shards with tombstones are not uploaded (influxd would ignore the tombstones).
 
+use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
@@ -64,9 +65,17 @@ pub fn seed_line(s: &BackupShard, tmp: &Path) -> Result<Seed> {
     let mut stats = crate::deep::DeepReport::default();
     crate::deep::shard_stats(&u, s, &mut stats)?;
     let values = stats.measurements.values().map(|m| m.values).sum();
-    let not_uploadable = if s.files.len() != 1 {
-        Some("several backup runs hold it".to_string())
-    } else if u.files.iter().any(|(_, t)| t.is_some()) {
+    // Unpacked files are named `<run index>-<name>`: archives of other runs may be empty
+    // (an increment that found nothing new), but only one run may hold TSM files.
+    let runs: BTreeSet<&str> = u
+        .files
+        .iter()
+        .filter_map(|(p, _)| p.file_name()?.to_str()?.split_once('-'))
+        .map(|(run, _)| run)
+        .collect();
+    let not_uploadable = if runs.len() > 1 {
+        Some("several backup runs hold its TSM files".to_string())
+    } else if u.tombstones > 0 {
         Some("it has deleted points (tombstones), which influxd does not apply on upload".into())
     } else {
         u.files
@@ -238,24 +247,45 @@ pub fn connect(addr: &str, what: &str) -> Result<TcpStream> {
     Err(io(format!("{what}: connect to {addr}"))(e))
 }
 
-/// Uploads the TSM files of the shard's single backup file as target shard `new_id` of
-/// `db`/`rp` through the snapshotter at `addr` (blocking), entries renamed to
-/// `db/rp/new_id/<renumbered file>`.
+/// Uploads the TSM files of the shard's backup files (of which [`seed_line`] found one run
+/// holding TSM files) as target shard `new_id` of `db`/`rp` through the snapshotter at
+/// `addr` (blocking), entries renamed to `db/rp/new_id/<renumbered file>`.
 pub fn upload_shard(s: &BackupShard, addr: &str, db: &str, rp: &str, new_id: u64) -> Result<()> {
     let lbl = label(s);
-    let [file] = s.files.as_slice() else {
-        return Err(corrupt(
-            lbl,
-            "several backup runs hold this shard: not uploaded whole",
-        ));
-    };
     let mut sock = connect(addr, &format!("{lbl}: upload to the snapshotter"))?;
     let _ = sock.set_read_timeout(Some(Duration::from_secs(600)));
     sock.write_all(&snapshotd_wire::UploadHeader::new(new_id).to_bytes())
         .map_err(io(format!("{lbl}: upload header to {addr}")))?;
+    let mut b = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, &mut sock));
+    for file in &s.files {
+        send_tsm_entries(&mut b, file, &lbl, (db, rp, new_id), addr)?;
+    }
+    let w = b
+        .into_inner()
+        .map_err(io(format!("{lbl}: finish the upload")))?;
+    w.into_inner().map_err(|e| InfluxApiError::Io {
+        context: format!("{lbl}: send"),
+        source: e.into_error(),
+    })?;
+    sock.shutdown(std::net::Shutdown::Write)
+        .map_err(io(format!("{lbl}: close the upload")))?;
+    // influxd closes the connection once the shard is restored.
+    let mut rest = Vec::new();
+    let _ = (&mut sock).take(64 * 1024).read_to_end(&mut rest);
+    Ok(())
+}
+
+/// Appends the `.tsm` entries of backup archive `file` to the upload `b`, renamed to
+/// `db/rp/new_id/<renumbered file>`.
+fn send_tsm_entries<W: Write>(
+    b: &mut tar::Builder<W>,
+    file: &Path,
+    lbl: &str,
+    (db, rp, new_id): (&str, &str, u64),
+    addr: &str,
+) -> Result<()> {
     let f = std::fs::File::open(file).map_err(io(format!("open {}", file.display())))?;
     let mut ar = tar::Archive::new(MultiGzDecoder::new(BufReader::new(f)));
-    let mut b = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, &mut sock));
     let ctx = format!("{lbl}: {}", file.display());
     for e in ar.entries().map_err(io(ctx.clone()))? {
         let mut e = e.map_err(|e| corrupt(ctx.clone(), format!("tar/gzip: {e}")))?;
@@ -273,18 +303,6 @@ pub fn upload_shard(s: &BackupShard, addr: &str, db: &str, rp: &str, new_id: u64
         b.append_data(&mut h, format!("{db}/{rp}/{new_id}/{base}"), &mut e)
             .map_err(io(format!("{lbl}: send {base} to {addr}")))?;
     }
-    let w = b
-        .into_inner()
-        .map_err(io(format!("{lbl}: finish the upload")))?;
-    w.into_inner().map_err(|e| InfluxApiError::Io {
-        context: format!("{lbl}: send"),
-        source: e.into_error(),
-    })?;
-    sock.shutdown(std::net::Shutdown::Write)
-        .map_err(io(format!("{lbl}: close the upload")))?;
-    // influxd closes the connection once the shard is restored.
-    let mut rest = Vec::new();
-    let _ = (&mut sock).take(64 * 1024).read_to_end(&mut rest);
     Ok(())
 }
 

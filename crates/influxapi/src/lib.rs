@@ -17,6 +17,7 @@ mod import;
 mod line;
 mod merge;
 mod offline;
+mod offline_data;
 mod progress;
 mod schema;
 mod series;
@@ -24,7 +25,9 @@ mod shard;
 mod source;
 
 pub use cq::{canonical, rewrite_cq};
-pub use deep::{CheckReport, DeepReport, MeasurementStats, check_target, deep_verify};
+pub use deep::{
+    CheckReport, DeepReport, MeasurementStats, check_target, deep_verify, deep_verify_applied,
+};
 pub use duration::{influxql_duration, parse_go_duration};
 pub use error::{InfluxApiError, Result};
 pub use grants::{GrantsReport, privilege_name, restore_grants};
@@ -33,6 +36,7 @@ pub use import::GENERATION_OFFSET;
 pub use line::{UnsignedMode, push_field_key, push_float, push_lines, push_string, push_value};
 pub use merge::{ConflictMode, DoneFn, MergeOptions, MergeReport, UploadFn, UploadHook, merge};
 pub use offline::{OfflineReport, write_meta_offline};
+pub use offline_data::{OfflineShardsReport, write_shards_offline};
 pub use progress::MergeProgress;
 pub use schema::{SchemaReport, restore_schema};
 pub use series::series_lines;

@@ -115,12 +115,18 @@ pub struct MergeReport {
     pub already_done: Vec<u64>,
     /// Shards left alone by `skip` because the target already has data in their range.
     pub skipped: Vec<u64>,
-    /// Field values merged (written through `/write` plus uploaded whole).
-    pub points: u64,
+    /// Field values merged (written through `/write` plus uploaded whole; a line with three
+    /// fields counts three).
+    pub values: u64,
     /// Of those, the values of the shards uploaded whole.
     pub uploaded_values: u64,
     /// `/write` requests sent.
     pub batches: u64,
+    /// Backup runs none of whose archives of the merged shards was read: for each shard a
+    /// later run holds it whole (see [`Backup::open_until`]).
+    pub superseded_runs: usize,
+    /// Archives of the merged shards left out because a later run holds the shard whole.
+    pub superseded_archives: usize,
 }
 
 /// Called with a shard's backup ID once all its points are acknowledged by the target.
@@ -138,6 +144,8 @@ pub async fn merge(
     cancel: Arc<AtomicBool>,
 ) -> Result<MergeReport> {
     let mut report = MergeReport::default();
+    (report.superseded_runs, report.superseded_archives) =
+        backup.superseded_of(&opts.db, opts.rp.as_deref());
     let mut todo = Vec::new();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -222,7 +230,7 @@ pub async fn merge(
         return Err(e);
     }
     report.uploaded_values = uploaded.load(Ordering::Relaxed);
-    report.points = points.load(Ordering::Relaxed) + report.uploaded_values;
+    report.values = points.load(Ordering::Relaxed) + report.uploaded_values;
     report.batches = batches.load(Ordering::Relaxed);
     report.merged.sort_unstable();
     report.imported.sort_unstable();

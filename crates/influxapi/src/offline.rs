@@ -77,7 +77,7 @@ pub fn write_meta_offline(meta: &Data, meta_dir: &Path, stamp: &str) -> Result<O
 
 /// The pid of an influxd whose command line or config file names `dir`, or that has a file
 /// open under it.
-fn influxd_using(dir: &Path) -> Option<u32> {
+pub(crate) fn influxd_using(dir: &Path) -> Option<u32> {
     let procs = std::fs::read_dir("/proc").ok()?;
     let me = std::process::id();
     for p in procs.flatten() {

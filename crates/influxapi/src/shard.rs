@@ -17,6 +17,8 @@ pub struct Unpacked {
     _dir: tempfile::TempDir,
     /// `(tsm path, tombstone path)` in write order (run, then file name).
     pub files: Vec<(PathBuf, Option<PathBuf>)>,
+    /// `.tombstone` entries found in any archive (also those of a TSM file another run holds).
+    pub tombstones: usize,
     /// Label used in errors: `database/rp/shard`.
     pub label: String,
 }
@@ -34,6 +36,7 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
         .tempdir_in(tmp)
         .map_err(io(format!("{lbl}: create a temp dir in {}", tmp.display())))?;
     let mut files = Vec::new();
+    let mut tombstones = 0;
     for (run, path) in shard.files.iter().enumerate() {
         let ctx = format!("{lbl}: {}", path.display());
         let f = File::open(path).map_err(io(format!("open {}", path.display())))?;
@@ -59,20 +62,38 @@ pub fn unpack(shard: &BackupShard, tmp: &Path) -> Result<Unpacked> {
                 .map_err(|e| corrupt(ctx.clone(), format!("{base}: {e}")))?;
             if base.ends_with(".tsm") {
                 tsms.push(out);
+            } else {
+                tombstones += 1;
             }
         }
         tsms.sort();
-        for t in tsms {
-            let ts = t.with_extension("tombstone");
-            let ts = ts.is_file().then_some(ts);
-            files.push((t, ts));
-        }
+        files.extend(tsms.into_iter().map(|t| (t, None)));
     }
+    pair_tombstones(dir.path(), shard.files.len(), &mut files);
     Ok(Unpacked {
         _dir: dir,
         files,
+        tombstones,
         label: lbl,
     })
+}
+
+/// Gives each unpacked `RUN-NAME.tsm` its tombstones: the newest `R-NAME.tombstone` of its
+/// run or a later one (influx rewrites a tombstone file whole, so the newest holds every
+/// deletion; an increment carries a newer one without the older TSM file it belongs to).
+fn pair_tombstones(dir: &Path, runs: usize, files: &mut [(PathBuf, Option<PathBuf>)]) {
+    for (tsm, tomb) in files.iter_mut() {
+        let Some((run, name)) = file_name(tsm).split_once('-').and_then(|(r, n)| {
+            let stem = n.strip_suffix(".tsm")?;
+            Some((r.parse::<usize>().ok()?, stem.to_string()))
+        }) else {
+            continue;
+        };
+        *tomb = (run..runs)
+            .rev()
+            .map(|r| dir.join(format!("{r:05}-{name}.tombstone")))
+            .find(|p| p.is_file());
+    }
 }
 
 /// Opens each TSM file of `u` in order with its tombstones and calls `f(reader, tombstones,

@@ -208,7 +208,7 @@ fn another_servers_snapshotter_or_none_means_point_by_point() {
             .all(|(_, why)| why.contains("not the same server")),
         "{r:?}"
     );
-    assert_eq!(r.points as i64, DAYS * 1440 * 3 * 2);
+    assert_eq!(r.values as i64, DAYS * 1440 * 3 * 2);
     assert_backup_values_present(&tgt, &src);
     // Nothing listens at this address: a note, every point through /write.
     tgt.query("DROP DATABASE dst");

@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use snapshotd_influxapi::{
     Backup, CheckReport, ConflictMode, Credentials, HttpOptions, InfluxHttp, MergeOptions,
-    MergeProgress, MergeReport, UnsignedMode, check_target, deep_verify, merge, restore_grants,
-    restore_schema, write_meta_offline,
+    MergeProgress, MergeReport, UnsignedMode, check_target, deep_verify_applied, merge,
+    restore_grants, restore_schema, write_meta_offline, write_shards_offline,
 };
 
 use super::restore::RestoreArgs;
@@ -78,6 +78,14 @@ pub struct MergeArgs {
     /// The meta dir of the stopped influxd (`[meta] dir`), for --offline.
     #[arg(long, value_name = "DIR", requires = "offline")]
     pub influx_meta_dir: Option<PathBuf>,
+    /// The data dir of the stopped influxd (`[data] dir`), for --offline: the restore
+    /// point's shards are unpacked there under the backup's shard IDs.
+    #[arg(long, value_name = "DIR", requires_all = ["offline", "influx_wal_dir"])]
+    pub influx_data_dir: Option<PathBuf>,
+    /// The WAL dir of the stopped influxd (`[data] wal-dir`), with --influx-data-dir: it
+    /// must hold no log of a shard being restored.
+    #[arg(long, value_name = "DIR", requires = "influx_data_dir")]
+    pub influx_wal_dir: Option<PathBuf>,
     /// After the restore, decode the backup and compare per-measurement counts with the target
     /// through --http; fails if any differs.
     #[arg(long)]
@@ -399,7 +407,7 @@ fn source_id(args: &RestoreArgs) -> String {
 }
 
 fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
-    let rate = r.points as f64 / secs.max(1e-9);
+    let rate = r.values as f64 / secs.max(1e-9);
     for n in &r.notes {
         eprintln!("note: {n}");
     }
@@ -412,20 +420,23 @@ fn print_merge(db: &str, new_db: &str, r: &MergeReport, secs: f64, json: bool) {
             "shards_merged": r.merged, "shards_uploaded_whole": r.imported,
             "shards_not_uploaded": r.not_uploaded.iter().map(|(id, why)| serde_json::json!({"shard": id, "reason": why})).collect::<Vec<_>>(),
             "notes": r.notes, "shards_already_done": r.already_done,
-            "shards_skipped_with_data": r.skipped, "points": r.points, "uploaded_values": r.uploaded_values, "batches": r.batches,
-            "elapsed_s": (secs * 1000.0).round() / 1000.0, "points_per_s": rate.round(),
+            "shards_skipped_with_data": r.skipped, "values": r.values, "uploaded_values": r.uploaded_values, "batches": r.batches,
+            "runs_superseded": r.superseded_runs, "archives_superseded": r.superseded_archives,
+            "elapsed_s": (secs * 1000.0).round() / 1000.0, "values_per_s": rate.round(),
         });
         println!("{v}");
     } else {
         eprintln!(
-            "merge complete: {} point(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} points/s); {} shard(s) uploaded whole ({} value(s)); {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?})",
-            r.points,
+            "merge complete: {} field value(s) of {db} written into {new_db} from {} shard(s) in {secs:.1}s ({rate:.0} values/s); {} shard(s) uploaded whole ({} value(s)); {} shard(s) done in an earlier run; {} shard(s) skipped (target already had data in their time range: {:?}); {} older run(s) and {} archive(s) not read (superseded: a later run holds those shards whole)",
+            r.values,
             r.merged.len(),
             r.imported.len(),
             r.uploaded_values,
             r.already_done.len(),
             r.skipped.len(),
-            r.skipped
+            r.skipped,
+            r.superseded_runs,
+            r.superseded_archives
         );
     }
 }
@@ -465,10 +476,11 @@ async fn run_check(
 ) -> anyhow::Result<CheckReport> {
     let b2 = backup.clone();
     let d2 = db.to_string();
-    let deep =
-        tokio::task::spawn_blocking(move || deep_verify(&b2, Some(&d2), &std::env::temp_dir()))
-            .await
-            .context("deep verify task")??;
+    let deep = tokio::task::spawn_blocking(move || {
+        deep_verify_applied(&b2, Some(&d2), &std::env::temp_dir())
+    })
+    .await
+    .context("deep verify task")??;
     Ok(check_target(http, &deep, db, new_db, at_least).await?)
 }
 
@@ -494,32 +506,65 @@ fn check_verdict(rep: &CheckReport) -> ExitCode {
     }
 }
 
-/// `--offline --influx-meta-dir DIR`: the complete metastore of the backup into a stopped influxd.
+/// `--offline --influx-meta-dir DIR [--influx-data-dir DIR]`: the restore point's complete
+/// metastore (and with a data dir its shards) into a stopped influxd.
 fn offline(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     if args.newdb.is_some() || args.newrp.is_some() {
         bail!(
             "--offline writes the backup's metastore as it was: --newdb/--newrp cannot be combined with it"
         );
     }
-    let dir = args.src.strip_prefix("file://").unwrap_or(&args.src);
-    let backup = Backup::open(Path::new(dir))?;
+    if args.db.is_some() || args.rp.is_some() || args.shard.is_some() {
+        bail!(
+            "--offline writes the restore point's whole metastore (every database) and, with \
+             --influx-data-dir, all its shards: drop --db/--rp/--shard"
+        );
+    }
     let Some(meta_dir) = &args.merge.influx_meta_dir else {
         bail!("--offline needs --influx-meta-dir DIR");
     };
-    let stamp = chrono_stamp();
-    let r = write_meta_offline(&backup.meta, meta_dir, &stamp)?;
-    eprintln!(
-        "offline restore: wrote {} ({} database(s), {} user(s) with password hashes, {} continuous query(ies)){}",
-        r.meta_db.display(),
-        r.databases,
-        r.users,
-        r.continuous_queries,
-        match &r.backup_copy {
-            Some(c) => format!("; the previous meta.db is kept as {}", c.display()),
-            None => String::new(),
+    runtime()?.block_on(async {
+        let src = local_source(args).await?;
+        let last = chosen_manifest(&src.dir, args.at.as_deref()).await?;
+        let backup = Backup::open_until(&src.dir, last.as_deref())?;
+        let stamp = chrono_stamp();
+        if let (Some(data_dir), Some(wal)) = (&args.merge.influx_data_dir, &args.merge.influx_wal_dir) {
+            let b = backup.clone();
+            let (d, w) = (data_dir.clone(), wal.clone());
+            let r = tokio::task::spawn_blocking(move || write_shards_offline(&b, &d, &w))
+                .await
+                .context("offline shard restore task")??;
+            eprintln!(
+                "offline restore: wrote {} shard(s) ({} file(s), {}) into {}{}",
+                r.shards,
+                r.files,
+                super::common::human_bytes(r.bytes),
+                data_dir.display(),
+                match r.already_there {
+                    0 => String::new(),
+                    n => format!("; {n} shard(s) already there from an earlier run"),
+                }
+            );
         }
-    );
-    Ok(ExitCode::SUCCESS)
+        let r = write_meta_offline(&backup.meta, meta_dir, &stamp)?;
+        eprintln!(
+            "offline restore: wrote {} ({} database(s), {} user(s) with password hashes, {} continuous query(ies)){}",
+            r.meta_db.display(),
+            r.databases,
+            r.users,
+            r.continuous_queries,
+            match &r.backup_copy {
+                Some(c) => format!("; the previous meta.db is kept as {}", c.display()),
+                None => String::new(),
+            }
+        );
+        if args.merge.influx_data_dir.is_none() {
+            eprintln!(
+                "note: no shard data was written (pass --influx-data-dir to restore it too)"
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn chrono_stamp() -> String {

@@ -264,3 +264,82 @@ fn merge_from_s3_at_an_older_restore_point_writes_that_points_values() {
         "the first point's values over the live ones"
     );
 }
+
+/// Field values of one backup of `backup_lines`: 4 fields per line.
+const BACKUP_VALUES: i64 = BACKUP_POINTS * 4;
+/// Points (one field each) of one night's new data (`night_lines`).
+const NIGHT_POINTS: i64 = DAYS * 144;
+/// Points (two fields each) written before the `--since` backup (`increment_lines`).
+const INCREMENT_POINTS: i64 = 144;
+
+/// The new points of night `k`: host `night<k>` every 10 min over the backed-up days.
+fn night_lines(k: i64) -> String {
+    (0..NIGHT_POINTS)
+        .map(|step| format!("cpu,host=night{k} usage={k}.25 {}\n", T0 + step * MIN10))
+        .collect()
+}
+
+/// Points written between the last full backup and the `--since` one: host `inc` on day 2.
+fn increment_lines() -> String {
+    (2 * 144..2 * 144 + INCREMENT_POINTS)
+        .map(|step| {
+            format!(
+                "cpu,host=inc usage={step}.5,n={step}i {}\n",
+                T0 + step * MIN10
+            )
+        })
+        .collect()
+}
+
+/// Nightly full backups into one DEST plus an incremental one: a merge reads each shard
+/// from its newest full run and the `--since` run after it (not every run, oldest first),
+/// says how many older runs and archives it left out, and the result is the union.
+#[test]
+#[ignore = "interop: run via cargo xtask interop s3"]
+fn merge_of_nightly_full_backups_reads_each_shard_from_its_newest_full_run() {
+    let i = Influxd::start();
+    create_db(&i, "n1");
+    i.write("n1", Some("rpx"), &backup_lines(7));
+    let url = s3_url();
+    // Three nights, each adding points and taking a full backup.
+    for k in 1..=3 {
+        i.write("n1", Some("rpx"), &night_lines(k));
+        backup_point(&i, "n1", &url);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    i.write("n1", Some("rpx"), &increment_lines());
+    let incr = [
+        "backup", "--host", &i.bind, "--db", "n1", "--since", &since, "--json", &url,
+    ];
+    env::ok_json(&run(&incr));
+    diverge(&i, "n1", 7);
+    let news: String = (1..=3).map(night_lines).collect::<String>() + &increment_lines();
+    i.write("expect_n1", Some("rpx"), &news);
+
+    // --check: the target holds at least the values of the archives applied.
+    let v = env::ok_json(&merge(&i, &url, "n1", &["--check"]));
+    // Each of the 3 shards: the two older full runs' archives are left out.
+    assert_eq!(v["runs_superseded"], 2, "{v}");
+    assert_eq!(v["archives_superseded"], 6, "{v}");
+    // The dropped day-0 shard: its increment archive is empty, so one run holds its TSM
+    // files and it is uploaded whole.
+    assert_eq!(v["shards_uploaded_whole"], serde_json::json!([1]), "{v}");
+    // The newest full run holds every point once, the increment its own (plus, at most,
+    // what a compaction rewrote meanwhile); every run oldest first would be 3 x the
+    // backup_lines, 1 + 2 + 3 nights and the increment.
+    let newest = BACKUP_VALUES + 3 * NIGHT_POINTS + 2 * INCREMENT_POINTS;
+    let values = v["values"].as_i64().unwrap();
+    assert!(
+        (newest..=2 * newest).contains(&values),
+        "{values} value(s) written, the newest full run and the increment hold {newest}: {v}"
+    );
+    assert!(2 * newest < 3 * BACKUP_VALUES + 6 * NIGHT_POINTS + 2 * INCREMENT_POINTS);
+    let expected = BACKUP_POINTS + LIVE_NEW_POINTS + 3 * NIGHT_POINTS + INCREMENT_POINTS;
+    assert_eq!(count_usage(&i, "n1"), expected);
+    assert_eq!(
+        aggregates(&i, "n1"),
+        aggregates(&i, "expect_n1"),
+        "the newest night's points and the increment over the live ones"
+    );
+}
