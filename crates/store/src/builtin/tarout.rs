@@ -24,10 +24,12 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// Fails with `UnexpectedEof` when the source ends before `left` bytes.
+/// Fails with `UnexpectedEof` when the source ends before `left` bytes; remembers whether
+/// an error came from the source (a read) rather than from the stream (a write).
 struct Exact<'a> {
     inner: &'a mut dyn Read,
     left: u64,
+    read_failed: bool,
 }
 
 impl Read for Exact<'_> {
@@ -38,8 +40,11 @@ impl Read for Exact<'_> {
         let cap = buf
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let k = self.inner.read(&mut buf[..cap])?;
+        let k = self.inner.read(&mut buf[..cap]).inspect_err(|e| {
+            self.read_failed = e.kind() != io::ErrorKind::Interrupted;
+        })?;
         if k == 0 {
+            self.read_failed = true;
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "file shrank while being archived",
@@ -94,13 +99,13 @@ impl<'a> TarOut<'a> {
         let mut exact = Exact {
             inner: data,
             left: size,
+            read_failed: false,
         };
-        self.builder
-            .append_data(&mut h, name, &mut exact)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => StoreError::io(format!("read {name}"), e),
-                _ => out_err(e),
-            })?;
+        let r = self.builder.append_data(&mut h, name, &mut exact);
+        r.map_err(|e| match exact.read_failed {
+            true => StoreError::io(format!("read {name}"), e),
+            false => out_err(e),
+        })?;
         self.files += 1;
         Ok(())
     }
@@ -111,5 +116,56 @@ impl<'a> TarOut<'a> {
         let mut w = self.builder.into_inner().map_err(out_err)?;
         w.flush().map_err(out_err)?;
         Ok(BackupStats { files, bytes: w.n })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failing;
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(5))
+        }
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn context(e: StoreError) -> String {
+        match e {
+            StoreError::Io { context, .. } => context,
+            other => panic!("not an i/o error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_read_names_the_file_and_a_failed_write_the_stream() {
+        let mut sink = Vec::new();
+        let mut tar = TarOut::new(&mut sink);
+        let e = tar
+            .append(
+                "db/rp/4/000000001-000000001.tsm",
+                10,
+                UNIX_EPOCH,
+                &mut Failing,
+            )
+            .unwrap_err();
+        assert_eq!(context(e), "read db/rp/4/000000001-000000001.tsm");
+        let mut out = Failing;
+        let mut tar = TarOut::new(&mut out);
+        let big = vec![7u8; 1 << 20];
+        let e = tar
+            .append("db/rp/4/a.tsm", big.len() as u64, UNIX_EPOCH, &mut &big[..])
+            .unwrap_err();
+        assert_eq!(context(e), "write tar stream");
     }
 }
