@@ -3,6 +3,7 @@
 //! (also as JSON).
 
 mod eio;
+mod eio_read;
 mod env;
 mod etcd;
 mod extra;
