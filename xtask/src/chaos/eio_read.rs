@@ -1,22 +1,63 @@
 //! EIO on reads (fault `eioread`): the EIO layer fails the reads of one seeded file after a
 //! seeded number of bytes. Under `restore->influxd` and `verify<-dir` it is a shard archive
-//! of the backup being read (armed by [`arm_archive`], judged by round.rs); under
+//! of the backup being read, under `backup<-influxd` a shard archive an interrupted backup
+//! recorded, which its resumed run re-reads (armed by [`arm`], judged by round.rs); under
 //! `backup<-serve` it is a TSM file in the data dir of a `snapshotd serve` running on the
 //! layer ([`serve_round`]): the backup must fail naming the shard or file and the I/O error,
 //! publish nothing incomplete, and once the fault clears a rerun must back up every point.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::eio::EioFs;
-use super::env::serves;
+use super::env::{serves, wait_until};
 use super::extra::StoreEnv;
 use super::fault::{Fault, Workload};
+use super::mounts::eio_backing;
+use super::proxy::Mode;
 use super::round::{Ctx, Outcome, Row, RowOf};
 use super::store::check_backup;
 use super::workload::{self as wl, Run};
+
+/// Arms the EIO layer mounted on `dest` for a round of workload `w`: a restore or verify
+/// reads the baseline put under it; a backup resumes an interrupted run whose recorded
+/// shard archives it re-reads ([`interrupt_backup`] makes one). Returns the archive's name.
+pub(super) fn arm(ctx: &Ctx, w: Workload, eio: &EioFs, dest: &Path, seed: u64) -> Result<String> {
+    if w == Workload::Backup {
+        interrupt_backup(ctx, dest)?;
+    }
+    arm_archive(eio, &eio_backing(dest), seed)
+}
+
+/// Leaves an interrupted backup of `chaos` in `dest`: `--jobs 1` through the throttled proxy
+/// (2 KiB/s), SIGKILLed 300 ms after its first shard archive appeared (recorded as done).
+fn interrupt_backup(ctx: &Ctx, dest: &Path) -> Result<()> {
+    ctx.to_influxd.set(Mode::Throttle(2 * 1024));
+    let host = ctx.to_influxd.addr.to_string();
+    let path = dest.display().to_string();
+    let args = [
+        "backup", "--host", &host, "--db", "chaos", "--jobs", "1", &path,
+    ];
+    let mut child = wl::client(&ctx.bin, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let archive = || {
+        std::fs::read_dir(dest).is_ok_and(|d| {
+            d.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+        })
+    };
+    let appeared = wait_until(Duration::from_secs(30), archive);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    ctx.to_influxd.set(Mode::Pass);
+    appeared.context("no shard archive within 30 s of the interrupted backup")
+}
 
 /// Arms `eio` to fail reads of one seeded shard archive (`*.tar.gz`) of the backup whose
 /// files are in `backup` (the layer's backing dir), after a seeded number of bytes below

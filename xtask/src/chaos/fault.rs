@@ -127,8 +127,8 @@ pub enum Fault {
     /// destination, or on the server's data dir (`write->serve`).
     Eio,
     /// Reads of one seeded file fail with EIO after a seeded number of bytes (the same FUSE
-    /// layer): a shard archive of the backup a restore or verify reads, or a TSM file of
-    /// the data dir `snapshotd serve` backs up.
+    /// layer): a shard archive of the backup a restore or verify reads or a resumed backup
+    /// re-reads, or a TSM file of the data dir `snapshotd serve` backs up.
     EioRead,
 }
 
@@ -207,7 +207,7 @@ impl Fault {
             Fault::S3Error | Fault::SlowDown | Fault::StopS3 => w.s3(),
             Fault::StoreFull | Fault::StoreReadOnly => w == W::Ingest,
             Fault::Eio => matches!(w, W::Backup | W::Serve | W::Ingest),
-            Fault::EioRead => matches!(w, W::Restore | W::Serve | W::Verify),
+            Fault::EioRead => matches!(w, W::Backup | W::Restore | W::Serve | W::Verify),
             Fault::KillEtcd | Fault::StopEtcd | Fault::StopClient => w == W::Etcd,
             Fault::KillClient => !matches!(w, W::Ingest | W::Verify | W::EtcdS3),
             Fault::Reset | Fault::HalfClose | Fault::Blackhole => w.proxied(),

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
-use super::mounts::{eio_backing, mount_faults, unmount};
+use super::mounts::{mount_faults, unmount};
 use super::proxy::{Mode, Proxy};
 use super::s3::{self, Moto};
 use super::workload::{self as wl, Run};
@@ -175,11 +175,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     let workload = w.name();
     let armed = mount_faults(faults, &dest, seed).and_then(|m| {
         let target = match m.eio().filter(|_| read_fault) {
-            Some(eio) => Some(super::eio_read::arm_archive(
-                eio,
-                &eio_backing(&dest),
-                seed,
-            )?),
+            Some(eio) => Some(super::eio_read::arm(ctx, w, eio, &dest, seed)?),
             None => None,
         };
         Ok((m, target))
