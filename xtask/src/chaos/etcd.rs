@@ -119,21 +119,10 @@ fn run(
         let active = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("active:"));
         let _ = wait_until(Duration::from_secs(15), active);
     }
-    let cuts_before = ctx.to_moto.cuts();
+    let (cuts_before, requests_before) = (ctx.to_moto.cuts(), ctx.to_moto.requests());
     ctx.to_moto.set(mode.unwrap_or(Mode::Pass));
-    let at = 100 + seed % 500;
     let etcd_pid = etcd.proc.as_ref().map(|p| p.child.id());
-    let plan: Vec<Signal> = faults
-        .iter()
-        .filter_map(|f| match f {
-            Fault::KillEtcd => Some((etcd_pid, "KILL", at, 0)),
-            Fault::StopEtcd => Some((etcd_pid, "STOP", at, 3000)),
-            Fault::KillClient => Some((None, "KILL", at, 0)),
-            Fault::StopClient => Some((None, "STOP", at, 3000)),
-            Fault::StopS3 => Some((moto_pid, "STOP", at, 3000)),
-            _ => None,
-        })
-        .collect();
+    let plan = signals(faults, (etcd_pid, moto_pid), 100 + seed % 500);
     let fault_until = Instant::now() + S3_FAULT;
     let handles = spawn_signals(plan, archiver.child.id());
     let mut puts = ctl.puts(&prefix, 0..150, Duration::from_secs(8));
@@ -184,26 +173,58 @@ fn run(
         );
         return Ok((Outcome::Hung, d));
     }
-    let (o, d) = check(ctx, &ctl, dir, dest, &prefix, puts)?;
+    let (o, mut d) = check(ctx, &ctl, dir, dest, &prefix, puts)?;
+    if let Some(Mode::HttpError { .. }) = mode {
+        let failed = ctx.to_moto.cuts() - cuts_before;
+        let seen = ctx.to_moto.requests() - requests_before;
+        d = format!("{failed} of {seen} S3 requests failed by the proxy; {d}");
+    }
+    Ok(verdict((o, d), faults, (named, exited), cut_landed))
+}
+
+/// The signals of an archive round: (etcd, moto) pids, `at` ms after the fault starts.
+fn signals(faults: &[Fault], (etcd, moto): (Option<u32>, Option<u32>), at: u64) -> Vec<Signal> {
+    faults
+        .iter()
+        .filter_map(|f| match f {
+            Fault::KillEtcd => Some((etcd, "KILL", at, 0)),
+            Fault::StopEtcd => Some((etcd, "STOP", at, 3000)),
+            Fault::KillClient => Some((None, "KILL", at, 0)),
+            Fault::StopClient => Some((None, "STOP", at, 3000)),
+            Fault::StopS3 => Some((moto, "STOP", at, 3000)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A survived check is **not triggered** when a DEST fault was never reported or the proxy
+/// cut nothing; the detail says what the archiver did.
+fn verdict(
+    (o, d): (Outcome, String),
+    faults: &[Fault],
+    (named, exited): (bool, Option<std::process::ExitStatus>),
+    cut_landed: bool,
+) -> (Outcome, String) {
     let dest_fault = faults
         .iter()
         .any(|f| matches!(f, Fault::Enospc | Fault::ReadOnly));
     if o == Outcome::Survived && dest_fault && !named && exited.is_none() {
-        return Ok((
-            Outcome::NotTriggered,
-            format!("the archiver never reported the fault; {d}"),
-        ));
+        let d = format!("the archiver never reported the fault; {d}");
+        return (Outcome::NotTriggered, d);
     }
     if o == Outcome::Survived && !cut_landed {
-        let d = format!("the proxy cut no S3 request; {d}");
-        return Ok((Outcome::NotTriggered, d));
+        return (
+            Outcome::NotTriggered,
+            format!("the proxy cut no S3 request; {d}"),
+        );
     }
     let said = match exited {
+        Some(_) if faults.contains(&Fault::KillClient) => "archiver killed, restarted; ".into(),
         Some(st) => format!("archiver exited ({st}) naming the fault, restarted; "),
-        None if named => "archiver reported the fault and kept running; ".to_string(),
+        None if named => "archiver reported the fault and kept running; ".into(),
         None => String::new(),
     };
-    Ok((o, format!("{said}{d}")))
+    (o, format!("{said}{d}"))
 }
 
 /// Grows a full tmpfs and makes a read-only one writable (fault faults only).

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
-use super::mounts::{mount_faults, unmount};
+use super::mounts::{FaultMounts, eio_backing, mount_faults, unmount};
 use super::proxy::{Mode, Proxy};
 use super::s3::{self, Moto};
 use super::workload::{self as wl, Run};
@@ -153,7 +153,6 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         }
         _ => {}
     }
-    let started = Instant::now();
     let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
     let local = wl::fresh_dir(&dir, "dest")?;
     let dest = match w {
@@ -162,35 +161,10 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         _ => local,
     };
     let newdb = format!("r{k}");
-    if matches!(w, Workload::Restore | Workload::Verify) {
-        // Under a read fault the backup is read through the EIO layer.
-        let into = if read_fault {
-            wl::fresh_dir(&dir, "eio-root")?
-        } else {
-            dest.clone()
-        };
-        copy_dir(&ctx.baseline, &into)?;
-    }
-    let names = fault_names(faults);
-    let workload = w.name();
-    let armed = mount_faults(faults, &dest, seed).and_then(|m| {
-        let target = match m.eio().filter(|_| read_fault) {
-            Some(eio) => Some(super::eio_read::arm(ctx, w, eio, &dest, seed)?),
-            None => None,
-        };
-        Ok((m, target))
-    });
-    let (mounts, target) = match armed {
+    let rows = RowOf::new(faults, w);
+    let (mounts, target) = match mount_and_arm(ctx, w, faults, &dest, seed) {
         Ok(m) => m,
-        Err(e) => {
-            return Ok(Row {
-                faults: names,
-                workload,
-                outcome: Outcome::Skipped,
-                detail: e.to_string(),
-                secs: 0.0,
-            });
-        }
+        Err(e) => return Ok(rows.row(Outcome::Skipped, format!("{e:#}"))),
     };
     let (proxy, modes, host) = arm_proxy(ctx, w, faults, seed);
     let loads: Vec<load::Running> = faults
@@ -291,13 +265,34 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     } else {
         (outcome, detail)
     };
-    Ok(Row {
-        faults: names,
-        workload,
-        outcome,
-        detail,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    Ok(rows.row(outcome, detail))
+}
+
+/// Copies the baseline a restore or verify reads, mounts the round's fault filesystems on
+/// `dest` and arms a read fault: the mounts and the file whose reads fail.
+fn mount_and_arm(
+    ctx: &Ctx,
+    w: Workload,
+    faults: &[Fault],
+    dest: &Path,
+    seed: u64,
+) -> Result<(FaultMounts, Option<String>)> {
+    if matches!(w, Workload::Restore | Workload::Verify) {
+        // Under a read fault the backup is read through the EIO layer.
+        let into = if faults.contains(&Fault::EioRead) {
+            eio_backing(dest)
+        } else {
+            dest.to_path_buf()
+        };
+        std::fs::create_dir_all(&into)?;
+        copy_dir(&ctx.baseline, &into)?;
+    }
+    let m = mount_faults(faults, dest, seed)?;
+    let target = match m.eio().filter(|_| faults.contains(&Fault::EioRead)) {
+        Some(eio) => Some(super::eio_read::arm(ctx, w, eio, dest, seed)?),
+        None => None,
+    };
+    Ok((m, target))
 }
 
 /// Sets the proxy of workload `w` to the round's network fault (a throttle when only a
