@@ -3,6 +3,7 @@
 //! (also as JSON).
 
 mod eio;
+mod eio_read;
 mod env;
 mod etcd;
 mod extra;
@@ -201,6 +202,13 @@ fn plan(args: &Args, rng: &mut Rng) -> Vec<(Vec<Fault>, Workload)> {
         // At most one proxy mode and one fault filesystem per round.
         let both = |f: fn(Fault) -> bool| f(a) && f(b);
         let (a, b) = if a == Fault::None { (b, a) } else { (a, b) };
+        // EIO on the server's reads is a round of its own (eio_read.rs applies no other fault).
+        let serve_read = w == Workload::Serve && (a == Fault::EioRead || b == Fault::EioRead);
+        let (a, b) = if serve_read {
+            (Fault::EioRead, Fault::None)
+        } else {
+            (a, b)
+        };
         let single = a == b || b == Fault::None;
         let faults = if single || both(|f| f.proxy(0).is_some()) || both(Fault::filesystem) {
             vec![a]

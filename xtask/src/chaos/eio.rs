@@ -1,5 +1,6 @@
-//! EIO faults: xtask/chaos/eiofs.py (the slowfs FUSE passthrough, failing writes and fsync
-//! with EIO once a byte budget is spent) mounted over a directory, the budget set at run time.
+//! EIO faults: xtask/chaos/eiofs.py (the slowfs FUSE passthrough, failing writes and fsync,
+//! or reads of the files matching a pattern, with EIO once a byte budget is spent) mounted
+//! over a directory, the fault set at run time.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ use crate::util::root;
 pub struct EioFs {
     mnt: PathBuf,
     control: PathBuf,
+    log: PathBuf,
     child: Child,
 }
 
@@ -26,7 +28,8 @@ impl EioFs {
         std::fs::create_dir_all(backing)?;
         std::fs::create_dir_all(mnt)?;
         let control = backing.with_extension("budget");
-        let log = std::fs::File::create(backing.with_extension("log"))?;
+        let log_path = backing.with_extension("log");
+        let log = std::fs::File::create(&log_path)?;
         let child = Command::new(py)
             .arg(root().join("xtask/chaos/eiofs.py"))
             .arg(backing)
@@ -39,6 +42,7 @@ impl EioFs {
         let mut fs = EioFs {
             mnt: mnt.to_path_buf(),
             control,
+            log: log_path,
             child,
         };
         fs.set(budget)?;
@@ -60,7 +64,26 @@ impl EioFs {
 
     /// Writes fail after `budget` more bytes (`None`: the fault is cleared).
     pub fn set(&self, budget: Option<u64>) -> Result<()> {
-        let text = budget.map_or("-1".to_string(), |b| b.to_string());
+        self.control(&budget.map_or("-1".to_string(), |b| b.to_string()))
+    }
+
+    /// Reads of the files whose path below the mount point matches the glob `pattern` fail
+    /// once `after` bytes of them were read (the write fault, if any, is cleared).
+    pub fn set_read(&self, pattern: &str, after: u64) -> Result<()> {
+        self.control(&serde_json::json!({ "read": after, "pattern": pattern }).to_string())
+    }
+
+    /// EIO errors the layer returned since it was mounted (each is a line of its log).
+    pub fn trips(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("eiofs: EIO "))
+            .count()
+    }
+
+    /// Replaces the control file's text.
+    fn control(&self, text: &str) -> Result<()> {
         // A new file (rename) so the filesystem sees the change at once.
         let tmp = self.control.with_extension("budget.tmp");
         std::fs::write(&tmp, text)?;

@@ -109,6 +109,27 @@ impl Server {
     pub fn rss_kib(&self) -> Option<u64> {
         self.proc.as_ref().and_then(Proc::rss_kib)
     }
+
+    /// Its data dir.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// Stops it as an operator does (SIGTERM: the store compacts its logs into TSM files
+    /// on the way out) and waits up to 60 s for it to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut p) = self.proc.take() else {
+            return Ok(());
+        };
+        let pid = p.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let mut done = false;
+        let exited = wait_until(Duration::from_secs(60), || {
+            done = p.child.try_wait().ok().flatten().is_some();
+            done
+        });
+        exited.with_context(|| format!("snapshotd serve (pid {pid}) ignored SIGTERM for 60 s"))
+    }
 }
 
 /// A real influxd 1.6.7 on loopback ports.

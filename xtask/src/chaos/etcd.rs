@@ -1,8 +1,10 @@
 //! `etcd archive` rounds: `snapshotd etcd archive` beside a real etcd 3.4.23 member while
-//! etcdctl puts keys; faults hit the archiver, etcd or the archive's filesystem. Once the fault
-//! clears (an exited archiver restarted) the archive must catch up with etcd's raft index
-//! with no gap, verify, and restore into a data dir that etcd serves with every acked put.
+//! etcdctl puts keys; faults hit the archiver, etcd, the archive's filesystem or (archive to
+//! `s3://`) the proxy in front of moto and moto itself. Once the fault clears (an exited
+//! archiver restarted) the archive must catch up with etcd's raft index with no gap, verify,
+//! and restore into a data dir that etcd serves with every acked put.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,15 +15,45 @@ use super::env::{Proc, free_port, wait_until};
 use super::extra::{Etcd, healthy, serve_member};
 use super::fault::{Fault, Workload};
 use super::mounts::{mount_faults, unmount};
+use super::proxy::Mode;
 use super::round::{Ctx, Outcome, Row, RowOf, Signal, last_line, spawn_signals};
+use super::s3;
 use super::workload as wl;
 
 /// How long the archive may take to catch up with etcd once the fault cleared.
 const CATCH_UP: Duration = Duration::from_secs(60);
 
-/// Runs one `etcd archive` round under `faults`.
-pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], seed: u64) -> Result<Row> {
-    let rows = RowOf::new(faults, Workload::Etcd);
+/// Shortest time an S3 fault lasts (past the archiver's 2 s lease, twice).
+const S3_FAULT: Duration = Duration::from_secs(5);
+
+/// Where a round archives: a local directory, or `s3://` with the endpoint the commands use.
+#[derive(Debug, Clone)]
+struct Dest {
+    path: PathBuf,
+    s3: Option<SocketAddr>,
+}
+
+impl Dest {
+    /// `c` with the S3 settings a user gives it, when the archive is on S3.
+    fn cli(&self, c: Command) -> Command {
+        match self.s3 {
+            Some(endpoint) => s3::with_env(c, endpoint),
+            None => c,
+        }
+    }
+
+    /// The same archive, reached through `endpoint` (the proxy, or moto direct).
+    fn via(&self, endpoint: SocketAddr) -> Dest {
+        Dest {
+            path: self.path.clone(),
+            s3: self.s3.map(|_| endpoint),
+        }
+    }
+}
+
+/// Runs one `etcd archive` round (workload `w`: to a directory or to `s3://`) under `faults`.
+pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) -> Result<Row> {
+    let rows = RowOf::new(faults, w);
     let row = |outcome, detail: String| rows.row(outcome, detail);
     if ctx.extra.etcd.is_none() {
         match Etcd::start(&ctx.work.join("etcd")) {
@@ -30,12 +62,23 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], seed: u64) -> Result<Row
         }
     }
     let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
-    let dest = wl::fresh_dir(&dir, "dest")?;
-    let mounts = match mount_faults(faults, &dest, seed) {
+    let dest = if w == Workload::EtcdS3 {
+        Dest {
+            path: PathBuf::from(s3::url(&format!("etcd-r{k}"))),
+            s3: Some(ctx.moto.addr),
+        }
+    } else {
+        Dest {
+            path: wl::fresh_dir(&dir, "dest")?,
+            s3: None,
+        }
+    };
+    let mounts = match mount_faults(faults, &dest.path, seed) {
         Ok(m) => m,
         Err(e) => return Ok(row(Outcome::Skipped, e.to_string())),
     };
     let r = run(ctx, &dir, &dest, faults, seed);
+    ctx.to_moto.set(Mode::Pass);
     unmount(mounts);
     ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
     let (outcome, detail) = r?;
@@ -46,10 +89,19 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], seed: u64) -> Result<Row
 fn run(
     ctx: &mut Ctx,
     dir: &Path,
-    dest: &Path,
+    dest: &Dest,
     faults: &[Fault],
     seed: u64,
 ) -> Result<(Outcome, String)> {
+    // On S3 the archiver goes through the proxy in front of moto, armed with the fault.
+    let cut = 256 + seed % 2_048;
+    let mode = faults.iter().find_map(|f| f.proxy(cut));
+    let through = match dest.s3 {
+        Some(_) => dest.via(ctx.to_moto.addr),
+        None => dest.clone(),
+    };
+    ctx.to_moto.set(Mode::Pass);
+    let moto_pid = ctx.moto.proc.as_ref().map(|p| p.child.id());
     let Some(etcd) = ctx.extra.etcd.as_mut() else {
         return Ok((Outcome::Skipped, "no etcd".into()));
     };
@@ -60,35 +112,42 @@ fn run(
             .map_or("r".into(), |n| n.to_string_lossy().into_owned())
     );
     let log = dir.join("archiver.log");
-    let mut archiver = archiver(&ctx.bin, &etcd.data, dest, &log)?;
-    let at = 100 + seed % 500;
+    let mut archiver = archiver(&ctx.bin, &etcd.data, &through, &log)?;
+    if dest.s3.is_some() {
+        // The S3 fault begins once the archiver holds its lease; the proxy then closes the
+        // connections it pooled, so every later request meets the fault.
+        let active = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("active:"));
+        let _ = wait_until(Duration::from_secs(15), active);
+    }
+    let (cuts_before, requests_before) = (ctx.to_moto.cuts(), ctx.to_moto.requests());
+    ctx.to_moto.set(mode.unwrap_or(Mode::Pass));
     let etcd_pid = etcd.proc.as_ref().map(|p| p.child.id());
-    let plan: Vec<Signal> = faults
-        .iter()
-        .filter_map(|f| match f {
-            Fault::KillEtcd => Some((etcd_pid, "KILL", at, 0)),
-            Fault::StopEtcd => Some((etcd_pid, "STOP", at, 3000)),
-            Fault::KillClient => Some((None, "KILL", at, 0)),
-            Fault::StopClient => Some((None, "STOP", at, 3000)),
-            _ => None,
-        })
-        .collect();
+    let plan = signals(faults, (etcd_pid, moto_pid), 100 + seed % 500);
+    let fault_until = Instant::now() + S3_FAULT;
     let handles = spawn_signals(plan, archiver.child.id());
     let mut puts = ctl.puts(&prefix, 0..150, Duration::from_secs(8));
     for h in handles {
         let _ = h.join();
     }
-    // The fault clears: etcd back, the archive's filesystem grown / writable again.
+    // The fault clears: etcd back, the archive's filesystem grown / writable again, the
+    // proxy passing everything.
     if etcd.dead() {
         etcd.restart()?;
     }
-    clear(dest, faults)?;
+    clear(&dest.path, faults)?;
+    if dest.s3.is_some() {
+        std::thread::sleep(fault_until.saturating_duration_since(Instant::now()));
+    }
+    // A blackholed connection counts as cut once the proxy lets it go.
+    ctx.to_moto.set(Mode::Pass);
     let exited = archiver.child.try_wait()?;
     let text = std::fs::read_to_string(&log)
         .unwrap_or_default()
         .to_lowercase();
     let phrases: Vec<&str> = faults.iter().flat_map(|f| f.phrases()).copied().collect();
-    let named = phrases.iter().any(|p| text.contains(p));
+    // On S3 a failure must also say that S3 is where it failed.
+    let named =
+        phrases.iter().any(|p| text.contains(p)) && (dest.s3.is_none() || text.contains("s3"));
     let killed = faults.contains(&Fault::KillClient);
     if let Some(st) = exited {
         if !killed && (st.success() || !named) {
@@ -97,7 +156,8 @@ fn run(
                 format!("archiver exited ({st}): {}", last_line(&text)),
             ));
         }
-        archiver = self::archiver(&ctx.bin, &etcd.data, dest, &dir.join("archiver-rerun.log"))?;
+        let rerun_log = dir.join("archiver-rerun.log");
+        archiver = self::archiver(&ctx.bin, &etcd.data, &through, &rerun_log)?;
     }
     let after = ctl.puts(&prefix, 150..180, Duration::from_secs(8));
     puts.0 += after.0;
@@ -105,6 +165,7 @@ fn run(
     let index = ctl.raft_index()?;
     let caught = wait_until(CATCH_UP, || archived(ctx, dest) >= index);
     drop(archiver);
+    let cut_landed = mode.is_none() || ctx.to_moto.cuts() > cuts_before;
     if caught.is_err() {
         let d = format!(
             "archive did not reach etcd's index {index} within {CATCH_UP:?} (at {})",
@@ -112,17 +173,58 @@ fn run(
         );
         return Ok((Outcome::Hung, d));
     }
-    let (o, d) = check(ctx, &ctl, dir, dest, &prefix, puts)?;
+    let (o, mut d) = check(ctx, &ctl, dir, dest, &prefix, puts)?;
+    if let Some(Mode::HttpError { .. }) = mode {
+        let failed = ctx.to_moto.cuts() - cuts_before;
+        let seen = ctx.to_moto.requests() - requests_before;
+        d = format!("{failed} of {seen} S3 requests failed by the proxy; {d}");
+    }
+    Ok(verdict((o, d), faults, (named, exited), cut_landed))
+}
+
+/// The signals of an archive round: (etcd, moto) pids, `at` ms after the fault starts.
+fn signals(faults: &[Fault], (etcd, moto): (Option<u32>, Option<u32>), at: u64) -> Vec<Signal> {
+    faults
+        .iter()
+        .filter_map(|f| match f {
+            Fault::KillEtcd => Some((etcd, "KILL", at, 0)),
+            Fault::StopEtcd => Some((etcd, "STOP", at, 3000)),
+            Fault::KillClient => Some((None, "KILL", at, 0)),
+            Fault::StopClient => Some((None, "STOP", at, 3000)),
+            Fault::StopS3 => Some((moto, "STOP", at, 3000)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A survived check is **not triggered** when a DEST fault was never reported or the proxy
+/// cut nothing; the detail says what the archiver did.
+fn verdict(
+    (o, d): (Outcome, String),
+    faults: &[Fault],
+    (named, exited): (bool, Option<std::process::ExitStatus>),
+    cut_landed: bool,
+) -> (Outcome, String) {
     let dest_fault = faults
         .iter()
         .any(|f| matches!(f, Fault::Enospc | Fault::ReadOnly));
     if o == Outcome::Survived && dest_fault && !named && exited.is_none() {
-        return Ok((
-            Outcome::NotTriggered,
-            format!("the archiver never reported the fault; {d}"),
-        ));
+        let d = format!("the archiver never reported the fault; {d}");
+        return (Outcome::NotTriggered, d);
     }
-    Ok((o, d))
+    if o == Outcome::Survived && !cut_landed {
+        return (
+            Outcome::NotTriggered,
+            format!("the proxy cut no S3 request; {d}"),
+        );
+    }
+    let said = match exited {
+        Some(_) if faults.contains(&Fault::KillClient) => "archiver killed, restarted; ".into(),
+        Some(st) => format!("archiver exited ({st}) naming the fault, restarted; "),
+        None if named => "archiver reported the fault and kept running; ".into(),
+        None => String::new(),
+    };
+    (o, format!("{said}{d}"))
 }
 
 /// Grows a full tmpfs and makes a read-only one writable (fault faults only).
@@ -143,14 +245,16 @@ fn clear(dest: &Path, faults: &[Fault]) -> Result<()> {
 }
 
 /// Starts `snapshotd etcd archive` (200 ms passes, 2 s lease), output into `log`.
-fn archiver(bin: &Path, data: &Path, dest: &Path, log: &Path) -> Result<Proc> {
+fn archiver(bin: &Path, data: &Path, dest: &Dest, log: &Path) -> Result<Proc> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
-    let child = Command::new(bin)
-        .args(["etcd", "archive", "--data-dir"])
+    let mut c = Command::new(bin);
+    c.args(["etcd", "archive", "--data-dir"])
         .arg(data)
         .args(["--interval", "200ms", "--lock-ttl", "2s"])
-        .arg(dest)
+        .arg(&dest.path);
+    let child = dest
+        .cli(c)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -160,17 +264,14 @@ fn archiver(bin: &Path, data: &Path, dest: &Path, log: &Path) -> Result<Proc> {
 }
 
 /// `archived_through_index` of `snapshotd etcd status --json` (0 when unreadable).
-fn archived(ctx: &Ctx, dest: &Path) -> u64 {
+fn archived(ctx: &Ctx, dest: &Dest) -> u64 {
     status(ctx, dest).map_or(0, |v| v["archived_through_index"].as_u64().unwrap_or(0))
 }
 
-fn status(ctx: &Ctx, dest: &Path) -> Option<serde_json::Value> {
-    let out = Command::new(&ctx.bin)
-        .args(["etcd", "status", "--json"])
-        .arg(dest)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+fn status(ctx: &Ctx, dest: &Dest) -> Option<serde_json::Value> {
+    let mut c = Command::new(&ctx.bin);
+    c.args(["etcd", "status", "--json"]).arg(&dest.path);
+    let out = dest.cli(c).stderr(Stdio::null()).output().ok()?;
     serde_json::from_slice(&out.stdout).ok()
 }
 
@@ -180,7 +281,7 @@ fn check(
     ctx: &Ctx,
     ctl: &Ctl,
     dir: &Path,
-    dest: &Path,
+    dest: &Dest,
     prefix: &str,
     puts: (u64, u64),
 ) -> Result<(Outcome, String)> {
@@ -191,8 +292,9 @@ fn check(
             format!("gap reported (etcd purged nothing): {}", st["gaps"]),
         ));
     }
+    let path = dest.path.display().to_string();
     let v = wl::run(
-        wl::client(&ctx.bin, &["etcd", "verify", &dest.display().to_string()]),
+        dest.cli(wl::client(&ctx.bin, &["etcd", "verify", &path])),
         |_| {},
     )?;
     if !v.ok() {
@@ -213,8 +315,8 @@ fn check(
         &peer_url,
     ];
     let mut c = wl::client(&ctx.bin, &args);
-    c.arg(dest);
-    let r = wl::run(c, |_| {})?;
+    c.arg(&dest.path);
+    let r = wl::run(dest.cli(c), |_| {})?;
     if !r.ok() {
         return Ok((
             Outcome::DataLost,

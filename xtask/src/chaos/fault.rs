@@ -24,11 +24,15 @@ pub enum Workload {
     /// `snapshotd etcd archive` of a real etcd 3.4.23 member under puts (checked by status,
     /// verify, restore and the restored member serving every acknowledged put).
     Etcd,
+    /// The same archive to `s3://` through the proxy in front of moto.
+    EtcdS3,
+    /// `snapshotd verify` of a local copy of the baseline (checked by its exit and output).
+    Verify,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Backup,
         Workload::Restore,
         Workload::Serve,
@@ -36,16 +40,21 @@ impl Workload {
         Workload::S3Restore,
         Workload::Ingest,
         Workload::Etcd,
+        Workload::EtcdS3,
+        Workload::Verify,
     ];
 
     /// Whether the workload's destination or source is `s3://`.
     pub fn s3(self) -> bool {
-        matches!(self, Workload::S3Backup | Workload::S3Restore)
+        matches!(
+            self,
+            Workload::S3Backup | Workload::S3Restore | Workload::EtcdS3
+        )
     }
 
     /// Whether it runs one client command through a proxy (the network faults apply).
     pub fn proxied(self) -> bool {
-        !matches!(self, Workload::Ingest | Workload::Etcd)
+        !matches!(self, Workload::Ingest | Workload::Etcd | Workload::Verify)
     }
 
     /// Short name for tables.
@@ -58,6 +67,8 @@ impl Workload {
             Workload::S3Restore => "restore<-s3",
             Workload::Ingest => "write->serve",
             Workload::Etcd => "etcd archive",
+            Workload::EtcdS3 => "etcd archive->s3",
+            Workload::Verify => "verify<-dir",
         }
     }
 }
@@ -115,6 +126,10 @@ pub enum Fault {
     /// Writes and fsyncs fail with EIO after a seeded number of bytes (a FUSE layer) on the
     /// destination, or on the server's data dir (`write->serve`).
     Eio,
+    /// Reads of one seeded file fail with EIO after a seeded number of bytes (the same FUSE
+    /// layer): a shard archive of the backup a restore or verify reads or a resumed backup
+    /// re-reads, or a TSM file of the data dir `snapshotd serve` backs up.
+    EioRead,
 }
 
 impl Fault {
@@ -153,7 +168,12 @@ impl Fault {
     pub fn filesystem(self) -> bool {
         matches!(
             self,
-            Fault::Enospc | Fault::ReadOnly | Fault::Eio | Fault::StoreFull | Fault::StoreReadOnly
+            Fault::Enospc
+                | Fault::ReadOnly
+                | Fault::Eio
+                | Fault::EioRead
+                | Fault::StoreFull
+                | Fault::StoreReadOnly
         )
     }
 
@@ -182,14 +202,16 @@ impl Fault {
             Fault::KillServer | Fault::StopServer | Fault::Load(_) => w == W::Serve,
             Fault::KillInfluxd | Fault::StopInfluxd => matches!(w, W::Backup | W::Restore),
             Fault::Enospc | Fault::ReadOnly => matches!(w, W::Backup | W::Serve | W::Etcd),
-            Fault::S3Error | Fault::SlowDown | Fault::KillS3 | Fault::StopS3 => w.s3(),
+            // moto keeps its data in memory: a killed moto loses the archive itself.
+            Fault::KillS3 => matches!(w, W::S3Backup | W::S3Restore),
+            Fault::S3Error | Fault::SlowDown | Fault::StopS3 => w.s3(),
             Fault::StoreFull | Fault::StoreReadOnly => w == W::Ingest,
             Fault::Eio => matches!(w, W::Backup | W::Serve | W::Ingest),
+            Fault::EioRead => matches!(w, W::Backup | W::Restore | W::Serve | W::Verify),
             Fault::KillEtcd | Fault::StopEtcd | Fault::StopClient => w == W::Etcd,
-            Fault::KillClient => w != W::Ingest,
-            Fault::Delay | Fault::Throttle | Fault::Reset | Fault::HalfClose | Fault::Blackhole => {
-                w.proxied()
-            }
+            Fault::KillClient => !matches!(w, W::Ingest | W::Verify | W::EtcdS3),
+            Fault::Reset | Fault::HalfClose | Fault::Blackhole => w.proxied(),
+            Fault::Delay | Fault::Throttle => w.proxied() && w != W::EtcdS3,
         }
     }
 
@@ -231,7 +253,7 @@ impl Fault {
             Fault::KillEtcd => &[],
             // A paused archiver whose lease expired may stop, saying so.
             Fault::StopClient => &["lock", "lease", "fenced"],
-            Fault::Eio => &["input/output error", "os error 5"],
+            Fault::Eio | Fault::EioRead => &["input/output error", "os error 5"],
             Fault::StopServer | Fault::StopInfluxd | Fault::Delay | Fault::Throttle => {
                 &["timed out", "no progress for"]
             }
@@ -270,5 +292,6 @@ pub fn all() -> Vec<Fault> {
         Fault::StopEtcd,
         Fault::StopClient,
         Fault::Eio,
+        Fault::EioRead,
     ]
 }

@@ -1,5 +1,5 @@
 //! The fault filesystems a round mounts on its destination: a full (48 KiB) or read-only
-//! tmpfs, or the EIO layer.
+//! tmpfs, or the EIO layer (failing writes, or armed later to fail reads).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,12 +16,20 @@ pub(super) struct FaultMounts {
     eio: Option<EioFs>,
 }
 
+/// The directory the EIO layer mounted on `dest` passes through to (files put there before
+/// mounting appear in `dest`).
+pub(super) fn eio_backing(dest: &Path) -> PathBuf {
+    dest.with_file_name("eio-root")
+}
+
 /// Mounts the destination faults on `dest`: a full or read-only tmpfs, or the EIO layer
-/// (failing after a seeded 1 to 9 KiB).
+/// (writes failing after a seeded 1 to 9 KiB; for reads it is mounted without a fault and
+/// armed by the caller).
 pub(super) fn mount_faults(faults: &[Fault], dest: &Path, seed: u64) -> Result<FaultMounts> {
-    if faults.contains(&Fault::Eio) {
-        let backing = dest.with_file_name("eio-root");
-        let eio = EioFs::mount(&backing, dest, Some(1024 + seed % 8192))?;
+    let read = faults.contains(&Fault::EioRead);
+    if read || faults.contains(&Fault::Eio) {
+        let budget = (!read).then_some(1024 + seed % 8192);
+        let eio = EioFs::mount(&eio_backing(dest), dest, budget)?;
         return Ok(FaultMounts {
             tmpfs: Vec::new(),
             eio: Some(eio),
@@ -53,6 +61,11 @@ impl FaultMounts {
     /// Whether nothing is mounted.
     pub(super) fn is_empty(&self) -> bool {
         self.tmpfs.is_empty() && self.eio.is_none()
+    }
+
+    /// The EIO layer, if mounted.
+    pub(super) fn eio(&self) -> Option<&EioFs> {
+        self.eio.as_ref()
     }
 }
 

@@ -83,6 +83,7 @@ impl Proxy {
                     mode: now,
                     cuts: Arc::clone(&c),
                     epoch: Arc::clone(&ep),
+                    current: Arc::clone(&m),
                 };
                 if let Mode::HttpError { .. } = now {
                     tokio::spawn(super::http_fault::serve(
@@ -134,12 +135,33 @@ enum End {
     Cut,
 }
 
-/// A connection's mode, the proxy's cut counter and its mode epoch.
+/// A connection's mode, the proxy's cut counter, its mode epoch and its current mode.
 #[derive(Debug, Clone)]
 pub(super) struct Fault {
     pub(super) mode: Mode,
     pub(super) cuts: Arc<AtomicU64>,
     pub(super) epoch: Arc<AtomicU64>,
+    pub(super) current: Arc<Mutex<Mode>>,
+}
+
+impl Fault {
+    /// Returns once the proxy switched to a mode that cuts or fails connections (a
+    /// connection opened while passing meets a fault that begins later: it is closed then,
+    /// so a client's pooled connections do not outlive the fault's start).
+    async fn switched_to_fault(&self) {
+        let start = self.epoch.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = *self.current.lock().unwrap_or_else(PoisonError::into_inner);
+            let cutting = matches!(
+                now,
+                Mode::Reset(_) | Mode::HalfClose(_) | Mode::Blackhole(_) | Mode::HttpError { .. }
+            );
+            if cutting && self.epoch.load(Ordering::Relaxed) != start {
+                return;
+            }
+        }
+    }
 }
 
 /// Proxies one connection under `fault` (a pass-through when its mode is `Pass`).
@@ -158,10 +180,14 @@ pub(super) async fn pipe(client: TcpStream, target: SocketAddr, fault: Fault) {
     let mut up = Box::pin(forward(cr, sw, fault.clone(), false));
     let mut down = Box::pin(forward(sr, cw, fault.clone(), true));
     let (mut up_done, mut down_done) = (false, false);
+    let passing = mode == Mode::Pass;
+    let switched = fault.switched_to_fault();
+    tokio::pin!(switched);
     while !(up_done && down_done) {
         let end = tokio::select! {
             e = &mut up, if !up_done => { up_done = true; e }
             e = &mut down, if !down_done => { down_done = true; e }
+            () = &mut switched, if passing => End::Cut,
         };
         if end == End::Cut {
             fault.cuts.fetch_add(1, Ordering::Relaxed);

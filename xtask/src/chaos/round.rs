@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use super::env::{Influxd, Server, serves};
 use super::fault::{Fault, Workload};
 use super::load;
-use super::mounts::{mount_faults, unmount};
+use super::mounts::{FaultMounts, eio_backing, mount_faults, unmount};
 use super::proxy::{Mode, Proxy};
 use super::s3::{self, Moto};
 use super::workload::{self as wl, Run};
@@ -144,12 +144,15 @@ pub const RSS_BOUND_KIB: u64 = 512 * 1024;
 
 /// Runs one round of `workload` under `faults`; `seed` places cuts and signals.
 pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) -> Result<Row> {
+    let read_fault = faults.contains(&Fault::EioRead);
     match w {
         Workload::Ingest => return super::store::round(ctx, k, faults, seed),
-        Workload::Etcd => return super::etcd::round(ctx, k, faults, seed),
+        Workload::Etcd | Workload::EtcdS3 => return super::etcd::round(ctx, k, faults, w, seed),
+        Workload::Serve if read_fault => {
+            return super::eio_read::serve_round(ctx, k, faults, seed);
+        }
         _ => {}
     }
-    let started = Instant::now();
     let dir = wl::fresh_dir(&ctx.work, &format!("r{k}"))?;
     let local = wl::fresh_dir(&dir, "dest")?;
     let dest = match w {
@@ -158,22 +161,10 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         _ => local,
     };
     let newdb = format!("r{k}");
-    if w == Workload::Restore {
-        copy_dir(&ctx.baseline, &dest)?;
-    }
-    let names = fault_names(faults);
-    let workload = w.name();
-    let mounts = match mount_faults(faults, &dest, seed) {
+    let rows = RowOf::new(faults, w);
+    let (mounts, target) = match mount_and_arm(ctx, w, faults, &dest, seed) {
         Ok(m) => m,
-        Err(e) => {
-            return Ok(Row {
-                faults: names,
-                workload,
-                outcome: Outcome::Skipped,
-                detail: e.to_string(),
-                secs: 0.0,
-            });
-        }
+        Err(e) => return Ok(rows.row(Outcome::Skipped, format!("{e:#}"))),
     };
     let (proxy, modes, host) = arm_proxy(ctx, w, faults, seed);
     let loads: Vec<load::Running> = faults
@@ -193,9 +184,18 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     let signals = signal_plan(ctx, faults, seed);
     let (cuts_before, requests_before) = (proxy.cuts(), proxy.requests());
     let mut pending = Vec::new();
+    let trips = mounts.eio().map_or(0, |e| e.trips());
     let first = wl::run(cmd(ctx), |pid| pending = spawn_signals(signals, pid))?;
     // Kept for repros: what the user saw.
-    std::fs::write(dir.join("first.stderr"), &first.stderr)?;
+    std::fs::write(dir.join("first.stderr"), first.output())?;
+    let read_failed = mounts.eio().is_some_and(|e| e.trips() > trips);
+    if read_fault {
+        // The fault clears; the layer stays for the rerun (a restore keeps its checkpoint
+        // beside the backup it reads).
+        if let Some(e) = mounts.eio() {
+            e.set(None)?;
+        }
+    }
     let mut landed = true;
     for h in pending {
         landed &= h.join().unwrap_or(false);
@@ -207,6 +207,7 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
         )
     });
     landed &= !cut_mode || proxy.cuts() > cuts_before;
+    landed &= !read_fault || read_failed;
     for l in loads {
         l.stop();
     }
@@ -220,25 +221,38 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     let backup = matches!(w, Workload::Backup | Workload::Serve | Workload::S3Backup);
     let published = first.ok() || published_ok(ctx, w, &dest, backup)?;
     // A run that succeeded on a fault filesystem is checked on a copy of what it wrote.
-    let checked = if first.ok() && !mounts.is_empty() {
+    let checked = if first.ok() && !mounts.is_empty() && !read_fault {
         let kept = wl::fresh_dir(&dir, "kept")?;
         copy_dir(&dest, &kept)?;
         kept
     } else {
         dest.clone()
     };
-    unmount(mounts);
+    let kept_mounts = if read_fault {
+        Some(mounts)
+    } else {
+        unmount(mounts);
+        None
+    };
     recover(ctx)?;
     ctx.injected += faults.iter().filter(|f| **f != Fault::None).count() as u64;
-    let (outcome, detail) = judge(
-        ctx,
-        faults,
-        w,
-        (&first, published),
-        &checked,
-        &newdb,
-        || wl::run(cmd(ctx), |_| {}),
-    )?;
+    let (outcome, detail) = if read_failed && first.ok() && w == Workload::Verify {
+        let d = format!("verify exited 0 although reading {target:?} failed");
+        (Outcome::DataLost, d)
+    } else {
+        judge(
+            ctx,
+            faults,
+            w,
+            (&first, published, target.as_deref()),
+            &checked,
+            &newdb,
+            || wl::run(cmd(ctx), |_| {}),
+        )?
+    };
+    if let Some(m) = kept_mounts {
+        unmount(m);
+    }
     let (outcome, mut detail) = health(ctx, outcome, detail);
     if let Some(n) = http_errors {
         detail = format!("{n}; {detail}");
@@ -251,13 +265,34 @@ pub fn round(ctx: &mut Ctx, k: usize, faults: &[Fault], w: Workload, seed: u64) 
     } else {
         (outcome, detail)
     };
-    Ok(Row {
-        faults: names,
-        workload,
-        outcome,
-        detail,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    Ok(rows.row(outcome, detail))
+}
+
+/// Copies the baseline a restore or verify reads, mounts the round's fault filesystems on
+/// `dest` and arms a read fault: the mounts and the file whose reads fail.
+fn mount_and_arm(
+    ctx: &Ctx,
+    w: Workload,
+    faults: &[Fault],
+    dest: &Path,
+    seed: u64,
+) -> Result<(FaultMounts, Option<String>)> {
+    if matches!(w, Workload::Restore | Workload::Verify) {
+        // Under a read fault the backup is read through the EIO layer.
+        let into = if faults.contains(&Fault::EioRead) {
+            eio_backing(dest)
+        } else {
+            dest.to_path_buf()
+        };
+        std::fs::create_dir_all(&into)?;
+        copy_dir(&ctx.baseline, &into)?;
+    }
+    let m = mount_faults(faults, dest, seed)?;
+    let target = match m.eio().filter(|_| faults.contains(&Fault::EioRead)) {
+        Some(eio) => Some(super::eio_read::arm(ctx, w, eio, dest, seed)?),
+        None => None,
+    };
+    Ok((m, target))
 }
 
 /// Sets the proxy of workload `w` to the round's network fault (a throttle when only a
@@ -298,6 +333,7 @@ fn arm_proxy<'a>(
 fn command(ctx: &Ctx, w: Workload, host: &str, dest: &Path, newdb: &str) -> Command {
     match w {
         Workload::Restore | Workload::S3Restore => wl::restore(&ctx.bin, host, dest, newdb, false),
+        Workload::Verify => wl::verify(&ctx.bin, dest),
         _ => wl::backup(&ctx.bin, host, dest),
     }
 }
@@ -392,7 +428,7 @@ fn judge(
     ctx: &Ctx,
     faults: &[Fault],
     w: Workload,
-    (first, published): (&Run, bool),
+    (first, published, target): (&Run, bool, Option<&str>),
     dest: &Path,
     newdb: &str,
     rerun: impl FnOnce() -> Result<Run>,
@@ -406,7 +442,7 @@ fn judge(
     if first.ok() {
         return check_data(ctx, w, dest, newdb, "first run");
     }
-    let err = last_line(&first.stderr);
+    let err = first.said();
     if !published {
         return Ok((
             Outcome::DataLost,
@@ -414,7 +450,7 @@ fn judge(
         ));
     }
     let killed_client = first.code.is_none() && faults.contains(&Fault::KillClient);
-    let lower = first.stderr.to_lowercase();
+    let lower = first.output().to_lowercase();
     // On S3 the message must also say that S3 is where it failed.
     let named = faults
         .iter()
@@ -424,12 +460,22 @@ fn judge(
     if !killed_client && !named {
         return Ok((Outcome::WrongMessage, err));
     }
+    // A file that could not be read is named, and a failed run never prints success.
+    if let Some(t) = target.filter(|t| !lower.contains(&t.to_lowercase())) {
+        return Ok((Outcome::WrongMessage, format!("does not name {t}: {err}")));
+    }
+    if first.printed_success() {
+        return Ok((
+            Outcome::WrongMessage,
+            format!("failed but printed success: {err}"),
+        ));
+    }
     let second = rerun()?;
     if second.hung {
         return Ok((Outcome::Hung, "rerun did not exit".into()));
     }
     if !second.ok() {
-        return Ok((Outcome::RerunFailed, last_line(&second.stderr)));
+        return Ok((Outcome::RerunFailed, second.said()));
     }
     let (o, d) = check_data(ctx, w, dest, newdb, "rerun")?;
     Ok((o, format!("failed first ({err}); {d}")))
@@ -445,6 +491,9 @@ fn check_data(
     newdb: &str,
     which: &str,
 ) -> Result<(Outcome, String)> {
+    if w == Workload::Verify {
+        return Ok((Outcome::Survived, format!("{which} ok, verified")));
+    }
     if !matches!(w, Workload::Restore | Workload::S3Restore) {
         let v = wl::run(ctx.cli(w, wl::verify(&ctx.bin, dest), None), |_| {})?;
         if !v.ok() {

@@ -203,8 +203,8 @@ fn fill(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Backs `db` up from `host`, verifies it and restores it into influxd: every acked point,
-/// and at most the `refused` points of refused batches besides (a 5xx promises nothing).
+/// Backs `db` up from `host` and checks the backup (`check_backup`; a 5xx promises nothing,
+/// so refused batches may or may not be there).
 fn check(
     ctx: &Ctx,
     k: usize,
@@ -220,7 +220,23 @@ fn check(
             format!("backup after restart failed: {}", last_line(&r.stderr)),
         ));
     }
-    let v = wl::run(wl::verify(&ctx.bin, &dest), |_| {})?;
+    let (outcome, detail) = check_backup(ctx, &dest, db, (acked, refused))?;
+    let detail = match outcome {
+        Outcome::Survived => format!("{detail} after kill -9"),
+        _ => detail,
+    };
+    Ok((outcome, detail))
+}
+
+/// Verifies the backup of `db` in `dest` and restores it into influxd: every acked point,
+/// and at most the `refused` points of refused batches besides.
+pub(super) fn check_backup(
+    ctx: &Ctx,
+    dest: &Path,
+    db: &str,
+    (acked, refused): (u64, u64),
+) -> Result<(Outcome, String)> {
+    let v = wl::run(wl::verify(&ctx.bin, dest), |_| {})?;
     if !v.ok() {
         return Ok((
             Outcome::DataLost,
@@ -230,7 +246,7 @@ fn check(
     let newdb = format!("{db}c");
     let influxd = ctx.influxd.bind.to_string();
     let r = wl::run(
-        wl::restore_db(&ctx.bin, &influxd, &dest, (db, &newdb), false),
+        wl::restore_db(&ctx.bin, &influxd, dest, (db, &newdb), false),
         |_| {},
     )?;
     if !r.ok() {
@@ -244,8 +260,5 @@ fn check(
         let d = format!("influxd has {n} points; {acked} acked, {refused} refused");
         return Ok((Outcome::DataLost, d));
     }
-    Ok((
-        Outcome::Survived,
-        format!("{n} acked points back after kill -9"),
-    ))
+    Ok((Outcome::Survived, format!("{n} acked points back")))
 }

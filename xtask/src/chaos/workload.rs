@@ -23,6 +23,8 @@ pub struct Run {
     pub hung: bool,
     /// Its standard error.
     pub stderr: String,
+    /// Its standard output (`verify` reports there).
+    pub stdout: String,
 }
 
 impl Run {
@@ -30,6 +32,44 @@ impl Run {
     pub fn ok(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// Everything it printed: standard error, then standard output.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stderr, self.stdout)
+    }
+
+    /// What it said last: the last line of standard error, or verify's first `FAIL:` line
+    /// (else its last line) when standard error is empty.
+    pub fn said(&self) -> String {
+        use super::round::last_line;
+        if !self.stderr.trim().is_empty() {
+            return last_line(&self.stderr);
+        }
+        let fail = self.stdout.lines().find(|l| l.starts_with("FAIL:"));
+        fail.map_or_else(|| last_line(&self.stdout), last_line)
+    }
+
+    /// Whether it printed a success line (`backup complete`, `restore of … complete:`,
+    /// verify's `OK:`).
+    pub fn printed_success(&self) -> bool {
+        self.output().lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("OK: ")
+                || l.starts_with("backup complete")
+                || (l.starts_with("restore of ") && l.contains(" complete: "))
+        })
+    }
+}
+
+/// Reads a child's pipe to its end on a thread of its own.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    })
 }
 
 /// `n` points of `cpu` starting at second `first` (spread over weeks: several shards).
@@ -72,7 +112,7 @@ pub fn ingest(api: SocketAddr, db: &str, batches: u64) -> Result<u64> {
 pub fn client(bin: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.args(args);
-    c.stdout(Stdio::null())
+    c.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(Stdio::null());
     c
@@ -82,14 +122,8 @@ pub fn client(bin: &Path, args: &[&str]) -> Command {
 /// right after the start (to inject faults at seeded moments).
 pub fn run(mut cmd: Command, during: impl FnOnce(u32)) -> Result<Run> {
     let mut child = cmd.spawn()?;
-    let mut err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = err.as_mut() {
-            let _ = std::io::Read::read_to_string(e, &mut s);
-        }
-        s
-    });
+    let reader = drain(child.stderr.take());
+    let out_reader = drain(child.stdout.take());
     during(child.id());
     let start = Instant::now();
     let (status, hung) = loop {
@@ -103,7 +137,9 @@ pub fn run(mut cmd: Command, during: impl FnOnce(u32)) -> Result<Run> {
         std::thread::sleep(Duration::from_millis(50));
     };
     let stderr = reader.join().unwrap_or_default();
+    let stdout = out_reader.join().unwrap_or_default();
     Ok(Run {
+        stdout,
         code: if hung {
             None
         } else {
