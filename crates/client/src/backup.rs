@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
 
 use crate::compress::{CompressionMode, GzSettings, ParallelGz};
-use crate::conn::{Client, Conn, ShardPath, Window};
+use crate::conn::{Client, ShardPath, ShardStream, Window};
 use crate::error::{ClientError, Result};
 use crate::hashio::{HashingWriter, MeteredReader, sha256_of};
 use crate::layout;
@@ -423,7 +423,7 @@ impl PipeJob {
     /// socket → meter → tar check ─┬→ gzip ─(writer thread)→ sha256 → object writer
     fn run(
         self,
-        conn: Conn,
+        conn: ShardStream,
         writer: ObjectWriter,
         handle: tokio::runtime::Handle,
     ) -> Result<PipeOut> {

@@ -4,9 +4,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use snapshotd_wire::{ErrorCode, GoTime, Limits, Request, RequestType};
+use futures::StreamExt;
+use snapshotd_wire::{
+    ErrorCode, GoTime, Limits, Request, RequestType, StreamStart, StreamStartCodec, WireError,
+    into_raw_stream,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
 
 use crate::backup::RetryPolicy;
 use crate::error::{ClientError, Result};
@@ -15,6 +20,10 @@ use crate::timeout_io::IdleTimeout;
 
 /// A connection whose every read and write fails after a period without progress.
 pub type Conn = IdleTimeout<TcpStream>;
+
+/// A shard's tar stream: the bytes read while telling it from an error reply, then the rest
+/// of the connection.
+pub type ShardStream = tokio::io::Chain<std::io::Cursor<bytes::BytesMut>, Conn>;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -305,8 +314,10 @@ impl Client {
             .collect()
     }
 
-    /// Type 0 or 5: opens the shard's tar stream. The caller reads it to EOF.
-    pub async fn shard_stream(&self, shard: &ShardPath, window: Window) -> Result<Conn> {
+    /// Type 0 or 5: opens the shard's tar stream. The caller reads it to EOF. With in-band
+    /// error replies on, a snapshotd server that fails before its first byte says why
+    /// ([`ClientError::Remote`], e.g. the file it could not read) instead of closing silently.
+    pub async fn shard_stream(&self, shard: &ShardPath, window: Window) -> Result<ShardStream> {
         let mut req = match window {
             Window::Full => Request::new(RequestType::ShardBackup),
             Window::Since(t) => {
@@ -324,7 +335,15 @@ impl Client {
         req.backup_database = shard.db.clone();
         req.backup_retention_policy = shard.rp.clone();
         req.shard_id = shard.id;
-        self.request(&req, &[], &format!("shard {shard}")).await
+        req.error_replies = self.cfg.error_replies;
+        let what = format!("shard {shard}");
+        let conn = self.request(&req, &[], &what).await?;
+        let mut framed = Framed::new(conn, StreamStartCodec::new(self.cfg.limits));
+        match framed.next().await {
+            Some(Ok(StreamStart::Data)) | None => Ok(into_raw_stream(framed)),
+            Some(Err(WireError::Io(e))) => Err(self.io_error(format!("{what}: read reply"), e)),
+            Some(Err(e)) => Err(proto::reply_error(&what, e)),
+        }
     }
 
     /// Type 6: imports `blob` (a raw `meta.Data`) with influx's rename rules and returns the

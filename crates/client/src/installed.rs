@@ -19,7 +19,7 @@ use tokio_util::io::SyncIoBridge;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::conn::{Client, Conn, ShardPath, Window};
+use crate::conn::{Client, ShardPath, ShardStream, Window};
 use crate::error::{ClientError, Result};
 use crate::hashio::MeteredReader;
 use crate::loadable::{ShardFileKind, classify};
@@ -138,7 +138,7 @@ pub(crate) async fn holds_any_tsm(client: &Client, db: &str, rp: &str, id: u64) 
 }
 
 /// A type-0 backup as it is walked: a tar over a reader that counts what arrived.
-type Backup = tar::Archive<MeteredReader<SyncIoBridge<Conn>>>;
+type Backup = tar::Archive<MeteredReader<SyncIoBridge<ShardStream>>>;
 
 /// Requests the type-0 backup of shard `id` of `db/rp` and hands its tar to `walk` on a
 /// blocking thread; the connection is dropped when `walk` returns.

@@ -136,10 +136,18 @@ pub(crate) fn causes(e: &dyn std::error::Error) -> String {
 }
 
 /// An error with its chain of causes (`i/o error on PATH: No space left on device (os error
-/// 28)`), so a reply names the real fault.
+/// 28)`), so a reply names the real fault; a cause whose text the message already holds (an
+/// error that prints its source) is not repeated.
 pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    match causes(e) {
-        c if c.is_empty() => e.to_string(),
-        c => format!("{e}: {c}"),
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
     }
+    out
 }

@@ -75,6 +75,32 @@ pub(crate) fn error_reply(e: &RequestError) -> Option<BytesMut> {
         },
     };
     let mut out = BytesMut::new();
-    ErrorReply::new(code, e.to_string()).encode(&mut out).ok()?;
+    let message = crate::error::with_causes(e);
+    ErrorReply::new(code, message).encode(&mut out).ok()?;
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bridge::BridgeError;
+
+    #[test]
+    fn an_error_reply_names_the_unreadable_file_and_the_os_error_once() {
+        let e = RequestError::Bridge {
+            op: "shard backup",
+            source: BridgeError::Store {
+                sent: 0,
+                source: StoreError::io(
+                    "read db/autogen/4/000000001-000000001.tsm",
+                    std::io::Error::from_raw_os_error(5),
+                ),
+            },
+        };
+        let body = error_reply(&e).expect("a reply");
+        let text = String::from_utf8_lossy(&body[16..]).into_owned();
+        assert!(text.contains("\"Code\""), "{text}");
+        assert_eq!(text.matches("000000001-000000001.tsm").count(), 1, "{text}");
+        assert!(text.contains("Input/output error (os error 5)"), "{text}");
+    }
 }

@@ -185,3 +185,61 @@ async fn a_metastore_reply_cut_short_is_retried_then_reported_as_cut_short() {
     assert!(err.to_string().contains("closed mid-frame"), "{err}");
     assert_eq!(always_cut.received().len(), 4);
 }
+
+#[tokio::test]
+async fn a_shard_stream_the_server_cannot_read_says_why() {
+    let mut b = BytesMut::new();
+    let why = "shard backup: store failed after 0 bytes sent: i/o error on read \
+               db/autogen/4/000000001-000000001.tsm: Input/output error (os error 5)";
+    ErrorReply::new(ErrorCode::Internal, why)
+        .encode(&mut b)
+        .unwrap();
+    let frame = b.to_vec();
+    let fake = Fake::start(Arc::new(move |_: &Received, _| Reply::Bytes(frame.clone()))).await;
+    let shard = snapshotd_client::ShardPath {
+        db: "db".into(),
+        rp: "autogen".into(),
+        id: 4,
+    };
+    let Err(err) = quick_client(&fake.addr)
+        .shard_stream(&shard, snapshotd_client::Window::Full)
+        .await
+    else {
+        panic!("an error reply was taken for tar bytes");
+    };
+    assert!(
+        matches!(
+            err,
+            ClientError::Remote {
+                code: ErrorCode::Internal,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("000000001-000000001.tsm"), "{err}");
+    let got = fake.received();
+    let opted_in = got[0].request.as_ref().is_some_and(|r| r.error_replies);
+    assert!(opted_in, "type 0 asks for in-band errors");
+}
+
+#[tokio::test]
+async fn a_shard_stream_keeps_every_tar_byte_it_looked_at() {
+    let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let sent = body.clone();
+    let fake = Fake::start(Arc::new(move |_: &Received, _| Reply::Bytes(sent.clone()))).await;
+    let shard = snapshotd_client::ShardPath {
+        db: "db".into(),
+        rp: "autogen".into(),
+        id: 4,
+    };
+    let mut s = quick_client(&fake.addr)
+        .shard_stream(&shard, snapshotd_client::Window::Full)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut s, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, body);
+}
