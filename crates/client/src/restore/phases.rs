@@ -1,7 +1,7 @@
 //! The phases of a restore after its plan: pick the shards, import the metastore (or take
 //! an interrupted run's id map), split the shards by what the server mapped, upload.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -13,7 +13,7 @@ use super::{
 use crate::backup::{Hooks, TransferStats};
 use crate::conn::{Client, RenameNames};
 use crate::error::{ClientError, Result};
-use crate::layout::{FileRecord, RestorePlan};
+use crate::layout::{FileRecord, RestorePlan, ShardChain};
 
 /// The plan's shards in `--db`/`--rp`/`--shard`; a `--shard` not there is an error listing
 /// the ones that are.
@@ -71,6 +71,7 @@ pub(super) struct Parts {
 /// Splits `selected` by the id map and what an interrupted run finished; plans the progress.
 pub(super) fn partition(
     selected: Vec<FileRecord>,
+    chains: &BTreeMap<u64, ShardChain>,
     id_map: &[(u64, u64)],
     prior: Option<&RestoreResume>,
     hooks: &Hooks,
@@ -101,7 +102,8 @@ pub(super) fn partition(
         (parts.work.len() + parts.kept.len()) as u64,
         Ordering::Relaxed,
     );
-    let total: u64 = parts.work.iter().map(|(f, _)| f.size).sum();
+    let size = |f: &FileRecord| chains.get(&f.shard_id).map_or(f.size, ShardChain::size);
+    let total: u64 = parts.work.iter().map(|(f, _)| size(f)).sum();
     hooks.progress.plan(parts.work.len() as u64, Some(total));
     parts
 }
