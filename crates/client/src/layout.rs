@@ -276,4 +276,92 @@ mod tests {
         assert_eq!(gzip_inner_name(&ts, 12), "20261122T022308Z.s12.tar");
         assert_eq!(manifest_name(&ts), "20261122T022308Z.manifest");
     }
+
+    fn run(ts: &str, whole: bool, shards: &[(u64, &str)]) -> ParsedManifest {
+        ParsedManifest {
+            name: manifest_name(ts),
+            meta: MetaRecord {
+                file_name: meta_name(ts),
+                size: 0,
+                sha256: None,
+                bytes: None,
+            },
+            files: shards
+                .iter()
+                .map(|&(id, db)| FileRecord {
+                    db: db.into(),
+                    rp: "autogen".into(),
+                    shard_id: id,
+                    file_name: shard_name(ts, id),
+                    size: 10,
+                    sha256: None,
+                    bytes: None,
+                })
+                .collect(),
+            by_snapshotd: true,
+            whole,
+        }
+    }
+
+    fn files(c: &ShardChain) -> Vec<&str> {
+        c.archives.iter().map(|f| f.file_name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_chain_starts_at_the_newest_whole_archive() {
+        // Newest first, as read_manifests returns them.
+        let manifests = [
+            run(
+                "20260105T000000Z",
+                false,
+                &[(1, "db"), (3, "db"), (4, "other")],
+            ),
+            run("20260104T000000Z", false, &[(1, "db"), (2, "db")]),
+            run("20260103T000000Z", true, &[(1, "db"), (4, "db")]),
+            run("20260102T000000Z", false, &[(1, "db"), (3, "db")]),
+            run("20260101T000000Z", true, &[(1, "db"), (3, "db")]),
+        ];
+        let missing = shard_name("20260104T000000Z", 2);
+        let chains = chains_of(&manifests, |n| n != missing);
+        let c1 = &chains[&1];
+        assert_eq!(
+            files(c1),
+            [
+                "20260103T000000Z.s1.tar.gz",
+                "20260104T000000Z.s1.tar.gz",
+                "20260105T000000Z.s1.tar.gz"
+            ]
+        );
+        assert!(c1.starts_whole);
+        assert_eq!(c1.runs[0], "20260103T000000Z.manifest");
+        assert_eq!(c1.size(), 30);
+        // Not in the newest whole run: from its last whole archive before.
+        assert_eq!(
+            files(&chains[&3]),
+            [
+                "20260101T000000Z.s3.tar.gz",
+                "20260102T000000Z.s3.tar.gz",
+                "20260105T000000Z.s3.tar.gz"
+            ]
+        );
+        // Its only archive is missing: no chain.
+        assert!(!chains.contains_key(&2));
+        // The same id under another database restarts the chain, not whole.
+        assert_eq!(files(&chains[&4]), ["20260105T000000Z.s4.tar.gz"]);
+        assert!(!chains[&4].starts_whole);
+    }
+
+    #[test]
+    fn without_a_whole_run_every_archive_is_applied_oldest_first() {
+        let manifests = [
+            run("20260102T000000Z", false, &[(1, "db")]),
+            run("20260101T000000Z", false, &[(1, "db")]),
+        ];
+        let chains = chains_of(&manifests, |_| true);
+        assert_eq!(
+            files(&chains[&1]),
+            ["20260101T000000Z.s1.tar.gz", "20260102T000000Z.s1.tar.gz"]
+        );
+        assert!(!chains[&1].starts_whole);
+    }
 }
