@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::influxd::Influxd;
+use super::support::serve::serve_no_http;
 use super::{backup, json_of, restore};
 
 /// Points of one second each from `from` on, all inside one 7-day shard group (Nov 2023).
@@ -39,7 +40,8 @@ fn count_v(s: &Influxd, db: &str, m: &str) -> u64 {
 
 /// Full backup, more points into the same shard, `--since` backup: restoring the newest
 /// point (the increment) brings back every point, the full one's too, and says it stacked
-/// the runs; the full point alone still restores its own points.
+/// the runs; the full point alone still restores its own points; through `snapshotd serve`
+/// (one upload per shard) the same.
 #[test]
 #[ignore = "interop: run via cargo xtask interop influx"]
 fn restoring_an_incremental_point_keeps_the_full_backups_points() {
@@ -87,4 +89,17 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     assert!(out.status.success());
     assert_eq!(count_v(&b, "inc1", "m"), 1000);
     assert_eq!(count_v(&b, "inc1", "old"), 300);
+
+    // `snapshotd serve` replaces a shard with each upload: the newest point restored into
+    // it, backed up from it and restored into influxd still holds every point.
+    let (_srv, addr) = serve_no_http(&work.path().join("serve"));
+    let out = restore(&addr, &["--ack", "--db", "inc"], &d);
+    assert!(out.status.success());
+    let again = work.path().join("from-serve");
+    let out = backup(&addr, &["--db", "inc", "--json"], &again);
+    assert_eq!(json_of(&out)["status"], "ok");
+    let out = restore(&b.bind, &["--db", "inc", "--newdb", "inc3"], &again);
+    assert!(out.status.success());
+    assert_eq!(count_v(&b, "inc3", "m"), 1500);
+    assert_eq!(count_v(&b, "inc3", "old"), 300);
 }
