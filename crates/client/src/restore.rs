@@ -108,13 +108,23 @@ pub struct Stacked {
 
 impl std::fmt::Display for Stacked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if self.base_whole { "full" } else { "increment" };
         let s = if self.later == 1 { "" } else { "s" };
-        write!(
-            f,
-            "shard {}: {kind} {} + {} incremental{s}",
-            self.shard, self.base, self.later
-        )
+        if self.base_whole {
+            write!(
+                f,
+                "shard {}: full {} + {} incremental{s}",
+                self.shard, self.base, self.later
+            )
+        } else {
+            // No full run holds it: every archive of it is applied, from the oldest.
+            write!(
+                f,
+                "shard {}: {} archives from {} on (no full run of it)",
+                self.shard,
+                self.later + 1,
+                self.base
+            )
+        }
     }
 }
 
@@ -762,6 +772,30 @@ mod tests {
         assert_eq!(
             renamed_rest(&f, "db2/rp2/5/", tar::EntryType::Directory).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn stacked_shards_say_what_they_were_built_from() {
+        let mut c = Stacked {
+            shard: 3,
+            base: "20261206T020000Z".into(),
+            base_whole: true,
+            later: 1,
+        };
+        assert_eq!(
+            c.to_string(),
+            "shard 3: full 20261206T020000Z + 1 incremental"
+        );
+        c.later = 2;
+        assert_eq!(
+            c.to_string(),
+            "shard 3: full 20261206T020000Z + 2 incrementals"
+        );
+        c.base_whole = false;
+        assert_eq!(
+            c.to_string(),
+            "shard 3: 3 archives from 20261206T020000Z on (no full run of it)"
         );
     }
 

@@ -129,4 +129,66 @@ mod tests {
         assert!(!s.later_holds(1, "1-2.tsm"));
         assert!(!s.later_holds(2, "2-1.tsm"));
     }
+
+    fn rec() -> FileRecord {
+        FileRecord {
+            db: "db".into(),
+            rp: "rp".into(),
+            shard_id: 7,
+            file_name: "T.s7.tar.gz".into(),
+            size: 0,
+            sha256: None,
+            bytes: None,
+        }
+    }
+
+    fn targz(names: &[&str]) -> Box<dyn Read + Send> {
+        let mut b = tar::Builder::new(Vec::new());
+        for n in names {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_cksum();
+            b.append_data(&mut h, n, &b"x"[..]).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        Box::new(std::io::Cursor::new(gz.finish().unwrap()))
+    }
+
+    #[test]
+    fn names_are_validated_and_bounded() {
+        let two = ["db/rp/7/1-1.tsm", "db/rp/7/1-1.tombstone"];
+        let ample = Budget {
+            names: 10,
+            bytes: 100,
+        };
+        let (names, left) = entry_names(&rec(), targz(&two), ample).unwrap();
+        assert_eq!(
+            names,
+            HashSet::from(["1-1.tsm".into(), "1-1.tombstone".into()])
+        );
+        assert_eq!((left.names, left.bytes), (8, 100 - 7 - 13));
+        let one = Budget {
+            names: 1,
+            bytes: 100,
+        };
+        let e = entry_names(&rec(), targz(&two), one).unwrap_err();
+        assert!(e.to_string().contains("T.s7.tar.gz"), "{e}");
+        let short = Budget {
+            names: 10,
+            bytes: 10,
+        };
+        assert!(entry_names(&rec(), targz(&two), short).is_err());
+        // Another shard's entry is refused, as on the upload pass.
+        assert!(entry_names(&rec(), targz(&["db/rp/8/1-1.tsm"]), ample).is_err());
+        // A cut archive is damaged, not a failed upload.
+        let mut cut = Vec::new();
+        targz(&two).read_to_end(&mut cut).unwrap();
+        cut.truncate(cut.len() / 2);
+        let e = entry_names(&rec(), Box::new(std::io::Cursor::new(cut)), ample)
+            .map_err(|e| chain_error(&rec(), e))
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Integrity { .. }), "{e}");
+    }
 }
