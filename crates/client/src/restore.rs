@@ -89,7 +89,7 @@ pub struct RestoreSummary {
     pub unmapped: Vec<u64>,
     /// Whether every file was checked against a manifest checksum.
     pub checksums_verified: bool,
-    /// The selected shards whose data comes from more than one archive, by source ID.
+    /// The restored shards whose data comes from more than one archive, by source ID.
     pub stacked: Vec<Stacked>,
 }
 
@@ -162,7 +162,7 @@ pub async fn restore(
     let blob = read_meta_blob(src, &plan, client.config().limits.max_meta_blob).await?;
     let prior = opts.resume.as_ref().filter(|r| r.manifest == plan.manifest);
     let id_map = phases::import(client, opts, hooks, &plan, &blob, &names, prior).await?;
-    let stacked = stacked(&selected, &plan.chains);
+    let mut stacked = stacked(&selected, &plan.chains);
     let parts = phases::partition(selected, &plan.chains, &id_map, prior, hooks);
     let ctx = Arc::new(UploadCtx {
         client: client.clone(),
@@ -183,6 +183,7 @@ pub async fn restore(
     let mut restored = phases::upload_all(ctx, parts.work, opts.jobs.max(1)).await?;
     restored.extend(parts.kept);
     restored.sort_unstable();
+    stacked.retain(|c| restored.iter().any(|(old, _)| *old == c.shard));
     Ok(RestoreSummary {
         manifest: plan.manifest,
         id_map,
@@ -193,10 +194,15 @@ pub async fn restore(
     })
 }
 
-/// Upload order: largest first (then by ID), so a big shard uploads while the small ones go
-/// through the other slots instead of alone at the end.
-fn largest_first(work: &mut [(FileRecord, u64)]) {
-    work.sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then(a.shard_id.cmp(&b.shard_id)));
+/// Upload order: largest first (by `size`, then by ID), so a big shard uploads while the
+/// small ones go through the other slots instead of alone at the end.
+fn largest_first(work: &mut [(FileRecord, u64)], size: impl Fn(&FileRecord) -> u64) {
+    work.sort_by(|(a, _), (b, _)| size(b).cmp(&size(a)).then(a.shard_id.cmp(&b.shard_id)));
+}
+
+/// Uncompressed bytes of a shard's chain (its own archive's without a chain).
+fn chain_size(chains: &BTreeMap<u64, ShardChain>, f: &FileRecord) -> u64 {
+    chains.get(&f.shard_id).map_or(f.size, ShardChain::size)
 }
 
 /// Ids of the plan's shards in `--db`/`--rp` (for a `--shard` that is not there).
@@ -808,7 +814,7 @@ mod tests {
             (f, id + 100)
         };
         let mut work = vec![shard(1, 10), shard(2, 5000), shard(3, 10), shard(4, 70)];
-        largest_first(&mut work);
+        largest_first(&mut work, |f| f.size);
         let order: Vec<u64> = work.iter().map(|(f, _)| f.shard_id).collect();
         assert_eq!(order, [2, 4, 1, 3]);
     }

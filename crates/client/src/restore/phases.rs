@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use futures::StreamExt;
 
 use super::{
-    RestoreOptions, RestoreResume, UploadCtx, confirm, largest_first, shards_matching, upload,
+    RestoreOptions, RestoreResume, UploadCtx, chain_size, confirm, largest_first, shards_matching,
+    upload,
 };
 use crate::backup::{Hooks, TransferStats};
 use crate::conn::{Client, RenameNames};
@@ -102,8 +103,7 @@ pub(super) fn partition(
         (parts.work.len() + parts.kept.len()) as u64,
         Ordering::Relaxed,
     );
-    let size = |f: &FileRecord| chains.get(&f.shard_id).map_or(f.size, ShardChain::size);
-    let total: u64 = parts.work.iter().map(|(f, _)| size(f)).sum();
+    let total: u64 = parts.work.iter().map(|(f, _)| chain_size(chains, f)).sum();
     hooks.progress.plan(parts.work.len() as u64, Some(total));
     parts
 }
@@ -116,7 +116,7 @@ pub(super) async fn upload_all(
     mut work: Vec<(FileRecord, u64)>,
     jobs: usize,
 ) -> Result<Vec<(u64, u64)>> {
-    largest_first(&mut work);
+    largest_first(&mut work, |f| chain_size(&ctx.chains, f));
     let planned = work.len();
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {
