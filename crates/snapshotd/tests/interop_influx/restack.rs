@@ -93,8 +93,21 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     // `snapshotd serve` replaces a shard with each upload: the newest point restored into
     // it, backed up from it and restored into influxd still holds every point.
     let (_srv, addr) = serve_no_http(&work.path().join("serve"));
-    let out = restore(&addr, &["--ack", "--db", "inc"], &d);
+    let out = restore(&addr, &["--ack", "--db", "inc", "--json"], &d);
     assert!(out.status.success());
+    let v = json_of(&out);
+    let stacked = v["stacked"].as_array().unwrap();
+    assert_eq!(
+        stacked.len(),
+        2,
+        "both shards stack the increment on the full run: {v}"
+    );
+    assert!(
+        stacked
+            .iter()
+            .all(|c| c["base"] == full_id && c["incrementals"] == 1),
+        "{v}"
+    );
     let again = work.path().join("from-serve");
     let out = backup(&addr, &["--db", "inc", "--json"], &again);
     assert_eq!(json_of(&out)["status"], "ok");
