@@ -48,6 +48,6 @@ pub use limiter::RateLimiter;
 pub use points::RestorePoint;
 pub use progress::{NoProgress, NoUnitSink, Progress, UnitDone, UnitSink};
 pub use proto::TOOL_VERSION;
-pub use restore::{RestoreOptions, RestoreResume, RestoreSummary};
+pub use restore::{RestoreOptions, RestoreResume, RestoreSummary, Stacked};
 pub use storage::Storage;
 pub use verify::VerifyReport;

@@ -1,6 +1,6 @@
 //! `restore`: checksums first, then the metastore import, then parallel shard uploads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, Read, Write};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -15,13 +15,14 @@ use crate::error::{ClientError, Result};
 use crate::filecheck::{check_file, read_meta_blob, verify_archive};
 use crate::hashio::{HashingReader, MeteredWriter};
 use crate::installed::{Watch, Watcher};
-use crate::layout::{self, FileRecord};
+use crate::layout::{self, FileRecord, ShardChain};
 use crate::limiter::RateLimiter;
 use crate::loadable::ShardFileKind;
 use crate::proto;
 use crate::storage::Storage;
 use crate::upload_gate::Gate;
 
+mod chain;
 mod phases;
 
 const IO_BUFFER: usize = 256 * 1024;
@@ -88,6 +89,60 @@ pub struct RestoreSummary {
     pub unmapped: Vec<u64>,
     /// Whether every file was checked against a manifest checksum.
     pub checksums_verified: bool,
+    /// The restored shards whose data comes from more than one archive, by source ID.
+    pub stacked: Vec<Stacked>,
+}
+
+/// A shard restored from a chain of archives (see [`layout::ShardChain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stacked {
+    /// Source shard ID.
+    pub shard: u64,
+    /// The point (`TS`) of the chain's first archive.
+    pub base: String,
+    /// Whether that archive holds the whole shard (a full run).
+    pub base_whole: bool,
+    /// Archives of later points applied over it.
+    pub later: usize,
+}
+
+impl std::fmt::Display for Stacked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.later == 1 { "" } else { "s" };
+        if self.base_whole {
+            write!(
+                f,
+                "shard {}: full {} + {} incremental{s}",
+                self.shard, self.base, self.later
+            )
+        } else {
+            // No full run holds it: every archive of it is applied, from the oldest.
+            write!(
+                f,
+                "shard {}: {} archives from {} on (no full run of it)",
+                self.shard,
+                self.later + 1,
+                self.base
+            )
+        }
+    }
+}
+
+/// The chains of `selected` that hold more than one archive.
+fn stacked(selected: &[FileRecord], chains: &BTreeMap<u64, ShardChain>) -> Vec<Stacked> {
+    selected
+        .iter()
+        .filter_map(|f| chains.get(&f.shard_id))
+        .filter(|c| c.archives.len() > 1)
+        .filter_map(|c| {
+            Some(Stacked {
+                shard: c.archives.first()?.shard_id,
+                base: c.runs.first()?.trim_end_matches(".manifest").to_string(),
+                base_whole: c.starts_whole,
+                later: c.archives.len() - 1,
+            })
+        })
+        .collect()
 }
 
 /// Restores the portable backup in `src` into the server behind `client`.
@@ -107,10 +162,12 @@ pub async fn restore(
     let blob = read_meta_blob(src, &plan, client.config().limits.max_meta_blob).await?;
     let prior = opts.resume.as_ref().filter(|r| r.manifest == plan.manifest);
     let id_map = phases::import(client, opts, hooks, &plan, &blob, &names, prior).await?;
-    let parts = phases::partition(selected, &id_map, prior, hooks);
+    let mut stacked = stacked(&selected, &plan.chains);
+    let parts = phases::partition(selected, &plan.chains, &id_map, prior, hooks);
     let ctx = Arc::new(UploadCtx {
         client: client.clone(),
         src: src.clone(),
+        chains: plan.chains,
         new_db: opts.new_db.clone(),
         new_rp: opts.new_rp.clone().or_else(|| opts.rp.clone()),
         limiter: opts.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
@@ -126,19 +183,26 @@ pub async fn restore(
     let mut restored = phases::upload_all(ctx, parts.work, opts.jobs.max(1)).await?;
     restored.extend(parts.kept);
     restored.sort_unstable();
+    stacked.retain(|c| restored.iter().any(|(old, _)| *old == c.shard));
     Ok(RestoreSummary {
         manifest: plan.manifest,
         id_map,
         restored,
         unmapped: parts.unmapped,
         checksums_verified,
+        stacked,
     })
 }
 
-/// Upload order: largest first (then by ID), so a big shard uploads while the small ones go
-/// through the other slots instead of alone at the end.
-fn largest_first(work: &mut [(FileRecord, u64)]) {
-    work.sort_by(|(a, _), (b, _)| b.size.cmp(&a.size).then(a.shard_id.cmp(&b.shard_id)));
+/// Upload order: largest first (by `size`, then by ID), so a big shard uploads while the
+/// small ones go through the other slots instead of alone at the end.
+fn largest_first(work: &mut [(FileRecord, u64)], size: impl Fn(&FileRecord) -> u64) {
+    work.sort_by(|(a, _), (b, _)| size(b).cmp(&size(a)).then(a.shard_id.cmp(&b.shard_id)));
+}
+
+/// Uncompressed bytes of a shard's chain (its own archive's without a chain).
+fn chain_size(chains: &BTreeMap<u64, ShardChain>, f: &FileRecord) -> u64 {
+    chains.get(&f.shard_id).map_or(f.size, ShardChain::size)
 }
 
 /// Ids of the plan's shards in `--db`/`--rp` (for a `--shard` that is not there).
@@ -149,9 +213,9 @@ fn shards_matching(shards: &[FileRecord], opts: &RestoreOptions) -> Vec<u64> {
     shards.iter().filter(in_scope).map(|f| f.shard_id).collect()
 }
 
-/// The checks before anything is sent: the meta file (size, sha256), each archive's size,
-/// and archives without a checksum (influxd's) gunzipped as one complete tar. Returns
-/// whether every file has a checksum.
+/// The checks before anything is sent: the meta file (size, sha256), the size of each
+/// archive of the selected shards' chains, and archives without a checksum (influxd's)
+/// gunzipped as one complete tar. Returns whether every file has a checksum.
 async fn precheck(
     src: &Storage,
     plan: &layout::RestorePlan,
@@ -160,7 +224,14 @@ async fn precheck(
 ) -> Result<bool> {
     let meta = &plan.meta;
     check_file(src, &meta.file_name, meta.sha256.clone(), meta.bytes).await?;
-    let results: Vec<Result<()>> = futures::stream::iter(selected)
+    let archives: Vec<&FileRecord> = selected
+        .iter()
+        .flat_map(|f| match plan.chains.get(&f.shard_id) {
+            Some(c) => c.archives.iter().collect(),
+            None => vec![f],
+        })
+        .collect();
+    let results: Vec<Result<()>> = futures::stream::iter(archives.iter().copied())
         .map(|f| async move {
             match &f.sha256 {
                 Some(_) => check_file(src, &f.file_name, None, f.bytes).await,
@@ -171,7 +242,7 @@ async fn precheck(
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(meta.sha256.is_some() && selected.iter().all(|f| f.sha256.is_some()))
+    Ok(meta.sha256.is_some() && archives.iter().all(|f| f.sha256.is_some()))
 }
 
 /// Influx's type-6 names, refusing the combinations that silently lose data.
@@ -205,6 +276,8 @@ pub fn rename_names(opts: &RestoreOptions) -> Result<RenameNames> {
 struct UploadCtx {
     client: Client,
     src: Storage,
+    /// Each shard's archives (see [`layout::ShardChain`]).
+    chains: BTreeMap<u64, ShardChain>,
     new_db: Option<String>,
     new_rp: Option<String>,
     limiter: Option<Arc<RateLimiter>>,
@@ -232,14 +305,22 @@ async fn upload(ctx: &UploadCtx, f: &FileRecord, new_id: u64) -> Result<Sent> {
         return Err(ClientError::Cancelled);
     }
     ctx.hooks.progress.unit_started(&f.file_name);
+    let chain = match ctx.chains.get(&f.shard_id) {
+        Some(c) if !c.archives.is_empty() => c.archives.clone(),
+        _ => vec![f.clone()],
+    };
+    let skips = chain::Skips::read(&ctx.src, &chain).await?;
     let watch = ctx.watcher.as_ref().and_then(Watcher::current);
-    let reader = ctx.src.blocking_reader(&f.file_name).await?;
+    let reader = ctx.src.blocking_reader(&chain[0].file_name).await?;
     let conn = ctx
         .client
         .shard_upload_with(new_id, ctx.acknowledged)
         .await?;
     let job = UploadJob {
         file: f.clone(),
+        chain,
+        skips,
+        src: ctx.src.clone(),
         new_id,
         target_db: ctx.new_db.clone().unwrap_or_else(|| f.db.clone()),
         target_rp: ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone()),
@@ -392,7 +473,13 @@ async fn confirm_installed(
 }
 
 struct UploadJob {
+    /// The shard's newest archive (names the upload).
     file: FileRecord,
+    /// The archives sent, oldest first (`file` alone for most shards).
+    chain: Vec<FileRecord>,
+    /// Which entries of an archive a later one of the chain replaces.
+    skips: chain::Skips,
+    src: Storage,
     new_id: u64,
     target_db: String,
     target_rp: String,
@@ -410,24 +497,29 @@ impl UploadJob {
         format!("{}/{}", self.target_db, self.target_rp)
     }
 
-    /// Sends every entry of the archive renamed into the target shard (no end marker yet);
-    /// returns each file's name in the shard and size.
+    /// Sends every entry of archive `i` of the chain renamed into the target shard, except
+    /// those a later archive holds (no end marker yet); returns each file's name in the
+    /// shard and size.
     fn send_entries<R: Read, W: Write>(
         &self,
+        i: usize,
         archive: &mut tar::Archive<R>,
         builder: &mut tar::Builder<W>,
     ) -> Result<Vec<(String, u64)>> {
-        let name = &self.file.file_name;
+        let file = &self.chain[i];
+        let name = &file.file_name;
         let io = |what: &str, e: std::io::Error| ClientError::io(format!("{name}: {what}"), e);
         let prefix = format!("{}/{}/{}/", self.target_db, self.target_rp, self.new_id);
         let mut files = Vec::new();
         for entry in archive.entries().map_err(|e| io("read archive", e))? {
             let mut entry = entry.map_err(|e| io("read archive", e))?;
             let entry_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let Some(rest) = renamed_rest(&self.file, &entry_name, entry.header().entry_type())?
-            else {
+            let Some(rest) = renamed_rest(file, &entry_name, entry.header().entry_type())? else {
                 continue;
             };
+            if self.skips.later_holds(i, &rest) {
+                continue;
+            }
             if !self.force && crate::loadable::classify(&entry_name) == ShardFileKind::Other {
                 let names = [entry_name.as_str()];
                 let detail = crate::loadable::warning(name, &names).unwrap_or_default();
@@ -446,10 +538,10 @@ impl UploadJob {
     /// manifest (the same pass as the upload: a mismatch aborts the shard before influxd
     /// can install it).
     fn check_source<R: Read>(
-        &self,
+        file: &FileRecord,
         archive: tar::Archive<Tagged<flate2::read::MultiGzDecoder<BufReader<HashingReader<R>>>>>,
     ) -> Result<()> {
-        let name = &self.file.file_name;
+        let name = &file.file_name;
         let io = |e: std::io::Error| ClientError::io(format!("{name}: read archive"), e);
         let mut gz = archive.into_inner();
         std::io::copy(&mut gz, &mut std::io::sink()).map_err(io)?;
@@ -460,12 +552,12 @@ impl UploadJob {
             file: name.clone(),
             detail: format!("{detail}; the shard was not installed"),
         };
-        if let Some(b) = self.file.bytes
+        if let Some(b) = file.bytes
             && b != bytes
         {
             return Err(bad(format!("size {bytes} bytes, manifest says {b}")));
         }
-        match &self.file.sha256 {
+        match &file.sha256 {
             Some(want) if !want.eq_ignore_ascii_case(&sha256) => {
                 Err(bad(format!("sha256 {sha256}, manifest says {want}")))
             }
@@ -476,14 +568,14 @@ impl UploadJob {
     /// A damaged source (its gunzip failed) is an integrity error of the backup file, not
     /// a failed upload: re-running would not help.
     fn source_error(
-        &self,
+        file: &FileRecord,
         failed: &std::sync::Mutex<Option<String>>,
         e: ClientError,
     ) -> ClientError {
         let seen = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
         match seen {
             Some(detail) => ClientError::Integrity {
-                file: self.file.file_name.clone(),
+                file: file.file_name.clone(),
                 detail: format!(
                     "not a complete gzipped tar ({detail}); the shard was not installed"
                 ),
@@ -492,7 +584,28 @@ impl UploadJob {
         }
     }
 
-    /// archive → gunzip → tar (validated, renamed) → meter → socket; then wait for close.
+    /// Sends archive `i` of the chain (gunzip → tar, validated, renamed) and checks its
+    /// size and sha256 once read.
+    fn send_archive<W: Write>(
+        &self,
+        i: usize,
+        reader: Box<dyn std::io::Read + Send>,
+        builder: &mut tar::Builder<W>,
+    ) -> Result<Vec<(String, u64)>> {
+        let file = &self.chain[i];
+        let src = BufReader::with_capacity(IO_BUFFER, HashingReader::new(reader));
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let gz = Tagged::new(flate2::read::MultiGzDecoder::new(src), Arc::clone(&failed));
+        let mut archive = tar::Archive::new(gz);
+        let files = self
+            .send_entries(i, &mut archive, builder)
+            .map_err(|e| Self::source_error(file, &failed, e))?;
+        Self::check_source(file, archive).map_err(|e| Self::source_error(file, &failed, e))?;
+        Ok(files)
+    }
+
+    /// Each archive of the chain → gunzip → tar (validated, renamed) → meter → socket, as
+    /// one tar stream; then wait for close.
     fn run(
         self,
         reader: Box<dyn std::io::Read + Send>,
@@ -506,10 +619,6 @@ impl UploadJob {
         conn.get_mut()
             .set_zero_linger()
             .map_err(|e| io("set up the upload", e))?;
-        let src = BufReader::with_capacity(IO_BUFFER, HashingReader::new(reader));
-        let failed = Arc::new(std::sync::Mutex::new(None));
-        let gz = Tagged::new(flate2::read::MultiGzDecoder::new(src), Arc::clone(&failed));
-        let mut archive = tar::Archive::new(gz);
         let sock = SyncIoBridge::new_with_handle(conn, handle.clone());
         let metered = MeteredWriter::new(
             sock,
@@ -521,11 +630,12 @@ impl UploadJob {
         let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(IO_BUFFER, gate));
         // Dropped before `builder`: any early return poisons the gate first.
         let mut abort = builder.get_ref().get_ref().abort_guard();
-        let files = self
-            .send_entries(&mut archive, &mut builder)
-            .map_err(|e| self.source_error(&failed, e))?;
-        self.check_source(archive)
-            .map_err(|e| self.source_error(&failed, e))?;
+        let mut files = self.send_archive(0, reader, &mut builder)?;
+        for i in 1..self.chain.len() {
+            let name = &self.chain[i].file_name;
+            let reader = handle.block_on(self.src.blocking_reader(name))?;
+            files.extend(self.send_archive(i, reader, &mut builder)?);
+        }
         abort.disarm();
         let bufw = builder.into_inner().map_err(|e| io("finish tar", e))?;
         let gate = bufw.into_inner().map_err(|e| io("send", e.into_error()))?;
@@ -672,6 +782,30 @@ mod tests {
     }
 
     #[test]
+    fn stacked_shards_say_what_they_were_built_from() {
+        let mut c = Stacked {
+            shard: 3,
+            base: "20261206T020000Z".into(),
+            base_whole: true,
+            later: 1,
+        };
+        assert_eq!(
+            c.to_string(),
+            "shard 3: full 20261206T020000Z + 1 incremental"
+        );
+        c.later = 2;
+        assert_eq!(
+            c.to_string(),
+            "shard 3: full 20261206T020000Z + 2 incrementals"
+        );
+        c.base_whole = false;
+        assert_eq!(
+            c.to_string(),
+            "shard 3: 3 archives from 20261206T020000Z on (no full run of it)"
+        );
+    }
+
+    #[test]
     fn uploads_start_with_the_largest_shard() {
         let shard = |id, size| {
             let mut f = rec();
@@ -680,7 +814,7 @@ mod tests {
             (f, id + 100)
         };
         let mut work = vec![shard(1, 10), shard(2, 5000), shard(3, 10), shard(4, 70)];
-        largest_first(&mut work);
+        largest_first(&mut work, |f| f.size);
         let order: Vec<u64> = work.iter().map(|(f, _)| f.shard_id).collect();
         assert_eq!(order, [2, 4, 1, 3]);
     }

@@ -124,6 +124,7 @@ async fn verify_manifest(
                 manifest: m.name.clone(),
                 meta: m.meta.clone(),
                 shards: Vec::new(),
+                chains: Default::default(),
             };
             match read_meta_blob(src, &plan, max_meta_blob).await {
                 Err(e) => report.problems.push(format!("{}: {e}", m.name)),

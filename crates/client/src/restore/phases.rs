@@ -1,19 +1,20 @@
 //! The phases of a restore after its plan: pick the shards, import the metastore (or take
 //! an interrupted run's id map), split the shards by what the server mapped, upload.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 
 use super::{
-    RestoreOptions, RestoreResume, UploadCtx, confirm, largest_first, shards_matching, upload,
+    RestoreOptions, RestoreResume, UploadCtx, chain_size, confirm, largest_first, shards_matching,
+    upload,
 };
 use crate::backup::{Hooks, TransferStats};
 use crate::conn::{Client, RenameNames};
 use crate::error::{ClientError, Result};
-use crate::layout::{FileRecord, RestorePlan};
+use crate::layout::{FileRecord, RestorePlan, ShardChain};
 
 /// The plan's shards in `--db`/`--rp`/`--shard`; a `--shard` not there is an error listing
 /// the ones that are.
@@ -71,6 +72,7 @@ pub(super) struct Parts {
 /// Splits `selected` by the id map and what an interrupted run finished; plans the progress.
 pub(super) fn partition(
     selected: Vec<FileRecord>,
+    chains: &BTreeMap<u64, ShardChain>,
     id_map: &[(u64, u64)],
     prior: Option<&RestoreResume>,
     hooks: &Hooks,
@@ -101,7 +103,7 @@ pub(super) fn partition(
         (parts.work.len() + parts.kept.len()) as u64,
         Ordering::Relaxed,
     );
-    let total: u64 = parts.work.iter().map(|(f, _)| f.size).sum();
+    let total: u64 = parts.work.iter().map(|(f, _)| chain_size(chains, f)).sum();
     hooks.progress.plan(parts.work.len() as u64, Some(total));
     parts
 }
@@ -114,7 +116,7 @@ pub(super) async fn upload_all(
     mut work: Vec<(FileRecord, u64)>,
     jobs: usize,
 ) -> Result<Vec<(u64, u64)>> {
-    largest_first(&mut work);
+    largest_first(&mut work, |f| chain_size(&ctx.chains, f));
     let planned = work.len();
     let results: Vec<Result<(u64, u64)>> = futures::stream::iter(work)
         .map(|(f, new_id)| {

@@ -170,6 +170,10 @@ fn report(
                     "shards_unmapped": s.unmapped,
                     "id_map": s.restored,
                     "checksums_verified": s.checksums_verified,
+                    "stacked": s.stacked.iter().map(|c| serde_json::json!({
+                        "shard": c.shard, "base": c.base, "base_whole": c.base_whole,
+                        "incrementals": c.later,
+                    })).collect::<Vec<_>>(),
                     "bytes_transferred": TransferStats::get(&st.bytes_transferred),
                     "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
                 });
@@ -189,6 +193,9 @@ fn report(
                         "; backup has no checksums (written by influxd): sizes only"
                     }
                 );
+                for c in &s.stacked {
+                    eprintln!("  {c}");
+                }
             }
             if args.merge.check {
                 return super::merge::check_after(args);

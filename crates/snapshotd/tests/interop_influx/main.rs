@@ -8,6 +8,7 @@
 mod influxd;
 mod interop_compress;
 mod merge;
+mod restack;
 #[path = "../support/mod.rs"]
 mod support;
 
