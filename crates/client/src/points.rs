@@ -37,6 +37,11 @@ pub struct RestorePoint {
     pub by_snapshotd: bool,
     /// Every stored file of the point (the names `forget` deletes).
     pub files: Vec<String>,
+    /// Whether each of its archives holds its whole shard (a complete run without a time
+    /// window); a point that is not whole restores on top of older ones.
+    pub whole: bool,
+    /// The shards its manifest lists (empty for a partial point).
+    pub shard_ids: Vec<u64>,
 }
 
 /// What `verify` records in `TS.verified`.
@@ -76,6 +81,8 @@ pub async fn list_points(src: &Storage) -> Result<Vec<RestorePoint>> {
             verified_at: None,
             by_snapshotd: false,
             files: Vec::new(),
+            whole: false,
+            shard_ids: Vec::new(),
         });
         p.bytes += e.size;
         p.encrypted |= e.name.ends_with(snapshotd_checkpoint::ENC_SUFFIX);
@@ -95,6 +102,8 @@ pub async fn list_points(src: &Storage) -> Result<Vec<RestorePoint>> {
             p.databases = dbs;
             p.shards = m.files.len();
             p.by_snapshotd = m.by_snapshotd;
+            p.whole = m.whole;
+            p.shard_ids = m.files.iter().map(|f| f.shard_id).collect();
         }
         p.verified_at = read_verified(src, &p.id).await;
     }
@@ -192,6 +201,8 @@ mod tests {
             verified_at: None,
             by_snapshotd: true,
             files: vec![],
+            whole: true,
+            shard_ids: vec![],
         }
     }
 

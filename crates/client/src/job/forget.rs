@@ -116,7 +116,35 @@ pub fn decide(points: &[RestorePoint], policy: &KeepPolicy) -> Vec<Decision> {
             reasons,
         });
     }
+    keep_bases(&complete, &mut out);
     out
+}
+
+/// A restore of a point that is not whole (a `--since` or window run) builds each of its
+/// shards from the newest older whole point holding that shard and every point in between
+/// holding it: those points are kept too (reason `base`), or the kept point would restore
+/// only its increment. `newest_first` and `out` are in the same order.
+fn keep_bases(newest_first: &[&RestorePoint], out: &mut [Decision]) {
+    for i in 0..newest_first.len() {
+        if !out[i].keep || newest_first[i].whole {
+            continue;
+        }
+        for shard in &newest_first[i].shard_ids {
+            for j in i + 1..newest_first.len() {
+                let older = newest_first[j];
+                if !older.shard_ids.contains(shard) {
+                    continue;
+                }
+                if !out[j].reasons.contains(&"base") {
+                    out[j].reasons.push("base");
+                }
+                out[j].keep = true;
+                if older.whole {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// What `forget` did (or, with `dry_run`, would do).
@@ -239,6 +267,8 @@ mod tests {
             verified_at: None,
             by_snapshotd: true,
             files: vec![format!("{ts}.manifest"), format!("{ts}.meta")],
+            whole: true,
+            shard_ids: vec![1],
         }
     }
 
@@ -254,6 +284,39 @@ mod tests {
 
     fn catalog(ids: &[&str]) -> Vec<RestorePoint> {
         ids.iter().map(|id| pt(id, true)).collect()
+    }
+
+    #[test]
+    fn an_incremental_point_keeps_the_points_it_restores_on_top_of() {
+        let mut points = catalog(&[
+            "20260101T020000Z", // full, shards 1 and 2
+            "20260102T020000Z", // full, shard 1 only
+            "20260102T120000Z", // --since, shard 1
+            "20260103T020000Z", // --since, shards 1 and 2
+        ]);
+        points[0].shard_ids = vec![1, 2];
+        points[2].whole = false;
+        points[3].whole = false;
+        points[3].shard_ids = vec![1, 2];
+        let last1 = KeepPolicy {
+            last: 1,
+            ..KeepPolicy::default()
+        };
+        // Shard 1 chains to the full point of the 2nd, shard 2 to the full point of the 1st.
+        assert_eq!(
+            kept(&points, last1),
+            [
+                "20260101T020000Z",
+                "20260102T020000Z",
+                "20260102T120000Z",
+                "20260103T020000Z"
+            ]
+        );
+        let d = decide(&points, &last1);
+        assert_eq!(d[1].reasons, ["base"]);
+        // A whole point needs nothing older.
+        points[3].whole = true;
+        assert_eq!(kept(&points, last1), ["20260103T020000Z"]);
     }
 
     #[test]

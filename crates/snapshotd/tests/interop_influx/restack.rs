@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::influxd::Influxd;
 use super::support::serve::serve_no_http;
-use super::{backup, json_of, restore};
+use super::{backup, json_of, restore, snapshotd};
 
 /// Points of one second each from `from` on, all inside one 7-day shard group (Nov 2023).
 fn recent(from: u64, n: u64) -> String {
@@ -115,4 +115,19 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     assert!(out.status.success());
     assert_eq!(count_v(&b, "inc3", "m"), 1500);
     assert_eq!(count_v(&b, "inc3", "old"), 300);
+
+    // `forget --keep-last 1` keeps the full point the increment is restored on top of,
+    // and the newest point still restores every point afterwards.
+    let out = snapshotd(&["forget", "--keep-last", "1", d.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("keep") && l.contains(full_id) && l.contains("base")),
+        "{said}"
+    );
+    let out = restore(&b.bind, &["--db", "inc", "--newdb", "inc4"], &d);
+    assert!(out.status.success());
+    assert_eq!(count_v(&b, "inc4", "m"), 1500);
+    assert_eq!(count_v(&b, "inc4", "old"), 300);
 }
