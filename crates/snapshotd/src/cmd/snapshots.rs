@@ -33,15 +33,16 @@ pub fn run(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<17} {:<20} {:<8} {:>6} {:>10} {:<9} {:<20} databases",
-        "ID", "TIME (UTC)", "STATE", "SHARDS", "SIZE", "ENCRYPTED", "VERIFIED"
+        "{:<17} {:<20} {:<8} {:<7} {:>6} {:>10} {:<9} {:<20} databases",
+        "ID", "TIME (UTC)", "STATE", "KIND", "SHARDS", "SIZE", "ENCRYPTED", "VERIFIED"
     );
     for p in &points {
         println!(
-            "{:<17} {:<20} {:<8} {:>6} {:>10} {:<9} {:<20} {}",
+            "{:<17} {:<20} {:<8} {:<7} {:>6} {:>10} {:<9} {:<20} {}",
             p.id,
             p.time.format("%Y-%m-%d %H:%M:%S"),
             if p.complete { "complete" } else { "partial" },
+            kind(p),
             p.shards,
             human_bytes(p.bytes),
             if p.encrypted { "yes" } else { "no" },
@@ -70,6 +71,17 @@ pub fn run(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `full` (every archive holds its whole shard), `incr` (a `--since` or window run, restored
+/// on top of older points), `influxd` (written by influxd: unknown), `-` (partial).
+fn kind(p: &RestorePoint) -> &'static str {
+    match (p.complete, p.by_snapshotd, p.whole) {
+        (false, _, _) => "-",
+        (true, false, _) => "influxd",
+        (true, true, true) => "full",
+        (true, true, false) => "incr",
+    }
+}
+
 fn as_json(p: &RestorePoint) -> serde_json::Value {
     serde_json::json!({
         "id": p.id,
@@ -81,6 +93,7 @@ fn as_json(p: &RestorePoint) -> serde_json::Value {
         "encrypted": p.encrypted,
         "verified_at": p.verified_at.map(|t| t.to_rfc3339()),
         "by_snapshotd": p.by_snapshotd,
+        "kind": kind(p),
         "files": p.files.len(),
     })
 }

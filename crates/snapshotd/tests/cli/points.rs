@@ -217,6 +217,7 @@ fn snapshots_lists_influxd_made_portable_backups() {
     assert_eq!(p["complete"], true);
     assert_eq!(p["shards"], 6);
     assert_eq!(p["by_snapshotd"], false);
+    assert_eq!(p["kind"], "influxd");
     assert_eq!(p["encrypted"], false);
     assert!(!p["databases"].as_array().unwrap().is_empty(), "{p}");
     let out = env::run(&["snapshots", src.to_str().unwrap()]);

@@ -66,6 +66,14 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     assert_eq!(inc["status"], "ok", "{inc}");
     assert_ne!(full["id"], inc["id"]);
     assert_eq!(count_v(&a, "inc", "m"), 1500);
+    let listed = json_of(&snapshotd(&["snapshots", "--json", d.to_str().unwrap()]));
+    let kinds: Vec<&str> = listed["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["full", "incr"], "{listed}");
 
     // The newest point into a fresh influxd under a new name: all 1500 + 300 points.
     let b = Influxd::start();
