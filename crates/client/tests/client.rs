@@ -233,6 +233,30 @@ async fn a_stream_ending_without_end_marker_is_truncation() {
     assert!(fake.received().iter().all(|r| r.kind != 3 && r.kind != 4));
 }
 
+/// Damages the last byte of the file at `p` (the gzip trailer: the archive no longer checks).
+fn flip_last_byte(p: &std::path::Path) {
+    let mut b = std::fs::read(p).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0x80;
+    std::fs::write(p, &b).unwrap();
+}
+
+/// Restores `dest` (defaults) into a fake influxd that expects it to fail; the error and
+/// the fake, to check what it received.
+async fn failed_restore(dest: &Storage) -> (ClientError, Fake) {
+    let b1 = capture_dir("B1_restore_portable_full");
+    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
+    let err = restore(
+        &client(&fake.addr),
+        dest,
+        &RestoreOptions::default(),
+        &Hooks::default(),
+    )
+    .await
+    .unwrap_err();
+    (err, fake)
+}
+
 async fn good_backup() -> (tempfile::TempDir, Storage) {
     let a1 = Arc::new(A1::load());
     let fake = Fake::start(a1.responder(|_, _, _| None)).await;
@@ -417,21 +441,8 @@ async fn existing_database_gives_a_clear_error_and_uploads_nothing() {
 #[tokio::test]
 async fn corrupted_archive_is_never_uploaded_whole() {
     let (dir, dest) = good_backup().await;
-    let p = dir.path().join(format!("{TS}.s4.tar.gz"));
-    let mut b = std::fs::read(&p).unwrap();
-    let last = b.len() - 1;
-    b[last] ^= 0x80;
-    std::fs::write(&p, &b).unwrap();
-    let b1 = capture_dir("B1_restore_portable_full");
-    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
-    let err = restore(
-        &client(&fake.addr),
-        &dest,
-        &RestoreOptions::default(),
-        &Hooks::default(),
-    )
-    .await
-    .unwrap_err();
+    flip_last_byte(&dir.path().join(format!("{TS}.s4.tar.gz")));
+    let (err, fake) = failed_restore(&dest).await;
     assert!(matches!(err, ClientError::Integrity { .. }), "{err}");
     assert!(err.to_string().contains("s4.tar.gz"), "{err}");
     assert!(err.to_string().contains("not installed"), "{err}");

@@ -285,11 +285,6 @@ mod tests {
     fn points_in_several_tsm_files_count_once() {
         let dir = tempfile::tempdir().unwrap();
         let gz = dir.path().join("s.tar.gz");
-        let enc = flate2::write::GzEncoder::new(
-            std::fs::File::create(&gz).unwrap(),
-            flate2::Compression::fast(),
-        );
-        let mut b = tar::Builder::new(enc);
         let files = [
             ("000000001-000000001.tsm", tsm(&[(b"m,h=a", &[1, 2, 3])])),
             (
@@ -298,15 +293,7 @@ mod tests {
             ),
             ("000000003-000000001.tsm", tsm(&[(b"n", &[9])])),
         ];
-        for (name, bytes) in &files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, format!("db/rp/1/{name}"), bytes.as_slice())
-                .unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap();
+        shard_archive(&gz, &files);
         let s = BackupShard {
             database: "db".into(),
             policy: "rp".into(),

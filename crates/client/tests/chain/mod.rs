@@ -12,7 +12,9 @@ use snapshotd_client::{ClientError, Hooks, RestoreOptions, Window};
 use snapshotd_wire::GoTime;
 
 use super::fake::{A1, Fake, Reply, capture, capture_dir};
-use super::{TS, client, good_backup, opts, restore_target, tar_entries};
+use super::{
+    TS, client, failed_restore, flip_last_byte, good_backup, opts, restore_target, tar_entries,
+};
 
 const TS2: &str = "20261123T022308Z";
 
@@ -113,21 +115,8 @@ async fn an_incremental_point_uploads_each_shard_once_as_the_union() {
 async fn a_damaged_full_archive_under_an_increment_is_never_uploaded() {
     let (dir, dest) = good_backup().await;
     add_increment(&dest).await;
-    let p = dir.path().join(format!("{TS}.s2.tar.gz"));
-    let mut b = std::fs::read(&p).unwrap();
-    let last = b.len() - 1;
-    b[last] ^= 0x80;
-    std::fs::write(&p, &b).unwrap();
-    let b1 = capture_dir("B1_restore_portable_full");
-    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
-    let err = restore(
-        &client(&fake.addr),
-        &dest,
-        &RestoreOptions::default(),
-        &Hooks::default(),
-    )
-    .await
-    .unwrap_err();
+    flip_last_byte(&dir.path().join(format!("{TS}.s2.tar.gz")));
+    let (err, fake) = failed_restore(&dest).await;
     assert!(matches!(err, ClientError::Integrity { .. }), "{err}");
     assert!(
         err.to_string().contains(&format!("{TS}.s2.tar.gz")),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::influxd::Influxd;
 use super::support::serve::serve_no_http;
-use super::{backup, json_of, restore, snapshotd};
+use super::{backup, json_of, points_in, restore, snapshotd};
 
 /// Points of one second each from `from` on, all inside one 7-day shard group (Nov 2023).
 fn recent(from: u64, n: u64) -> String {
@@ -26,16 +26,6 @@ fn old(n: u64) -> String {
             format!("old,host=x v={i}i {t}\n")
         })
         .collect()
-}
-
-/// `SELECT count(v)` of measurement `m` in `db` (0 when it holds none).
-fn count_v(s: &Influxd, db: &str, m: &str) -> u64 {
-    let v = s.query(&format!(
-        "SELECT count(v) FROM \"{db}\".\"autogen\".\"{m}\""
-    ));
-    v["results"][0]["series"][0]["values"][0][1]
-        .as_u64()
-        .unwrap_or(0)
 }
 
 /// Full backup, more points into the same shard, `--since` backup: restoring the newest
@@ -65,7 +55,7 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     let inc = json_of(&backup(&a.bind, &["--since", &since, "--json"], &d));
     assert_eq!(inc["status"], "ok", "{inc}");
     assert_ne!(full["id"], inc["id"]);
-    assert_eq!(count_v(&a, "inc", "m"), 1500);
+    assert_eq!(points_in(&a, "inc", "m"), 1500);
     let listed = json_of(&snapshotd(&["snapshots", "--json", d.to_str().unwrap()]));
     let kinds: Vec<&str> = listed["points"]
         .as_array()
@@ -80,8 +70,8 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     let out = restore(&b.bind, &["--db", "inc", "--newdb", "inc2"], &d);
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(count_v(&b, "inc2", "m"), 1500, "{said}");
-    assert_eq!(count_v(&b, "inc2", "old"), 300, "{said}");
+    assert_eq!(points_in(&b, "inc2", "m"), 1500, "{said}");
+    assert_eq!(points_in(&b, "inc2", "old"), 300, "{said}");
     let full_id = full["id"].as_str().unwrap();
     assert!(
         said.contains(&format!("full {full_id} + 1 incremental")),
@@ -95,8 +85,8 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
         &d,
     );
     assert!(out.status.success());
-    assert_eq!(count_v(&b, "inc1", "m"), 1000);
-    assert_eq!(count_v(&b, "inc1", "old"), 300);
+    assert_eq!(points_in(&b, "inc1", "m"), 1000);
+    assert_eq!(points_in(&b, "inc1", "old"), 300);
 
     // `snapshotd serve` replaces a shard with each upload: the newest point restored into
     // it, backed up from it and restored into influxd still holds every point.
@@ -121,8 +111,8 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     assert_eq!(json_of(&out)["status"], "ok");
     let out = restore(&b.bind, &["--db", "inc", "--newdb", "inc3"], &again);
     assert!(out.status.success());
-    assert_eq!(count_v(&b, "inc3", "m"), 1500);
-    assert_eq!(count_v(&b, "inc3", "old"), 300);
+    assert_eq!(points_in(&b, "inc3", "m"), 1500);
+    assert_eq!(points_in(&b, "inc3", "old"), 300);
 
     // `forget --keep-last 1` keeps the full point the increment is restored on top of,
     // and the newest point still restores every point afterwards.
@@ -136,6 +126,6 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
     );
     let out = restore(&b.bind, &["--db", "inc", "--newdb", "inc4"], &d);
     assert!(out.status.success());
-    assert_eq!(count_v(&b, "inc4", "m"), 1500);
-    assert_eq!(count_v(&b, "inc4", "old"), 300);
+    assert_eq!(points_in(&b, "inc4", "m"), 1500);
+    assert_eq!(points_in(&b, "inc4", "old"), 300);
 }
