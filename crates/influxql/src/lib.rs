@@ -232,8 +232,13 @@ impl Parser {
     }
 
     fn ident(&mut self) -> Result<String, ParseError> {
+        self.name(false)
+    }
+
+    /// A word or non-empty quoted name; a reserved word only when `reserved_ok`.
+    fn name(&mut self, reserved_ok: bool) -> Result<String, ParseError> {
         match self.peek().map(|t| t.tok.clone()) {
-            Some(Tok::Word(w)) if !is_reserved(&w) => {
+            Some(Tok::Word(w)) if reserved_ok || !is_reserved(&w) => {
                 self.at += 1;
                 Ok(w)
             }

@@ -115,17 +115,7 @@ impl Parser {
     /// A field or measurement name: reserved words are fine here (influx allows `"time"`-like
     /// names only quoted, which the lexer already handles).
     fn field_name(&mut self) -> Result<String, ParseError> {
-        match self.peek().map(|t| t.tok.clone()) {
-            Some(Tok::Word(w)) => {
-                self.at += 1;
-                Ok(w)
-            }
-            Some(Tok::Quoted(s)) if !s.is_empty() => {
-                self.at += 1;
-                Ok(s)
-            }
-            _ => Err(self.err("identifier")),
-        }
+        self.name(true)
     }
 
     fn source(&mut self) -> Result<Source, ParseError> {
