@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use flate2::read::GzDecoder;
 use snapshotd_store::builtin::{Point, Value};
 use snapshotd_store::meta::PortableData;
-use snapshotd_store::{BuiltinStore, ImportRequest, Store};
+use snapshotd_store::{AdminStore, BuiltinStore, DatabaseSpec, ImportRequest, Store};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -54,6 +54,15 @@ pub fn shard_tar(base: &str, id: u64) -> Result<Vec<u8>, Box<dyn std::error::Err
     let mut out = Vec::new();
     GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// Creates database `name` with the default retention policy.
+pub fn db(s: &BuiltinStore, name: &str) -> TestResult {
+    s.create_database(&DatabaseSpec {
+        name: name.into(),
+        retention_policy: None,
+    })?;
+    Ok(())
 }
 
 /// A fresh store in a temp dir (kept alive by the returned guard).

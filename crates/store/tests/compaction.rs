@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use snapshotd_store::testkit::{rename_tar, tar_files};
 use snapshotd_store::{
-    AdminStore, BuiltinStore, CompactionPolicy, DatabaseSpec, ImportRequest, Precision,
-    RestoreLimits, Store, StoreError,
+    AdminStore, BuiltinStore, CompactionPolicy, ImportRequest, Precision, RestoreLimits, Store,
+    StoreError,
 };
 
-use crate::common::{TestResult, assert_acked_prefix, backup, store};
+use crate::common::{TestResult, assert_acked_prefix, backup, db, store};
 
 const T0: i64 = 1_609_459_200; // 2021-01-01T00:00:00Z
 const WRITERS: u64 = 4;
@@ -29,14 +29,6 @@ fn small_policy() -> CompactionPolicy {
         .with_idle(Duration::from_millis(100), Duration::from_millis(10))
         .with_segment_bytes(64 * 1024)
         .with_merge_files(2)
-}
-
-fn create(s: &BuiltinStore, name: &str) -> TestResult {
-    s.create_database(&DatabaseSpec {
-        name: name.into(),
-        retention_policy: None,
-    })?;
-    Ok(())
 }
 
 type Writers = Vec<thread::JoinHandle<Result<(), StoreError>>>;
@@ -90,7 +82,7 @@ fn wait_for_merged_file(root: &std::path::Path, limit: Duration) {
 fn writers_compactions_and_20_backups_each_restore_a_consistent_prefix() -> TestResult {
     let dir = snapshotd_testutil::temp_dir();
     let a = Arc::new(open(dir.path(), small_policy())?);
-    create(&a, "w")?;
+    db(&a, "w")?;
     a.write_lines(
         "w",
         None,
@@ -195,7 +187,7 @@ fn log_stays_bounded_after_many_writes_and_reopen_replays_only_the_tail() -> Tes
     let written = 2 * 400 * 50;
     {
         let s = open(dir.path(), small_policy())?;
-        create(&s, "w")?;
+        db(&s, "w")?;
         for b in 0..400i64 {
             // Two shards (weeks apart), 50 points each per batch.
             let body: String = (0..100)
@@ -232,7 +224,7 @@ fn log_stays_bounded_after_many_writes_and_reopen_replays_only_the_tail() -> Tes
 fn drop_after_compaction_leaves_nothing_and_the_name_is_reusable() -> TestResult {
     let dir = snapshotd_testutil::temp_dir();
     let s = open(dir.path(), small_policy())?;
-    create(&s, "w")?;
+    db(&s, "w")?;
     for b in 0..60i64 {
         s.write_lines(
             "w",
@@ -246,7 +238,7 @@ fn drop_after_compaction_leaves_nothing_and_the_name_is_reusable() -> TestResult
     assert!(s.log_stats(id)?.compacted_through > 0);
     s.drop_database("w")?;
     assert!(!dir.path().join("data/w").exists());
-    create(&s, "w")?;
+    db(&s, "w")?;
     s.write_lines(
         "w",
         None,
@@ -331,7 +323,7 @@ fn wal_files(root: &std::path::Path) -> Vec<Vec<(String, u64)>> {
 fn idle_shards_give_their_preallocated_log_space_back() -> TestResult {
     let dir = snapshotd_testutil::temp_dir();
     let s = open(dir.path(), small_policy())?;
-    create(&s, "w")?;
+    db(&s, "w")?;
     for b in 0..30i64 {
         // Three shards, weeks apart.
         let body: String = (0..30)

@@ -5,11 +5,9 @@
 use std::path::Path;
 
 use snapshotd_store::builtin::{Point, Value};
-use snapshotd_store::{
-    AdminStore, BuiltinStore, CompactionPolicy, DatabaseSpec, Precision, RestoreLimits,
-};
+use snapshotd_store::{AdminStore, BuiltinStore, CompactionPolicy, Precision, RestoreLimits};
 
-use crate::common::TestResult;
+use crate::common::{TestResult, db};
 
 /// No background compaction, and no merge at shutdown: each reopen cycle leaves one file.
 fn open(dir: &Path) -> Result<BuiltinStore, snapshotd_store::StoreError> {
@@ -49,10 +47,7 @@ fn last_write_wins_once_across_log_files_and_merges() -> TestResult {
     let tmp = snapshotd_testutil::temp_dir();
     let dir = tmp.path().join("data");
     let s = open(&dir)?;
-    s.create_database(&DatabaseSpec {
-        name: "o".into(),
-        retention_policy: None,
-    })?;
+    db(&s, "o")?;
     write(&s, "cpu,host=a x=1,y=1 10\ncpu,host=b x=7 10\n")?;
     drop(s); // compacts: file 1
     let s = open(&dir)?;

@@ -12,17 +12,9 @@ use snapshotd_store::{
 };
 use tar::EntryType;
 
-use crate::common::{TestResult, a1_store, store, tree};
+use crate::common::{TestResult, a1_store, db, store, tree};
 
 const T0: i64 = 1_609_459_200;
-
-fn db(s: &BuiltinStore, name: &str) -> TestResult {
-    s.create_database(&DatabaseSpec {
-        name: name.into(),
-        retention_policy: None,
-    })?;
-    Ok(())
-}
 
 /// A retention policy spec with durations in seconds.
 fn rp(name: &str, duration: u64, group: u64) -> RetentionPolicySpec {

@@ -8,22 +8,14 @@ use std::thread;
 use snapshotd_store::builtin::{Point, Value};
 use snapshotd_store::testkit::{rename_tar, tar_files};
 use snapshotd_store::{
-    AdminStore, BuiltinStore, DatabaseSpec, ImportRequest, Precision, RetentionPolicySpec, Store,
-    StoreError, TimeRange,
+    AdminStore, BuiltinStore, ImportRequest, Precision, RetentionPolicySpec, Store, StoreError,
+    TimeRange,
 };
 
-use crate::common::{TestResult, assert_acked_prefix, backup, canon, seqs, store};
+use crate::common::{TestResult, assert_acked_prefix, backup, canon, db, seqs, store};
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_609_459_200; // 2021-01-01T00:00:00Z, a Friday
-
-fn db(s: &BuiltinStore, name: &str) -> TestResult {
-    s.create_database(&DatabaseSpec {
-        name: name.into(),
-        retention_policy: None,
-    })?;
-    Ok(())
-}
 
 /// Copies database `name` from `a` into a fresh store through backup/import/restore.
 fn copy_db(
