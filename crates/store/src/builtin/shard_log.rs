@@ -149,6 +149,11 @@ impl ShardLog {
         })
     }
 
+    /// The store error for a failure of this shard's log.
+    fn err(&self, e: snapshotd_wal::Error) -> StoreError {
+        wal_err(&self.shard_dir.join(DIR), e)
+    }
+
     /// Index of the last entry written (a log reopened at its marker may hold no entry
     /// after it: the WAL then knows no index, the marker does).
     pub(crate) fn last_index(&self) -> u64 {
@@ -166,24 +171,17 @@ impl ShardLog {
     /// last entries is purged too and an idle shard keeps no entry on disk.
     pub(crate) fn mark_snapshot(&mut self, index: u64) -> Result<()> {
         let snap = Snapshot::new(index, TERM);
-        if index == self.last_index()
-            && self
-                .wal
-                .cut_at_snapshot(&snap)
-                .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))?
-        {
+        if index == self.last_index() && self.wal.cut_at_snapshot(&snap).map_err(|e| self.err(e))? {
             return Ok(());
         }
-        self.wal
-            .save_snapshot(&snap)
-            .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))
+        self.wal.save_snapshot(&snap).map_err(|e| self.err(e))
     }
 
     /// Releases the writer's locks on segments wholly below `compacted`.
     pub(crate) fn release_compacted(&mut self) -> Result<()> {
         self.wal
             .release_lock_to(self.compacted + 1)
-            .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))
+            .map_err(|e| self.err(e))
     }
 
     /// Closes the log of a shard that went cold: the tail segment is trimmed to its last
@@ -221,7 +219,7 @@ impl ShardLog {
         let last = first + entries.len() as u64 - 1;
         self.wal
             .save(&HardState::new(TERM, 0, last), &entries)
-            .map_err(|e| wal_err(&self.shard_dir.join(DIR), e))
+            .map_err(|e| self.err(e))
     }
 }
 
