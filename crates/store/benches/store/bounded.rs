@@ -57,10 +57,7 @@ pub fn bounded_wal(mb: u64) -> f64 {
     let mut policy =
         CompactionPolicy::default().with_idle(Duration::from_secs(2), Duration::from_millis(200));
     // SNAPSHOTD_BENCH_STORE_SEGMENT_MB: the shard logs' segment size (default: the store's).
-    if let Some(n) = std::env::var("SNAPSHOTD_BENCH_STORE_SEGMENT_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(n) = crate::env_num::<u64>("SNAPSHOTD_BENCH_STORE_SEGMENT_MB") {
         policy = policy.with_segment_bytes(n << 20);
     }
     let store = open(&path, policy.clone());
