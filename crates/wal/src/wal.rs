@@ -289,14 +289,14 @@ impl Wal {
     fn poison_on_err<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r
             && !matches!(e, Error::RecordTooLarge { .. })
-            && self.failed.is_none()
         {
-            self.failed = Some(with_causes(e));
+            self.mark_failed(e);
         }
         r
     }
 
-    /// Marks the writer failed (a shared fsync of its tail failed).
+    /// Marks the writer failed (a write or a shared fsync of its tail failed), keeping the
+    /// first failure as the reason it gives.
     pub(crate) fn mark_failed(&mut self, e: &Error) {
         if self.failed.is_none() {
             self.failed = Some(with_causes(e));
