@@ -504,7 +504,12 @@ impl Wal {
             t.path = final_path.clone();
         }
         tracing::info!(path = %final_path.display(), "created a new WAL segment");
-        self.prepare_spare()
+        // An etcd cut readies the next spare now, as etcd does. A cut at a snapshot comes from
+        // a log that caught up and is often going idle: the next cut makes its spare instead.
+        if snap.is_none() {
+            self.prepare_spare()?;
+        }
+        Ok(())
     }
 
     /// Releases the locks of segments that can no longer hold entries at or after `index`:

@@ -427,6 +427,10 @@ fn cut_at_snapshot_lets_every_older_segment_go() {
     let err = w.cut_at_snapshot(&Snapshot::new(39, 1)).unwrap_err();
     assert!(matches!(err, Error::EntriesAfterSnapshot { .. }), "{err:?}");
     assert!(w.cut_at_snapshot(&snap).expect("cut"));
+    assert!(
+        !dir.join("0.tmp").exists() && !dir.join("1.tmp").exists(),
+        "no spare readied for a log that caught up"
+    );
     assert!(!w.cut_at_snapshot(&snap).expect("second cut"), "no gain");
     let names = list_segments(&dir).expect("list");
     let tail = names.last().expect("tail");
@@ -477,4 +481,22 @@ fn close_trimmed_gives_back_the_tail_preallocation_and_reopen_appends() {
         .map(|e| e.index)
         .collect();
     assert_eq!(got, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_size_cut_after_a_snapshot_cut_makes_its_spare_then() {
+    let tmp = snapshotd_testutil::temp_dir();
+    let dir = tmp.path().join("wal");
+    let mut w = Wal::create_with(&dir, b"m", &small()).expect("create");
+    w.save(&HardState::new(1, 1, 1), &ents(1..=1, 1, 100))
+        .expect("save");
+    assert!(w.cut_at_snapshot(&Snapshot::new(1, 1)).expect("cut"));
+    for i in 2..=60u64 {
+        w.save(&HardState::new(1, 1, i), &ents(i..=i, 1, 150))
+            .expect("save past a segment");
+    }
+    w.close().expect("close");
+    assert!(list_segments(&dir).expect("list").len() >= 3);
+    let got = read(&dir, Snapshot::new(1, 1)).entries.len();
+    assert_eq!(got, 59);
 }
