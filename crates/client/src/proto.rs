@@ -174,8 +174,9 @@ pub fn decode_manifest(name: &str, raw: &[u8]) -> Result<ParsedManifest, String>
         },
         files,
         by_snapshotd: m.snapshotd.is_some(),
-        whole: m.snapshotd.as_ref().is_some_and(|i| {
-            i.complete && i.since.is_none() && i.start.is_none() && i.end.is_none()
-        }),
+        whole: m
+            .snapshotd
+            .as_ref()
+            .is_some_and(SnapshotdInfo::holds_whole_shards),
     })
 }

@@ -241,20 +241,30 @@ fn flip_last_byte(p: &std::path::Path) {
     std::fs::write(p, &b).unwrap();
 }
 
-/// Restores `dest` (defaults) into a fake influxd that expects it to fail; the error and
-/// the fake, to check what it received.
-async fn failed_restore(dest: &Storage) -> (ClientError, Fake) {
+/// Restores `dest` (defaults) into a fake influxd answering as influxd did in B1; the
+/// outcome and the fake, to check what it received.
+async fn restore_into_fake(
+    dest: &Storage,
+) -> (
+    snapshotd_client::Result<snapshotd_client::RestoreSummary>,
+    Fake,
+) {
     let b1 = capture_dir("B1_restore_portable_full");
     let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
-    let err = restore(
+    let out = restore(
         &client(&fake.addr),
         dest,
         &RestoreOptions::default(),
         &Hooks::default(),
     )
-    .await
-    .unwrap_err();
-    (err, fake)
+    .await;
+    (out, fake)
+}
+
+/// [`restore_into_fake`] that is expected to fail; the error and the fake.
+async fn failed_restore(dest: &Storage) -> (ClientError, Fake) {
+    let (out, fake) = restore_into_fake(dest).await;
+    (out.unwrap_err(), fake)
 }
 
 async fn good_backup() -> (tempfile::TempDir, Storage) {
@@ -474,17 +484,8 @@ async fn newdb_without_db_is_refused_before_connecting() {
 #[tokio::test]
 async fn snapshotd_backup_round_trips_through_restore() {
     let (_dir, dest) = good_backup().await;
-    let b1 = capture_dir("B1_restore_portable_full");
-    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
-    let s = restore(
-        &client(&fake.addr),
-        &dest,
-        &RestoreOptions::default(),
-        &Hooks::default(),
-    )
-    .await
-    .unwrap();
-    assert!(s.checksums_verified);
+    let (s, fake) = restore_into_fake(&dest).await;
+    assert!(s.unwrap().checksums_verified);
     let a1 = A1::load();
     for r in fake.received().iter().filter(|r| r.kind == 7) {
         let id = r.upload_id.unwrap();
@@ -619,17 +620,8 @@ async fn a_damaged_influx_archive_stops_restore_before_anything_is_sent() {
         gz.finish().unwrap(),
     )
     .unwrap();
-    let b1 = capture_dir("B1_restore_portable_full");
-    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
     let store = Storage::local(dir.path(), false).unwrap();
-    let err = restore(
-        &client(&fake.addr),
-        &store,
-        &RestoreOptions::default(),
-        &Hooks::default(),
-    )
-    .await
-    .unwrap_err();
+    let (err, fake) = failed_restore(&store).await;
     assert!(err.to_string().contains("s2.tar.gz"), "{err}");
     assert!(fake.received().is_empty());
 }

@@ -314,20 +314,12 @@ mod tests {
 
     /// A gzip'd tar of `(file name in shard 1 of db/rp, bytes)` at `path`.
     fn shard_archive(path: &Path, entries: &[(&str, Vec<u8>)]) {
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(path).unwrap(),
-            flate2::Compression::fast(),
-        );
-        let mut b = tar::Builder::new(gz);
-        for (name, bytes) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, format!("db/rp/1/{name}"), bytes.as_slice())
-                .unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap();
+        let named: Vec<(String, &[u8])> = entries
+            .iter()
+            .map(|(name, bytes)| (format!("db/rp/1/{name}"), bytes.as_slice()))
+            .collect();
+        let named: Vec<(&str, &[u8])> = named.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+        crate::test_archive::archive(path, &named);
     }
 
     #[test]

@@ -23,6 +23,8 @@ mod schema;
 mod series;
 mod shard;
 mod source;
+#[cfg(test)]
+mod test_archive;
 
 pub use cq::{canonical, rewrite_cq};
 pub use deep::{

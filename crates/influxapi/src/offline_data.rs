@@ -216,20 +216,7 @@ mod tests {
     };
 
     use super::*;
-
-    /// A gzip'd tar of `(entry name, bytes)` written to `path`.
-    fn archive(path: &Path, entries: &[(&str, &[u8])]) {
-        let gz = flate2::write::GzEncoder::new(File::create(path).unwrap(), Default::default());
-        let mut b = tar::Builder::new(gz);
-        for (name, bytes) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, *bytes).unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap();
-    }
+    use crate::test_archive::archive;
 
     /// A backup of shard 1 of db/rp made of `files` (oldest first), its group in the meta.
     fn backup(dir: &Path, files: Vec<PathBuf>) -> Backup {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use snapshotd_store::meta::Data;
 use snapshotd_wire::Limits;
-use snapshotd_wire::portable::{Manifest, PortableData};
+use snapshotd_wire::portable::{Manifest, PortableData, SnapshotdInfo};
 
 use crate::error::{InfluxApiError, Result, corrupt, io};
 
@@ -166,7 +166,7 @@ impl Backup {
 fn holds_whole_shards(m: &Manifest) -> bool {
     m.snapshotd
         .as_ref()
-        .is_some_and(|i| i.complete && i.since.is_none() && i.start.is_none() && i.end.is_none())
+        .is_some_and(SnapshotdInfo::holds_whole_shards)
 }
 
 fn manifest_names(dir: &Path) -> Result<Vec<String>> {
@@ -213,7 +213,7 @@ pub fn read_meta(path: &Path) -> Result<Data> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use snapshotd_wire::portable::{ManifestFile, ManifestMeta, SnapshotdInfo};
+    use snapshotd_wire::portable::{ManifestFile, ManifestMeta};
 
     use super::*;
 

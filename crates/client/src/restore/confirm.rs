@@ -17,15 +17,16 @@ pub(super) async fn confirm(
     sent: Sent,
 ) -> Result<(u64, u64)> {
     if let Some(watcher) = &ctx.watcher {
-        let target_db = ctx.new_db.clone().unwrap_or_else(|| f.db.clone());
-        let target_rp = ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone());
-        let target = format!("{target_db}/{target_rp}");
-        confirm_alive(ctx, f, new_id, &target, &target_db).await?;
+        let to = Target {
+            db: ctx.new_db.clone().unwrap_or_else(|| f.db.clone()),
+            rp: ctx.new_rp.clone().unwrap_or_else(|| f.rp.clone()),
+        };
+        confirm_alive(ctx, f, new_id, &to).await?;
         if !Watcher::same_process(&sent.watch) {
-            confirm_installed(ctx, f, new_id, &target, &sent.files).await?;
+            confirm_installed(ctx, f, new_id, &to, &sent.files).await?;
             watcher.renew(&ctx.client, &sent.watch).await;
         } else {
-            confirm_not_empty(ctx, f, new_id, &target, &sent.files).await?;
+            confirm_not_empty(ctx, f, new_id, &to, &sent.files).await?;
         }
     }
     TransferStats::add(&ctx.hooks.stats.bytes_transferred, sent.bytes);
@@ -35,19 +36,37 @@ pub(super) async fn confirm(
     Ok((f.shard_id, new_id))
 }
 
+/// The database and retention policy an upload went to.
+struct Target {
+    db: String,
+    rp: String,
+}
+
+impl Target {
+    /// `db/rp`, as errors name it.
+    fn label(&self) -> String {
+        format!("{}/{}", self.db, self.rp)
+    }
+}
+
+/// The upload of `f` to shard `new_id` of `to` is not installed, because of `detail`.
+fn not_installed(f: &FileRecord, new_id: u64, to: &Target, detail: String) -> ClientError {
+    ClientError::NotInstalled {
+        file: f.file_name.clone(),
+        shard: new_id,
+        target: to.label(),
+        detail,
+    }
+}
+
 /// Without acknowledgements (influxd) the only sign a shard was stored is the server still
 /// answering afterwards and listing it: a server that died mid-restore fails the shard here.
-async fn confirm_alive(
-    ctx: &UploadCtx,
-    f: &FileRecord,
-    new_id: u64,
-    target: &str,
-    db: &str,
-) -> Result<()> {
+async fn confirm_alive(ctx: &UploadCtx, f: &FileRecord, new_id: u64, to: &Target) -> Result<()> {
+    let db = &to.db;
     let unconfirmed = |detail: String| ClientError::UploadUnconfirmed {
         file: f.file_name.clone(),
         shard: new_id,
-        target: target.to_string(),
+        target: to.label(),
         detail,
     };
     let shards = match ctx.client.database_info(db).await {
@@ -80,24 +99,18 @@ async fn confirm_not_empty(
     ctx: &UploadCtx,
     f: &FileRecord,
     new_id: u64,
-    target: &str,
+    to: &Target,
     files: &[(String, u64)],
 ) -> Result<()> {
     if !files.iter().any(|(name, _)| name.ends_with(".tsm")) {
         return Ok(());
     }
-    let (db, rp) = target.split_once('/').unwrap_or((target, ""));
-    if crate::installed::holds_any_tsm(&ctx.client, db, rp, new_id).await? {
+    if crate::installed::holds_any_tsm(&ctx.client, &to.db, &to.rp, new_id).await? {
         return Ok(());
     }
-    Err(ClientError::NotInstalled {
-        file: f.file_name.clone(),
-        shard: new_id,
-        target: target.to_string(),
-        detail: "the server holds none of its TSM files (it kept nothing of the upload; \
-                 its log says why, e.g. \"unexpected EOF\" for a stream cut short)"
-            .into(),
-    })
+    let detail = "the server holds none of its TSM files (it kept nothing of the upload; \
+                  its log says why, e.g. \"unexpected EOF\" for a stream cut short)";
+    Err(not_installed(f, new_id, to, detail.into()))
 }
 
 /// The server process that read the upload may have died while installing it: its files
@@ -106,21 +119,18 @@ async fn confirm_installed(
     ctx: &UploadCtx,
     f: &FileRecord,
     new_id: u64,
-    target: &str,
+    to: &Target,
     files: &[(String, u64)],
 ) -> Result<()> {
-    let (db, rp) = target.split_once('/').unwrap_or((target, ""));
-    let have = crate::installed::installed_tsm(&ctx.client, db, rp, new_id).await?;
+    let have = crate::installed::installed_tsm(&ctx.client, &to.db, &to.rp, new_id).await?;
     match crate::installed::first_missing(files, &have) {
         None => {
             tracing::debug!(file = %f.file_name, shard = new_id, "server restarted; shard files present");
             Ok(())
         }
-        Some(missing) => Err(ClientError::NotInstalled {
-            file: f.file_name.clone(),
-            shard: new_id,
-            target: target.to_string(),
-            detail: format!("the server restarted while it installed the upload ({missing})"),
-        }),
+        Some(missing) => {
+            let detail = format!("the server restarted while it installed the upload ({missing})");
+            Err(not_installed(f, new_id, to, detail))
+        }
     }
 }

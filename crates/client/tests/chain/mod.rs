@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use snapshotd_client::backup::backup;
-use snapshotd_client::restore::restore;
-use snapshotd_client::{ClientError, Hooks, RestoreOptions, Window};
+use snapshotd_client::{ClientError, Hooks, Window};
 use snapshotd_wire::GoTime;
 
-use super::fake::{A1, Fake, Reply, capture, capture_dir};
+use super::fake::{A1, Fake, Reply};
 use super::{
-    TS, client, failed_restore, flip_last_byte, good_backup, opts, restore_target, tar_entries,
+    TS, client, failed_restore, flip_last_byte, good_backup, opts, restore_into_fake, tar_entries,
 };
 
 const TS2: &str = "20261123T022308Z";
@@ -71,16 +70,8 @@ async fn an_incremental_point_uploads_each_shard_once_as_the_union() {
     let (dir, dest) = good_backup().await;
     let want2 = add_increment(&dest).await;
     assert!(dir.path().join(format!("{TS2}.manifest")).is_file());
-    let b1 = capture_dir("B1_restore_portable_full");
-    let fake = restore_target(capture(&b1, "01-", ".s2c.bin")).await;
-    let s = restore(
-        &client(&fake.addr),
-        &dest,
-        &RestoreOptions::default(),
-        &Hooks::default(),
-    )
-    .await
-    .unwrap();
+    let (s, fake) = restore_into_fake(&dest).await;
+    let s = s.unwrap();
     assert_eq!(s.manifest, format!("{TS2}.manifest"));
     assert!(s.checksums_verified);
     assert_eq!(s.stacked.len(), s.restored.len(), "{:?}", s.stacked);

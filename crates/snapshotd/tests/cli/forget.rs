@@ -8,14 +8,7 @@ use crate::support::backup_env::{self as env, file_names};
 use crate::support::serve::serve_loaded;
 
 fn ids(dest: &Path) -> Vec<String> {
-    let v = env::ok_json(&env::run(&["snapshots", "--json", dest.to_str().unwrap()]));
-    v["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["complete"] == true)
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect()
+    env::complete_point_ids(&env::run(&["snapshots", "--json", dest.to_str().unwrap()]))
 }
 
 #[test]

@@ -61,6 +61,17 @@ pub fn ok_json(out: &Output) -> serde_json::Value {
     json(out)
 }
 
+/// The ids of the complete points `snapshots --json` printed in `out` (asserted to succeed).
+pub fn complete_point_ids(out: &Output) -> Vec<String> {
+    ok_json(out)["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["complete"] == true)
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Runs `snapshotd backup --host ADDR FLAGS... DEST` and asserts it succeeded.
 pub fn backup_ok(addr: &str, flags: &[&str], dest: &Path) -> Output {
     let out = bin()

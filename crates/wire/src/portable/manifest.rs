@@ -109,6 +109,14 @@ pub struct SnapshotdInfo {
     pub complete: bool,
 }
 
+impl SnapshotdInfo {
+    /// Whether every archive of its run holds its whole shard: a complete run without a
+    /// time window (`since`, `start`, `end`). A restore or merge starts each shard there.
+    pub fn holds_whole_shards(&self) -> bool {
+        self.complete && self.since.is_none() && self.start.is_none() && self.end.is_none()
+    }
+}
+
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
