@@ -124,6 +124,14 @@ fn restoring_an_incremental_point_keeps_the_full_backups_points() {
             .any(|l| l.starts_with("keep") && l.contains(full_id) && l.contains("base")),
         "{said}"
     );
+    let listed = json_of(&snapshotd(&["snapshots", "--json", d.to_str().unwrap()]));
+    let ids: Vec<&str> = listed["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(ids, [full_id, inc["id"].as_str().unwrap()], "{listed}");
     let out = restore(&b.bind, &["--db", "inc", "--newdb", "inc4"], &d);
     assert!(out.status.success());
     assert_eq!(points_in(&b, "inc4", "m"), 1500);
