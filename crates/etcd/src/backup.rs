@@ -321,12 +321,8 @@ pub(crate) async fn read_base(
         size: b.size,
         sha256: b.sha256.clone(),
     };
-    let plain = b
-        .info
-        .object
-        .trim_end_matches(snapshotd_checkpoint::ENC_SUFFIX);
     let bases = dest.child(BASES);
-    let db = store::get(&bases, key, &stored, plain).await?;
+    let db = store::get(&bases, key, &stored).await?;
     let name = format!("{bases}/{}", b.info.object);
     let info = crate::dbinfo::read(&db, &name)?;
     if info.consistent_index != b.info.index {
