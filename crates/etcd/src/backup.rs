@@ -13,9 +13,7 @@ use chrono::Utc;
 use etcd_client::{Client, ConnectOptions};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use snapshotd_checkpoint::{
-    Checkpoint, CheckpointOptions, Destination, JobConfig, LockOptions, MasterKey, UnitRecord,
-};
+use snapshotd_checkpoint::{Checkpoint, Destination, MasterKey, UnitRecord};
 
 use crate::catalog::{BaseInfo, Catalog};
 use crate::connerr::Tls;
@@ -187,20 +185,13 @@ async fn open_checkpoint(
     opts: &BackupOptions,
     cluster: u64,
 ) -> Result<Checkpoint> {
-    let cp_opts = CheckpointOptions {
-        config: JobConfig::new()
-            .with("job", BASE_JOB)
-            .with("cluster_id", format!("{cluster:x}")),
-        key: opts.key.clone(),
-        flush_interval: Duration::from_secs(3600),
-        max_buffered: usize::MAX,
-        lock: LockOptions {
-            ttl: opts.lock_ttl,
-            hint: "snapshotd etcd backup".into(),
-            ..LockOptions::default()
-        },
-        ..CheckpointOptions::default()
-    };
+    let cp_opts = crate::session::checkpoint_options(
+        BASE_JOB,
+        cluster,
+        opts.key.clone(),
+        opts.lock_ttl,
+        "snapshotd etcd backup".into(),
+    );
     Checkpoint::open(bases, cp_opts)
         .await
         .map_err(Error::cp(format!("open base records at {bases}")))
@@ -321,12 +312,8 @@ pub(crate) async fn read_base(
         size: b.size,
         sha256: b.sha256.clone(),
     };
-    let plain = b
-        .info
-        .object
-        .trim_end_matches(snapshotd_checkpoint::ENC_SUFFIX);
     let bases = dest.child(BASES);
-    let db = store::get(&bases, key, &stored, plain).await?;
+    let db = store::get(&bases, key, &stored).await?;
     let name = format!("{bases}/{}", b.info.object);
     let info = crate::dbinfo::read(&db, &name)?;
     if info.consistent_index != b.info.index {

@@ -56,11 +56,7 @@ pub(crate) async fn write_wal(
             size: c.size,
             sha256: c.sha256.clone(),
         };
-        let plain_name = c
-            .info
-            .object
-            .trim_end_matches(snapshotd_checkpoint::ENC_SUFFIX);
-        let bytes = store::get(dest, opts.key.as_ref(), &stored, plain_name).await?;
+        let bytes = store::get(dest, opts.key.as_ref(), &stored).await?;
         let (obj, first, last) = (c.info.object.clone(), c.info.first, c.info.last);
         let decoded =
             tokio::task::spawn_blocking(move || crate::chunk::decode(&obj, &bytes, first, last))

@@ -18,6 +18,31 @@ use crate::store;
 /// Value of the checkpoint's `job` setting for an etcd archive.
 pub const JOB: &str = "etcd-archive";
 
+/// Options of an etcd checkpoint: its `job` and `cluster_id` settings, the key, and a lease
+/// of `ttl` whose holder is described by `hint`; no size-triggered flush, an hourly timed one.
+pub(crate) fn checkpoint_options(
+    job: &str,
+    cluster: u64,
+    key: Option<snapshotd_checkpoint::MasterKey>,
+    ttl: Duration,
+    hint: String,
+) -> CheckpointOptions {
+    CheckpointOptions {
+        config: JobConfig::new()
+            .with("job", job)
+            .with("cluster_id", format!("{cluster:x}")),
+        key,
+        flush_interval: Duration::from_secs(3600),
+        max_buffered: usize::MAX,
+        lock: LockOptions {
+            ttl,
+            hint,
+            ..LockOptions::default()
+        },
+        ..CheckpointOptions::default()
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PassReport {
@@ -55,20 +80,13 @@ impl Session {
         member: u64,
         cluster: u64,
     ) -> Result<Session> {
-        let cp_opts = CheckpointOptions {
-            config: JobConfig::new()
-                .with("job", JOB)
-                .with("cluster_id", format!("{cluster:x}")),
-            key: opts.key.clone(),
-            flush_interval: Duration::from_secs(3600),
-            max_buffered: usize::MAX,
-            lock: LockOptions {
-                ttl: opts.lock_ttl,
-                hint: format!("snapshotd etcd archive (member {member:x})"),
-                ..LockOptions::default()
-            },
-            ..CheckpointOptions::default()
-        };
+        let cp_opts = checkpoint_options(
+            JOB,
+            cluster,
+            opts.key.clone(),
+            opts.lock_ttl,
+            format!("snapshotd etcd archive (member {member:x})"),
+        );
         let cp = Checkpoint::open(dest, cp_opts)
             .await
             .map_err(Error::cp(format!("open archive {dest}")))?;

@@ -57,14 +57,9 @@ pub async fn put(
     })
 }
 
-/// Reads `object`, checks its size and SHA-256 against the record, and decrypts it
-/// (`plain_name` is the decryption context).
-pub async fn get(
-    dest: &Destination,
-    key: Option<&MasterKey>,
-    rec: &Stored,
-    plain_name: &str,
-) -> Result<Vec<u8>> {
+/// Reads `object`, checks its size and SHA-256 against the record, and decrypts it (its
+/// name without `.enc` is the decryption context).
+pub async fn get(dest: &Destination, key: Option<&MasterKey>, rec: &Stored) -> Result<Vec<u8>> {
     if rec.size > MAX_OBJECT_BYTES {
         return Err(corrupt(
             rec,
@@ -93,13 +88,19 @@ pub async fn get(
         ));
     }
     match key {
-        Some(k) => decrypt_bytes(k, plain_name, &data, MAX_OBJECT_BYTES)
+        Some(k) => decrypt_bytes(k, plain_name(rec), &data, MAX_OBJECT_BYTES)
             .map_err(|e| corrupt(rec, format!("decrypt: {e}"))),
         None if rec.object.ends_with(snapshotd_checkpoint::ENC_SUFFIX) => {
             Err(corrupt(rec, "is encrypted: pass --encrypt-key-file".into()))
         }
         None => Ok(data.to_vec()),
     }
+}
+
+/// The name `rec` was encrypted under: its stored name without `.enc`.
+fn plain_name(rec: &Stored) -> &str {
+    rec.object
+        .trim_end_matches(snapshotd_checkpoint::ENC_SUFFIX)
 }
 
 fn corrupt(rec: &Stored, reason: String) -> Error {

@@ -42,11 +42,7 @@ pub async fn verify(dest: &Destination, key: Option<&MasterKey>) -> Result<Verif
             size: c.size,
             sha256: c.sha256.clone(),
         };
-        let plain = c
-            .info
-            .object
-            .trim_end_matches(snapshotd_checkpoint::ENC_SUFFIX);
-        let checked = match store::get(dest, key, &stored, plain).await {
+        let checked = match store::get(dest, key, &stored).await {
             Ok(bytes) => crate::chunk::decode(&c.info.object, &bytes, c.info.first, c.info.last),
             Err(e) => Err(e),
         };
@@ -73,8 +69,7 @@ pub async fn verify(dest: &Destination, key: Option<&MasterKey>) -> Result<Verif
             size: s.size,
             sha256: s.sha256.clone(),
         };
-        let plain = s.object.trim_end_matches(snapshotd_checkpoint::ENC_SUFFIX);
-        if let Err(e) = store::get(dest, key, &stored, plain).await {
+        if let Err(e) = store::get(dest, key, &stored).await {
             report.problems.push(e.to_string());
         }
         report.snaps += 1;

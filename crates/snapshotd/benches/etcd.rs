@@ -149,11 +149,7 @@ fn restore_from_base(root: &Path, data: &Path, c: u16, tail: u64) {
     let t = Instant::now();
     snapshotd(&["etcd", "restore", "--data-dir"], &[&dir, &dest]);
     let ours = t.elapsed();
-    let t = Instant::now();
-    let (g, rc) = etcd(&dir, &["--force-new-cluster"]);
-    let rev = wait_revision(rc, live_rev);
-    let serve = t.elapsed();
-    drop(g);
+    let (rev, serve) = serve_time(&dir, &["--force-new-cluster"], live_rev);
     println!(
         "snapshotd etcd backup (base): {:.2}s; restore of index {index} from the base + {tail} archived entries: {:.2}s, then etcd start until serving revision {rev}: {:.2}s",
         backup.as_secs_f64(),
@@ -226,34 +222,31 @@ fn wait_revision(port: u16, want: u64) -> u64 {
     }
 }
 
+/// Starts etcd (with `extra` flags) on `dir` and times it until it serves revision `want`;
+/// returns the revision reached and the time, with etcd stopped again.
+fn serve_time(dir: &Path, extra: &[&str], want: u64) -> (u64, Duration) {
+    let t = Instant::now();
+    let (g, port) = etcd(dir, extra);
+    let rev = wait_revision(port, want);
+    let serve = t.elapsed();
+    drop(g);
+    (rev, serve)
+}
+
 fn restore_vs_snapshot(root: &Path, data: &Path, c: u16) {
     let dest = root.join("full");
     let (index, live_rev) = load::status(c).unwrap();
     let t = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
-        .args(["etcd", "archive", "--once", "--data-dir"])
-        .args([data, &dest])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    snapshotd(&["etcd", "archive", "--once", "--data-dir"], &[data, &dest]);
     println!(
         "archive --once of {index} entries: {:.2}s",
         t.elapsed().as_secs_f64()
     );
     let dir = root.join("restored");
     let t = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_snapshotd"))
-        .args(["etcd", "restore", "--data-dir"])
-        .args([&dir, &dest])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    snapshotd(&["etcd", "restore", "--data-dir"], &[&dir, &dest]);
     let ours = t.elapsed();
-    let t = Instant::now();
-    let (g, rc) = etcd(&dir, &["--force-new-cluster"]);
-    let rev = wait_revision(rc, live_rev);
-    let serve = t.elapsed();
-    drop(g);
+    let (rev, serve) = serve_time(&dir, &["--force-new-cluster"], live_rev);
     println!(
         "snapshotd etcd restore of {index} entries: {:.2}s, then etcd replay until serving revision {rev}: {:.2}s",
         ours.as_secs_f64(),
@@ -290,11 +283,7 @@ fn restore_vs_snapshot(root: &Path, data: &Path, c: u16) {
         .unwrap();
     assert!(ok.success());
     let restore = t.elapsed();
-    let t = Instant::now();
-    let (g, sc) = etcd(&sdir, &[]);
-    let srev = wait_revision(sc, live_rev);
-    let serve = t.elapsed();
-    drop(g);
+    let (srev, serve) = serve_time(&sdir, &[], live_rev);
     println!(
         "etcdctl snapshot save: {:.2}s, snapshot restore: {:.2}s, etcd start until serving revision {srev}: {:.2}s",
         save.as_secs_f64(),

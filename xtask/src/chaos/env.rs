@@ -14,6 +14,15 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Opens a process's log at `path` for appending (created when missing), so restarts add
+/// to what the earlier runs wrote.
+pub fn append_log(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 /// A child process killed when dropped.
 #[derive(Debug)]
 pub struct Proc {
@@ -69,10 +78,7 @@ impl Server {
     /// (Re)starts the process on the same ports and data dir.
     pub fn restart(&mut self) -> Result<()> {
         self.proc = None;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let log = append_log(&self.log)?;
         let child = Command::new(&self.bin)
             .arg("serve")
             .arg("--data-dir")
@@ -168,10 +174,7 @@ impl Influxd {
     /// (Re)starts influxd on the same ports and directories.
     pub fn restart(&mut self) -> Result<()> {
         self.proc = None;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("influxd.log"))?;
+        let log = append_log(&self.dir.join("influxd.log"))?;
         let child = Command::new(&self.bin)
             .args(["run", "-config"])
             .arg(self.dir.join("influxd.conf"))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::eio::EioFs;
-use super::env::{Proc, Server, free_port, http, wait_until};
+use super::env::{Proc, Server, append_log, free_port, http, wait_until};
 
 /// The lazily started environments.
 #[derive(Debug, Default)]
@@ -184,10 +184,7 @@ pub fn serve_member(
     log: &Path,
     force: bool,
 ) -> Result<std::process::Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
+    let log = append_log(log)?;
     let (c, p) = (format!("http://{client}"), format!("http://{peer}"));
     let mut cmd = Command::new(bin);
     cmd.args(["--name", name, "--data-dir"])

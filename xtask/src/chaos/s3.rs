@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::env::{Proc, free_port, http, wait_until};
+use super::env::{Proc, append_log, free_port, http, wait_until};
 
 /// The campaign's bucket.
 pub const BUCKET: &str = "chaos";
@@ -47,10 +47,7 @@ impl Moto {
     /// (Re)starts moto on the same port and creates the bucket.
     pub fn restart(&mut self) -> Result<()> {
         self.proc = None;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let log = append_log(&self.log)?;
         let child = Command::new(&self.bin)
             .args(["-H", "127.0.0.1", "-p", &self.addr.port().to_string()])
             .stdout(Stdio::null())

@@ -4,47 +4,13 @@
 //! ships bytes etcd's reader accepts. Run by `cargo xtask interop etcd`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use snapshotd_testutil::ChildGuard;
 use snapshotd_wal::{Snapshot, open_for_read};
 
-fn env_path(k: &str) -> PathBuf {
-    PathBuf::from(
-        std::env::var(k)
-            .unwrap_or_else(|_| panic!("{k} not set (run via cargo xtask interop etcd)")),
-    )
-}
-
-fn etcdctl() -> PathBuf {
-    let etcd = env_path("SNAPSHOTD_ETCD_BIN");
-    let beside = etcd.with_file_name("etcdctl");
-    if beside.is_file() {
-        beside
-    } else {
-        PathBuf::from("etcdctl")
-    }
-}
-
-fn ctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(etcdctl())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoint}"))
-        .arg("--dial-timeout=2s")
-        .args(args)
-        .output()
-        .expect("run etcdctl")
-}
-
-fn snapshotd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snapshotd"))
-        .args(args)
-        .output()
-        .expect("run snapshotd")
-}
+use crate::pitr::cluster::{ctl, env_path, s, snapshotd, spawn_etcd};
 
 fn harness(args: &[&str]) -> Output {
     Command::new(env_path("SNAPSHOTD_ETCD_WAL_GO"))
@@ -58,10 +24,6 @@ fn json(o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
-}
-
 #[test]
 #[ignore = "interop: run via cargo xtask interop etcd"]
 fn live_etcd_wal_dump_locks_and_point_in_time_copy() {
@@ -73,25 +35,14 @@ fn live_etcd_wal_dump_locks_and_point_in_time_copy() {
     );
     let client = format!("http://127.0.0.1:{cp}");
     let peer = format!("http://127.0.0.1:{pp}");
-    let log = std::fs::File::create(tmp.path().join("etcd.log")).unwrap();
-    let child = Command::new(env_path("SNAPSHOTD_ETCD_BIN"))
-        .args(snapshotd_testutil::etcd::member_args(
-            "default",
-            s(&data),
-            &client,
-            &peer,
-        ))
-        .args([
-            "--initial-cluster",
-            &format!("default={peer}"),
-            "--snapshot-count",
-            "50",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start etcd");
-    let mut etcd = ChildGuard(child);
+    let mut args = snapshotd_testutil::etcd::member_args("default", s(&data), &client, &peer);
+    args.extend([
+        "--initial-cluster".to_string(),
+        format!("default={peer}"),
+        "--snapshot-count".to_string(),
+        "50".to_string(),
+    ]);
+    let mut etcd = spawn_etcd(&args, &tmp.path().join("etcd.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ctl(&client, &["put", "ready", "1"]).status.success() {
         assert!(Instant::now() < deadline, "etcd did not come up");

@@ -15,16 +15,6 @@ use cluster::{raft_index, signal, snapshotd, start_archiver, start_cluster};
 use expect::{check_restore, check_restore_at, revision_at, write_ops, writes_by_index};
 use serde_json::Value;
 
-fn s3_url() -> String {
-    let bucket = std::env::var("SNAPSHOTD_S3_BUCKET")
-        .expect("SNAPSHOTD_S3_BUCKET (run via cargo xtask interop s3)");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("s3://{bucket}/etcd/{nanos}-{}", std::process::id())
-}
-
 fn status(url: &str) -> Option<Value> {
     let o = snapshotd(&["etcd", "status", "--json", url]);
     o.status
@@ -52,7 +42,7 @@ fn wait_archived(url: &str, index: u64, within: Duration) -> Value {
 #[ignore = "interop: run via cargo xtask interop s3"]
 fn s3_archive_takeover_and_restore() {
     let tmp = snapshotd_testutil::temp_dir();
-    let url = s3_url();
+    let url = super::s3_url_under("etcd");
     let members = start_cluster(tmp.path(), 1, &["--snapshot-count", "30"]);
     let m = &members[0];
     let mut archivers: Vec<_> = (0..2)

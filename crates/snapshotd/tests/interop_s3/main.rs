@@ -24,13 +24,18 @@ use support::takeover::{self, Dest};
 
 /// A fresh unique `s3://bucket/prefix`.
 fn s3_url() -> String {
+    s3_url_under("cli")
+}
+
+/// A fresh unique `s3://bucket/<area>/prefix`.
+fn s3_url_under(area: &str) -> String {
     let bucket = std::env::var("SNAPSHOTD_S3_BUCKET")
         .expect("SNAPSHOTD_S3_BUCKET (run via cargo xtask interop s3)");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("s3://{bucket}/cli/{nanos}-{}", std::process::id())
+    format!("s3://{bucket}/{area}/{nanos}-{}", std::process::id())
 }
 
 /// `snapshotd` with the S3 endpoint passed the way a user would (AWS_ENDPOINT_URL).

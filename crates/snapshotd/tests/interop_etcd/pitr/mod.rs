@@ -4,7 +4,7 @@
 //! revision. Run by `cargo xtask interop etcd`.
 
 mod base;
-mod cluster;
+pub(crate) mod cluster;
 mod expect;
 mod purge;
 mod tls;
