@@ -297,14 +297,7 @@ fn encrypted_backup_on_s3_restores_with_the_key() {
 
 /// Complete point ids on an `s3://` destination, from `snapshots --json`.
 fn s3_points(url: &str) -> Vec<String> {
-    let v = env::ok_json(&run(&["snapshots", "--json", url]));
-    v["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["complete"] == true)
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect()
+    env::complete_point_ids(&run(&["snapshots", "--json", url]))
 }
 
 #[test]
