@@ -3,7 +3,7 @@
 //! skips them and rewrites only the unfinished ones.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ impl MergeProgress {
         let Some(p) = &self.path else {
             return Ok(HashSet::new());
         };
-        match std::fs::read_to_string(p) {
+        match read_bounded(p) {
             Ok(t) => Ok(t.lines().filter_map(|l| l.trim().parse().ok()).collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
             Err(source) => Err(InfluxApiError::Io {
@@ -79,6 +79,24 @@ fn record(p: &Path, id: u64) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Most bytes a progress file may hold (one short line per shard).
+const MAX_PROGRESS_BYTES: u64 = 64 << 20;
+
+/// The progress file's text, refused past [`MAX_PROGRESS_BYTES`] before it is read whole.
+fn read_bounded(p: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::fs::File::open(p)?
+        .take(MAX_PROGRESS_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_PROGRESS_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "larger than 64 MiB, so not a merge progress file: remove it to merge from the start",
+        ));
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -100,5 +118,17 @@ mod tests {
         let none = MergeProgress::at(None);
         none.recorder()(1).unwrap();
         assert!(none.done().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_oversized_progress_file_is_refused_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.done");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(MAX_PROGRESS_BYTES + 1)
+            .unwrap();
+        let err = MergeProgress::at(Some(p)).done().unwrap_err();
+        assert!(err.to_string().contains("merge progress"), "{err}");
     }
 }
